@@ -1,0 +1,168 @@
+//! Gradient checking: analytic gradients from [`Var::backward`] against central
+//! differences, in `f64`.
+
+use std::fmt;
+
+use backprop_tensor::Tensor;
+
+use crate::var::{no_grad, Var};
+
+/// Settings of a gradient check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradcheckOptions {
+    /// Step of the central difference `(f(x+ε) − f(x−ε)) / 2ε`.
+    pub eps: f64,
+    /// An element passes if its absolute error is at most `atol`...
+    pub atol: f64,
+    /// ...or its relative error `|a − n| / max(|a|, |n|)` is at most `rtol`.
+    pub rtol: f64,
+}
+
+impl Default for GradcheckOptions {
+    /// `eps = 1e-6`, `atol = 1e-8`, `rtol = 1e-6`.
+    fn default() -> Self {
+        GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6 }
+    }
+}
+
+/// The outcome for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputReport {
+    /// Position of the input in the list given to the check.
+    pub index: usize,
+    /// The input's shape.
+    pub shape: Vec<usize>,
+    /// Largest `|analytic − numeric|` over the input's elements.
+    pub max_abs_err: f64,
+    /// Largest `|analytic − numeric| / max(|analytic|, |numeric|)` over elements whose
+    /// gradient is larger than `atol` (smaller ones are judged by absolute error alone).
+    pub max_rel_err: f64,
+    /// Flat index of the worst element (by the pass criterion).
+    pub worst_element: usize,
+    /// Analytic gradient at the worst element.
+    pub analytic: f64,
+    /// Numeric gradient at the worst element.
+    pub numeric: f64,
+    /// Whether every element passed.
+    pub passed: bool,
+}
+
+/// The outcome of [`gradcheck`] / [`gradcheck_vars`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradcheckReport {
+    /// One entry per input, in order.
+    pub inputs: Vec<InputReport>,
+    /// The settings used.
+    pub options: GradcheckOptions,
+}
+
+impl GradcheckReport {
+    /// True if every input passed.
+    pub fn passed(&self) -> bool {
+        self.inputs.iter().all(|i| i.passed)
+    }
+    /// The largest relative error over all inputs.
+    pub fn max_rel_err(&self) -> f64 {
+        self.inputs.iter().map(|i| i.max_rel_err).fold(0.0, f64::max)
+    }
+    /// The largest absolute error over all inputs.
+    pub fn max_abs_err(&self) -> f64 {
+        self.inputs.iter().map(|i| i.max_abs_err).fold(0.0, f64::max)
+    }
+}
+
+impl fmt::Display for GradcheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:>5}  {:<14} {:>12} {:>12}  {:>12} {:>12}  result", "input", "shape", "max abs err", "max rel err", "analytic", "numeric")?;
+        for i in &self.inputs {
+            writeln!(
+                f,
+                "{:>5}  {:<14} {:>12.3e} {:>12.3e}  {:>12.6} {:>12.6}  {}",
+                i.index,
+                format!("{:?}", i.shape),
+                i.max_abs_err,
+                i.max_rel_err,
+                i.analytic,
+                i.numeric,
+                if i.passed { "ok" } else { "FAIL" }
+            )?;
+        }
+        write!(f, "{}", if self.passed() { "gradcheck passed" } else { "gradcheck FAILED" })
+    }
+}
+
+/// Checks the gradients of a scalar function of `inputs`. Each input becomes a
+/// [`Var::parameter`]; `f` receives them in order and returns a one-element `Var`.
+///
+/// ```
+/// use backprop_autograd::{gradcheck, GradcheckOptions};
+/// use backprop_tensor::Tensor;
+/// let x = Tensor::<f64>::from_vec(vec![0.3, -1.2, 2.0], &[3]);
+/// let report = gradcheck(|v| v[0].mul(&v[0]).exp().mean(), &[x], GradcheckOptions::default());
+/// assert!(report.passed(), "{report}");
+/// assert!(report.max_rel_err() < 1e-6);
+/// ```
+///
+/// # Panics
+/// If `f` does not return a one-element variable.
+pub fn gradcheck(f: impl Fn(&[Var<f64>]) -> Var<f64>, inputs: &[Tensor<f64>], options: GradcheckOptions) -> GradcheckReport {
+    let vars: Vec<Var<f64>> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
+    gradcheck_vars(|| f(&vars), &vars, options)
+}
+
+/// Checks the gradients of a scalar function with respect to existing leaf variables
+/// (e.g. a layer's parameters): `f` is re-run with each element of each variable moved
+/// by ±ε, and the variables are restored afterwards.
+///
+/// # Panics
+/// If `f` does not return a one-element variable, or a variable is not a leaf.
+pub fn gradcheck_vars(f: impl Fn() -> Var<f64>, vars: &[Var<f64>], options: GradcheckOptions) -> GradcheckReport {
+    let out = f();
+    let grads = out.backward();
+    let mut inputs = Vec::with_capacity(vars.len());
+    for (index, var) in vars.iter().enumerate() {
+        let original = var.value();
+        let analytic = grads.get(var).cloned().unwrap_or_else(|| original.zeros_like());
+        let mut report = InputReport {
+            index,
+            shape: original.shape().to_vec(),
+            max_abs_err: 0.0,
+            max_rel_err: 0.0,
+            worst_element: 0,
+            analytic: 0.0,
+            numeric: 0.0,
+            passed: true,
+        };
+        let mut worst_score = f64::NEG_INFINITY;
+        for j in 0..original.numel() {
+            let eval = |delta: f64| {
+                let mut t = original.clone();
+                t.data_mut()[j] += delta;
+                var.set_value(t);
+                no_grad(|| f().item())
+            };
+            let numeric = (eval(options.eps) - eval(-options.eps)) / (2.0 * options.eps);
+            let a = analytic.data()[j];
+            let abs = (a - numeric).abs();
+            let scale = a.abs().max(numeric.abs());
+            let rel = if scale > 0.0 { abs / scale } else { 0.0 };
+            let ok = abs <= options.atol || rel <= options.rtol;
+            report.max_abs_err = report.max_abs_err.max(abs);
+            if scale > options.atol {
+                report.max_rel_err = report.max_rel_err.max(rel);
+            }
+            report.passed &= ok;
+            // the worst element: failing ones first, then by relative error
+            let score = if ok { rel.min(abs / options.atol.max(f64::MIN_POSITIVE)) } else { 1e300 + rel };
+            if score > worst_score {
+                worst_score = score;
+                report.worst_element = j;
+                report.analytic = a;
+                report.numeric = numeric;
+            }
+        }
+        var.set_value(original);
+        inputs.push(report);
+    }
+    GradcheckReport { inputs, options }
+}

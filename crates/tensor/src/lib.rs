@@ -1,0 +1,37 @@
+//! # backprop-tensor
+//!
+//! The bottom layer of backprop: n-dimensional row-major tensors of `f32` or `f64`, and the
+//! CPU kernels that work on them. It knows nothing of graphs or training; `backprop-autograd`
+//! builds differentiation on top of it.
+//!
+//! Shape errors are programming errors: the plain form of an op panics with a message that
+//! names the op and both shapes. Every op that can fail on shapes also has a `try_` form that
+//! returns a [`TensorError`] instead.
+//!
+//! ```
+//! use backprop_tensor::{Rng, Tensor};
+//! let mut rng = Rng::seed(0);
+//! let x = Tensor::<f32>::rand_normal(&[4, 3], 0.0, 1.0, &mut rng);
+//! let w = Tensor::<f32>::rand_normal(&[3, 2], 0.0, 1.0, &mut rng);
+//! let p = x.matmul(&w).softmax(-1);
+//! assert_eq!(p.shape(), &[4, 2]);
+//! assert!(p.sum_axis(1, false).data().iter().all(|s| (s - 1.0).abs() < 1e-6));
+//! assert!(x.try_matmul(&x).is_err());
+//! ```
+
+#![warn(missing_docs)]
+
+mod element;
+mod error;
+pub mod ops;
+pub mod profile;
+mod rng;
+pub mod shape;
+mod tensor;
+
+pub use element::Element;
+pub use error::{Result, TensorError};
+pub use ops::matmul::{linear_forward, try_linear_forward};
+pub use ops::softmax::{log_softmax_backward, softmax_backward};
+pub use rng::Rng;
+pub use tensor::Tensor;

@@ -1,0 +1,242 @@
+//! Matrix multiplication through the GEMM crate, 2-D and batched, with transposed operands
+//! read through strides (no copies), plus the fused `linear` kernel and a slow reference.
+//!
+//! Shapes: `matmul a: [*B, m, k], b: [*B, k, n] -> [*B, m, n]`, where either side may be 2-D
+//! and is then shared across the batch; `matmul_nt(a, b) = a·bᵀ` with `b: [*B, n, k]`;
+//! `matmul_tn(a, b) = aᵀ·b` with `a: [*B, k, m]`; `linear_forward x: [*, in], w: [out, in],
+//! b: [out] -> [*, out]`.
+
+use crate::element::Element;
+use crate::error::{or_panic, Result, TensorError};
+use crate::profile;
+use crate::tensor::Tensor;
+
+/// `(rows, cols)` of the last two axes, and the batch dimensions before them.
+fn split_matrix<'a, E: Element>(op: &'static str, t: &'a Tensor<E>, other: &Tensor<E>, lhs: bool) -> Result<(&'a [usize], usize, usize)> {
+    let s = t.shape();
+    if s.len() < 2 {
+        let (l, r) = if lhs { (s, other.shape()) } else { (other.shape(), s) };
+        return Err(TensorError::shapes(op, l, r, "both operands need at least 2 dimensions"));
+    }
+    Ok((&s[..s.len() - 2], s[s.len() - 2], s[s.len() - 1]))
+}
+
+/// The shared implementation: `op(a)·op(b)` where `op` transposes the last two axes when
+/// the flag is set.
+fn matmul_impl<E: Element>(op: &'static str, a: &Tensor<E>, ta: bool, b: &Tensor<E>, tb: bool) -> Result<Tensor<E>> {
+    let (ab, ar, ac) = split_matrix(op, a, b, true)?;
+    let (bb, br, bc) = split_matrix(op, b, a, false)?;
+    let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if tb { (bc, br) } else { (br, bc) };
+    if k != kb {
+        return Err(TensorError::shapes(op, a.shape(), b.shape(), format!("inner dimensions {k} and {kb} differ")));
+    }
+    if !ab.is_empty() && !bb.is_empty() && ab != bb {
+        return Err(TensorError::shapes(op, a.shape(), b.shape(), "batch dimensions differ"));
+    }
+    let batch_dims = if ab.is_empty() { bb } else { ab };
+    let batch: usize = batch_dims.iter().product();
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    let mut out = vec![E::ZERO; batch * m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(Tensor::from_parts(out, out_shape));
+    }
+    // Strides of the logical (possibly transposed) operands, in elements.
+    let (a_rs, a_cs) = if ta { (1, ac as isize) } else { (ac as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, bc as isize) } else { (bc as isize, 1) };
+    // A batched lhs times a shared, untransposed... any rhs: the batch folds into the rows.
+    if !ab.is_empty() && bb.is_empty() && !ta {
+        profile::count_flops(batch * m, n, k);
+        unsafe {
+            E::gemm(
+                batch * m, n, k, out.as_mut_ptr(), 1, n as isize, false,
+                a.data().as_ptr(), a_cs, a_rs, b.data().as_ptr(), b_cs, b_rs, E::ZERO, E::ONE,
+            );
+        }
+        return Ok(Tensor::from_parts(out, out_shape));
+    }
+    let (a_step, b_step) = (if ab.is_empty() { 0 } else { ar * ac }, if bb.is_empty() { 0 } else { br * bc });
+    for i in 0..batch {
+        profile::count_flops(m, n, k);
+        unsafe {
+            E::gemm(
+                m, n, k, out.as_mut_ptr().add(i * m * n), 1, n as isize, false,
+                a.data().as_ptr().add(i * a_step), a_cs, a_rs,
+                b.data().as_ptr().add(i * b_step), b_cs, b_rs, E::ZERO, E::ONE,
+            );
+        }
+    }
+    Ok(Tensor::from_parts(out, out_shape))
+}
+
+impl<E: Element> Tensor<E> {
+    /// Matrix product `a·b`: 2-D, or batched over leading axes (a 2-D side is shared by
+    /// every batch entry).
+    ///
+    /// ```
+    /// use backprop_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    /// let b = Tensor::from_vec(vec![5.0, 6.0, 7.0, 8.0], &[2, 2]);
+    /// assert_eq!(a.matmul(&b).to_vec(), vec![19.0, 22.0, 43.0, 50.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the inner dimensions or the batch dimensions differ; the message names `matmul`
+    /// and both shapes.
+    #[track_caller]
+    pub fn matmul(&self, other: &Tensor<E>) -> Tensor<E> {
+        or_panic(self.try_matmul(other))
+    }
+
+    /// [`Tensor::matmul`] returning an error on mismatched shapes.
+    pub fn try_matmul(&self, other: &Tensor<E>) -> Result<Tensor<E>> {
+        matmul_impl("matmul", self, false, other, false)
+    }
+
+    /// `a·bᵀ` (transposing the last two axes of `b`) without materialising the transpose.
+    ///
+    /// # Panics
+    /// On mismatched shapes.
+    #[track_caller]
+    pub fn matmul_nt(&self, other: &Tensor<E>) -> Tensor<E> {
+        or_panic(matmul_impl("matmul_nt", self, false, other, true))
+    }
+
+    /// `aᵀ·b` (transposing the last two axes of `a`) without materialising the transpose.
+    ///
+    /// # Panics
+    /// On mismatched shapes.
+    #[track_caller]
+    pub fn matmul_tn(&self, other: &Tensor<E>) -> Tensor<E> {
+        or_panic(matmul_impl("matmul_tn", self, true, other, false))
+    }
+
+    /// The slow, obviously correct reference for [`Tensor::matmul`] (2-D only), kept to test
+    /// the fast path against.
+    pub fn matmul_naive(&self, other: &Tensor<E>) -> Tensor<E> {
+        let (m, k) = (self.shape()[0], self.shape()[1]);
+        let (k2, n) = (other.shape()[0], other.shape()[1]);
+        assert_eq!(k, k2, "matmul_naive: shapes {:?} and {:?}", self.shape(), other.shape());
+        let (a, b) = (self.data(), other.data());
+        let mut out = vec![E::ZERO; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = E::ZERO;
+                for p in 0..k {
+                    acc += a[i * k + p] * b[p * n + j];
+                }
+                out[i * n + j] = acc;
+            }
+        }
+        Tensor::from_parts(out, vec![m, n])
+    }
+}
+
+/// The fused affine map `y = x·wᵀ + b` with PyTorch's `(out, in)` weight layout: the bias is
+/// written into the output first and the GEMM accumulates onto it.
+///
+/// # Panics
+/// If `x`'s last axis is not `w`'s second, or the bias length is not `w`'s first axis.
+#[track_caller]
+pub fn linear_forward<E: Element>(x: &Tensor<E>, w: &Tensor<E>, b: Option<&Tensor<E>>) -> Tensor<E> {
+    or_panic(try_linear_forward(x, w, b))
+}
+
+/// [`linear_forward`] returning an error on mismatched shapes.
+pub fn try_linear_forward<E: Element>(x: &Tensor<E>, w: &Tensor<E>, b: Option<&Tensor<E>>) -> Result<Tensor<E>> {
+    if w.rank() != 2 || x.rank() < 1 || x.shape()[x.rank() - 1] != w.shape()[1] {
+        return Err(TensorError::shapes("linear", x.shape(), w.shape(), "the input's last axis must equal the weight's second (in) axis"));
+    }
+    let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+    if let Some(b) = b {
+        if b.shape() != [out_f] {
+            return Err(TensorError::shapes("linear", w.shape(), b.shape(), format!("the bias must have shape [{out_f}]")));
+        }
+    }
+    let rows = x.numel() / in_f.max(1);
+    let mut out = match b {
+        Some(b) => {
+            let mut v = Vec::with_capacity(rows * out_f);
+            for _ in 0..rows {
+                v.extend_from_slice(b.data());
+            }
+            v
+        }
+        None => vec![E::ZERO; rows * out_f],
+    };
+    if rows > 0 && out_f > 0 && in_f > 0 {
+        profile::count_flops(rows, out_f, in_f);
+        unsafe {
+            E::gemm(
+                rows, out_f, in_f, out.as_mut_ptr(), 1, out_f as isize, true,
+                x.data().as_ptr(), 1, in_f as isize, w.data().as_ptr(), in_f as isize, 1, E::ONE, E::ONE,
+            );
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().unwrap() = out_f;
+    Ok(Tensor::from_parts(out, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    #[test]
+    fn gemm_agrees_with_the_naive_reference() {
+        let mut rng = Rng::seed(5);
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 9), (64, 100, 70)] {
+            let a = Tensor::<f64>::rand_normal(&[m, k], 0.0, 1.0, &mut rng);
+            let b = Tensor::<f64>::rand_normal(&[k, n], 0.0, 1.0, &mut rng);
+            assert!(a.matmul(&b).allclose(&a.matmul_naive(&b), 1e-12, 1e-12), "{m}x{k}x{n}");
+            assert!(a.matmul_nt(&b.t()).allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
+            assert!(a.t().matmul_tn(&b).allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
+        }
+    }
+
+    #[test]
+    fn batched_matmul_matches_per_item_products() {
+        let mut rng = Rng::seed(6);
+        let a = Tensor::<f64>::rand_normal(&[3, 4, 5], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[3, 5, 2], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[5, 2], 0.0, 1.0, &mut rng);
+        let c = a.matmul(&b);
+        let cw = a.matmul(&w);
+        assert_eq!(c.shape(), &[3, 4, 2]);
+        for i in 0..3 {
+            let ai = a.narrow(0, i, 1).reshape(&[4, 5]);
+            let bi = b.narrow(0, i, 1).reshape(&[5, 2]);
+            assert!(c.narrow(0, i, 1).reshape(&[4, 2]).allclose(&ai.matmul_naive(&bi), 1e-12, 1e-12));
+            assert!(cw.narrow(0, i, 1).reshape(&[4, 2]).allclose(&ai.matmul_naive(&w), 1e-12, 1e-12));
+        }
+        // a shared lhs against a batched rhs
+        let l = Tensor::<f64>::rand_normal(&[4, 5], 0.0, 1.0, &mut rng);
+        let lb = l.matmul(&b);
+        let b1 = b.narrow(0, 1, 1).reshape(&[5, 2]);
+        assert!(lb.narrow(0, 1, 1).reshape(&[4, 2]).allclose(&l.matmul_naive(&b1), 1e-12, 1e-12));
+        // batched transposed forms
+        let bt = b.transpose(1, 2);
+        assert!(a.matmul_nt(&bt).allclose(&c, 1e-12, 1e-12));
+        assert!(a.transpose(1, 2).matmul_tn(&b).allclose(&c, 1e-12, 1e-12));
+    }
+
+    #[test]
+    fn linear_matches_composition() {
+        let mut rng = Rng::seed(7);
+        let x = Tensor::<f64>::rand_normal(&[6, 4], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[3, 4], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[3], 0.0, 1.0, &mut rng);
+        let y = linear_forward(&x, &w, Some(&b));
+        assert!(y.allclose(&x.matmul_naive(&w.t()).add(&b), 1e-12, 1e-12));
+        assert!(linear_forward(&x, &w, None).allclose(&x.matmul_naive(&w.t()), 1e-12, 1e-12));
+        assert!(try_linear_forward(&x, &w.t(), None).is_err());
+    }
+
+    #[test]
+    fn mismatch_names_op_and_shapes() {
+        let e = Tensor::<f32>::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 5])).unwrap_err().to_string();
+        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 5]") && e.contains("3 and 4"), "{e}");
+    }
+}
