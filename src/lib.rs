@@ -1,1 +1,17 @@
-//! backprop
+#![doc = include_str!("../README.md")]
+//!
+//! ## Crate map
+//!
+//! This crate re-exports the layers of the workspace under short names, so one dependency
+//! gives the whole library:
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`tensor`] | `backprop-tensor` | storage, shapes, CPU kernels |
+//! | [`autograd`] | `backprop-autograd` | `Var`, backward, `no_grad`, gradcheck |
+
+pub use backprop_autograd as autograd;
+pub use backprop_tensor as tensor;
+
+pub use backprop_autograd::{gradcheck, no_grad, Grads, Var};
+pub use backprop_tensor::{Rng, Tensor};

@@ -26,7 +26,9 @@ pub struct Grads<E: Element = f32> {
 impl<E: Element> Grads<E> {
     /// An empty store.
     pub fn new() -> Self {
-        Grads { map: HashMap::new() }
+        Grads {
+            map: HashMap::new(),
+        }
     }
     /// The gradient of `var`, if it received one.
     pub fn get(&self, var: &Var<E>) -> Option<&Tensor<E>> {
@@ -98,7 +100,11 @@ impl<E: Element> Var<E> {
     /// # Panics
     /// If `seed`'s shape differs from the output's, or part of the graph was consumed.
     pub fn backward_with(&self, seed: Tensor<E>) -> Grads<E> {
-        assert_eq!(seed.shape(), self.shape().as_slice(), "backward_with: seed shape differs from the output's");
+        assert_eq!(
+            seed.shape(),
+            self.shape().as_slice(),
+            "backward_with: seed shape differs from the output's"
+        );
         let mut out = Grads::new();
         if !self.requires_grad() {
             return out;
@@ -107,7 +113,9 @@ impl<E: Element> Var<E> {
         let mut pending: HashMap<VarId, Tensor<E>> = HashMap::new();
         pending.insert(self.id(), seed);
         for var in order.iter().rev() {
-            let Some(grad) = pending.remove(&var.id()) else { continue };
+            let Some(grad) = pending.remove(&var.id()) else {
+                continue;
+            };
             if var.is_leaf() {
                 out.map.insert(var.id(), grad);
                 continue;
@@ -128,7 +136,14 @@ impl<E: Element> Var<E> {
             for (p, g) in grad_fn.parents.iter().zip(parent_grads) {
                 if let (true, Some(g)) = (p.requires_grad(), g) {
                     let ps = p.shape();
-                    assert_eq!(g.shape(), ps.as_slice(), "backward of {}: gradient shape {:?} for an input of shape {:?}", grad_fn.op, g.shape(), ps);
+                    assert_eq!(
+                        g.shape(),
+                        ps.as_slice(),
+                        "backward of {}: gradient shape {:?} for an input of shape {:?}",
+                        grad_fn.op,
+                        g.shape(),
+                        ps
+                    );
                     accumulate(&mut pending, p.id(), g);
                 }
             }
@@ -152,7 +167,12 @@ fn topo_order<E: Element>(root: &Var<E>) -> Vec<Var<E>> {
             continue;
         }
         let parents: Vec<Var<E>> = match v.node.grad_fn.lock().unwrap().as_ref() {
-            Some(g) => g.parents.iter().filter(|p| p.requires_grad()).cloned().collect(),
+            Some(g) => g
+                .parents
+                .iter()
+                .filter(|p| p.requires_grad())
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         stack.push((v, true));

@@ -21,7 +21,11 @@ pub struct GradcheckOptions {
 impl Default for GradcheckOptions {
     /// `eps = 1e-6`, `atol = 1e-8`, `rtol = 1e-6`.
     fn default() -> Self {
-        GradcheckOptions { eps: 1e-6, atol: 1e-8, rtol: 1e-6 }
+        GradcheckOptions {
+            eps: 1e-6,
+            atol: 1e-8,
+            rtol: 1e-6,
+        }
     }
 }
 
@@ -63,17 +67,27 @@ impl GradcheckReport {
     }
     /// The largest relative error over all inputs.
     pub fn max_rel_err(&self) -> f64 {
-        self.inputs.iter().map(|i| i.max_rel_err).fold(0.0, f64::max)
+        self.inputs
+            .iter()
+            .map(|i| i.max_rel_err)
+            .fold(0.0, f64::max)
     }
     /// The largest absolute error over all inputs.
     pub fn max_abs_err(&self) -> f64 {
-        self.inputs.iter().map(|i| i.max_abs_err).fold(0.0, f64::max)
+        self.inputs
+            .iter()
+            .map(|i| i.max_abs_err)
+            .fold(0.0, f64::max)
     }
 }
 
 impl fmt::Display for GradcheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:>5}  {:<14} {:>12} {:>12}  {:>12} {:>12}  result", "input", "shape", "max abs err", "max rel err", "analytic", "numeric")?;
+        writeln!(
+            f,
+            "{:>5}  {:<14} {:>12} {:>12}  {:>12} {:>12}  result",
+            "input", "shape", "max abs err", "max rel err", "analytic", "numeric"
+        )?;
         for i in &self.inputs {
             writeln!(
                 f,
@@ -87,7 +101,15 @@ impl fmt::Display for GradcheckReport {
                 if i.passed { "ok" } else { "FAIL" }
             )?;
         }
-        write!(f, "{}", if self.passed() { "gradcheck passed" } else { "gradcheck FAILED" })
+        write!(
+            f,
+            "{}",
+            if self.passed() {
+                "gradcheck passed"
+            } else {
+                "gradcheck FAILED"
+            }
+        )
     }
 }
 
@@ -105,7 +127,11 @@ impl fmt::Display for GradcheckReport {
 ///
 /// # Panics
 /// If `f` does not return a one-element variable.
-pub fn gradcheck(f: impl Fn(&[Var<f64>]) -> Var<f64>, inputs: &[Tensor<f64>], options: GradcheckOptions) -> GradcheckReport {
+pub fn gradcheck(
+    f: impl Fn(&[Var<f64>]) -> Var<f64>,
+    inputs: &[Tensor<f64>],
+    options: GradcheckOptions,
+) -> GradcheckReport {
     let vars: Vec<Var<f64>> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
     gradcheck_vars(|| f(&vars), &vars, options)
 }
@@ -116,13 +142,20 @@ pub fn gradcheck(f: impl Fn(&[Var<f64>]) -> Var<f64>, inputs: &[Tensor<f64>], op
 ///
 /// # Panics
 /// If `f` does not return a one-element variable, or a variable is not a leaf.
-pub fn gradcheck_vars(f: impl Fn() -> Var<f64>, vars: &[Var<f64>], options: GradcheckOptions) -> GradcheckReport {
+pub fn gradcheck_vars(
+    f: impl Fn() -> Var<f64>,
+    vars: &[Var<f64>],
+    options: GradcheckOptions,
+) -> GradcheckReport {
     let out = f();
     let grads = out.backward();
     let mut inputs = Vec::with_capacity(vars.len());
     for (index, var) in vars.iter().enumerate() {
         let original = var.value();
-        let analytic = grads.get(var).cloned().unwrap_or_else(|| original.zeros_like());
+        let analytic = grads
+            .get(var)
+            .cloned()
+            .unwrap_or_else(|| original.zeros_like());
         let mut report = InputReport {
             index,
             shape: original.shape().to_vec(),
@@ -153,7 +186,11 @@ pub fn gradcheck_vars(f: impl Fn() -> Var<f64>, vars: &[Var<f64>], options: Grad
             }
             report.passed &= ok;
             // the worst element: failing ones first, then by relative error
-            let score = if ok { rel.min(abs / options.atol.max(f64::MIN_POSITIVE)) } else { 1e300 + rel };
+            let score = if ok {
+                rel.min(abs / options.atol.max(f64::MIN_POSITIVE))
+            } else {
+                1e300 + rel
+            };
             if score > worst_score {
                 worst_score = score;
                 report.worst_element = j;

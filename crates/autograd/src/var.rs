@@ -19,7 +19,8 @@ fn next_id() -> VarId {
 /// A backward rule: given the gradient of the op's output and which parents need a
 /// gradient, returns one gradient per parent (`None` where none is needed). Consumed when
 /// run, which frees whatever the op saved for backward.
-pub(crate) type BackwardFn<E> = Box<dyn FnOnce(&Tensor<E>, &[bool]) -> Vec<Option<Tensor<E>>> + Send>;
+pub(crate) type BackwardFn<E> =
+    Box<dyn FnOnce(&Tensor<E>, &[bool]) -> Vec<Option<Tensor<E>>> + Send>;
 
 pub(crate) struct GradFn<E: Element> {
     pub(crate) op: &'static str,
@@ -63,14 +64,23 @@ pub struct Var<E: Element = f32> {
 
 impl<E: Element> Clone for Var<E> {
     fn clone(&self) -> Self {
-        Var { node: Arc::clone(&self.node) }
+        Var {
+            node: Arc::clone(&self.node),
+        }
     }
 }
 
 impl<E: Element> std::fmt::Debug for Var<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let op = self.node.grad_fn.lock().unwrap().as_ref().map(|g| g.op);
-        write!(f, "Var(id={}, requires_grad={}, op={:?}, {:?})", self.node.id.0, self.node.requires_grad, op, *self.node.value.read().unwrap())
+        write!(
+            f,
+            "Var(id={}, requires_grad={}, op={:?}, {:?})",
+            self.node.id.0,
+            self.node.requires_grad,
+            op,
+            *self.node.value.read().unwrap()
+        )
     }
 }
 
@@ -117,7 +127,11 @@ impl<E: Element> Var<E> {
                 requires_grad: true,
                 retain_grad: AtomicBool::new(false),
                 value: RwLock::new(value),
-                grad_fn: Mutex::new(Some(GradFn { op, parents, backward: Box::new(backward) })),
+                grad_fn: Mutex::new(Some(GradFn {
+                    op,
+                    parents,
+                    backward: Box::new(backward),
+                })),
                 is_leaf: false,
             }),
         }
@@ -174,9 +188,18 @@ impl<E: Element> Var<E> {
     /// # Panics
     /// If this is not a leaf or the shape changes.
     pub fn set_value(&self, value: Tensor<E>) {
-        assert!(self.node.is_leaf, "set_value: only a leaf variable can be assigned");
+        assert!(
+            self.node.is_leaf,
+            "set_value: only a leaf variable can be assigned"
+        );
         let mut v = self.node.value.write().unwrap();
-        assert_eq!(v.shape(), value.shape(), "set_value: shape {:?} replaced by {:?}", v.shape(), value.shape());
+        assert_eq!(
+            v.shape(),
+            value.shape(),
+            "set_value: shape {:?} replaced by {:?}",
+            v.shape(),
+            value.shape()
+        );
         *v = value;
     }
 
@@ -185,7 +208,10 @@ impl<E: Element> Var<E> {
     /// # Panics
     /// If this is not a leaf.
     pub fn update(&self, f: impl FnOnce(&mut [E])) {
-        assert!(self.node.is_leaf, "update: only a leaf variable can be updated in place");
+        assert!(
+            self.node.is_leaf,
+            "update: only a leaf variable can be updated in place"
+        );
         let mut v = self.node.value.write().unwrap();
         f(v.data_mut());
     }

@@ -7,7 +7,10 @@ use backprop_tensor::Tensor;
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     match p.downcast::<String>() {
         Ok(s) => *s,
-        Err(p) => p.downcast::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+        Err(p) => p
+            .downcast::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -102,13 +105,25 @@ fn detach_stops_gradients_and_retain_grad_reports_deltas() {
 fn kinks_have_their_documented_gradients() {
     let x = Var::parameter(t(&[0.0, -1.0, 2.0], &[3]));
     let g = x.relu().sum().backward();
-    assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.0, 0.0, 1.0], "relu'(0) = 0");
+    assert_eq!(
+        g.get(&x).unwrap().to_vec(),
+        vec![0.0, 0.0, 1.0],
+        "relu'(0) = 0"
+    );
     let x = Var::parameter(t(&[0.0, -1.0, 2.0], &[3]));
     let g = x.abs().sum().backward();
-    assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.0, -1.0, 1.0], "abs'(0) = 0");
+    assert_eq!(
+        g.get(&x).unwrap().to_vec(),
+        vec![0.0, -1.0, 1.0],
+        "abs'(0) = 0"
+    );
     let x = Var::parameter(t(&[0.0, -1.0, 2.0], &[3]));
     let g = x.sign().sum().backward();
-    assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.0, 0.0, 0.0], "sign' = 0");
+    assert_eq!(
+        g.get(&x).unwrap().to_vec(),
+        vec![0.0, 0.0, 0.0],
+        "sign' = 0"
+    );
     // max ties: the gradient is split evenly
     let x = Var::parameter(t(&[2.0, 2.0, 1.0], &[3]));
     let g = x.max().backward();
@@ -120,14 +135,21 @@ fn kinks_have_their_documented_gradients() {
     let a = Var::parameter(t(&[1.0], &[1]));
     let b = Var::parameter(t(&[1.0], &[1]));
     let g = a.maximum(&b).sum().backward();
-    assert_eq!((g.get(&a).unwrap().item(), g.get(&b).unwrap().item()), (0.5, 0.5));
+    assert_eq!(
+        (g.get(&a).unwrap().item(), g.get(&b).unwrap().item()),
+        (0.5, 0.5)
+    );
     let g = a.maximum_scalar(1.0).sum().backward();
     assert_eq!(g.get(&a).unwrap().item(), 0.5);
 }
 
 #[test]
 fn max_tie_split_is_what_a_central_difference_measures() {
-    let r = gradcheck(|v| v[0].max(), &[t(&[2.0, 2.0, 1.0], &[3])], GradcheckOptions::default());
+    let r = gradcheck(
+        |v| v[0].max(),
+        &[t(&[2.0, 2.0, 1.0], &[3])],
+        GradcheckOptions::default(),
+    );
     assert!(r.passed(), "{r}");
 }
 
@@ -136,9 +158,15 @@ fn gradcheck_catches_a_wrong_backward_rule() {
     // square with a deliberately wrong derivative (x instead of 2x)
     let bad_square = |x: &Var<f64>| {
         let v = x.value();
-        Var::from_op("bad_square", v.mul(&v), vec![x.clone()], move |g, _| vec![Some(g.mul(&v))])
+        Var::from_op("bad_square", v.mul(&v), vec![x.clone()], move |g, _| {
+            vec![Some(g.mul(&v))]
+        })
     };
-    let r = gradcheck(|v| bad_square(&v[0]).sum(), &[t(&[1.0, 2.0], &[2])], GradcheckOptions::default());
+    let r = gradcheck(
+        |v| bad_square(&v[0]).sum(),
+        &[t(&[1.0, 2.0], &[2])],
+        GradcheckOptions::default(),
+    );
     assert!(!r.passed());
     assert!((r.inputs[0].max_rel_err - 0.5).abs() < 1e-6, "{r}");
     assert!(r.to_string().contains("FAIL"));
@@ -156,7 +184,10 @@ fn shape_mismatch_panics_name_the_op_and_both_shapes() {
     ] {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let msg = panic_message(r.unwrap_err());
-        assert!(msg.starts_with(op) && msg.contains("[2, 3]") && msg.contains("[4, 5]"), "{op}: {msg}");
+        assert!(
+            msg.starts_with(op) && msg.contains("[2, 3]") && msg.contains("[4, 5]"),
+            "{op}: {msg}"
+        );
     }
 }
 
@@ -167,6 +198,10 @@ fn parameters_can_be_updated_in_place_without_copying_after_backward() {
     let g = w.mul(&w).sum().backward();
     let gw = g.get(&w).unwrap().clone();
     w.update(|d| d.iter_mut().zip(gw.data()).for_each(|(p, g)| *p -= 0.1 * g));
-    assert_eq!(w.with_value(|v| v.data().as_ptr()), before, "the buffer was copied");
+    assert_eq!(
+        w.with_value(|v| v.data().as_ptr()),
+        before,
+        "the buffer was copied"
+    );
     assert!((w.value().data()[0] - 0.8).abs() < 1e-6);
 }

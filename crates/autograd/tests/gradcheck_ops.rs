@@ -30,23 +30,71 @@ fn binary_ops_with_broadcasting() {
     let a = normal(&[3, 4], 1);
     let b = normal(&[4], 2);
     let col = positive(&[3, 1], 3);
-    check("add", |v| drive(&v[0].add(&v[1]).mul(&v[0])), &[a.clone(), b.clone()]);
-    check("sub", |v| drive(&v[0].sub(&v[1]).mul(&v[1])), &[a.clone(), b.clone()]);
-    check("mul", |v| drive(&v[0].mul(&v[1]).mul(&v[0])), &[a.clone(), col.clone()]);
-    check("div", |v| drive(&v[0].div(&v[1]).add(&v[1])), &[a.clone(), col.clone()]);
-    check("div self", |v| drive(&v[0].div(&v[0].add_scalar(3.0))), &[positive(&[5], 4)]);
-    check("maximum", |v| drive(&v[0].maximum(&v[1]).mul(&v[0])), &[a.clone(), b.clone()]);
-    check("minimum", |v| drive(&v[0].minimum(&v[1]).mul(&v[1])), &[a.clone(), b.clone()]);
-    check("operators", |v| drive(&(&(&v[0] * &v[1]) - &(&v[0] / &v[1].add_scalar(4.0)))), &[a.clone(), b.clone()]);
+    check(
+        "add",
+        |v| drive(&v[0].add(&v[1]).mul(&v[0])),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "sub",
+        |v| drive(&v[0].sub(&v[1]).mul(&v[1])),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "mul",
+        |v| drive(&v[0].mul(&v[1]).mul(&v[0])),
+        &[a.clone(), col.clone()],
+    );
+    check(
+        "div",
+        |v| drive(&v[0].div(&v[1]).add(&v[1])),
+        &[a.clone(), col.clone()],
+    );
+    check(
+        "div self",
+        |v| drive(&v[0].div(&v[0].add_scalar(3.0))),
+        &[positive(&[5], 4)],
+    );
+    check(
+        "maximum",
+        |v| drive(&v[0].maximum(&v[1]).mul(&v[0])),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "minimum",
+        |v| drive(&v[0].minimum(&v[1]).mul(&v[1])),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "operators",
+        |v| drive(&(&(&v[0] * &v[1]) - &(&v[0] / &v[1].add_scalar(4.0)))),
+        &[a.clone(), b.clone()],
+    );
 }
 
 #[test]
 fn scalar_forms() {
     let x = normal(&[2, 5], 5);
-    check("add_scalar", |v| drive(&v[0].add_scalar(0.7).mul(&v[0])), &[x.clone()]);
-    check("mul_scalar", |v| drive(&v[0].mul_scalar(-1.3).mul(&v[0])), &[x.clone()]);
-    check("maximum_scalar", |v| drive(&v[0].maximum_scalar(0.2).mul(&v[0])), &[x.clone()]);
-    check("minimum_scalar", |v| drive(&v[0].minimum_scalar(-0.1).mul(&v[0])), &[x.clone()]);
+    check(
+        "add_scalar",
+        |v| drive(&v[0].add_scalar(0.7).mul(&v[0])),
+        &[x.clone()],
+    );
+    check(
+        "mul_scalar",
+        |v| drive(&v[0].mul_scalar(-1.3).mul(&v[0])),
+        &[x.clone()],
+    );
+    check(
+        "maximum_scalar",
+        |v| drive(&v[0].maximum_scalar(0.2).mul(&v[0])),
+        &[x.clone()],
+    );
+    check(
+        "minimum_scalar",
+        |v| drive(&v[0].minimum_scalar(-0.1).mul(&v[0])),
+        &[x.clone()],
+    );
 }
 
 #[test]
@@ -61,9 +109,17 @@ fn unary_functions() {
     check("abs", |v| drive(&v[0].abs().mul(&v[0])), &[x.clone()]);
     check("sign", |v| drive(&v[0].sign().mul(&v[0])), &[x.clone()]);
     check("relu", |v| drive(&v[0].relu().mul(&v[0])), &[x.clone()]);
-    check("sigmoid", |v| drive(&v[0].sigmoid().mul(&v[0])), &[x.clone()]);
+    check(
+        "sigmoid",
+        |v| drive(&v[0].sigmoid().mul(&v[0])),
+        &[x.clone()],
+    );
     check("tanh", |v| drive(&v[0].tanh().mul(&v[0])), &[x.clone()]);
-    check("exp.mean (design guide's driver)", |v| v[0].mul(&v[0]).exp().mean(), &[x.clone()]);
+    check(
+        "exp.mean (design guide's driver)",
+        |v| v[0].mul(&v[0]).exp().mean(),
+        &[x.clone()],
+    );
 }
 
 #[test]
@@ -72,11 +128,31 @@ fn reductions() {
     check("sum", |v| v[0].sum().mul(&v[0].sum()), &[x.clone()]);
     check("mean", |v| v[0].mean().mul(&v[0].sum()), &[x.clone()]);
     for ax in [0isize, 1, -1] {
-        check("sum_axis", |v| drive(&v[0].sum_axis(ax, false).exp()).add(&v[0].mean()), &[x.clone()]);
-        check("sum_axis keepdim", |v| drive(&v[0].sum_axis(ax, true).mul(&v[0])), &[x.clone()]);
-        check("mean_axis", |v| drive(&v[0].mean_axis(ax, true).mul(&v[0])), &[x.clone()]);
-        check("max_axis", |v| drive(&v[0].max_axis(ax, true).mul(&v[0])), &[x.clone()]);
-        check("min_axis", |v| drive(&v[0].min_axis(ax, false)).mul(&v[0].sum()), &[x.clone()]);
+        check(
+            "sum_axis",
+            |v| drive(&v[0].sum_axis(ax, false).exp()).add(&v[0].mean()),
+            &[x.clone()],
+        );
+        check(
+            "sum_axis keepdim",
+            |v| drive(&v[0].sum_axis(ax, true).mul(&v[0])),
+            &[x.clone()],
+        );
+        check(
+            "mean_axis",
+            |v| drive(&v[0].mean_axis(ax, true).mul(&v[0])),
+            &[x.clone()],
+        );
+        check(
+            "max_axis",
+            |v| drive(&v[0].max_axis(ax, true).mul(&v[0])),
+            &[x.clone()],
+        );
+        check(
+            "min_axis",
+            |v| drive(&v[0].min_axis(ax, false)).mul(&v[0].sum()),
+            &[x.clone()],
+        );
     }
     check("max", |v| v[0].max().mul(&v[0].sum()), &[x.clone()]);
     check("min", |v| v[0].min().mul(&v[0].sum()), &[x.clone()]);
@@ -86,13 +162,33 @@ fn reductions() {
 fn matrix_products() {
     let a = normal(&[3, 4], 9);
     let b = normal(&[4, 5], 10);
-    check("matmul", |v| drive(&v[0].matmul(&v[1]).matmul(&v[1].transpose(0, 1))), &[a.clone(), b.clone()]);
-    check("matmul self", |v| drive(&v[0].matmul(&v[0].transpose(0, 1))), &[a.clone()]);
+    check(
+        "matmul",
+        |v| drive(&v[0].matmul(&v[1]).matmul(&v[1].transpose(0, 1))),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "matmul self",
+        |v| drive(&v[0].matmul(&v[0].transpose(0, 1))),
+        &[a.clone()],
+    );
     let ba = normal(&[2, 3, 4], 11);
     let bb = normal(&[2, 4, 2], 12);
-    check("batched matmul", |v| drive(&v[0].matmul(&v[1]).mul(&v[0].sum_axis(2, true))), &[ba.clone(), bb.clone()]);
-    check("batched x shared", |v| drive(&v[0].matmul(&v[1]).add(&v[0].sum_axis(2, true))), &[ba.clone(), b.clone()]);
-    check("shared x batched", |v| drive(&v[0].matmul(&v[1]).add(&v[0].sum_axis(1, true))), &[a.clone(), bb.clone()]);
+    check(
+        "batched matmul",
+        |v| drive(&v[0].matmul(&v[1]).mul(&v[0].sum_axis(2, true))),
+        &[ba.clone(), bb.clone()],
+    );
+    check(
+        "batched x shared",
+        |v| drive(&v[0].matmul(&v[1]).add(&v[0].sum_axis(2, true))),
+        &[ba.clone(), b.clone()],
+    );
+    check(
+        "shared x batched",
+        |v| drive(&v[0].matmul(&v[1]).add(&v[0].sum_axis(1, true))),
+        &[a.clone(), bb.clone()],
+    );
     let w = normal(&[5, 4], 13);
     let bias = normal(&[5], 14);
     check(
@@ -100,33 +196,93 @@ fn matrix_products() {
         |v| drive(&v[0].linear(&v[1], Some(&v[2])).mul(&v[0].sum_axis(1, true))),
         &[a.clone(), w.clone(), bias.clone()],
     );
-    check("linear, 3-D input, no bias", |v| drive(&v[0].linear(&v[1], None).tanh()).add(&v[0].mean()), &[ba.clone(), w.clone()]);
+    check(
+        "linear, 3-D input, no bias",
+        |v| drive(&v[0].linear(&v[1], None).tanh()).add(&v[0].mean()),
+        &[ba.clone(), w.clone()],
+    );
 }
 
 #[test]
 fn movement_and_indexing() {
     let x = normal(&[2, 3, 4], 15);
-    check("reshape", |v| drive(&v[0].reshape(&[6, 4]).mul(&v[0].reshape(&[6, 4]).exp())), &[x.clone()]);
-    check("permute", |v| drive(&v[0].permute(&[2, 0, 1]).mul(&v[0].permute(&[2, 0, 1]))), &[x.clone()]);
-    check("transpose", |v| drive(&v[0].transpose(0, 2).tanh()).mul(&v[0].sum()), &[x.clone()]);
-    check("narrow", |v| drive(&v[0].narrow(1, 1, 2).mul(&v[0].narrow(1, 0, 2))), &[x.clone()]);
-    check("concat", |v| drive(&Var::concat(&[&v[0], &v[0].exp(), &v[1]], 1)), &[x.clone(), normal(&[2, 1, 4], 16)]);
-    check("stack", |v| drive(&Var::stack(&[&v[0], &v[0].tanh()], 1)), &[x.clone()]);
-    check("index_select repeats", |v| drive(&v[0].index_select(1, &[2, 0, 2, 2]).mul(&v[0].index_select(1, &[0, 1, 1, 2]))), &[x.clone()]);
+    check(
+        "reshape",
+        |v| drive(&v[0].reshape(&[6, 4]).mul(&v[0].reshape(&[6, 4]).exp())),
+        &[x.clone()],
+    );
+    check(
+        "permute",
+        |v| drive(&v[0].permute(&[2, 0, 1]).mul(&v[0].permute(&[2, 0, 1]))),
+        &[x.clone()],
+    );
+    check(
+        "transpose",
+        |v| drive(&v[0].transpose(0, 2).tanh()).mul(&v[0].sum()),
+        &[x.clone()],
+    );
+    check(
+        "narrow",
+        |v| drive(&v[0].narrow(1, 1, 2).mul(&v[0].narrow(1, 0, 2))),
+        &[x.clone()],
+    );
+    check(
+        "concat",
+        |v| drive(&Var::concat(&[&v[0], &v[0].exp(), &v[1]], 1)),
+        &[x.clone(), normal(&[2, 1, 4], 16)],
+    );
+    check(
+        "stack",
+        |v| drive(&Var::stack(&[&v[0], &v[0].tanh()], 1)),
+        &[x.clone()],
+    );
+    check(
+        "index_select repeats",
+        |v| {
+            drive(
+                &v[0]
+                    .index_select(1, &[2, 0, 2, 2])
+                    .mul(&v[0].index_select(1, &[0, 1, 1, 2])),
+            )
+        },
+        &[x.clone()],
+    );
     let m = normal(&[4, 3], 17);
-    check("gather", |v| drive(&v[0].gather(1, &[2, 0, 1, 2]).mul(&v[0].gather(1, &[2, 2, 0, 0]))), &[m.clone()]);
+    check(
+        "gather",
+        |v| {
+            drive(
+                &v[0]
+                    .gather(1, &[2, 0, 1, 2])
+                    .mul(&v[0].gather(1, &[2, 2, 0, 0])),
+            )
+        },
+        &[m.clone()],
+    );
 }
 
 #[test]
 fn softmax_family_and_where() {
     let x = normal(&[3, 5], 18);
     for ax in [0isize, 1] {
-        check("softmax", |v| drive(&v[0].softmax(ax).mul(&v[0])), &[x.clone()]);
-        check("log_softmax", |v| drive(&v[0].log_softmax(ax).mul(&v[0])), &[x.clone()]);
+        check(
+            "softmax",
+            |v| drive(&v[0].softmax(ax).mul(&v[0])),
+            &[x.clone()],
+        );
+        check(
+            "log_softmax",
+            |v| drive(&v[0].log_softmax(ax).mul(&v[0])),
+            &[x.clone()],
+        );
     }
     let cond = normal(&[3, 5], 19).gt_scalar(0.0);
     let b = normal(&[5], 20);
-    check("where", |v| drive(&Var::where_(&cond, &v[0], &v[1]).mul(&v[0])), &[x.clone(), b.clone()]);
+    check(
+        "where",
+        |v| drive(&Var::where_(&cond, &v[0], &v[1]).mul(&v[0])),
+        &[x.clone(), b.clone()],
+    );
 }
 
 #[test]
@@ -134,7 +290,12 @@ fn a_whole_mlp_loss_and_every_parameter() {
     // 5-4-3 MLP with tanh and softmax cross-entropy on 6 samples.
     let x = normal(&[6, 5], 21);
     let labels = [0usize, 2, 1, 1, 0, 2];
-    let params = [normal(&[4, 5], 22), normal(&[4], 23), normal(&[3, 4], 24), normal(&[3], 25)];
+    let params = [
+        normal(&[4, 5], 22),
+        normal(&[4], 23),
+        normal(&[3, 4], 24),
+        normal(&[3], 25),
+    ];
     check(
         "mlp",
         |v| {

@@ -28,18 +28,36 @@ pub enum TensorError {
 }
 
 impl TensorError {
-    pub(crate) fn shapes(op: &'static str, lhs: &[usize], rhs: &[usize], reason: impl Into<String>) -> Self {
-        TensorError::ShapeMismatch { op, lhs: lhs.to_vec(), rhs: rhs.to_vec(), reason: reason.into() }
+    pub(crate) fn shapes(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        reason: impl Into<String>,
+    ) -> Self {
+        TensorError::ShapeMismatch {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+            reason: reason.into(),
+        }
     }
     pub(crate) fn invalid(op: &'static str, reason: impl Into<String>) -> Self {
-        TensorError::Invalid { op, reason: reason.into() }
+        TensorError::Invalid {
+            op,
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for TensorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TensorError::ShapeMismatch { op, lhs, rhs, reason } => {
+            TensorError::ShapeMismatch {
+                op,
+                lhs,
+                rhs,
+                reason,
+            } => {
                 write!(f, "{op}: shapes {lhs:?} and {rhs:?} do not fit: {reason}")
             }
             TensorError::Invalid { op, reason } => write!(f, "{op}: {reason}"),

@@ -27,8 +27,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -51,7 +59,13 @@ pub(crate) fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
     let st = strides(from);
     let off = to.len() - from.len();
     (0..to.len())
-        .map(|i| if i < off || from[i - off] == 1 { 0 } else { st[i - off] })
+        .map(|i| {
+            if i < off || from[i - off] == 1 {
+                0
+            } else {
+                st[i - off]
+            }
+        })
         .collect()
 }
 
@@ -60,7 +74,10 @@ pub(crate) fn norm_axis(op: &'static str, axis: isize, rank: usize) -> Result<us
     let r = rank as isize;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r {
-        Err(TensorError::invalid(op, format!("axis {axis} is out of range for a tensor of rank {rank}")))
+        Err(TensorError::invalid(
+            op,
+            format!("axis {axis} is out of range for a tensor of rank {rank}"),
+        ))
     } else {
         Ok(a as usize)
     }
@@ -73,10 +90,18 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         assert_eq!(broadcast_shapes("t", &[2, 3], &[3]).unwrap(), vec![2, 3]);
-        assert_eq!(broadcast_shapes("t", &[4, 1, 3], &[2, 1]).unwrap(), vec![4, 2, 3]);
+        assert_eq!(
+            broadcast_shapes("t", &[4, 1, 3], &[2, 1]).unwrap(),
+            vec![4, 2, 3]
+        );
         assert_eq!(broadcast_shapes("t", &[], &[5]).unwrap(), vec![5]);
-        let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err().to_string();
-        assert!(e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
+        let e = broadcast_shapes("add", &[2, 3], &[4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,20 +46,34 @@ impl<E: Element> Tensor<E> {
         if data.len() != numel(shape) {
             return Err(TensorError::invalid(
                 "from_vec",
-                format!("{} values cannot fill shape {:?} ({} elements)", data.len(), shape, numel(shape)),
+                format!(
+                    "{} values cannot fill shape {:?} ({} elements)",
+                    data.len(),
+                    shape,
+                    numel(shape)
+                ),
             ));
         }
-        Ok(Tensor { data: Arc::new(data), shape: shape.to_vec() })
+        Ok(Tensor {
+            data: Arc::new(data),
+            shape: shape.to_vec(),
+        })
     }
 
     /// A rank-0 tensor holding one value.
     pub fn scalar(x: E) -> Self {
-        Tensor { data: Arc::new(vec![x]), shape: vec![] }
+        Tensor {
+            data: Arc::new(vec![x]),
+            shape: vec![],
+        }
     }
 
     /// All elements equal to `value`.
     pub fn full(shape: &[usize], value: E) -> Self {
-        Tensor { data: Arc::new(vec![value; numel(shape)]), shape: shape.to_vec() }
+        Tensor {
+            data: Arc::new(vec![value; numel(shape)]),
+            shape: shape.to_vec(),
+        }
     }
 
     /// All zeros.
@@ -88,22 +102,38 @@ impl<E: Element> Tensor<E> {
     /// ```
     pub fn arange(start: E, end: E, step: E) -> Self {
         let (s, e, st) = (start.to_f64(), end.to_f64(), step.to_f64());
-        assert!(st != 0.0 && (e - s) * st >= 0.0, "arange: step {st} cannot go from {s} to {e}");
+        assert!(
+            st != 0.0 && (e - s) * st >= 0.0,
+            "arange: step {st} cannot go from {s} to {e}"
+        );
         let n = ((e - s) / st).ceil().max(0.0) as usize;
         let data: Vec<E> = (0..n).map(|i| E::from_f64(s + st * i as f64)).collect();
-        Tensor { shape: vec![n], data: Arc::new(data) }
+        Tensor {
+            shape: vec![n],
+            data: Arc::new(data),
+        }
     }
 
     /// Seeded samples from the uniform distribution on `[lo, hi)`.
     pub fn rand_uniform(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Self {
-        let data = (0..numel(shape)).map(|_| E::from_f64(rng.uniform_range(lo, hi))).collect();
-        Tensor { data: Arc::new(data), shape: shape.to_vec() }
+        let data = (0..numel(shape))
+            .map(|_| E::from_f64(rng.uniform_range(lo, hi)))
+            .collect();
+        Tensor {
+            data: Arc::new(data),
+            shape: shape.to_vec(),
+        }
     }
 
     /// Seeded samples from the normal distribution N(mean, std²).
     pub fn rand_normal(shape: &[usize], mean: f64, std: f64, rng: &mut Rng) -> Self {
-        let data = (0..numel(shape)).map(|_| E::from_f64(mean + std * rng.normal())).collect();
-        Tensor { data: Arc::new(data), shape: shape.to_vec() }
+        let data = (0..numel(shape))
+            .map(|_| E::from_f64(mean + std * rng.normal()))
+            .collect();
+        Tensor {
+            data: Arc::new(data),
+            shape: shape.to_vec(),
+        }
     }
 
     /// The shape.
@@ -150,7 +180,12 @@ impl<E: Element> Tensor<E> {
     /// # Panics
     /// If the tensor has more than one element.
     pub fn item(&self) -> E {
-        assert!(self.numel() == 1, "item: tensor of shape {:?} has {} elements, not 1", self.shape, self.numel());
+        assert!(
+            self.numel() == 1,
+            "item: tensor of shape {:?} has {} elements, not 1",
+            self.shape,
+            self.numel()
+        );
         self.data[0]
     }
 
@@ -159,11 +194,20 @@ impl<E: Element> Tensor<E> {
     /// # Panics
     /// If the index has the wrong rank or is out of bounds.
     pub fn get(&self, index: &[usize]) -> E {
-        assert_eq!(index.len(), self.rank(), "get: index {index:?} for shape {:?}", self.shape);
+        assert_eq!(
+            index.len(),
+            self.rank(),
+            "get: index {index:?} for shape {:?}",
+            self.shape
+        );
         let st = strides(&self.shape);
         let mut off = 0;
         for (i, (&ix, &d)) in index.iter().zip(&self.shape).enumerate() {
-            assert!(ix < d, "get: index {index:?} out of bounds for shape {:?}", self.shape);
+            assert!(
+                ix < d,
+                "get: index {index:?} out of bounds for shape {:?}",
+                self.shape
+            );
             off += ix * st[i];
         }
         self.data[off]
@@ -176,12 +220,18 @@ impl<E: Element> Tensor<E> {
 
     /// Applies `f` to every element.
     pub fn map(&self, f: impl Fn(E) -> E) -> Self {
-        Tensor { data: Arc::new(self.data.iter().map(|&x| f(x)).collect()), shape: self.shape.clone() }
+        Tensor {
+            data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
+            shape: self.shape.clone(),
+        }
     }
 
     /// Converts to another element type.
     pub fn cast<F: Element>(&self) -> Tensor<F> {
-        Tensor { data: Arc::new(self.data.iter().map(|&x| F::from_f64(x.to_f64())).collect()), shape: self.shape.clone() }
+        Tensor {
+            data: Arc::new(self.data.iter().map(|&x| F::from_f64(x.to_f64())).collect()),
+            shape: self.shape.clone(),
+        }
     }
 
     /// True if no element is NaN or infinite.
@@ -203,14 +253,20 @@ impl<E: Element> Tensor<E> {
     #[inline]
     pub(crate) fn from_parts(data: Vec<E>, shape: Vec<usize>) -> Self {
         debug_assert_eq!(data.len(), numel(&shape));
-        Tensor { data: Arc::new(data), shape }
+        Tensor {
+            data: Arc::new(data),
+            shape,
+        }
     }
 
     /// Same buffer, new shape (crate-internal; callers check the element count).
     #[inline]
     pub(crate) fn with_shape(&self, shape: Vec<usize>) -> Self {
         debug_assert_eq!(self.data.len(), numel(&shape));
-        Tensor { data: Arc::clone(&self.data), shape }
+        Tensor {
+            data: Arc::clone(&self.data),
+            shape,
+        }
     }
 }
 
@@ -275,8 +331,13 @@ mod tests {
         assert_eq!(Tensor::<f32>::ones(&[3]).to_vec(), vec![1.0; 3]);
         assert_eq!(Tensor::<f32>::full(&[2], 7.0).to_vec(), vec![7.0, 7.0]);
         assert_eq!(Tensor::<f32>::scalar(2.5).item(), 2.5);
-        assert_eq!(Tensor::<f64>::arange(5.0, 0.0, -2.0).to_vec(), vec![5.0, 3.0, 1.0]);
-        let e = Tensor::<f32>::try_from_vec(vec![1.0; 5], &[2, 3]).unwrap_err().to_string();
+        assert_eq!(
+            Tensor::<f64>::arange(5.0, 0.0, -2.0).to_vec(),
+            vec![5.0, 3.0, 1.0]
+        );
+        let e = Tensor::<f32>::try_from_vec(vec![1.0; 5], &[2, 3])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("5 values") && e.contains("[2, 3]"), "{e}");
     }
 

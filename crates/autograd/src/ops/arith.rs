@@ -25,9 +25,17 @@ impl<E: Element> Var<E> {
         let (a, b) = (self.value(), other.value());
         let y = a.add(&b);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-        Var::from_op("add", y, vec![self.clone(), other.clone()], move |g, needs| {
-            vec![needs[0].then(|| reduce_to(g.clone(), &sa)), needs[1].then(|| reduce_to(g.clone(), &sb))]
-        })
+        Var::from_op(
+            "add",
+            y,
+            vec![self.clone(), other.clone()],
+            move |g, needs| {
+                vec![
+                    needs[0].then(|| reduce_to(g.clone(), &sa)),
+                    needs[1].then(|| reduce_to(g.clone(), &sb)),
+                ]
+            },
+        )
     }
 
     /// `a − b` with broadcasting.
@@ -39,9 +47,17 @@ impl<E: Element> Var<E> {
         let (a, b) = (self.value(), other.value());
         let y = a.sub(&b);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-        Var::from_op("sub", y, vec![self.clone(), other.clone()], move |g, needs| {
-            vec![needs[0].then(|| reduce_to(g.clone(), &sa)), needs[1].then(|| reduce_to(g.neg(), &sb))]
-        })
+        Var::from_op(
+            "sub",
+            y,
+            vec![self.clone(), other.clone()],
+            move |g, needs| {
+                vec![
+                    needs[0].then(|| reduce_to(g.clone(), &sa)),
+                    needs[1].then(|| reduce_to(g.neg(), &sb)),
+                ]
+            },
+        )
     }
 
     /// `a · b` elementwise with broadcasting.
@@ -52,12 +68,17 @@ impl<E: Element> Var<E> {
     pub fn mul(&self, other: &Var<E>) -> Var<E> {
         let (a, b) = (self.value(), other.value());
         let y = a.mul(&b);
-        Var::from_op("mul", y, vec![self.clone(), other.clone()], move |g, needs| {
-            vec![
-                needs[0].then(|| g.mul(&b).sum_to(a.shape())),
-                needs[1].then(|| g.mul(&a).sum_to(b.shape())),
-            ]
-        })
+        Var::from_op(
+            "mul",
+            y,
+            vec![self.clone(), other.clone()],
+            move |g, needs| {
+                vec![
+                    needs[0].then(|| g.mul(&b).sum_to(a.shape())),
+                    needs[1].then(|| g.mul(&a).sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// `a / b` elementwise with broadcasting.
@@ -68,13 +89,18 @@ impl<E: Element> Var<E> {
     pub fn div(&self, other: &Var<E>) -> Var<E> {
         let (a, b) = (self.value(), other.value());
         let y = a.div(&b);
-        Var::from_op("div", y.clone(), vec![self.clone(), other.clone()], move |g, needs| {
-            vec![
-                needs[0].then(|| g.div(&b).sum_to(a.shape())),
-                // d(a/b)/db = −a/b² = −y/b
-                needs[1].then(|| g.mul(&y).div(&b).neg().sum_to(b.shape())),
-            ]
-        })
+        Var::from_op(
+            "div",
+            y.clone(),
+            vec![self.clone(), other.clone()],
+            move |g, needs| {
+                vec![
+                    needs[0].then(|| g.div(&b).sum_to(a.shape())),
+                    // d(a/b)/db = −a/b² = −y/b
+                    needs[1].then(|| g.mul(&y).div(&b).neg().sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// Elementwise maximum with broadcasting; at ties each input gets half the gradient.
@@ -112,28 +138,58 @@ impl<E: Element> Var<E> {
 
     /// `x + c` for a constant `c`.
     pub fn add_scalar(&self, c: E) -> Var<E> {
-        Var::from_op("add_scalar", self.value().add_scalar(c), vec![self.clone()], |g, _| vec![Some(g.clone())])
+        Var::from_op(
+            "add_scalar",
+            self.value().add_scalar(c),
+            vec![self.clone()],
+            |g, _| vec![Some(g.clone())],
+        )
     }
 
     /// `x · c` for a constant `c`.
     pub fn mul_scalar(&self, c: E) -> Var<E> {
-        Var::from_op("mul_scalar", self.value().mul_scalar(c), vec![self.clone()], move |g, _| vec![Some(g.mul_scalar(c))])
+        Var::from_op(
+            "mul_scalar",
+            self.value().mul_scalar(c),
+            vec![self.clone()],
+            move |g, _| vec![Some(g.mul_scalar(c))],
+        )
     }
 
     /// `max(x, c)`: the gradient passes where `x > c`, half of it where `x = c`.
     pub fn maximum_scalar(&self, c: E) -> Var<E> {
         let x = self.value();
-        Var::from_op("maximum_scalar", x.maximum_scalar(c), vec![self.clone()], move |g, _| {
-            vec![Some(g.mul(&x.gt_scalar(c).add(&x.eq_scalar(c).mul_scalar(E::from_f64(0.5)))))]
-        })
+        Var::from_op(
+            "maximum_scalar",
+            x.maximum_scalar(c),
+            vec![self.clone()],
+            move |g, _| {
+                vec![Some(
+                    g.mul(
+                        &x.gt_scalar(c)
+                            .add(&x.eq_scalar(c).mul_scalar(E::from_f64(0.5))),
+                    ),
+                )]
+            },
+        )
     }
 
     /// `min(x, c)`: the gradient passes where `x < c`, half of it where `x = c`.
     pub fn minimum_scalar(&self, c: E) -> Var<E> {
         let x = self.value();
-        Var::from_op("minimum_scalar", x.minimum_scalar(c), vec![self.clone()], move |g, _| {
-            vec![Some(g.mul(&x.lt_scalar(c).add(&x.eq_scalar(c).mul_scalar(E::from_f64(0.5)))))]
-        })
+        Var::from_op(
+            "minimum_scalar",
+            x.minimum_scalar(c),
+            vec![self.clone()],
+            move |g, _| {
+                vec![Some(
+                    g.mul(
+                        &x.lt_scalar(c)
+                            .add(&x.eq_scalar(c).mul_scalar(E::from_f64(0.5))),
+                    ),
+                )]
+            },
+        )
     }
 
     /// `a` where `cond ≠ 0`, else `b`; all three broadcast. `cond` is a constant mask

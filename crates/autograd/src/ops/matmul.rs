@@ -24,22 +24,38 @@ impl<E: Element> Var<E> {
     pub fn matmul(&self, other: &Var<E>) -> Var<E> {
         let (a, b) = (self.value(), other.value());
         let y = a.matmul(&b);
-        Var::from_op("matmul", y, vec![self.clone(), other.clone()], move |g, needs| {
-            let da = needs[0].then(|| {
-                let d = g.matmul_nt(&b);
-                if d.shape() == a.shape() { d } else { rows(&d).reshape(&[d.numel() / a.numel(), a.shape()[0], a.shape()[1]]).sum_axis(0, false) }
-            });
-            let db = needs[1].then(|| {
-                if b.rank() == 2 && a.rank() > 2 {
-                    // shared rhs: fold the batch into the rows, one GEMM
-                    rows(&a).matmul_tn(&rows(g))
-                } else {
-                    let d = a.matmul_tn(g);
-                    if d.shape() == b.shape() { d } else { d.reshape(&[d.numel() / b.numel(), b.shape()[0], b.shape()[1]]).sum_axis(0, false) }
-                }
-            });
-            vec![da, db]
-        })
+        Var::from_op(
+            "matmul",
+            y,
+            vec![self.clone(), other.clone()],
+            move |g, needs| {
+                let da = needs[0].then(|| {
+                    let d = g.matmul_nt(&b);
+                    if d.shape() == a.shape() {
+                        d
+                    } else {
+                        rows(&d)
+                            .reshape(&[d.numel() / a.numel(), a.shape()[0], a.shape()[1]])
+                            .sum_axis(0, false)
+                    }
+                });
+                let db = needs[1].then(|| {
+                    if b.rank() == 2 && a.rank() > 2 {
+                        // shared rhs: fold the batch into the rows, one GEMM
+                        rows(&a).matmul_tn(&rows(g))
+                    } else {
+                        let d = a.matmul_tn(g);
+                        if d.shape() == b.shape() {
+                            d
+                        } else {
+                            d.reshape(&[d.numel() / b.numel(), b.shape()[0], b.shape()[1]])
+                                .sum_axis(0, false)
+                        }
+                    }
+                });
+                vec![da, db]
+            },
+        )
     }
 
     /// The affine map `x·wᵀ + b` with PyTorch's `(out, in)` weight layout, fused into one

@@ -18,7 +18,12 @@ impl<E: Element> Var<E> {
     pub fn reshape(&self, shape: &[usize]) -> Var<E> {
         let x = self.value();
         let old = x.shape().to_vec();
-        Var::from_op("reshape", x.reshape(shape), vec![self.clone()], move |g, _| vec![Some(g.reshape(&old))])
+        Var::from_op(
+            "reshape",
+            x.reshape(shape),
+            vec![self.clone()],
+            move |g, _| vec![Some(g.reshape(&old))],
+        )
     }
 
     /// Reorders axes: output axis `i` is input axis `perm[i]`.
@@ -32,7 +37,9 @@ impl<E: Element> Var<E> {
         for (i, &p) in perm.iter().enumerate() {
             inv[p] = i;
         }
-        Var::from_op("permute", y, vec![self.clone()], move |g, _| vec![Some(g.permute(&inv))])
+        Var::from_op("permute", y, vec![self.clone()], move |g, _| {
+            vec![Some(g.permute(&inv))]
+        })
     }
 
     /// Swaps two axes.
@@ -42,7 +49,10 @@ impl<E: Element> Var<E> {
     #[track_caller]
     pub fn transpose(&self, a: isize, b: isize) -> Var<E> {
         let r = self.with_value(|v| v.rank()) as isize;
-        let (a, b) = ((if a < 0 { a + r } else { a }) as usize, (if b < 0 { b + r } else { b }) as usize);
+        let (a, b) = (
+            (if a < 0 { a + r } else { a }) as usize,
+            (if b < 0 { b + r } else { b }) as usize,
+        );
         let mut perm: Vec<usize> = (0..r as usize).collect();
         perm.swap(a, b);
         self.permute(&perm)
@@ -57,7 +67,11 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let y = x.narrow(axis, start, len);
         let shape = x.shape().to_vec();
-        let ax = if axis < 0 { (axis + shape.len() as isize) as usize } else { axis as usize };
+        let ax = if axis < 0 {
+            (axis + shape.len() as isize) as usize
+        } else {
+            axis as usize
+        };
         Var::from_op("narrow", y, vec![self.clone()], move |g, _| {
             let mut parts = Vec::new();
             let mut before = shape.clone();
@@ -85,20 +99,29 @@ impl<E: Element> Var<E> {
         let vals: Vec<Tensor<E>> = vars.iter().map(|v| v.value()).collect();
         let refs: Vec<&Tensor<E>> = vals.iter().collect();
         let y = Tensor::concat(&refs, axis);
-        let ax = if axis < 0 { (axis + y.rank() as isize) as usize } else { axis as usize };
+        let ax = if axis < 0 {
+            (axis + y.rank() as isize) as usize
+        } else {
+            axis as usize
+        };
         let sizes: Vec<usize> = vals.iter().map(|v| v.shape()[ax]).collect();
-        Var::from_op("concat", y, vars.iter().map(|v| (*v).clone()).collect(), move |g, needs| {
-            let mut start = 0;
-            sizes
-                .iter()
-                .zip(needs)
-                .map(|(&n, &need)| {
-                    let part = need.then(|| g.narrow(ax as isize, start, n));
-                    start += n;
-                    part
-                })
-                .collect()
-        })
+        Var::from_op(
+            "concat",
+            y,
+            vars.iter().map(|v| (*v).clone()).collect(),
+            move |g, needs| {
+                let mut start = 0;
+                sizes
+                    .iter()
+                    .zip(needs)
+                    .map(|(&n, &need)| {
+                        let part = need.then(|| g.narrow(ax as isize, start, n));
+                        start += n;
+                        part
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Joins equally shaped variables along a new axis.
@@ -113,7 +136,13 @@ impl<E: Element> Var<E> {
         let expanded: Vec<Var<E>> = vars
             .iter()
             .map(|v| {
-                assert_eq!(v.shape(), first, "stack: shapes {:?} and {:?} differ", first, v.shape());
+                assert_eq!(
+                    v.shape(),
+                    first,
+                    "stack: shapes {:?} and {:?} differ",
+                    first,
+                    v.shape()
+                );
                 v.reshape(&shape)
             })
             .collect();
@@ -130,7 +159,9 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let y = x.index_select(axis, indices);
         let (shape, idx) = (x.shape().to_vec(), indices.to_vec());
-        Var::from_op("index_select", y, vec![self.clone()], move |g, _| vec![Some(g.index_add_into(&shape, axis, &idx))])
+        Var::from_op("index_select", y, vec![self.clone()], move |g, _| {
+            vec![Some(g.index_add_into(&shape, axis, &idx))]
+        })
     }
 
     /// One entry of `axis` per position of the other axes (see `Tensor::gather`): for
@@ -143,6 +174,8 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let y = x.gather(axis, indices);
         let (shape, idx) = (x.shape().to_vec(), indices.to_vec());
-        Var::from_op("gather", y, vec![self.clone()], move |g, _| vec![Some(g.scatter_add_into(&shape, axis, &idx))])
+        Var::from_op("gather", y, vec![self.clone()], move |g, _| {
+            vec![Some(g.scatter_add_into(&shape, axis, &idx))]
+        })
     }
 }

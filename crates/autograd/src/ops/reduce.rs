@@ -16,7 +16,10 @@ fn unsqueezed(shape: &[usize], axis: usize) -> Vec<usize> {
 
 fn norm(axis: isize, rank: usize) -> usize {
     let a = if axis < 0 { axis + rank as isize } else { axis };
-    assert!(a >= 0 && (a as usize) < rank, "axis {axis} is out of range for rank {rank}");
+    assert!(
+        a >= 0 && (a as usize) < rank,
+        "axis {axis} is out of range for rank {rank}"
+    );
     a as usize
 }
 
@@ -25,7 +28,9 @@ impl<E: Element> Var<E> {
     pub fn sum(&self) -> Var<E> {
         let x = self.value();
         let shape = x.shape().to_vec();
-        Var::from_op("sum", x.sum_all(), vec![self.clone()], move |g, _| vec![Some(Tensor::full(&shape, g.item()))])
+        Var::from_op("sum", x.sum_all(), vec![self.clone()], move |g, _| {
+            vec![Some(Tensor::full(&shape, g.item()))]
+        })
     }
 
     /// Mean of all elements (a rank-0 result).
@@ -33,7 +38,9 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let shape = x.shape().to_vec();
         let n = E::from_usize(x.numel());
-        Var::from_op("mean", x.mean_all(), vec![self.clone()], move |g, _| vec![Some(Tensor::full(&shape, g.item() / n))])
+        Var::from_op("mean", x.mean_all(), vec![self.clone()], move |g, _| {
+            vec![Some(Tensor::full(&shape, g.item() / n))]
+        })
     }
 
     /// Sum over one axis.
@@ -45,9 +52,16 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let ax = norm(axis, x.rank());
         let shape = x.shape().to_vec();
-        Var::from_op("sum_axis", x.sum_axis(axis, keepdim), vec![self.clone()], move |g, _| {
-            vec![Some(g.reshape(&unsqueezed(&shape, ax)).broadcast_to(&shape))]
-        })
+        Var::from_op(
+            "sum_axis",
+            x.sum_axis(axis, keepdim),
+            vec![self.clone()],
+            move |g, _| {
+                vec![Some(
+                    g.reshape(&unsqueezed(&shape, ax)).broadcast_to(&shape),
+                )]
+            },
+        )
     }
 
     /// Mean over one axis.
@@ -60,9 +74,18 @@ impl<E: Element> Var<E> {
         let ax = norm(axis, x.rank());
         let shape = x.shape().to_vec();
         let n = E::from_usize(shape[ax]);
-        Var::from_op("mean_axis", x.mean_axis(axis, keepdim), vec![self.clone()], move |g, _| {
-            vec![Some(g.reshape(&unsqueezed(&shape, ax)).broadcast_to(&shape).mul_scalar(E::ONE / n))]
-        })
+        Var::from_op(
+            "mean_axis",
+            x.mean_axis(axis, keepdim),
+            vec![self.clone()],
+            move |g, _| {
+                vec![Some(
+                    g.reshape(&unsqueezed(&shape, ax))
+                        .broadcast_to(&shape)
+                        .mul_scalar(E::ONE / n),
+                )]
+            },
+        )
     }
 
     /// Maximum over one axis; ties share the gradient evenly.
@@ -99,14 +122,23 @@ impl<E: Element> Var<E> {
     fn extreme_axis(&self, axis: isize, keepdim: bool, max: bool) -> Var<E> {
         let x = self.value();
         let ax = norm(axis, x.rank());
-        let (y, _) = if max { x.max_axis(axis, keepdim) } else { x.min_axis(axis, keepdim) };
+        let (y, _) = if max {
+            x.max_axis(axis, keepdim)
+        } else {
+            x.min_axis(axis, keepdim)
+        };
         let keep_shape = unsqueezed(x.shape(), ax);
         let yk = y.reshape(&keep_shape);
-        Var::from_op(if max { "max_axis" } else { "min_axis" }, y, vec![self.clone()], move |g, _| {
-            let hits = x.eq_mask(&yk); // 1 at every extreme element, ties included
-            let count = hits.sum_axis(ax as isize, true);
-            let share = g.reshape(&keep_shape).div(&count);
-            vec![Some(hits.mul(&share))]
-        })
+        Var::from_op(
+            if max { "max_axis" } else { "min_axis" },
+            y,
+            vec![self.clone()],
+            move |g, _| {
+                let hits = x.eq_mask(&yk); // 1 at every extreme element, ties included
+                let count = hits.sum_axis(ax as isize, true);
+                let share = g.reshape(&keep_shape).div(&count);
+                vec![Some(hits.mul(&share))]
+            },
+        )
     }
 }

@@ -16,7 +16,9 @@ impl<E: Element> Var<E> {
     pub fn softmax(&self, axis: isize) -> Var<E> {
         let y = self.value().softmax(axis);
         let saved = y.clone();
-        Var::from_op("softmax", y, vec![self.clone()], move |g, _| vec![Some(softmax_backward(&saved, g, axis))])
+        Var::from_op("softmax", y, vec![self.clone()], move |g, _| {
+            vec![Some(softmax_backward(&saved, g, axis))]
+        })
     }
 
     /// Stable log-softmax along `axis`.
@@ -27,6 +29,8 @@ impl<E: Element> Var<E> {
     pub fn log_softmax(&self, axis: isize) -> Var<E> {
         let y = self.value().log_softmax(axis);
         let saved = y.clone();
-        Var::from_op("log_softmax", y, vec![self.clone()], move |g, _| vec![Some(log_softmax_backward(&saved, g, axis))])
+        Var::from_op("log_softmax", y, vec![self.clone()], move |g, _| {
+            vec![Some(log_softmax_backward(&saved, g, axis))]
+        })
     }
 }

@@ -11,7 +11,12 @@ use backprop_tensor::{Element, Tensor};
 use crate::Var;
 
 impl<E: Element> Var<E> {
-    fn unary(&self, op: &'static str, y: Tensor<E>, rule: impl FnOnce(&Tensor<E>) -> Tensor<E> + Send + 'static) -> Var<E> {
+    fn unary(
+        &self,
+        op: &'static str,
+        y: Tensor<E>,
+        rule: impl FnOnce(&Tensor<E>) -> Tensor<E> + Send + 'static,
+    ) -> Var<E> {
         Var::from_op(op, y, vec![self.clone()], move |g, _| vec![Some(rule(g))])
     }
 
@@ -35,13 +40,17 @@ impl<E: Element> Var<E> {
     /// Square root.
     pub fn sqrt(&self) -> Var<E> {
         let y = self.value().sqrt();
-        self.unary("sqrt", y.clone(), move |g| g.div(&y.mul_scalar(E::from_f64(2.0))))
+        self.unary("sqrt", y.clone(), move |g| {
+            g.div(&y.mul_scalar(E::from_f64(2.0)))
+        })
     }
 
     /// `xᵖ` for a constant exponent.
     pub fn powf(&self, p: E) -> Var<E> {
         let x = self.value();
-        self.unary("powf", x.powf(p), move |g| g.mul(&x.powf(p - E::ONE).mul_scalar(p)))
+        self.unary("powf", x.powf(p), move |g| {
+            g.mul(&x.powf(p - E::ONE).mul_scalar(p))
+        })
     }
 
     /// `|x|`, with gradient `sign(x)` and so 0 at 0.
@@ -61,7 +70,11 @@ impl<E: Element> Var<E> {
         let x = self.value();
         self.unary("relu", x.relu(), move |g| {
             let (gd, xd) = (g.data(), x.data());
-            let d = gd.iter().zip(xd).map(|(&g, &x)| if x > E::ZERO { g } else { E::ZERO }).collect();
+            let d = gd
+                .iter()
+                .zip(xd)
+                .map(|(&g, &x)| if x > E::ZERO { g } else { E::ZERO })
+                .collect();
             Tensor::from_vec(d, x.shape())
         })
     }
@@ -69,12 +82,16 @@ impl<E: Element> Var<E> {
     /// `σ(x) = 1/(1 + e^{−x})`.
     pub fn sigmoid(&self) -> Var<E> {
         let y = self.value().sigmoid();
-        self.unary("sigmoid", y.clone(), move |g| g.mul(&y.map(|s| s * (E::ONE - s))))
+        self.unary("sigmoid", y.clone(), move |g| {
+            g.mul(&y.map(|s| s * (E::ONE - s)))
+        })
     }
 
     /// `tanh(x)`.
     pub fn tanh(&self) -> Var<E> {
         let y = self.value().tanh();
-        self.unary("tanh", y.clone(), move |g| g.mul(&y.map(|t| E::ONE - t * t)))
+        self.unary("tanh", y.clone(), move |g| {
+            g.mul(&y.map(|t| E::ONE - t * t))
+        })
     }
 }

@@ -26,7 +26,10 @@ pub(crate) fn binary_forward<E: Element>(
     if out_shape == a.shape() {
         if bd.len() == 1 {
             let y = bd[0];
-            return Ok(Tensor::from_parts(ad.iter().map(|&x| f(x, y)).collect(), out_shape));
+            return Ok(Tensor::from_parts(
+                ad.iter().map(|&x| f(x, y)).collect(),
+                out_shape,
+            ));
         }
         if a.shape().ends_with(b.shape()) {
             // b repeats along the leading dimensions (the bias case)
@@ -40,7 +43,10 @@ pub(crate) fn binary_forward<E: Element>(
     if out_shape == b.shape() {
         if ad.len() == 1 {
             let x = ad[0];
-            return Ok(Tensor::from_parts(bd.iter().map(|&y| f(x, y)).collect(), out_shape));
+            return Ok(Tensor::from_parts(
+                bd.iter().map(|&y| f(x, y)).collect(),
+                out_shape,
+            ));
         }
         if b.shape().ends_with(a.shape()) {
             let mut out = Vec::with_capacity(bd.len());
@@ -54,7 +60,9 @@ pub(crate) fn binary_forward<E: Element>(
     let sb = broadcast_strides(b.shape(), &out_shape);
     let n: usize = out_shape.iter().product();
     let mut out = Vec::with_capacity(n);
-    for_each_broadcast(&out_shape, [&sa, &sb], |_, [ia, ib]| out.push(f(ad[ia], bd[ib])));
+    for_each_broadcast(&out_shape, [&sa, &sb], |_, [ia, ib]| {
+        out.push(f(ad[ia], bd[ib]))
+    });
     Ok(Tensor::from_parts(out, out_shape))
 }
 
@@ -203,7 +211,12 @@ impl<E: Element> Tensor<E> {
     pub fn try_where(cond: &Tensor<E>, a: &Tensor<E>, b: &Tensor<E>) -> Result<Tensor<E>> {
         let ab = broadcast_shapes("where", a.shape(), b.shape())?;
         let out_shape = broadcast_shapes("where", cond.shape(), &ab).map_err(|_| {
-            TensorError::shapes("where", cond.shape(), &ab, "the condition does not broadcast against the values")
+            TensorError::shapes(
+                "where",
+                cond.shape(),
+                &ab,
+                "the condition does not broadcast against the values",
+            )
         })?;
         let (sc, sa, sb) = (
             broadcast_strides(cond.shape(), &out_shape),
@@ -241,15 +254,35 @@ mod tests {
     #[test]
     fn broadcasting_in_every_layout() {
         let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
-        assert_eq!(a.add(&t(&[10.], &[])).to_vec(), vec![11., 12., 13., 14., 15., 16.]);
-        assert_eq!(a.mul(&t(&[1., 0., 2.], &[3])).to_vec(), vec![1., 0., 6., 4., 0., 12.]);
+        assert_eq!(
+            a.add(&t(&[10.], &[])).to_vec(),
+            vec![11., 12., 13., 14., 15., 16.]
+        );
+        assert_eq!(
+            a.mul(&t(&[1., 0., 2.], &[3])).to_vec(),
+            vec![1., 0., 6., 4., 0., 12.]
+        );
         // column vector: general strided path
-        assert_eq!(a.sub(&t(&[1., 2.], &[2, 1])).to_vec(), vec![0., 1., 2., 2., 3., 4.]);
+        assert_eq!(
+            a.sub(&t(&[1., 2.], &[2, 1])).to_vec(),
+            vec![0., 1., 2., 2., 3., 4.]
+        );
         // both sides broadcast: [2,1] with [3] -> [2,3]
-        assert_eq!(t(&[1., 2.], &[2, 1]).add(&t(&[10., 20., 30.], &[3])).to_vec(), vec![11., 21., 31., 12., 22., 32.]);
+        assert_eq!(
+            t(&[1., 2.], &[2, 1])
+                .add(&t(&[10., 20., 30.], &[3]))
+                .to_vec(),
+            vec![11., 21., 31., 12., 22., 32.]
+        );
         // left side smaller
-        assert_eq!(t(&[6.], &[]).div(&t(&[1., 2., 3.], &[3])).to_vec(), vec![6., 3., 2.]);
-        assert_eq!(t(&[1., 2., 3.], &[3]).sub(&a).to_vec(), vec![0., 0., 0., -3., -3., -3.]);
+        assert_eq!(
+            t(&[6.], &[]).div(&t(&[1., 2., 3.], &[3])).to_vec(),
+            vec![6., 3., 2.]
+        );
+        assert_eq!(
+            t(&[1., 2., 3.], &[3]).sub(&a).to_vec(),
+            vec![0., 0., 0., -3., -3., -3.]
+        );
     }
 
     #[test]
@@ -271,10 +304,19 @@ mod tests {
 
     #[test]
     fn mismatched_shapes_name_the_op_and_both_shapes() {
-        let e = t(&[1.; 6], &[2, 3]).try_add(&t(&[1.; 4], &[4])).unwrap_err().to_string();
-        assert!(e.starts_with("add:") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
+        let e = t(&[1.; 6], &[2, 3])
+            .try_add(&t(&[1.; 4], &[4]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("add:") && e.contains("[2, 3]") && e.contains("[4]"),
+            "{e}"
+        );
         let r = std::panic::catch_unwind(|| t(&[1.; 6], &[2, 3]).mul(&t(&[1.; 2], &[2])));
         let msg = r.unwrap_err().downcast::<String>().unwrap();
-        assert!(msg.contains("mul") && msg.contains("[2, 3]") && msg.contains("[2]"), "{msg}");
+        assert!(
+            msg.contains("mul") && msg.contains("[2, 3]") && msg.contains("[2]"),
+            "{msg}"
+        );
     }
 }

@@ -12,61 +12,133 @@ use crate::profile;
 use crate::tensor::Tensor;
 
 /// `(rows, cols)` of the last two axes, and the batch dimensions before them.
-fn split_matrix<'a, E: Element>(op: &'static str, t: &'a Tensor<E>, other: &Tensor<E>, lhs: bool) -> Result<(&'a [usize], usize, usize)> {
+fn split_matrix<'a, E: Element>(
+    op: &'static str,
+    t: &'a Tensor<E>,
+    other: &Tensor<E>,
+    lhs: bool,
+) -> Result<(&'a [usize], usize, usize)> {
     let s = t.shape();
     if s.len() < 2 {
-        let (l, r) = if lhs { (s, other.shape()) } else { (other.shape(), s) };
-        return Err(TensorError::shapes(op, l, r, "both operands need at least 2 dimensions"));
+        let (l, r) = if lhs {
+            (s, other.shape())
+        } else {
+            (other.shape(), s)
+        };
+        return Err(TensorError::shapes(
+            op,
+            l,
+            r,
+            "both operands need at least 2 dimensions",
+        ));
     }
     Ok((&s[..s.len() - 2], s[s.len() - 2], s[s.len() - 1]))
 }
 
 /// The shared implementation: `op(a)·op(b)` where `op` transposes the last two axes when
 /// the flag is set.
-fn matmul_impl<E: Element>(op: &'static str, a: &Tensor<E>, ta: bool, b: &Tensor<E>, tb: bool) -> Result<Tensor<E>> {
+fn matmul_impl<E: Element>(
+    op: &'static str,
+    a: &Tensor<E>,
+    ta: bool,
+    b: &Tensor<E>,
+    tb: bool,
+) -> Result<Tensor<E>> {
     let (ab, ar, ac) = split_matrix(op, a, b, true)?;
     let (bb, br, bc) = split_matrix(op, b, a, false)?;
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let (kb, n) = if tb { (bc, br) } else { (br, bc) };
     if k != kb {
-        return Err(TensorError::shapes(op, a.shape(), b.shape(), format!("inner dimensions {k} and {kb} differ")));
+        return Err(TensorError::shapes(
+            op,
+            a.shape(),
+            b.shape(),
+            format!("inner dimensions {k} and {kb} differ"),
+        ));
     }
     if !ab.is_empty() && !bb.is_empty() && ab != bb {
-        return Err(TensorError::shapes(op, a.shape(), b.shape(), "batch dimensions differ"));
+        return Err(TensorError::shapes(
+            op,
+            a.shape(),
+            b.shape(),
+            "batch dimensions differ",
+        ));
     }
     let batch_dims = if ab.is_empty() { bb } else { ab };
     let batch: usize = batch_dims.iter().product();
     let mut out_shape = batch_dims.to_vec();
     out_shape.extend([m, n]);
-    let mut out = vec![E::ZERO; batch * m * n];
+    let total = batch * m * n;
     if m == 0 || n == 0 || k == 0 {
-        return Ok(Tensor::from_parts(out, out_shape));
+        return Ok(Tensor::from_parts(vec![E::ZERO; total], out_shape));
     }
+    // GEMM with `read_dst = false` writes every output element, so the buffer is not
+    // zero-filled first; its length is set once the products are written.
+    let mut out: Vec<E> = Vec::with_capacity(total);
     // Strides of the logical (possibly transposed) operands, in elements.
-    let (a_rs, a_cs) = if ta { (1, ac as isize) } else { (ac as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, bc as isize) } else { (bc as isize, 1) };
+    let (a_rs, a_cs) = if ta {
+        (1, ac as isize)
+    } else {
+        (ac as isize, 1)
+    };
+    let (b_rs, b_cs) = if tb {
+        (1, bc as isize)
+    } else {
+        (bc as isize, 1)
+    };
     // A batched lhs times a shared, untransposed... any rhs: the batch folds into the rows.
     if !ab.is_empty() && bb.is_empty() && !ta {
         profile::count_flops(batch * m, n, k);
         unsafe {
             E::gemm(
-                batch * m, n, k, out.as_mut_ptr(), 1, n as isize, false,
-                a.data().as_ptr(), a_cs, a_rs, b.data().as_ptr(), b_cs, b_rs, E::ZERO, E::ONE,
+                batch * m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.data().as_ptr(),
+                a_cs,
+                a_rs,
+                b.data().as_ptr(),
+                b_cs,
+                b_rs,
+                E::ZERO,
+                E::ONE,
             );
+            out.set_len(total);
         }
         return Ok(Tensor::from_parts(out, out_shape));
     }
-    let (a_step, b_step) = (if ab.is_empty() { 0 } else { ar * ac }, if bb.is_empty() { 0 } else { br * bc });
+    let (a_step, b_step) = (
+        if ab.is_empty() { 0 } else { ar * ac },
+        if bb.is_empty() { 0 } else { br * bc },
+    );
     for i in 0..batch {
         profile::count_flops(m, n, k);
         unsafe {
             E::gemm(
-                m, n, k, out.as_mut_ptr().add(i * m * n), 1, n as isize, false,
-                a.data().as_ptr().add(i * a_step), a_cs, a_rs,
-                b.data().as_ptr().add(i * b_step), b_cs, b_rs, E::ZERO, E::ONE,
+                m,
+                n,
+                k,
+                out.as_mut_ptr().add(i * m * n),
+                1,
+                n as isize,
+                false,
+                a.data().as_ptr().add(i * a_step),
+                a_cs,
+                a_rs,
+                b.data().as_ptr().add(i * b_step),
+                b_cs,
+                b_rs,
+                E::ZERO,
+                E::ONE,
             );
         }
     }
+    // SAFETY: the loop above wrote all `batch` blocks of `m·n` elements.
+    unsafe { out.set_len(total) };
     Ok(Tensor::from_parts(out, out_shape))
 }
 
@@ -117,7 +189,13 @@ impl<E: Element> Tensor<E> {
     pub fn matmul_naive(&self, other: &Tensor<E>) -> Tensor<E> {
         let (m, k) = (self.shape()[0], self.shape()[1]);
         let (k2, n) = (other.shape()[0], other.shape()[1]);
-        assert_eq!(k, k2, "matmul_naive: shapes {:?} and {:?}", self.shape(), other.shape());
+        assert_eq!(
+            k,
+            k2,
+            "matmul_naive: shapes {:?} and {:?}",
+            self.shape(),
+            other.shape()
+        );
         let (a, b) = (self.data(), other.data());
         let mut out = vec![E::ZERO; m * n];
         for i in 0..m {
@@ -139,19 +217,37 @@ impl<E: Element> Tensor<E> {
 /// # Panics
 /// If `x`'s last axis is not `w`'s second, or the bias length is not `w`'s first axis.
 #[track_caller]
-pub fn linear_forward<E: Element>(x: &Tensor<E>, w: &Tensor<E>, b: Option<&Tensor<E>>) -> Tensor<E> {
+pub fn linear_forward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+) -> Tensor<E> {
     or_panic(try_linear_forward(x, w, b))
 }
 
 /// [`linear_forward`] returning an error on mismatched shapes.
-pub fn try_linear_forward<E: Element>(x: &Tensor<E>, w: &Tensor<E>, b: Option<&Tensor<E>>) -> Result<Tensor<E>> {
+pub fn try_linear_forward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+) -> Result<Tensor<E>> {
     if w.rank() != 2 || x.rank() < 1 || x.shape()[x.rank() - 1] != w.shape()[1] {
-        return Err(TensorError::shapes("linear", x.shape(), w.shape(), "the input's last axis must equal the weight's second (in) axis"));
+        return Err(TensorError::shapes(
+            "linear",
+            x.shape(),
+            w.shape(),
+            "the input's last axis must equal the weight's second (in) axis",
+        ));
     }
     let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
     if let Some(b) = b {
         if b.shape() != [out_f] {
-            return Err(TensorError::shapes("linear", w.shape(), b.shape(), format!("the bias must have shape [{out_f}]")));
+            return Err(TensorError::shapes(
+                "linear",
+                w.shape(),
+                b.shape(),
+                format!("the bias must have shape [{out_f}]"),
+            ));
         }
     }
     let rows = x.numel() / in_f.max(1);
@@ -169,8 +265,21 @@ pub fn try_linear_forward<E: Element>(x: &Tensor<E>, w: &Tensor<E>, b: Option<&T
         profile::count_flops(rows, out_f, in_f);
         unsafe {
             E::gemm(
-                rows, out_f, in_f, out.as_mut_ptr(), 1, out_f as isize, true,
-                x.data().as_ptr(), 1, in_f as isize, w.data().as_ptr(), in_f as isize, 1, E::ONE, E::ONE,
+                rows,
+                out_f,
+                in_f,
+                out.as_mut_ptr(),
+                1,
+                out_f as isize,
+                true,
+                x.data().as_ptr(),
+                1,
+                in_f as isize,
+                w.data().as_ptr(),
+                in_f as isize,
+                1,
+                E::ONE,
+                E::ONE,
             );
         }
     }
@@ -190,9 +299,17 @@ mod tests {
         for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 9), (64, 100, 70)] {
             let a = Tensor::<f64>::rand_normal(&[m, k], 0.0, 1.0, &mut rng);
             let b = Tensor::<f64>::rand_normal(&[k, n], 0.0, 1.0, &mut rng);
-            assert!(a.matmul(&b).allclose(&a.matmul_naive(&b), 1e-12, 1e-12), "{m}x{k}x{n}");
-            assert!(a.matmul_nt(&b.t()).allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
-            assert!(a.t().matmul_tn(&b).allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
+            assert!(
+                a.matmul(&b).allclose(&a.matmul_naive(&b), 1e-12, 1e-12),
+                "{m}x{k}x{n}"
+            );
+            assert!(a
+                .matmul_nt(&b.t())
+                .allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
+            assert!(a
+                .t()
+                .matmul_tn(&b)
+                .allclose(&a.matmul_naive(&b), 1e-12, 1e-12));
         }
     }
 
@@ -208,14 +325,25 @@ mod tests {
         for i in 0..3 {
             let ai = a.narrow(0, i, 1).reshape(&[4, 5]);
             let bi = b.narrow(0, i, 1).reshape(&[5, 2]);
-            assert!(c.narrow(0, i, 1).reshape(&[4, 2]).allclose(&ai.matmul_naive(&bi), 1e-12, 1e-12));
-            assert!(cw.narrow(0, i, 1).reshape(&[4, 2]).allclose(&ai.matmul_naive(&w), 1e-12, 1e-12));
+            assert!(c.narrow(0, i, 1).reshape(&[4, 2]).allclose(
+                &ai.matmul_naive(&bi),
+                1e-12,
+                1e-12
+            ));
+            assert!(cw.narrow(0, i, 1).reshape(&[4, 2]).allclose(
+                &ai.matmul_naive(&w),
+                1e-12,
+                1e-12
+            ));
         }
         // a shared lhs against a batched rhs
         let l = Tensor::<f64>::rand_normal(&[4, 5], 0.0, 1.0, &mut rng);
         let lb = l.matmul(&b);
         let b1 = b.narrow(0, 1, 1).reshape(&[5, 2]);
-        assert!(lb.narrow(0, 1, 1).reshape(&[4, 2]).allclose(&l.matmul_naive(&b1), 1e-12, 1e-12));
+        assert!(lb
+            .narrow(0, 1, 1)
+            .reshape(&[4, 2])
+            .allclose(&l.matmul_naive(&b1), 1e-12, 1e-12));
         // batched transposed forms
         let bt = b.transpose(1, 2);
         assert!(a.matmul_nt(&bt).allclose(&c, 1e-12, 1e-12));
@@ -236,7 +364,16 @@ mod tests {
 
     #[test]
     fn mismatch_names_op_and_shapes() {
-        let e = Tensor::<f32>::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 5])).unwrap_err().to_string();
-        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 5]") && e.contains("3 and 4"), "{e}");
+        let e = Tensor::<f32>::zeros(&[2, 3])
+            .try_matmul(&Tensor::zeros(&[4, 5]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("matmul")
+                && e.contains("[2, 3]")
+                && e.contains("[4, 5]")
+                && e.contains("3 and 4"),
+            "{e}"
+        );
     }
 }

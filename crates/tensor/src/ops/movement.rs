@@ -27,7 +27,12 @@ impl<E: Element> Tensor<E> {
     /// [`Tensor::reshape`] returning an error when the element counts differ.
     pub fn try_reshape(&self, shape: &[usize]) -> Result<Tensor<E>> {
         if numel(shape) != self.numel() {
-            return Err(TensorError::shapes("reshape", self.shape(), shape, "the element counts differ"));
+            return Err(TensorError::shapes(
+                "reshape",
+                self.shape(),
+                shape,
+                "the element counts differ",
+            ));
         }
         Ok(self.with_shape(shape.to_vec()))
     }
@@ -50,10 +55,17 @@ impl<E: Element> Tensor<E> {
     /// [`Tensor::permute`] returning an error for a bad permutation.
     pub fn try_permute(&self, perm: &[usize]) -> Result<Tensor<E>> {
         let mut seen = vec![false; self.rank()];
-        if perm.len() != self.rank() || perm.iter().any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != self.rank()
+            || perm
+                .iter()
+                .any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true))
+        {
             return Err(TensorError::invalid(
                 "permute",
-                format!("{perm:?} is not a permutation of the axes of shape {:?}", self.shape()),
+                format!(
+                    "{perm:?} is not a permutation of the axes of shape {:?}",
+                    self.shape()
+                ),
             ));
         }
         let in_st = strides(self.shape());
@@ -72,7 +84,10 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn transpose(&self, a: isize, b: isize) -> Tensor<E> {
         let r = self.rank();
-        let (a, b) = (or_panic(norm_axis("transpose", a, r)), or_panic(norm_axis("transpose", b, r)));
+        let (a, b) = (
+            or_panic(norm_axis("transpose", a, r)),
+            or_panic(norm_axis("transpose", b, r)),
+        );
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(a, b);
         self.permute(&perm)
@@ -83,7 +98,12 @@ impl<E: Element> Tensor<E> {
     /// # Panics
     /// If the tensor is not 2-D.
     pub fn t(&self) -> Tensor<E> {
-        assert_eq!(self.rank(), 2, "t: expected a 2-D tensor, got shape {:?}", self.shape());
+        assert_eq!(
+            self.rank(),
+            2,
+            "t: expected a 2-D tensor, got shape {:?}",
+            self.shape()
+        );
         self.transpose(0, 1)
     }
 
@@ -109,7 +129,11 @@ impl<E: Element> Tensor<E> {
         if start + len > n {
             return Err(TensorError::invalid(
                 "narrow",
-                format!("range {start}..{} is outside axis {ax} of shape {:?}", start + len, self.shape()),
+                format!(
+                    "range {start}..{} is outside axis {ax} of shape {:?}",
+                    start + len,
+                    self.shape()
+                ),
             ));
         }
         let x = self.data();
@@ -133,14 +157,25 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::concat`] returning an error on mismatched shapes.
     pub fn try_concat(tensors: &[&Tensor<E>], axis: isize) -> Result<Tensor<E>> {
-        let first = tensors.first().ok_or_else(|| TensorError::invalid("concat", "no tensors given"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::invalid("concat", "no tensors given"))?;
         let ax = norm_axis("concat", axis, first.rank())?;
         let mut total = 0;
         for t in tensors {
             let ok = t.rank() == first.rank()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == ax || a == b);
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == ax || a == b);
             if !ok {
-                return Err(TensorError::shapes("concat", first.shape(), t.shape(), format!("they differ off axis {ax}")));
+                return Err(TensorError::shapes(
+                    "concat",
+                    first.shape(),
+                    t.shape(),
+                    format!("they differ off axis {ax}"),
+                ));
             }
             total += t.shape()[ax];
         }
@@ -168,16 +203,26 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::stack`] returning an error on mismatched shapes.
     pub fn try_stack(tensors: &[&Tensor<E>], axis: usize) -> Result<Tensor<E>> {
-        let first = tensors.first().ok_or_else(|| TensorError::invalid("stack", "no tensors given"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::invalid("stack", "no tensors given"))?;
         if axis > first.rank() {
-            return Err(TensorError::invalid("stack", format!("axis {axis} is past rank {}", first.rank())));
+            return Err(TensorError::invalid(
+                "stack",
+                format!("axis {axis} is past rank {}", first.rank()),
+            ));
         }
         let mut shape = first.shape().to_vec();
         shape.insert(axis, 1);
         let mut parts = Vec::with_capacity(tensors.len());
         for t in tensors {
             if t.shape() != first.shape() {
-                return Err(TensorError::shapes("stack", first.shape(), t.shape(), "stacked tensors must have equal shapes"));
+                return Err(TensorError::shapes(
+                    "stack",
+                    first.shape(),
+                    t.shape(),
+                    "stacked tensors must have equal shapes",
+                ));
             }
             parts.push(t.with_shape(shape.clone()));
         }
@@ -223,7 +268,10 @@ impl<E: Element> Tensor<E> {
         for o in 0..outer {
             for (k, &i) in indices.iter().enumerate() {
                 let src = &g[(o * m + k) * inner..(o * m + k + 1) * inner];
-                for (d, &s) in out[(o * n + i) * inner..(o * n + i + 1) * inner].iter_mut().zip(src) {
+                for (d, &s) in out[(o * n + i) * inner..(o * n + i + 1) * inner]
+                    .iter_mut()
+                    .zip(src)
+                {
                     *d += s;
                 }
             }
@@ -255,7 +303,12 @@ impl<E: Element> Tensor<E> {
         if indices.len() != outer * inner {
             return Err(TensorError::invalid(
                 "gather",
-                format!("{} indices given for shape {:?} along axis {ax}; expected {}", indices.len(), self.shape(), outer * inner),
+                format!(
+                    "{} indices given for shape {:?} along axis {ax}; expected {}",
+                    indices.len(),
+                    self.shape(),
+                    outer * inner
+                ),
             ));
         }
         check_indices("gather", indices, n)?;
@@ -309,7 +362,10 @@ impl<E: Element> Tensor<E> {
 
 fn check_indices(op: &'static str, indices: &[usize], n: usize) -> Result<()> {
     match indices.iter().find(|&&i| i >= n) {
-        Some(i) => Err(TensorError::invalid(op, format!("index {i} is out of range for an axis of length {n}"))),
+        Some(i) => Err(TensorError::invalid(
+            op,
+            format!("index {i} is out of range for an axis of length {n}"),
+        )),
         None => Ok(()),
     }
 }
@@ -349,8 +405,13 @@ mod tests {
         let s = Tensor::stack(&[&x, &x], 1);
         assert_eq!(s.shape(), &[2, 2, 3]);
         assert_eq!(s.get(&[1, 1, 2]), 5.0);
-        let e = Tensor::try_concat(&[&x, &iota(&[3, 3])], 1).unwrap_err().to_string();
-        assert!(e.contains("concat") && e.contains("[2, 3]") && e.contains("[3, 3]"), "{e}");
+        let e = Tensor::try_concat(&[&x, &iota(&[3, 3])], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("concat") && e.contains("[2, 3]") && e.contains("[3, 3]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -362,7 +423,11 @@ mod tests {
         assert_eq!(back.to_vec(), vec![1., 1., 0., 0., 2., 2.]);
         let g = x.gather(1, &[1, 0, 1]);
         assert_eq!(g.to_vec(), vec![1., 2., 5.]);
-        let sc = Tensor::<f64>::from_vec(vec![7., 8., 9.], &[3]).scatter_add_into(&[3, 2], 1, &[1, 0, 1]);
+        let sc = Tensor::<f64>::from_vec(vec![7., 8., 9.], &[3]).scatter_add_into(
+            &[3, 2],
+            1,
+            &[1, 0, 1],
+        );
         assert_eq!(sc.to_vec(), vec![0., 7., 8., 0., 0., 9.]);
         assert!(x.try_gather(1, &[0, 2, 0]).is_err());
         assert!(x.try_gather(1, &[0]).is_err());

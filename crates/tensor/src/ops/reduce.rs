@@ -12,7 +12,11 @@ use crate::tensor::Tensor;
 
 /// `(outer, n, inner)` for reducing `shape` over `axis`.
 pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Vec<usize> {
@@ -57,7 +61,10 @@ impl<E: Element> Tensor<E> {
                 }
             }
         }
-        Ok(Tensor::from_parts(out, reduced_shape(self.shape(), ax, keepdim)))
+        Ok(Tensor::from_parts(
+            out,
+            reduced_shape(self.shape(), ax, keepdim),
+        ))
     }
 
     /// Mean over one axis.
@@ -104,7 +111,10 @@ impl<E: Element> Tensor<E> {
         let ax = norm_axis(op, axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         if n == 0 {
-            return Err(TensorError::invalid(op, format!("axis {axis} of shape {:?} is empty", self.shape())));
+            return Err(TensorError::invalid(
+                op,
+                format!("axis {axis} of shape {:?} is empty", self.shape()),
+            ));
         }
         let x = self.data();
         let mut vals = x[..0].to_vec();
@@ -125,7 +135,10 @@ impl<E: Element> Tensor<E> {
                 }
             }
         }
-        Ok((Tensor::from_parts(vals, reduced_shape(self.shape(), ax, keepdim)), idx))
+        Ok((
+            Tensor::from_parts(vals, reduced_shape(self.shape(), ax, keepdim)),
+            idx,
+        ))
     }
 
     /// Sum of all elements, as a rank-0 tensor.
@@ -178,7 +191,12 @@ impl<E: Element> Tensor<E> {
         }
         let b = broadcast_shapes("sum_to", shape, self.shape())?;
         if b != self.shape() {
-            return Err(TensorError::shapes("sum_to", self.shape(), shape, "the target does not broadcast to the source"));
+            return Err(TensorError::shapes(
+                "sum_to",
+                self.shape(),
+                shape,
+                "the target does not broadcast to the source",
+            ));
         }
         let x = self.data();
         let n: usize = shape.iter().product();
@@ -203,7 +221,12 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor<E> {
         let b = or_panic(broadcast_shapes("broadcast_to", self.shape(), shape));
-        assert!(b == shape, "broadcast_to: shape {:?} does not broadcast to {:?}", self.shape(), shape);
+        assert!(
+            b == shape,
+            "broadcast_to: shape {:?} does not broadcast to {:?}",
+            self.shape(),
+            shape
+        );
         if shape == self.shape() {
             return self.clone();
         }
@@ -262,7 +285,10 @@ mod tests {
 
     #[test]
     fn bad_axis_is_an_error() {
-        let e = Tensor::<f32>::zeros(&[2, 3]).try_sum_axis(2, false).unwrap_err().to_string();
+        let e = Tensor::<f32>::zeros(&[2, 3])
+            .try_sum_axis(2, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sum") && e.contains("axis 2"), "{e}");
     }
 }
