@@ -1,0 +1,211 @@
+//! Activation functions, as functions on [`Var`] and as layers ([`Activation`], [`PRelu`]).
+//!
+//! | name | f(x) | f'(x) |
+//! |---|---|---|
+//! | unit step | 1 if x > 0, ½ at 0, 0 if x < 0 (the lecture's definition) | 0 (by definition, also at 0) |
+//! | sign | −1, 0, 1 (0 at 0) | 0 (by definition, also at 0) |
+//! | identity / linear | x | 1 |
+//! | sigmoid | σ(x) = 1/(1+e^{−x}) | σ(x)(1−σ(x)) |
+//! | tanh | tanh x | 1 − tanh² x |
+//! | ReLU | max(x, 0) | 1 if x > 0, else 0 (0 at 0) |
+//! | leaky ReLU | x if x > 0, else αx (the lecture uses α = 0.1) | 1 if x > 0, else α (α at 0) |
+//! | PReLU | x if x > 0, else a·x, `a` learned | as leaky ReLU; ∂/∂a = x if x ≤ 0 |
+//! | ELU | x if x > 0, else α(eˣ − 1) | 1 if x > 0, else αeˣ |
+//! | softmax | e^{x_j} / Σ_k e^{x_k} along the last axis | J = diag(p) − ppᵀ |
+//! | GELU (tanh form) | ½x(1 + tanh(√(2/π)(x + 0.044715x³))) | by autodiff |
+//! | SiLU / swish | x·σ(x) | σ(x)(1 + x(1−σ(x))) |
+//!
+//! The step and sign functions have no useful gradient: a network using them cannot learn by
+//! backpropagation (that is what perceptron learning rules are for).
+
+use backprop_autograd::Var;
+use backprop_tensor::{Element, Tensor};
+
+use crate::module::{Mode, Module};
+
+/// Unit step: 1 for x > 0, ½ at 0, 0 for x < 0. Its gradient is 0 everywhere.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f32>::from_vec(vec![-2.0, 0.0, 3.0], &[3]));
+/// assert_eq!(backprop_nn::activation::step(&x).value().to_vec(), vec![0.0, 0.5, 1.0]);
+/// ```
+pub fn step<E: Element>(x: &Var<E>) -> Var<E> {
+    let v = x.value();
+    let half = E::from_f64(0.5);
+    let y = v.map(|t| if t > E::ZERO { E::ONE } else if t < E::ZERO { E::ZERO } else { half });
+    Var::from_op("step", y, vec![x.clone()], |g, _| vec![Some(g.zeros_like())])
+}
+
+/// Sign: −1, 0 (at 0) or 1. Its gradient is 0 everywhere.
+pub fn sign<E: Element>(x: &Var<E>) -> Var<E> {
+    x.sign()
+}
+
+/// Logistic sigmoid σ(x) = 1/(1+e^{−x}); σ' = σ(1−σ).
+pub fn sigmoid<E: Element>(x: &Var<E>) -> Var<E> {
+    x.sigmoid()
+}
+
+/// Hyperbolic tangent; tanh' = 1 − tanh².
+pub fn tanh<E: Element>(x: &Var<E>) -> Var<E> {
+    x.tanh()
+}
+
+/// ReLU max(x, 0), with relu'(0) = 0.
+pub fn relu<E: Element>(x: &Var<E>) -> Var<E> {
+    x.relu()
+}
+
+/// Leaky ReLU: x for x > 0, αx otherwise (gradient α at 0).
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f32>::from_vec(vec![-2.0, 3.0], &[2]));
+/// assert_eq!(backprop_nn::activation::leaky_relu(&x, 0.1).value().to_vec(), vec![-0.2, 3.0]);
+/// ```
+pub fn leaky_relu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
+    let mask = x.with_value(|v| v.gt_scalar(E::ZERO));
+    Var::where_(&mask, x, &x.mul_scalar(E::from_f64(alpha)))
+}
+
+/// ELU: x for x > 0, α(eˣ − 1) otherwise.
+pub fn elu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
+    let mask = x.with_value(|v| v.gt_scalar(E::ZERO));
+    // e^{min(x,0)} keeps the unused branch finite for large positive x
+    let neg = x.minimum_scalar(E::ZERO).exp().add_scalar(-E::ONE).mul_scalar(E::from_f64(alpha));
+    Var::where_(&mask, x, &neg)
+}
+
+/// GELU in its tanh form, ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+pub fn gelu<E: Element>(x: &Var<E>) -> Var<E> {
+    let c = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
+    let inner = x.add(&x.powf(E::from_f64(3.0)).mul_scalar(E::from_f64(0.044715))).mul_scalar(c);
+    x.mul(&inner.tanh().add_scalar(E::ONE)).mul_scalar(E::from_f64(0.5))
+}
+
+/// SiLU (swish): x·σ(x).
+pub fn silu<E: Element>(x: &Var<E>) -> Var<E> {
+    x.mul(&x.sigmoid())
+}
+
+/// Softmax along the last axis.
+pub fn softmax<E: Element>(x: &Var<E>) -> Var<E> {
+    x.softmax(-1)
+}
+
+/// A parameter-free activation as a layer.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_nn::{Activation, Mode, Module};
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f32>::from_vec(vec![-1.0, 0.0, 2.0], &[1, 3]));
+/// assert_eq!(Activation::Relu.forward(&x, Mode::Eval).value().to_vec(), vec![0.0, 0.0, 2.0]);
+/// assert_eq!(Activation::Step.forward(&x, Mode::Eval).value().to_vec(), vec![0.0, 0.5, 1.0]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// Unit step (½ at 0), zero gradient.
+    Step,
+    /// Sign (0 at 0), zero gradient.
+    Sign,
+    /// The identity (a "linear" activation).
+    Identity,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// max(x, 0).
+    Relu,
+    /// x or αx.
+    LeakyRelu(f64),
+    /// x or α(eˣ − 1).
+    Elu(f64),
+    /// GELU, tanh form.
+    Gelu,
+    /// x·σ(x).
+    Silu,
+    /// Softmax over the last axis.
+    Softmax,
+}
+
+impl<E: Element> Module<E> for Activation {
+    fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
+        match *self {
+            Activation::Step => step(x),
+            Activation::Sign => sign(x),
+            Activation::Identity => x.clone(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => tanh(x),
+            Activation::Relu => relu(x),
+            Activation::LeakyRelu(a) => leaky_relu(x, a),
+            Activation::Elu(a) => elu(x, a),
+            Activation::Gelu => gelu(x),
+            Activation::Silu => silu(x),
+            Activation::Softmax => softmax(x),
+        }
+    }
+    fn kind(&self) -> String {
+        match self {
+            Activation::LeakyRelu(a) => format!("LeakyReLU({a})"),
+            Activation::Elu(a) => format!("ELU({a})"),
+            other => format!("{other:?}").replace("Relu", "ReLU"),
+        }
+    }
+}
+
+/// Parametric ReLU (He et al. 2015): `x` for x > 0, `a·x` otherwise, with the slope `a`
+/// learned, either one shared slope or one per channel (axis 1 of the input).
+///
+/// Parameter: `weight`, shape `[1]` (shared) or `[channels]`.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_nn::{Mode, Module, PRelu};
+/// use backprop_tensor::Tensor;
+/// let p = PRelu::<f32>::per_channel(2, 0.25);
+/// let x = Var::constant(Tensor::from_vec(vec![-4.0, 4.0], &[1, 2]));
+/// assert_eq!(p.forward(&x, Mode::Train).value().to_vec(), vec![-1.0, 4.0]);
+/// ```
+pub struct PRelu<E: Element = f32> {
+    /// The slopes.
+    pub weight: Var<E>,
+}
+
+impl<E: Element> PRelu<E> {
+    /// One slope shared by every unit, starting at `init` (PyTorch uses 0.25).
+    pub fn shared(init: f64) -> Self {
+        PRelu { weight: Var::parameter(Tensor::full(&[1], E::from_f64(init))) }
+    }
+    /// One slope per channel (axis 1), each starting at `init`.
+    pub fn per_channel(channels: usize, init: f64) -> Self {
+        PRelu { weight: Var::parameter(Tensor::full(&[channels], E::from_f64(init))) }
+    }
+}
+
+impl<E: Element> Module<E> for PRelu<E> {
+    fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
+        let shape = x.shape();
+        let c = self.weight.shape()[0];
+        let slope = if c == 1 {
+            self.weight.clone()
+        } else {
+            assert!(shape.len() >= 2 && shape[1] == c, "PRelu: {c} slopes for an input of shape {shape:?} (channels are axis 1)");
+            // [C] -> [C, 1, ..., 1] so it broadcasts over the axes after the channel axis
+            let mut s = vec![c];
+            s.extend(std::iter::repeat(1).take(shape.len() - 2));
+            self.weight.reshape(&s)
+        };
+        let mask = x.with_value(|v| v.gt_scalar(E::ZERO));
+        Var::where_(&mask, x, &x.mul(&slope))
+    }
+    fn params(&self) -> Vec<(String, Var<E>)> {
+        vec![("weight".into(), self.weight.clone())]
+    }
+    fn kind(&self) -> String {
+        format!("PReLU({})", self.weight.shape()[0])
+    }
+}

@@ -1,0 +1,40 @@
+//! # backprop-nn
+//!
+//! The building blocks of neural networks on top of `backprop-autograd`: the [`Module`]
+//! trait and containers ([`Sequential`], [`Residual`]), layers ([`Linear`], [`Dropout`],
+//! [`LayerNorm`], [`BatchNorm1d`], [`Maxout`], [`Flatten`]), [`activation`]s, [`loss`]es,
+//! seeded initializers ([`Init`]) and a per-layer [`Summary`].
+//!
+//! Everything is generic over the element type (`f32` by default, `f64` for gradient
+//! checks), and every layer's gradients are checked in `f64` in `tests/gradcheck_layers.rs`.
+//!
+//! ```
+//! use backprop_autograd::Var;
+//! use backprop_nn::{loss, Activation, Linear, Mode, Module, Sequential};
+//! use backprop_tensor::{Rng, Tensor};
+//! let mut rng = Rng::seed(0);
+//! let net = Sequential::<f32>::new()
+//!     .add("fc1", Linear::new(2, 8, &mut rng))
+//!     .add("relu", Activation::Relu)
+//!     .add("fc2", Linear::new(8, 3, &mut rng));
+//! let x = Var::constant(Tensor::rand_normal(&[4, 2], 0.0, 1.0, &mut rng));
+//! let loss = loss::cross_entropy(&net.forward(&x, Mode::Train), &[0, 2, 1, 0], loss::Reduction::Mean);
+//! let grads = loss.backward();
+//! assert_eq!(grads.len(), 4); // two weights, two biases
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod init;
+pub mod layers;
+pub mod loss;
+pub mod module;
+pub mod summary;
+
+pub use activation::{Activation, PRelu};
+pub use init::Init;
+pub use layers::{BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout};
+pub use loss::Reduction;
+pub use module::{prefixed, Mode, Module, Residual, Sequential};
+pub use summary::{Summary, SummaryRow};
