@@ -9,8 +9,12 @@
 //! |---|---|---|
 //! | [`tensor`] | `backprop-tensor` | storage, shapes, CPU kernels |
 //! | [`autograd`] | `backprop-autograd` | `Var`, backward, `no_grad`, gradcheck |
+//! | [`nn`] | `backprop-nn` | `Module`, layers, activations, losses, initializers, summary |
+//! | [`optim`] | `backprop-optim` | optimizers, regularization, clipping, schedules |
 
 pub use backprop_autograd as autograd;
+pub use backprop_nn as nn;
+pub use backprop_optim as optim;
 pub use backprop_tensor as tensor;
 
 pub use backprop_autograd::{gradcheck, no_grad, Grads, Var};

@@ -34,8 +34,18 @@ use crate::module::{Mode, Module};
 pub fn step<E: Element>(x: &Var<E>) -> Var<E> {
     let v = x.value();
     let half = E::from_f64(0.5);
-    let y = v.map(|t| if t > E::ZERO { E::ONE } else if t < E::ZERO { E::ZERO } else { half });
-    Var::from_op("step", y, vec![x.clone()], |g, _| vec![Some(g.zeros_like())])
+    let y = v.map(|t| {
+        if t > E::ZERO {
+            E::ONE
+        } else if t < E::ZERO {
+            E::ZERO
+        } else {
+            half
+        }
+    });
+    Var::from_op("step", y, vec![x.clone()], |g, _| {
+        vec![Some(g.zeros_like())]
+    })
 }
 
 /// Sign: −1, 0 (at 0) or 1. Its gradient is 0 everywhere.
@@ -75,15 +85,22 @@ pub fn leaky_relu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
 pub fn elu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
     let mask = x.with_value(|v| v.gt_scalar(E::ZERO));
     // e^{min(x,0)} keeps the unused branch finite for large positive x
-    let neg = x.minimum_scalar(E::ZERO).exp().add_scalar(-E::ONE).mul_scalar(E::from_f64(alpha));
+    let neg = x
+        .minimum_scalar(E::ZERO)
+        .exp()
+        .add_scalar(-E::ONE)
+        .mul_scalar(E::from_f64(alpha));
     Var::where_(&mask, x, &neg)
 }
 
 /// GELU in its tanh form, ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
 pub fn gelu<E: Element>(x: &Var<E>) -> Var<E> {
     let c = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
-    let inner = x.add(&x.powf(E::from_f64(3.0)).mul_scalar(E::from_f64(0.044715))).mul_scalar(c);
-    x.mul(&inner.tanh().add_scalar(E::ONE)).mul_scalar(E::from_f64(0.5))
+    let inner = x
+        .add(&x.powf(E::from_f64(3.0)).mul_scalar(E::from_f64(0.044715)))
+        .mul_scalar(c);
+    x.mul(&inner.tanh().add_scalar(E::ONE))
+        .mul_scalar(E::from_f64(0.5))
 }
 
 /// SiLU (swish): x·σ(x).
@@ -178,11 +195,15 @@ pub struct PRelu<E: Element = f32> {
 impl<E: Element> PRelu<E> {
     /// One slope shared by every unit, starting at `init` (PyTorch uses 0.25).
     pub fn shared(init: f64) -> Self {
-        PRelu { weight: Var::parameter(Tensor::full(&[1], E::from_f64(init))) }
+        PRelu {
+            weight: Var::parameter(Tensor::full(&[1], E::from_f64(init))),
+        }
     }
     /// One slope per channel (axis 1), each starting at `init`.
     pub fn per_channel(channels: usize, init: f64) -> Self {
-        PRelu { weight: Var::parameter(Tensor::full(&[channels], E::from_f64(init))) }
+        PRelu {
+            weight: Var::parameter(Tensor::full(&[channels], E::from_f64(init))),
+        }
     }
 }
 
@@ -193,7 +214,10 @@ impl<E: Element> Module<E> for PRelu<E> {
         let slope = if c == 1 {
             self.weight.clone()
         } else {
-            assert!(shape.len() >= 2 && shape[1] == c, "PRelu: {c} slopes for an input of shape {shape:?} (channels are axis 1)");
+            assert!(
+                shape.len() >= 2 && shape[1] == c,
+                "PRelu: {c} slopes for an input of shape {shape:?} (channels are axis 1)"
+            );
             // [C] -> [C, 1, ..., 1] so it broadcasts over the axes after the channel axis
             let mut s = vec![c];
             s.extend(std::iter::repeat(1).take(shape.len() - 2));

@@ -118,14 +118,29 @@ mod tests {
             (Init::XavierNormal, (2.0 / (fi + fo)).sqrt()),
             (Init::HeUniform, uniform_std((6.0 / fi).sqrt())),
             (Init::HeNormal, (2.0 / fi).sqrt()),
-            (Init::Normal { mean: 0.0, std: 0.3 }, 0.3),
+            (
+                Init::Normal {
+                    mean: 0.0,
+                    std: 0.3,
+                },
+                0.3,
+            ),
         ];
         for (init, want) in cases {
             let s = std_of(&init.tensor(&shape, &mut rng));
-            assert!((s / want - 1.0).abs() < 0.02, "{init:?}: std {s}, want {want}");
+            assert!(
+                (s / want - 1.0).abs() < 0.02,
+                "{init:?}: std {s}, want {want}"
+            );
         }
-        assert_eq!(Init::Zeros.tensor::<f32>(&[3], &mut rng).to_vec(), vec![0.0; 3]);
-        assert_eq!(Init::Constant(0.5).tensor::<f32>(&[2], &mut rng).to_vec(), vec![0.5; 2]);
+        assert_eq!(
+            Init::Zeros.tensor::<f32>(&[3], &mut rng).to_vec(),
+            vec![0.0; 3]
+        );
+        assert_eq!(
+            Init::Constant(0.5).tensor::<f32>(&[2], &mut rng).to_vec(),
+            vec![0.5; 2]
+        );
         let u: Tensor<f64> = Init::Uniform { lo: 2.0, hi: 3.0 }.tensor(&[1000], &mut rng);
         assert!(u.data().iter().all(|v| (2.0..3.0).contains(v)));
         assert_eq!(fans(&[6, 3, 5, 5]), (75, 150));

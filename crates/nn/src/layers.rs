@@ -59,11 +59,25 @@ impl<E: Element> Linear<E> {
     /// # Panics
     /// If the weight is not 2-D or the bias length is not `out`.
     pub fn from_tensors(weight: Tensor<E>, bias: Option<Tensor<E>>) -> Self {
-        assert_eq!(weight.rank(), 2, "Linear: weight must be [out, in], got {:?}", weight.shape());
+        assert_eq!(
+            weight.rank(),
+            2,
+            "Linear: weight must be [out, in], got {:?}",
+            weight.shape()
+        );
         if let Some(b) = &bias {
-            assert_eq!(b.shape(), &[weight.shape()[0]], "Linear: bias {:?} does not match weight {:?}", b.shape(), weight.shape());
+            assert_eq!(
+                b.shape(),
+                &[weight.shape()[0]],
+                "Linear: bias {:?} does not match weight {:?}",
+                b.shape(),
+                weight.shape()
+            );
         }
-        Linear { weight: Var::parameter(weight), bias: bias.map(Var::parameter) }
+        Linear {
+            weight: Var::parameter(weight),
+            bias: bias.map(Var::parameter),
+        }
     }
 
     /// Input width.
@@ -89,7 +103,12 @@ impl<E: Element> Module<E> for Linear<E> {
         p
     }
     fn kind(&self) -> String {
-        format!("Linear({} → {}{})", self.in_features(), self.out_features(), if self.bias.is_some() { "" } else { ", no bias" })
+        format!(
+            "Linear({} → {}{})",
+            self.in_features(),
+            self.out_features(),
+            if self.bias.is_some() { "" } else { ", no bias" }
+        )
     }
 }
 
@@ -124,8 +143,14 @@ impl Dropout {
     /// # Panics
     /// If `p` is outside `[0, 1)`.
     pub fn new(p: f64, seed: u64) -> Self {
-        assert!((0.0..1.0).contains(&p), "Dropout: p = {p} must be in [0, 1)");
-        Dropout { p, rng: Mutex::new(Rng::seed(seed)) }
+        assert!(
+            (0.0..1.0).contains(&p),
+            "Dropout: p = {p} must be in [0, 1)"
+        );
+        Dropout {
+            p,
+            rng: Mutex::new(Rng::seed(seed)),
+        }
     }
 
     /// The drop probability.
@@ -143,7 +168,15 @@ impl<E: Element> Module<E> for Dropout {
         let scale = E::from_f64(1.0 / (1.0 - self.p));
         let mut rng = self.rng.lock().unwrap();
         let n: usize = shape.iter().product();
-        let mask: Vec<E> = (0..n).map(|_| if rng.uniform() < self.p { E::ZERO } else { scale }).collect();
+        let mask: Vec<E> = (0..n)
+            .map(|_| {
+                if rng.uniform() < self.p {
+                    E::ZERO
+                } else {
+                    scale
+                }
+            })
+            .collect();
         x.mul(&Var::constant(Tensor::from_vec(mask, &shape)))
     }
     fn kind(&self) -> String {
@@ -185,7 +218,11 @@ impl<E: Element> LayerNorm<E> {
     }
     /// With a chosen ε.
     pub fn with_eps(features: usize, eps: f64) -> Self {
-        LayerNorm { weight: Var::parameter(Tensor::ones(&[features])), bias: Var::parameter(Tensor::zeros(&[features])), eps }
+        LayerNorm {
+            weight: Var::parameter(Tensor::ones(&[features])),
+            bias: Var::parameter(Tensor::zeros(&[features])),
+            eps,
+        }
     }
 }
 
@@ -205,7 +242,10 @@ impl<E: Element> Module<E> for LayerNorm<E> {
         xhat.mul(&self.weight).add(&self.bias)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
     fn kind(&self) -> String {
         format!("LayerNorm({})", self.weight.shape()[0])
@@ -277,7 +317,11 @@ impl<E: Element> BatchNorm1d<E> {
 impl<E: Element> Module<E> for BatchNorm1d<E> {
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let shape = x.shape();
-        assert!(shape.len() == 2 && shape[1] == self.weight.shape()[0], "BatchNorm1d: expected [batch, {}], got {shape:?}", self.weight.shape()[0]);
+        assert!(
+            shape.len() == 2 && shape[1] == self.weight.shape()[0],
+            "BatchNorm1d: expected [batch, {}], got {shape:?}",
+            self.weight.shape()[0]
+        );
         let xhat = match mode {
             Mode::Train => {
                 let (xhat, mean, var) = normalize(x, 0, self.eps);
@@ -286,24 +330,48 @@ impl<E: Element> Module<E> for BatchNorm1d<E> {
                 let keep = E::ONE - m;
                 let unbias = E::from_f64(if n > 1.0 { n / (n - 1.0) } else { 1.0 });
                 no_grad(|| {
-                    let (mv, vv) = (mean.value().reshape(&[shape[1]]), var.value().reshape(&[shape[1]]));
-                    self.running_mean.set_value(self.running_mean.value().mul_scalar(keep).add(&mv.mul_scalar(m)));
-                    self.running_var.set_value(self.running_var.value().mul_scalar(keep).add(&vv.mul_scalar(m * unbias)));
+                    let (mv, vv) = (
+                        mean.value().reshape(&[shape[1]]),
+                        var.value().reshape(&[shape[1]]),
+                    );
+                    self.running_mean.set_value(
+                        self.running_mean
+                            .value()
+                            .mul_scalar(keep)
+                            .add(&mv.mul_scalar(m)),
+                    );
+                    self.running_var.set_value(
+                        self.running_var
+                            .value()
+                            .mul_scalar(keep)
+                            .add(&vv.mul_scalar(m * unbias)),
+                    );
                 });
                 xhat
             }
             Mode::Eval => {
-                let denom = self.running_var.value().add_scalar(E::from_f64(self.eps)).sqrt();
-                x.sub(&Var::constant(self.running_mean.value())).div(&Var::constant(denom))
+                let denom = self
+                    .running_var
+                    .value()
+                    .add_scalar(E::from_f64(self.eps))
+                    .sqrt();
+                x.sub(&Var::constant(self.running_mean.value()))
+                    .div(&Var::constant(denom))
             }
         };
         xhat.mul(&self.weight).add(&self.bias)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
     fn buffers(&self) -> Vec<(String, Var<E>)> {
-        vec![("running_mean".into(), self.running_mean.clone()), ("running_var".into(), self.running_var.clone())]
+        vec![
+            ("running_mean".into(), self.running_mean.clone()),
+            ("running_var".into(), self.running_var.clone()),
+        ]
     }
     fn kind(&self) -> String {
         format!("BatchNorm1d({})", self.weight.shape()[0])
@@ -343,7 +411,11 @@ impl<E: Element> Maxout<E> {
     pub fn new(inputs: usize, outputs: usize, pieces: usize, rng: &mut Rng) -> Self {
         assert!(pieces > 0, "Maxout: pieces must be at least 1");
         let l = Linear::new(inputs, outputs * pieces, rng);
-        Maxout { weight: l.weight, bias: l.bias.unwrap(), pieces }
+        Maxout {
+            weight: l.weight,
+            bias: l.bias.unwrap(),
+            pieces,
+        }
     }
 }
 
@@ -358,11 +430,19 @@ impl<E: Element> Module<E> for Maxout<E> {
         z.reshape(&grouped).max_axis(-1, false)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
     fn kind(&self) -> String {
         let s = self.weight.shape();
-        format!("Maxout({} → {}, k={})", s[1], s[0] / self.pieces, self.pieces)
+        format!(
+            "Maxout({} → {}, k={})",
+            s[1],
+            s[0] / self.pieces,
+            self.pieces
+        )
     }
 }
 

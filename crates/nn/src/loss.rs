@@ -51,7 +51,10 @@ fn reduce<E: Element>(per: &Var<E>, reduction: Reduction) -> Var<E> {
 
 #[track_caller]
 fn same_shape(op: &str, a: &[usize], b: &[usize]) {
-    assert!(a == b, "{op}: prediction shape {a:?} and target shape {b:?} differ");
+    assert!(
+        a == b,
+        "{op}: prediction shape {a:?} and target shape {b:?} differ"
+    );
 }
 
 /// Squared error in the lectures' form, `ℓ_i = ½‖y_i − a_i‖²`; with `Mean` this is
@@ -73,7 +76,10 @@ fn same_shape(op: &str, a: &[usize], b: &[usize]) {
 pub fn half_squared_error<E: Element>(a: &Var<E>, y: &Tensor<E>, reduction: Reduction) -> Var<E> {
     same_shape("half_squared_error", &a.shape(), y.shape());
     let d = a.sub(&Var::constant(y.clone()));
-    reduce(&per_sample(&d.mul(&d)).mul_scalar(E::from_f64(0.5)), reduction)
+    reduce(
+        &per_sample(&d.mul(&d)).mul_scalar(E::from_f64(0.5)),
+        reduction,
+    )
 }
 
 /// PyTorch's `MSELoss`: the mean of `(a − y)²` over every element.
@@ -110,7 +116,10 @@ pub fn mse<E: Element>(a: &Var<E>, y: &Tensor<E>) -> Var<E> {
 #[track_caller]
 pub fn absolute_error<E: Element>(a: &Var<E>, y: &Tensor<E>, reduction: Reduction) -> Var<E> {
     same_shape("absolute_error", &a.shape(), y.shape());
-    reduce(&per_sample(&a.sub(&Var::constant(y.clone())).abs()), reduction)
+    reduce(
+        &per_sample(&a.sub(&Var::constant(y.clone())).abs()),
+        reduction,
+    )
 }
 
 /// Binary hinge loss `ℓ_i = max(0, 1 − t_i·s_i)` for scores `s` and labels `t ∈ {−1, +1}`
@@ -130,8 +139,14 @@ pub fn absolute_error<E: Element>(a: &Var<E>, y: &Tensor<E>, reduction: Reductio
 #[track_caller]
 pub fn hinge<E: Element>(scores: &Var<E>, targets: &Tensor<E>, reduction: Reduction) -> Var<E> {
     same_shape("hinge", &scores.shape(), targets.shape());
-    assert!(targets.data().iter().all(|&t| t == E::ONE || t == -E::ONE), "hinge: labels must be -1 or +1");
-    let margin = scores.mul(&Var::constant(targets.clone())).neg().add_scalar(E::ONE);
+    assert!(
+        targets.data().iter().all(|&t| t == E::ONE || t == -E::ONE),
+        "hinge: labels must be -1 or +1"
+    );
+    let margin = scores
+        .mul(&Var::constant(targets.clone()))
+        .neg()
+        .add_scalar(E::ONE);
     reduce(&per_sample(&margin.relu()), reduction)
 }
 
@@ -150,9 +165,18 @@ pub fn hinge<E: Element>(scores: &Var<E>, targets: &Tensor<E>, reduction: Reduct
 /// # Panics
 /// If `scores` is not `[n, classes]` or a label is out of range.
 #[track_caller]
-pub fn multiclass_hinge<E: Element>(scores: &Var<E>, labels: &[usize], margin: f64, reduction: Reduction) -> Var<E> {
+pub fn multiclass_hinge<E: Element>(
+    scores: &Var<E>,
+    labels: &[usize],
+    margin: f64,
+    reduction: Reduction,
+) -> Var<E> {
     let s = scores.shape();
-    assert!(s.len() == 2 && s[0] == labels.len(), "multiclass_hinge: scores {s:?} for {} labels", labels.len());
+    assert!(
+        s.len() == 2 && s[0] == labels.len(),
+        "multiclass_hinge: scores {s:?} for {} labels",
+        labels.len()
+    );
     let correct = scores.gather(1, labels).reshape(&[s[0], 1]);
     let m = E::from_f64(margin);
     let margins = scores.sub(&correct).add_scalar(m).relu();
@@ -191,7 +215,11 @@ impl<E: Element> MaxZero for E {
 /// # Panics
 /// If the shapes differ.
 #[track_caller]
-pub fn bce_with_logits<E: Element>(logits: &Var<E>, targets: &Tensor<E>, reduction: Reduction) -> Var<E> {
+pub fn bce_with_logits<E: Element>(
+    logits: &Var<E>,
+    targets: &Tensor<E>,
+    reduction: Reduction,
+) -> Var<E> {
     same_shape("bce_with_logits", &logits.shape(), targets.shape());
     let z = logits.value();
     let y = targets.clone();
@@ -205,9 +233,12 @@ pub fn bce_with_logits<E: Element>(logits: &Var<E>, targets: &Tensor<E>, reducti
         })
         .collect();
     let value = Tensor::from_vec(l, z.shape());
-    let per_elem = Var::from_op("bce_with_logits", value, vec![logits.clone()], move |g, _| {
-        vec![Some(g.mul(&z.sigmoid().sub(&y)))]
-    });
+    let per_elem = Var::from_op(
+        "bce_with_logits",
+        value,
+        vec![logits.clone()],
+        move |g, _| vec![Some(g.mul(&z.sigmoid().sub(&y)))],
+    );
     reduce(&per_sample(&per_elem), reduction)
 }
 
@@ -218,11 +249,18 @@ pub fn bce_with_logits<E: Element>(logits: &Var<E>, targets: &Tensor<E>, reducti
 /// # Panics
 /// If the shapes differ.
 #[track_caller]
-pub fn binary_cross_entropy<E: Element>(p: &Var<E>, targets: &Tensor<E>, reduction: Reduction) -> Var<E> {
+pub fn binary_cross_entropy<E: Element>(
+    p: &Var<E>,
+    targets: &Tensor<E>,
+    reduction: Reduction,
+) -> Var<E> {
     same_shape("binary_cross_entropy", &p.shape(), targets.shape());
     let y = Var::constant(targets.clone());
     let one_minus_y = Var::constant(targets.neg().add_scalar(E::ONE));
-    let l = y.mul(&p.log()).add(&one_minus_y.mul(&p.neg().add_scalar(E::ONE).log())).neg();
+    let l = y
+        .mul(&p.log())
+        .add(&one_minus_y.mul(&p.neg().add_scalar(E::ONE).log()))
+        .neg();
     reduce(&per_sample(&l), reduction)
 }
 
@@ -245,11 +283,22 @@ pub fn binary_cross_entropy<E: Element>(p: &Var<E>, targets: &Tensor<E>, reducti
 /// # Panics
 /// If `logits` is not `[n, classes]` for `n` labels, or a label is out of range.
 #[track_caller]
-pub fn cross_entropy<E: Element>(logits: &Var<E>, labels: &[usize], reduction: Reduction) -> Var<E> {
+pub fn cross_entropy<E: Element>(
+    logits: &Var<E>,
+    labels: &[usize],
+    reduction: Reduction,
+) -> Var<E> {
     let s = logits.shape();
-    assert!(s.len() == 2 && s[0] == labels.len(), "cross_entropy: logits {s:?} for {} labels", labels.len());
+    assert!(
+        s.len() == 2 && s[0] == labels.len(),
+        "cross_entropy: logits {s:?} for {} labels",
+        labels.len()
+    );
     if let Some(&bad) = labels.iter().find(|&&l| l >= s[1]) {
-        panic!("cross_entropy: label {bad} is out of range for {} classes", s[1]);
+        panic!(
+            "cross_entropy: label {bad} is out of range for {} classes",
+            s[1]
+        );
     }
     let logp = logits.with_value(|z| z.log_softmax(1));
     let per = logp.gather(1, labels).neg();
@@ -287,18 +336,30 @@ pub fn cross_entropy<E: Element>(logits: &Var<E>, labels: &[usize], reduction: R
 /// # Panics
 /// If the shapes differ or are not `[n, classes]`.
 #[track_caller]
-pub fn cross_entropy_probs<E: Element>(logits: &Var<E>, q: &Tensor<E>, reduction: Reduction) -> Var<E> {
+pub fn cross_entropy_probs<E: Element>(
+    logits: &Var<E>,
+    q: &Tensor<E>,
+    reduction: Reduction,
+) -> Var<E> {
     let s = logits.shape();
-    assert!(s.len() == 2, "cross_entropy_probs: logits must be [n, classes], got {s:?}");
+    assert!(
+        s.len() == 2,
+        "cross_entropy_probs: logits must be [n, classes], got {s:?}"
+    );
     same_shape("cross_entropy_probs", &s, q.shape());
     let logp = logits.with_value(|z| z.log_softmax(1));
     let per = q.mul(&logp).sum_axis(1, false).neg();
     let q = q.clone();
-    let per = Var::from_op("cross_entropy_probs", per, vec![logits.clone()], move |g, _| {
-        let qsum = q.sum_axis(1, true);
-        let d = logp.exp().mul(&qsum).sub(&q);
-        vec![Some(d.mul(&g.reshape(&[g.numel(), 1])))]
-    });
+    let per = Var::from_op(
+        "cross_entropy_probs",
+        per,
+        vec![logits.clone()],
+        move |g, _| {
+            let qsum = q.sum_axis(1, true);
+            let d = logp.exp().mul(&qsum).sub(&q);
+            vec![Some(d.mul(&g.reshape(&[g.numel(), 1])))]
+        },
+    );
     reduce(&per, reduction)
 }
 
@@ -334,7 +395,13 @@ pub fn nll_loss<E: Element>(log_probs: &Var<E>, labels: &[usize], reduction: Red
 /// If the row count differs from the label count.
 pub fn zero_one_loss<E: Element>(scores: &Tensor<E>, labels: &[usize]) -> f64 {
     let pred = predictions(scores);
-    assert_eq!(pred.len(), labels.len(), "zero_one_loss: {} predictions for {} labels", pred.len(), labels.len());
+    assert_eq!(
+        pred.len(),
+        labels.len(),
+        "zero_one_loss: {} predictions for {} labels",
+        pred.len(),
+        labels.len()
+    );
     if labels.is_empty() {
         return 0.0;
     }
@@ -345,7 +412,11 @@ pub fn zero_one_loss<E: Element>(scores: &Tensor<E>, labels: &[usize]) -> f64 {
 pub fn predictions<E: Element>(scores: &Tensor<E>) -> Vec<usize> {
     let s = scores.shape();
     if s.len() == 1 || s[1] == 1 {
-        scores.data().iter().map(|&v| usize::from(v > E::ZERO)).collect()
+        scores
+            .data()
+            .iter()
+            .map(|&v| usize::from(v > E::ZERO))
+            .collect()
     } else {
         scores.argmax(1)
     }

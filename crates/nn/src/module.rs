@@ -65,7 +65,10 @@ pub trait Module<E: Element = f32>: Send + Sync {
 
     /// The number of learnable scalars.
     fn num_params(&self) -> usize {
-        self.params().iter().map(|(_, p)| p.with_value(|v| v.numel())).sum()
+        self.params()
+            .iter()
+            .map(|(_, p)| p.with_value(|v| v.numel()))
+            .sum()
     }
 
     /// The direct children with their names, for summaries (empty for a plain layer).
@@ -76,7 +79,10 @@ pub trait Module<E: Element = f32>: Send + Sync {
 
 /// Prefixes parameter names with a child's name: `weight` → `fc1.weight`.
 pub fn prefixed<E: Element>(prefix: &str, params: Vec<(String, Var<E>)>) -> Vec<(String, Var<E>)> {
-    params.into_iter().map(|(n, p)| (format!("{prefix}.{n}"), p)).collect()
+    params
+        .into_iter()
+        .map(|(n, p)| (format!("{prefix}.{n}"), p))
+        .collect()
 }
 
 /// Layers applied in order: `y = f_n(... f_2(f_1(x)))`.
@@ -126,8 +132,14 @@ impl<E: Element> Sequential<E> {
     /// # Panics
     /// If the name is empty, contains a `.`, or is already used.
     pub fn push(&mut self, name: &str, layer: Box<dyn Module<E>>) {
-        assert!(!name.is_empty() && !name.contains('.'), "Sequential: layer name {name:?} must be non-empty and without '.'");
-        assert!(self.layers.iter().all(|(n, _)| n != name), "Sequential: layer name {name:?} is used twice");
+        assert!(
+            !name.is_empty() && !name.contains('.'),
+            "Sequential: layer name {name:?} must be non-empty and without '.'"
+        );
+        assert!(
+            self.layers.iter().all(|(n, _)| n != name),
+            "Sequential: layer name {name:?} is used twice"
+        );
         self.layers.push((name.to_string(), layer));
     }
 
@@ -162,16 +174,25 @@ impl<E: Element> Module<E> for Sequential<E> {
         h
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
-        self.layers.iter().flat_map(|(n, l)| prefixed(n, l.params())).collect()
+        self.layers
+            .iter()
+            .flat_map(|(n, l)| prefixed(n, l.params()))
+            .collect()
     }
     fn buffers(&self) -> Vec<(String, Var<E>)> {
-        self.layers.iter().flat_map(|(n, l)| prefixed(n, l.buffers())).collect()
+        self.layers
+            .iter()
+            .flat_map(|(n, l)| prefixed(n, l.buffers()))
+            .collect()
     }
     fn kind(&self) -> String {
         format!("Sequential({} layers)", self.layers.len())
     }
     fn children(&self) -> Vec<(String, &dyn Module<E>)> {
-        self.layers.iter().map(|(n, l)| (n.clone(), l.as_ref())).collect()
+        self.layers
+            .iter()
+            .map(|(n, l)| (n.clone(), l.as_ref()))
+            .collect()
     }
 }
 
@@ -207,7 +228,13 @@ impl<E: Element> Residual<E> {
 impl<E: Element> Module<E> for Residual<E> {
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let fx = self.f.forward(x, mode);
-        assert_eq!(fx.shape(), x.shape(), "Residual: f changed the shape from {:?} to {:?}", x.shape(), fx.shape());
+        assert_eq!(
+            fx.shape(),
+            x.shape(),
+            "Residual: f changed the shape from {:?} to {:?}",
+            x.shape(),
+            fx.shape()
+        );
         x.add(&fx)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {

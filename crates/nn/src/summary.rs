@@ -72,7 +72,12 @@ impl Summary {
             let mut h = Var::constant(Tensor::<E>::zeros(input_shape));
             for (name, layer) in net.layers() {
                 h = layer.forward(&h, Mode::Eval);
-                rows.push(SummaryRow { name: name.to_string(), kind: layer.kind(), output_shape: h.shape(), params: layer.num_params() });
+                rows.push(SummaryRow {
+                    name: name.to_string(),
+                    kind: layer.kind(),
+                    output_shape: h.shape(),
+                    params: layer.num_params(),
+                });
             }
         });
         Self::finish(input_shape, rows, &net.params())
@@ -80,27 +85,73 @@ impl Summary {
 
     /// A single row for any module.
     pub fn of_module<E: Element>(m: &dyn Module<E>, input_shape: &[usize]) -> Summary {
-        let out = no_grad(|| m.forward(&Var::constant(Tensor::<E>::zeros(input_shape)), Mode::Eval).shape());
-        let rows = vec![SummaryRow { name: "model".into(), kind: m.kind(), output_shape: out, params: m.num_params() }];
+        let out = no_grad(|| {
+            m.forward(&Var::constant(Tensor::<E>::zeros(input_shape)), Mode::Eval)
+                .shape()
+        });
+        let rows = vec![SummaryRow {
+            name: "model".into(),
+            kind: m.kind(),
+            output_shape: out,
+            params: m.num_params(),
+        }];
         Self::finish(input_shape, rows, &m.params())
     }
 
-    fn finish<E: Element>(input_shape: &[usize], rows: Vec<SummaryRow>, params: &[(String, Var<E>)]) -> Summary {
+    fn finish<E: Element>(
+        input_shape: &[usize],
+        rows: Vec<SummaryRow>,
+        params: &[(String, Var<E>)],
+    ) -> Summary {
         let (weights, biases) = count(params);
-        Summary { input_shape: input_shape.to_vec(), rows, total_params: weights + biases, weights, biases }
+        Summary {
+            input_shape: input_shape.to_vec(),
+            rows,
+            total_params: weights + biases,
+            weights,
+            biases,
+        }
     }
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let wn = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
-        let wk = self.rows.iter().map(|r| r.kind.chars().count()).max().unwrap_or(0).max(4);
+        let wn = self
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let wk = self
+            .rows
+            .iter()
+            .map(|r| r.kind.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         writeln!(f, "input shape {:?}", self.input_shape)?;
-        writeln!(f, "{:<wn$}  {:<wk$}  {:<16} {:>10}", "layer", "type", "output shape", "params")?;
+        writeln!(
+            f,
+            "{:<wn$}  {:<wk$}  {:<16} {:>10}",
+            "layer", "type", "output shape", "params"
+        )?;
         for r in &self.rows {
             let pad = wk - r.kind.chars().count();
-            writeln!(f, "{:<wn$}  {}{}  {:<16} {:>10}", r.name, r.kind, " ".repeat(pad), format!("{:?}", r.output_shape), r.params)?;
+            writeln!(
+                f,
+                "{:<wn$}  {}{}  {:<16} {:>10}",
+                r.name,
+                r.kind,
+                " ".repeat(pad),
+                format!("{:?}", r.output_shape),
+                r.params
+            )?;
         }
-        write!(f, "total parameters: {} (weights {}, biases {})", self.total_params, self.weights, self.biases)
+        write!(
+            f,
+            "total parameters: {} (weights {}, biases {})",
+            self.total_params, self.weights, self.biases
+        )
     }
 }

@@ -4,7 +4,10 @@
 use backprop_autograd::{gradcheck, gradcheck_vars, GradcheckOptions, Var};
 use backprop_nn::activation as act;
 use backprop_nn::loss::{self, Reduction};
-use backprop_nn::{Activation, BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout, Mode, Module, PRelu, Residual, Sequential};
+use backprop_nn::{
+    Activation, BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout, Mode, Module, PRelu,
+    Residual, Sequential,
+};
 use backprop_tensor::{Rng, Tensor};
 
 /// Σ y ⊙ c with a fixed random c, so the upstream gradient is not all ones.
@@ -20,7 +23,12 @@ fn normal(shape: &[usize], seed: u64) -> Tensor<f64> {
 /// Checks a module's gradient with respect to its input and all its parameters, in `mode`.
 /// The input is used twice (through the layer and through a skip term).
 #[track_caller]
-fn check_module(name: &str, make: impl Fn() -> Box<dyn Module<f64>>, input_shape: &[usize], mode: Mode) {
+fn check_module(
+    name: &str,
+    make: impl Fn() -> Box<dyn Module<f64>>,
+    input_shape: &[usize],
+    mode: Mode,
+) {
     let m = make();
     let x = Var::parameter(normal(input_shape, 5));
     let mut vars = vec![x.clone()];
@@ -33,14 +41,35 @@ fn check_module(name: &str, make: impl Fn() -> Box<dyn Module<f64>>, input_shape
         &vars,
         GradcheckOptions::default(),
     );
-    assert!(r.passed() && r.max_rel_err() < 1e-6, "{name} ({mode:?}):\n{r}");
+    assert!(
+        r.passed() && r.max_rel_err() < 1e-6,
+        "{name} ({mode:?}):\n{r}"
+    );
 }
 
 #[test]
 fn every_layer_in_both_modes() {
     for mode in [Mode::Train, Mode::Eval] {
-        check_module("linear", || Box::new(Linear::<f64>::new(4, 3, &mut Rng::seed(1))), &[5, 4], mode);
-        check_module("linear, no bias", || Box::new(Linear::<f64>::with_init(4, 3, backprop_nn::Init::XavierNormal, false, &mut Rng::seed(1))), &[5, 4], mode);
+        check_module(
+            "linear",
+            || Box::new(Linear::<f64>::new(4, 3, &mut Rng::seed(1))),
+            &[5, 4],
+            mode,
+        );
+        check_module(
+            "linear, no bias",
+            || {
+                Box::new(Linear::<f64>::with_init(
+                    4,
+                    3,
+                    backprop_nn::Init::XavierNormal,
+                    false,
+                    &mut Rng::seed(1),
+                ))
+            },
+            &[5, 4],
+            mode,
+        );
         // a fresh dropout with a fixed seed per evaluation, so every evaluation sees one mask
         let x = Var::parameter(normal(&[6, 5], 3));
         let r = gradcheck_vars(
@@ -49,12 +78,37 @@ fn every_layer_in_both_modes() {
             GradcheckOptions::default(),
         );
         assert!(r.passed(), "dropout ({mode:?}):\n{r}");
-        check_module("layernorm", || Box::new(scrambled(LayerNorm::<f64>::new(4))), &[3, 4], mode);
-        check_module("batchnorm1d", || Box::new(batchnorm_with_stats()), &[6, 3], mode);
-        check_module("maxout", || Box::new(Maxout::<f64>::new(4, 3, 3, &mut Rng::seed(2))), &[5, 4], mode);
+        check_module(
+            "layernorm",
+            || Box::new(scrambled(LayerNorm::<f64>::new(4))),
+            &[3, 4],
+            mode,
+        );
+        check_module(
+            "batchnorm1d",
+            || Box::new(batchnorm_with_stats()),
+            &[6, 3],
+            mode,
+        );
+        check_module(
+            "maxout",
+            || Box::new(Maxout::<f64>::new(4, 3, 3, &mut Rng::seed(2))),
+            &[5, 4],
+            mode,
+        );
         check_module("flatten", || Box::new(Flatten), &[2, 3, 2], mode);
-        check_module("prelu shared", || Box::new(PRelu::<f64>::shared(0.25)), &[4, 3], mode);
-        check_module("prelu per channel", || Box::new(PRelu::<f64>::per_channel(3, 0.1)), &[4, 3, 2], mode);
+        check_module(
+            "prelu shared",
+            || Box::new(PRelu::<f64>::shared(0.25)),
+            &[4, 3],
+            mode,
+        );
+        check_module(
+            "prelu per channel",
+            || Box::new(PRelu::<f64>::per_channel(3, 0.1)),
+            &[4, 3, 2],
+            mode,
+        );
         check_module(
             "residual",
             || {
@@ -86,7 +140,8 @@ fn batchnorm_with_stats() -> BatchNorm1d<f64> {
     bn.weight.set_value(normal(&[3], 10));
     bn.bias.set_value(normal(&[3], 11));
     bn.running_mean.set_value(normal(&[3], 12));
-    bn.running_var.set_value(Tensor::rand_uniform(&[3], 0.5, 2.0, &mut Rng::seed(13)));
+    bn.running_var
+        .set_value(Tensor::rand_uniform(&[3], 0.5, 2.0, &mut Rng::seed(13)));
     bn
 }
 
@@ -122,20 +177,63 @@ fn every_loss() {
     let q = normal(&[4, 3], 24).softmax(1);
     for red in [Reduction::Mean, Reduction::Sum] {
         let cases: Vec<(&str, Box<dyn Fn(&[Var<f64>]) -> Var<f64>>, Tensor<f64>)> = vec![
-            ("half_squared_error", Box::new(|v| loss::half_squared_error(&v[0].tanh(), &target, red).mul(&v[0].sum())), pred.clone()),
-            ("mse", Box::new(|v| loss::mse(&v[0], &target).mul(&v[0].sum())), pred.clone()),
-            ("absolute_error", Box::new(|v| loss::absolute_error(&v[0].mul(&v[0]), &target, red)), pred.clone()),
-            ("hinge", Box::new(|v| loss::hinge(&v[0].mul_scalar(0.7), &pm1, red).mul(&v[0].mean())), pred.clone()),
-            ("multiclass_hinge", Box::new(|v| loss::multiclass_hinge(&v[0].mul(&v[0]), &labels, 1.0, red)), pred.clone()),
-            ("bce_with_logits", Box::new(|v| loss::bce_with_logits(&v[0], &bits, red).mul(&v[0].sum())), pred.clone()),
-            ("binary_cross_entropy", Box::new(|v| loss::binary_cross_entropy(&v[0], &bits, red).mul(&v[0].sum())), probs.clone()),
-            ("cross_entropy", Box::new(|v| loss::cross_entropy(&v[0].mul(&v[0]), &labels, red).mul(&v[0].sum())), pred.clone()),
-            ("cross_entropy_probs", Box::new(|v| loss::cross_entropy_probs(&v[0], &q, red).mul(&v[0].sum())), pred.clone()),
-            ("nll_loss", Box::new(|v| loss::nll_loss(&v[0].log_softmax(1), &labels, red).mul(&v[0].sum())), pred.clone()),
+            (
+                "half_squared_error",
+                Box::new(|v| loss::half_squared_error(&v[0].tanh(), &target, red).mul(&v[0].sum())),
+                pred.clone(),
+            ),
+            (
+                "mse",
+                Box::new(|v| loss::mse(&v[0], &target).mul(&v[0].sum())),
+                pred.clone(),
+            ),
+            (
+                "absolute_error",
+                Box::new(|v| loss::absolute_error(&v[0].mul(&v[0]), &target, red)),
+                pred.clone(),
+            ),
+            (
+                "hinge",
+                Box::new(|v| loss::hinge(&v[0].mul_scalar(0.7), &pm1, red).mul(&v[0].mean())),
+                pred.clone(),
+            ),
+            (
+                "multiclass_hinge",
+                Box::new(|v| loss::multiclass_hinge(&v[0].mul(&v[0]), &labels, 1.0, red)),
+                pred.clone(),
+            ),
+            (
+                "bce_with_logits",
+                Box::new(|v| loss::bce_with_logits(&v[0], &bits, red).mul(&v[0].sum())),
+                pred.clone(),
+            ),
+            (
+                "binary_cross_entropy",
+                Box::new(|v| loss::binary_cross_entropy(&v[0], &bits, red).mul(&v[0].sum())),
+                probs.clone(),
+            ),
+            (
+                "cross_entropy",
+                Box::new(|v| loss::cross_entropy(&v[0].mul(&v[0]), &labels, red).mul(&v[0].sum())),
+                pred.clone(),
+            ),
+            (
+                "cross_entropy_probs",
+                Box::new(|v| loss::cross_entropy_probs(&v[0], &q, red).mul(&v[0].sum())),
+                pred.clone(),
+            ),
+            (
+                "nll_loss",
+                Box::new(|v| loss::nll_loss(&v[0].log_softmax(1), &labels, red).mul(&v[0].sum())),
+                pred.clone(),
+            ),
         ];
         for (name, f, x) in cases {
             let r = gradcheck(f, &[x], opts);
-            assert!(r.passed() && r.max_rel_err() < 1e-6, "{name} ({red:?}):\n{r}");
+            assert!(
+                r.passed() && r.max_rel_err() < 1e-6,
+                "{name} ({red:?}):\n{r}"
+            );
         }
     }
 }
@@ -146,22 +244,58 @@ fn activation_functions_match_their_formulas() {
     let x = Var::constant(Tensor::<f64>::from_vec(xs.to_vec(), &[5]));
     let sig = |t: f64| 1.0 / (1.0 + (-t).exp());
     let cases: Vec<(&str, Var<f64>, Box<dyn Fn(f64) -> f64>)> = vec![
-        ("step", act::step(&x), Box::new(|t| if t > 0.0 { 1.0 } else if t < 0.0 { 0.0 } else { 0.5 })),
-        ("sign", act::sign(&x), Box::new(|t: f64| if t == 0.0 { 0.0 } else { t.signum() })),
+        (
+            "step",
+            act::step(&x),
+            Box::new(|t| {
+                if t > 0.0 {
+                    1.0
+                } else if t < 0.0 {
+                    0.0
+                } else {
+                    0.5
+                }
+            }),
+        ),
+        (
+            "sign",
+            act::sign(&x),
+            Box::new(|t: f64| if t == 0.0 { 0.0 } else { t.signum() }),
+        ),
         ("sigmoid", act::sigmoid(&x), Box::new(sig)),
         ("tanh", act::tanh(&x), Box::new(f64::tanh)),
         ("relu", act::relu(&x), Box::new(|t: f64| t.max(0.0))),
-        ("leaky", act::leaky_relu(&x, 0.1), Box::new(|t| if t > 0.0 { t } else { 0.1 * t })),
-        ("elu", act::elu(&x, 1.0), Box::new(|t: f64| if t > 0.0 { t } else { t.exp() - 1.0 })),
+        (
+            "leaky",
+            act::leaky_relu(&x, 0.1),
+            Box::new(|t| if t > 0.0 { t } else { 0.1 * t }),
+        ),
+        (
+            "elu",
+            act::elu(&x, 1.0),
+            Box::new(|t: f64| if t > 0.0 { t } else { t.exp() - 1.0 }),
+        ),
         ("silu", act::silu(&x), Box::new(move |t| t * sig(t))),
-        ("gelu", act::gelu(&x), Box::new(|t: f64| 0.5 * t * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (t + 0.044715 * t.powi(3))).tanh()))),
+        (
+            "gelu",
+            act::gelu(&x),
+            Box::new(|t: f64| {
+                0.5 * t
+                    * (1.0
+                        + ((2.0 / std::f64::consts::PI).sqrt() * (t + 0.044715 * t.powi(3))).tanh())
+            }),
+        ),
     ];
     for (name, y, f) in cases {
         for (i, &t) in xs.iter().enumerate() {
             assert!((y.value().data()[i] - f(t)).abs() < 1e-12, "{name}({t})");
         }
     }
-    let p = act::softmax(&Var::constant(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[1, 2]))).value();
+    let p = act::softmax(&Var::constant(Tensor::<f64>::from_vec(
+        vec![1.0, 2.0],
+        &[1, 2],
+    )))
+    .value();
     assert!((p.data()[1] - sig(1.0)).abs() < 1e-12);
 }
 

@@ -3,7 +3,9 @@
 
 use backprop_autograd::{no_grad, Var};
 use backprop_nn::loss::{self, Reduction};
-use backprop_nn::{Activation, BatchNorm1d, Dropout, LayerNorm, Linear, Mode, Module, Sequential, Summary};
+use backprop_nn::{
+    Activation, BatchNorm1d, Dropout, LayerNorm, Linear, Mode, Module, Sequential, Summary,
+};
 use backprop_tensor::{Rng, Tensor};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor<f64> {
@@ -24,7 +26,10 @@ fn softmax_cross_entropy_gradient_is_p_minus_q() {
     // with one-hot targets, mean reduction: (p − q)/n
     let zv = Var::parameter(z.clone());
     let g = loss::cross_entropy_probs(&zv, &q, Reduction::Mean).backward();
-    assert!(g.get(&zv).unwrap().allclose(&want.mul_scalar(1.0 / 5.0), 1e-12, 1e-14));
+    assert!(g
+        .get(&zv)
+        .unwrap()
+        .allclose(&want.mul_scalar(1.0 / 5.0), 1e-12, 1e-14));
     // with soft targets
     let soft = normal(&[5, 4], 2).softmax(1);
     let zv = Var::parameter(z.clone());
@@ -47,13 +52,22 @@ fn sigmoid_with_logistic_loss_gives_yhat_minus_y() {
     let yhat = z.value().sigmoid();
     let g = loss::bce_with_logits(&z, &y, Reduction::Sum).backward();
     let err = yhat.sub(&y); // [6, 1]
-    assert!(g.get(&w).unwrap().allclose(&err.matmul_tn(&x), 1e-12, 1e-14));
-    assert!(g.get(&b).unwrap().allclose(&err.sum_axis(0, false), 1e-12, 1e-14));
+    assert!(g
+        .get(&w)
+        .unwrap()
+        .allclose(&err.matmul_tn(&x), 1e-12, 1e-14));
+    assert!(g
+        .get(&b)
+        .unwrap()
+        .allclose(&err.sum_axis(0, false), 1e-12, 1e-14));
     // and the probability form through an explicit sigmoid agrees
     let w2 = Var::parameter(w.value());
     let p = Var::constant(x.clone()).linear(&w2, None).sigmoid();
     let g2 = loss::binary_cross_entropy(&p, &y, Reduction::Sum).backward();
-    assert!(g2.get(&w2).unwrap().allclose(&err.matmul_tn(&x), 1e-9, 1e-12));
+    assert!(g2
+        .get(&w2)
+        .unwrap()
+        .allclose(&err.matmul_tn(&x), 1e-9, 1e-12));
 }
 
 #[test]
@@ -61,11 +75,17 @@ fn squared_error_has_the_lecture_forms() {
     let a = Var::parameter(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 5.0], &[2, 2]));
     let y = Tensor::from_vec(vec![0.0, 0.0, 1.0, 1.0], &[2, 2]);
     // ½ Σ (y − a)² = ½(1 + 4 + 4 + 16) = 12.5; mean over n = 2 samples: 6.25 = 1/(2n) Σ‖y−a‖²
-    assert_eq!(loss::half_squared_error(&a, &y, Reduction::Sum).item(), 12.5);
+    assert_eq!(
+        loss::half_squared_error(&a, &y, Reduction::Sum).item(),
+        12.5
+    );
     let c = loss::half_squared_error(&a, &y, Reduction::Mean);
     assert_eq!(c.item(), 6.25);
     // ∂C/∂a = (a − y)/n
-    assert_eq!(c.backward().get(&a).unwrap().to_vec(), vec![0.5, 1.0, 1.0, 2.0]);
+    assert_eq!(
+        c.backward().get(&a).unwrap().to_vec(),
+        vec![0.5, 1.0, 1.0, 2.0]
+    );
 }
 
 #[test]
@@ -92,23 +112,42 @@ fn layer_norm_is_invariant_to_scaling_the_affine_map() {
         ln.bias.set_value(beta.clone());
         ln
     };
-    let scaled = |alpha: f64| Linear::from_tensors(lin.weight.value().mul_scalar(alpha), Some(lin.bias.as_ref().unwrap().value().mul_scalar(alpha)));
+    let scaled = |alpha: f64| {
+        Linear::from_tensors(
+            lin.weight.value().mul_scalar(alpha),
+            Some(lin.bias.as_ref().unwrap().value().mul_scalar(alpha)),
+        )
+    };
     // with ε = 0 the invariance is exact
     let ln = make(0.0);
     let base = ln.forward(&lin.forward(&z, Mode::Eval), Mode::Eval).value();
     for alpha in [0.01, 0.5, 3.0, 250.0] {
-        let y = ln.forward(&scaled(alpha).forward(&z, Mode::Eval), Mode::Eval).value();
+        let y = ln
+            .forward(&scaled(alpha).forward(&z, Mode::Eval), Mode::Eval)
+            .value();
         assert!(y.allclose(&base, 1e-12, 1e-12), "alpha = {alpha}");
     }
     // with ε > 0, scaling by α is the same as using ε/α²: LN_ε(αu) = LN_{ε/α²}(u)
     for alpha in [0.01, 0.5, 3.0, 250.0] {
-        let y = make(1e-5).forward(&scaled(alpha).forward(&z, Mode::Eval), Mode::Eval).value();
-        let want = make(1e-5 / (alpha * alpha)).forward(&lin.forward(&z, Mode::Eval), Mode::Eval).value();
+        let y = make(1e-5)
+            .forward(&scaled(alpha).forward(&z, Mode::Eval), Mode::Eval)
+            .value();
+        let want = make(1e-5 / (alpha * alpha))
+            .forward(&lin.forward(&z, Mode::Eval), Mode::Eval)
+            .value();
         assert!(y.allclose(&want, 1e-10, 1e-10), "alpha = {alpha}");
     }
     // and with a different α the output of MM alone does change
-    let changed = Linear::from_tensors(lin.weight.value().mul_scalar(2.0), None).forward(&z, Mode::Eval).value();
-    assert!(!changed.allclose(&Linear::from_tensors(lin.weight.value(), None).forward(&z, Mode::Eval).value(), 1e-3, 1e-3));
+    let changed = Linear::from_tensors(lin.weight.value().mul_scalar(2.0), None)
+        .forward(&z, Mode::Eval)
+        .value();
+    assert!(!changed.allclose(
+        &Linear::from_tensors(lin.weight.value(), None)
+            .forward(&z, Mode::Eval)
+            .value(),
+        1e-3,
+        1e-3
+    ));
 }
 
 #[test]
@@ -124,19 +163,28 @@ fn inverted_dropout_agrees_with_test_time_weight_scaling_in_expectation() {
     let mut sum = Tensor::<f64>::zeros(&[1, 2]);
     no_grad(|| {
         for _ in 0..trials {
-            sum = sum.add(&lin.forward(&Module::<f64>::forward(&drop, &x, Mode::Train), Mode::Train).value());
+            sum = sum.add(
+                &lin.forward(&Module::<f64>::forward(&drop, &x, Mode::Train), Mode::Train)
+                    .value(),
+            );
         }
     });
     let mean = sum.mul_scalar(1.0 / trials as f64);
     // ours: eval is the plain network
-    let eval = lin.forward(&Module::<f64>::forward(&drop, &x, Mode::Eval), Mode::Eval).value();
+    let eval = lin
+        .forward(&Module::<f64>::forward(&drop, &x, Mode::Eval), Mode::Eval)
+        .value();
     assert!(mean.allclose(&eval, 0.02, 0.02), "{mean} vs {eval}");
     // the lecture's: train without scaling (= ours·(1−p)), test with weights·(1−p)
-    let lecture_test = Linear::from_tensors(w.mul_scalar(1.0 - p), None).forward(&x, Mode::Eval).value();
+    let lecture_test = Linear::from_tensors(w.mul_scalar(1.0 - p), None)
+        .forward(&x, Mode::Eval)
+        .value();
     assert!(mean.mul_scalar(1.0 - p).allclose(&lecture_test, 0.02, 0.02));
     // and the exact relation: our network with W equals the lecture's with W/(1−p)
     let lecture_net = Linear::from_tensors(w.mul_scalar(1.0 / (1.0 - p)), None);
-    let lecture_eval = Linear::from_tensors(lecture_net.weight.value().mul_scalar(1.0 - p), None).forward(&x, Mode::Eval).value();
+    let lecture_eval = Linear::from_tensors(lecture_net.weight.value().mul_scalar(1.0 - p), None)
+        .forward(&x, Mode::Eval)
+        .value();
     assert!(lecture_eval.allclose(&eval, 1e-12, 1e-12));
 }
 
@@ -148,7 +196,10 @@ fn dropout_drops_about_p_and_is_seeded() {
     assert_eq!(a, b);
     let dropped = a.data().iter().filter(|&&v| v == 0.0).count() as f64 / 10_000.0;
     assert!((dropped - 0.25).abs() < 0.02, "{dropped}");
-    assert!(a.data().iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    assert!(a
+        .data()
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
 }
 
 #[test]
@@ -163,14 +214,24 @@ fn batch_norm_train_and_eval_modes() {
     assert!(v.data().iter().all(|v| (v - 1.0).abs() < 1e-5));
     // running stats moved halfway to the batch stats (variance unbiased)
     let bm = x.value().mean_axis(0, false);
-    assert!(bn.running_mean.value().allclose(&bm.mul_scalar(0.5), 1e-12, 1e-12));
+    assert!(bn
+        .running_mean
+        .value()
+        .allclose(&bm.mul_scalar(0.5), 1e-12, 1e-12));
     let c = x.value().sub(&bm);
     let unbiased = c.mul(&c).sum_axis(0, false).mul_scalar(1.0 / 7.0);
-    assert!(bn.running_var.value().allclose(&unbiased.mul_scalar(0.5).add_scalar(0.5), 1e-12, 1e-12));
+    assert!(bn.running_var.value().allclose(
+        &unbiased.mul_scalar(0.5).add_scalar(0.5),
+        1e-12,
+        1e-12
+    ));
     // eval uses the running stats and changes nothing
     let before = bn.running_mean.value();
     let e = bn.forward(&x, Mode::Eval).value();
-    let want = x.value().sub(&bn.running_mean.value()).div(&bn.running_var.value().add_scalar(1e-5).sqrt());
+    let want = x
+        .value()
+        .sub(&bn.running_mean.value())
+        .div(&bn.running_var.value().add_scalar(1e-5).sqrt());
     assert!(e.allclose(&want, 1e-12, 1e-12));
     assert_eq!(bn.running_mean.value(), before);
     assert_eq!(bn.buffers().len(), 2);
@@ -193,14 +254,24 @@ fn summary_of_a_3_4_2_network_counts_26_parameters() {
     assert_eq!(s.rows[0].output_shape, vec![1, 4]);
     assert_eq!(s.rows[2].kind, "Linear(4 → 2)");
     let text = s.to_string();
-    assert!(text.contains("total parameters: 26 (weights 20, biases 6)"), "{text}");
+    assert!(
+        text.contains("total parameters: 26 (weights 20, biases 6)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn parameter_names_are_stable_and_pytorch_shaped() {
     let mut rng = Rng::seed(0);
-    let net = Sequential::<f32>::new().then(Linear::new(3, 4, &mut rng)).then(Activation::Relu).then(Linear::new(4, 2, &mut rng));
-    let names: Vec<(String, Vec<usize>)> = net.params().into_iter().map(|(n, p)| (n, p.shape())).collect();
+    let net = Sequential::<f32>::new()
+        .then(Linear::new(3, 4, &mut rng))
+        .then(Activation::Relu)
+        .then(Linear::new(4, 2, &mut rng));
+    let names: Vec<(String, Vec<usize>)> = net
+        .params()
+        .into_iter()
+        .map(|(n, p)| (n, p.shape()))
+        .collect();
     assert_eq!(
         names,
         vec![
