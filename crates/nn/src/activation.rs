@@ -49,21 +49,55 @@ pub fn step<E: Element>(x: &Var<E>) -> Var<E> {
 }
 
 /// Sign: −1, 0 (at 0) or 1. Its gradient is 0 everywhere.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::sign(&x).value().to_vec();
+/// assert_eq!(y, vec![-1.0, 0.0, 1.0]);
+/// ```
 pub fn sign<E: Element>(x: &Var<E>) -> Var<E> {
     x.sign()
 }
 
 /// Logistic sigmoid σ(x) = 1/(1+e^{−x}); σ' = σ(1−σ).
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::sigmoid(&x).value().to_vec();
+/// assert_eq!(y[1], 0.5);
+/// assert!((y[2] - 1.0 / (1.0 + (-2f64).exp())).abs() < 1e-15);
+/// ```
 pub fn sigmoid<E: Element>(x: &Var<E>) -> Var<E> {
     x.sigmoid()
 }
 
 /// Hyperbolic tangent; tanh' = 1 − tanh².
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::tanh(&x).value().to_vec();
+/// assert_eq!(y[1], 0.0);
+/// assert!((y[2] - 2f64.tanh()).abs() < 1e-15);
+/// ```
 pub fn tanh<E: Element>(x: &Var<E>) -> Var<E> {
     x.tanh()
 }
 
 /// ReLU max(x, 0), with relu'(0) = 0.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::relu(&x).value().to_vec();
+/// assert_eq!(y, vec![0.0, 0.0, 2.0]);
+/// ```
 pub fn relu<E: Element>(x: &Var<E>) -> Var<E> {
     x.relu()
 }
@@ -82,6 +116,14 @@ pub fn leaky_relu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
 }
 
 /// ELU: x for x > 0, α(eˣ − 1) otherwise.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 2.0], &[2]));
+/// let y = backprop_nn::activation::elu(&x, 1.0).value().to_vec();
+/// assert_eq!(y, vec![(-1f64).exp() - 1.0, 2.0]);
+/// ```
 pub fn elu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
     let mask = x.with_value(|v| v.gt_scalar(E::ZERO));
     // e^{min(x,0)} keeps the unused branch finite for large positive x
@@ -94,6 +136,15 @@ pub fn elu<E: Element>(x: &Var<E>, alpha: f64) -> Var<E> {
 }
 
 /// GELU in its tanh form, ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::gelu(&x).value().to_vec();
+/// assert_eq!(y[1], 0.0);
+/// assert!((y[2] - 1.9546).abs() < 1e-4);
+/// ```
 pub fn gelu<E: Element>(x: &Var<E>) -> Var<E> {
     let c = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
     let inner = x
@@ -104,11 +155,29 @@ pub fn gelu<E: Element>(x: &Var<E>) -> Var<E> {
 }
 
 /// SiLU (swish): x·σ(x).
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::silu(&x).value().to_vec();
+/// assert_eq!(y[1], 0.0);
+/// assert!((y[2] - 2.0 / (1.0 + (-2f64).exp())).abs() < 1e-15);
+/// ```
 pub fn silu<E: Element>(x: &Var<E>) -> Var<E> {
     x.mul(&x.sigmoid())
 }
 
 /// Softmax along the last axis.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, 0.0, 2.0], &[3]));
+/// let y = backprop_nn::activation::softmax(&x).value().to_vec();
+/// assert!((y.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+/// assert!(y[2] > y[1] && y[1] > y[0]);
+/// ```
 pub fn softmax<E: Element>(x: &Var<E>) -> Var<E> {
     x.softmax(-1)
 }

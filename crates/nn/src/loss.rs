@@ -246,6 +246,16 @@ pub fn bce_with_logits<E: Element>(
 /// [`bce_with_logits`], which is stable for saturated outputs; this form is for networks
 /// that end in a sigmoid, as in the lectures. `p` must lie in (0, 1).
 ///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_nn::loss::{binary_cross_entropy, Reduction};
+/// use backprop_tensor::Tensor;
+/// let p = Var::constant(Tensor::<f64>::from_vec(vec![0.8, 0.25], &[2, 1]));
+/// let y = Tensor::from_vec(vec![1.0, 0.0], &[2, 1]);
+/// let want = -(0.8f64.ln() + 0.75f64.ln()) / 2.0;
+/// assert!((binary_cross_entropy(&p, &y, Reduction::Mean).item() - want).abs() < 1e-12);
+/// ```
+///
 /// # Panics
 /// If the shapes differ.
 #[track_caller]
@@ -409,6 +419,12 @@ pub fn zero_one_loss<E: Element>(scores: &Tensor<E>, labels: &[usize]) -> f64 {
 }
 
 /// The predicted class of each row: the argmax, or for a single column `score > 0`.
+///
+/// ```
+/// use backprop_tensor::Tensor;
+/// let s = Tensor::<f32>::from_vec(vec![0.1, 0.7, 0.2, 0.5, 0.3, 0.2], &[2, 3]);
+/// assert_eq!(backprop_nn::loss::predictions(&s), vec![1, 0]);
+/// ```
 pub fn predictions<E: Element>(scores: &Tensor<E>) -> Vec<usize> {
     let s = scores.shape();
     if s.len() == 1 || s[1] == 1 {
