@@ -182,6 +182,9 @@ impl<E: Element> Module<E> for Dropout {
     fn kind(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
+    fn reseed(&self, seed: u64) {
+        *self.rng.lock().unwrap() = Rng::seed(seed);
+    }
 }
 
 /// Layer normalization (Ba et al. 2016) over the last axis:

@@ -36,5 +36,5 @@ pub use activation::{Activation, PRelu};
 pub use init::Init;
 pub use layers::{BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout};
 pub use loss::Reduction;
-pub use module::{prefixed, Mode, Module, Residual, Sequential};
+pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
 pub use summary::{Summary, SummaryRow};

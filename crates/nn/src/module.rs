@@ -75,6 +75,20 @@ pub trait Module<E: Element = f32>: Send + Sync {
     fn children(&self) -> Vec<(String, &dyn Module<E>)> {
         Vec::new()
     }
+
+    /// Restarts every random stream inside (dropout masks) from `seed`. A trainer calls it
+    /// at the start of each epoch with a seed derived from the run's seed and the epoch, so
+    /// a resumed run draws the same masks as an uninterrupted one.
+    fn reseed(&self, _seed: u64) {}
+}
+
+/// Mixes a seed with an index (SplitMix64 finaliser), for deriving per-layer and
+/// per-epoch seeds.
+pub fn mix_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Prefixes parameter names with a child's name: `weight` → `fc1.weight`.
@@ -188,6 +202,11 @@ impl<E: Element> Module<E> for Sequential<E> {
     fn kind(&self) -> String {
         format!("Sequential({} layers)", self.layers.len())
     }
+    fn reseed(&self, seed: u64) {
+        for (i, (_, l)) in self.layers.iter().enumerate() {
+            l.reseed(mix_seed(seed, i as u64));
+        }
+    }
     fn children(&self) -> Vec<(String, &dyn Module<E>)> {
         self.layers
             .iter()
@@ -245,6 +264,9 @@ impl<E: Element> Module<E> for Residual<E> {
     }
     fn kind(&self) -> String {
         format!("Residual(z + {})", self.f.kind())
+    }
+    fn reseed(&self, seed: u64) {
+        self.f.reseed(seed)
     }
     fn children(&self) -> Vec<(String, &dyn Module<E>)> {
         vec![("f".to_string(), self.f.as_ref())]

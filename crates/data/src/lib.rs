@@ -1,0 +1,33 @@
+//! # backprop-data
+//!
+//! Datasets for backprop: the IDX format of MNIST and its kin ([`load_idx_pair`],
+//! [`read_idx`]), CSV files ([`load_csv`]), the 2-D demonstration sets ([`synthetic`]),
+//! input encodings ([`Encoding`]), seeded validation splits and seeded mini-batches
+//! ([`Dataset::split`], [`Dataset::batches`]).
+//!
+//! Every loader validates what it reads and returns a [`DataError`] that names the file
+//! and the problem.
+//!
+//! ```
+//! use backprop_data::synthetic;
+//! use backprop_tensor::Rng;
+//! let d = synthetic("circle", 100, 0.0, 1).unwrap();
+//! let (train, val) = d.split(20, 1).unwrap();
+//! assert_eq!((train.len(), val.len()), (80, 20));
+//! let batches: Vec<_> = train.batches(32, Some(&mut Rng::seed(0))).collect();
+//! assert_eq!(batches.len(), 3); // 32 + 32 + 16
+//! ```
+
+#![warn(missing_docs)]
+
+mod csv_data;
+mod dataset;
+mod error;
+mod idx;
+mod synthetic;
+
+pub use csv_data::{load_csv, CsvOptions, LabelColumn, Task};
+pub use dataset::{digit_names, load_idx_pair, Batch, BatchTargets, Batches, Dataset, Encoding, RawImages, Targets};
+pub use error::{DataError, Result};
+pub use idx::{parse_idx, read_idx, IdxArray};
+pub use synthetic::{synthetic, SYNTHETIC};

@@ -1,0 +1,20 @@
+//! # backprop-train
+//!
+//! Training on top of the library: model specs ([`spec`]), the [`Trainer`] loop with
+//! validation, schedules, early stopping, a divergence guard and exact resume, metrics
+//! ([`metrics`]), safetensors [`checkpoint`]s written atomically, [`history`] as CSV and
+//! JSON, and [`plot`]s (training curves, decision boundaries).
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod history;
+pub mod metrics;
+pub mod plot;
+pub mod spec;
+mod trainer;
+
+pub use checkpoint::Checkpoint;
+pub use history::{EpochRecord, History};
+pub use spec::{LayerSpec, ModelSpec, SpecError};
+pub use trainer::{batch_loss, evaluate, load_weights, predict_proba, Evaluation, LossKind, Observer, OptimizerKind, Quiet, ScheduleKind, Stop, TrainConfig, Trainer};

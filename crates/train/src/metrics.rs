@@ -1,0 +1,86 @@
+//! Classification metrics: accuracy, the confusion matrix, per-class precision and recall.
+
+use serde::Serialize;
+
+/// A confusion matrix: `counts[true][predicted]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    /// `counts[t][p]` = samples of class `t` predicted as `p`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+impl Confusion {
+    /// Counts predictions against labels over `classes` classes.
+    pub fn new(predicted: &[usize], labels: &[usize], classes: usize) -> Confusion {
+        let mut counts = vec![vec![0; classes]; classes];
+        for (&p, &t) in predicted.iter().zip(labels) {
+            if p < classes && t < classes {
+                counts[t][p] += 1;
+            }
+        }
+        Confusion { counts }
+    }
+
+    /// Fraction of samples on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let total: usize = self.counts.iter().flatten().sum();
+        let right: usize = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
+        if total == 0 { 0.0 } else { right as f64 / total as f64 }
+    }
+
+    /// Precision of each class: right predictions of it / all predictions of it (0 if never predicted).
+    pub fn precision(&self) -> Vec<f64> {
+        (0..self.counts.len())
+            .map(|c| {
+                let predicted: usize = self.counts.iter().map(|row| row[c]).sum();
+                if predicted == 0 { 0.0 } else { self.counts[c][c] as f64 / predicted as f64 }
+            })
+            .collect()
+    }
+
+    /// Recall of each class: right predictions of it / all samples of it (0 if absent).
+    pub fn recall(&self) -> Vec<f64> {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(c, row)| {
+                let n: usize = row.iter().sum();
+                if n == 0 { 0.0 } else { row[c] as f64 / n as f64 }
+            })
+            .collect()
+    }
+
+    /// A readable table with class names, precision and recall.
+    pub fn table(&self, names: &[String]) -> String {
+        let w = names.iter().map(|n| n.len()).max().unwrap_or(1).max(5);
+        let mut s = format!("{:>w$} |", "true\\pred");
+        for n in names {
+            s += &format!(" {n:>6}");
+        }
+        s += "   precision  recall\n";
+        let (p, r) = (self.precision(), self.recall());
+        for (i, row) in self.counts.iter().enumerate() {
+            s += &format!("{:>w$} |", names.get(i).map_or("?", |n| n.as_str()));
+            for c in row {
+                s += &format!(" {c:>6}");
+            }
+            s += &format!("   {:>9.4} {:>7.4}\n", p[i], r[i]);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_precision_recall() {
+        // labels 0,0,1,1,2 ; predictions 0,1,1,1,0
+        let c = Confusion::new(&[0, 1, 1, 1, 0], &[0, 0, 1, 1, 2], 3);
+        assert_eq!(c.counts, vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]);
+        assert_eq!(c.accuracy(), 0.6);
+        assert_eq!(c.precision(), vec![0.5, 2.0 / 3.0, 0.0]);
+        assert_eq!(c.recall(), vec![0.5, 1.0, 0.0]);
+    }
+}

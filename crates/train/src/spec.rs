@@ -1,0 +1,387 @@
+//! Model specifications: a list of layers in a JSON or TOML file, quick MLP flags, and
+//! named presets. A spec is checked completely (layer types, shapes, explicit weights)
+//! before anything trains.
+//!
+//! ```json
+//! { "layers": [
+//!     { "type": "linear", "out": 256, "init": "he_uniform" },
+//!     { "type": "relu" },
+//!     { "type": "dropout", "p": 0.2 },
+//!     { "type": "linear", "out": 10 }
+//! ] }
+//! ```
+//!
+//! The same in TOML: `[[layers]]` tables with the same keys. A `linear` layer may set
+//! `weight` (`[[...], ...]`, shape `[out, in]`) and `bias` values (`bias_values`) so that a
+//! hand-worked network from a lecture can be loaded exactly.
+
+use std::path::Path;
+
+use backprop_nn::{Activation, BatchNorm1d, Dropout, Flatten, Init, LayerNorm, Linear, Maxout, Module, PRelu, Sequential};
+use backprop_tensor::{Element, Rng, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// One layer of a spec. `type` selects the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// A fully connected layer.
+    Linear {
+        /// Output width.
+        out: usize,
+        /// Whether it has a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+        /// Initializer name (default `lecun_uniform`, PyTorch's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<String>,
+        /// Explicit weights, `[out][in]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<Vec<Vec<f64>>>,
+        /// Explicit bias values, `[out]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_values: Option<Vec<f64>>,
+    },
+    /// Maxout with `pieces` affine maps per unit.
+    Maxout {
+        /// Output width.
+        out: usize,
+        /// Affine maps per unit.
+        pieces: usize,
+    },
+    /// ReLU.
+    Relu,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// tanh.
+    Tanh,
+    /// The identity.
+    Identity,
+    /// Unit step (½ at 0).
+    Step,
+    /// Sign.
+    Sign,
+    /// GELU (tanh form).
+    Gelu,
+    /// SiLU.
+    Silu,
+    /// Softmax over the features.
+    Softmax,
+    /// Leaky ReLU with a slope (default 0.1, the lecture's).
+    LeakyRelu {
+        /// Slope for x < 0.
+        #[serde(default = "slope")]
+        slope: f64,
+    },
+    /// ELU with α (default 1).
+    Elu {
+        /// α.
+        #[serde(default = "one")]
+        alpha: f64,
+    },
+    /// PReLU, one shared slope or one per feature.
+    Prelu {
+        /// One slope per feature instead of one shared slope.
+        #[serde(default)]
+        per_channel: bool,
+        /// Initial slope (default 0.25).
+        #[serde(default = "quarter")]
+        init: f64,
+    },
+    /// Inverted dropout.
+    Dropout {
+        /// Drop probability.
+        p: f64,
+    },
+    /// Layer normalization.
+    LayerNorm,
+    /// Batch normalization.
+    BatchNorm,
+    /// Flatten all axes after the batch axis.
+    Flatten,
+}
+
+fn yes() -> bool {
+    true
+}
+fn slope() -> f64 {
+    0.1
+}
+fn one() -> f64 {
+    1.0
+}
+fn quarter() -> f64 {
+    0.25
+}
+
+/// The layer types a spec may use.
+pub const LAYER_TYPES: &[&str] = &[
+    "linear", "maxout", "relu", "sigmoid", "tanh", "identity", "step", "sign", "gelu", "silu", "softmax", "leaky_relu", "elu", "prelu", "dropout",
+    "layer_norm", "batch_norm", "flatten",
+];
+
+/// The activations the `--activation` flag accepts.
+pub const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "identity", "leaky_relu", "elu", "gelu", "silu", "prelu", "step", "sign"];
+
+/// A model: its layers in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The layers.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// A spec problem, naming the layer where there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError(pub String);
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for SpecError {}
+
+fn parse_init(layer: usize, s: &str) -> Result<Init, SpecError> {
+    Ok(match s {
+        "lecun_uniform" | "default" => Init::LecunUniform,
+        "he_uniform" | "kaiming_uniform" => Init::HeUniform,
+        "he_normal" | "kaiming_normal" => Init::HeNormal,
+        "xavier_uniform" | "glorot_uniform" => Init::XavierUniform,
+        "xavier_normal" | "glorot_normal" => Init::XavierNormal,
+        "zeros" => Init::Zeros,
+        other => {
+            return Err(SpecError(format!(
+                "layer {layer} (linear): unknown init {other:?}; use lecun_uniform, he_uniform, he_normal, xavier_uniform, xavier_normal or zeros"
+            )))
+        }
+    })
+}
+
+/// A built model and what building found out.
+pub struct Built<E: Element = f32> {
+    /// The network.
+    pub model: Sequential<E>,
+    /// Output width.
+    pub outputs: usize,
+}
+
+impl ModelSpec {
+    /// Parses a spec from JSON text.
+    ///
+    /// # Errors
+    /// On malformed JSON or an invalid layer (named by its position, counted from 1).
+    pub fn from_json(text: &str) -> Result<ModelSpec, SpecError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| SpecError(format!("not valid JSON: {e}")))?;
+        Self::from_value(v)
+    }
+
+    /// Parses a spec from TOML text (`[[layers]]` tables).
+    ///
+    /// # Errors
+    /// On malformed TOML or an invalid layer.
+    pub fn from_toml(text: &str) -> Result<ModelSpec, SpecError> {
+        let v: serde_json::Value = toml::from_str(text).map_err(|e| SpecError(format!("not valid TOML: {e}")))?;
+        Self::from_value(v)
+    }
+
+    /// Reads a `.json` or `.toml` file.
+    ///
+    /// # Errors
+    /// If the file cannot be read or parsed; the message names the file.
+    pub fn from_file(path: &Path) -> Result<ModelSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError(format!("{}: cannot read the model spec: {e}", path.display())))?;
+        let r = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml(&text),
+            _ => Self::from_json(&text),
+        };
+        r.map_err(|e| SpecError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    fn from_value(v: serde_json::Value) -> Result<ModelSpec, SpecError> {
+        let obj = v.as_object().ok_or_else(|| SpecError("a model spec is an object with a \"layers\" list".into()))?;
+        if let Some(k) = obj.keys().find(|k| *k != "layers") {
+            return Err(SpecError(format!("unknown key {k:?}; a model spec has only \"layers\"")));
+        }
+        let layers = obj.get("layers").and_then(|l| l.as_array()).ok_or_else(|| SpecError("the spec needs a \"layers\" list".into()))?;
+        if layers.is_empty() {
+            return Err(SpecError("the \"layers\" list is empty".into()));
+        }
+        let mut out = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let n = i + 1;
+            let ty = l.get("type").and_then(|t| t.as_str()).ok_or_else(|| SpecError(format!("layer {n}: missing \"type\"")))?;
+            if !LAYER_TYPES.contains(&ty) {
+                return Err(SpecError(format!("layer {n}: unknown layer type {ty:?}; known types: {}", LAYER_TYPES.join(", "))));
+            }
+            let spec: LayerSpec = serde_json::from_value(l.clone()).map_err(|e| SpecError(format!("layer {n} ({ty}): {e}")))?;
+            out.push(spec);
+        }
+        Ok(ModelSpec { layers: out })
+    }
+
+    /// An MLP: `hidden` widths with `activation` (and dropout `p` after each, if non-zero),
+    /// then a linear output layer of width `outputs`.
+    ///
+    /// # Errors
+    /// If the activation name is unknown.
+    pub fn mlp(hidden: &[usize], activation: &str, dropout: f64, outputs: usize) -> Result<ModelSpec, SpecError> {
+        let act = activation_spec(activation)?;
+        let mut layers = Vec::new();
+        for &h in hidden {
+            let init = if matches!(act, LayerSpec::Relu | LayerSpec::LeakyRelu { .. } | LayerSpec::Prelu { .. }) { Some("he_uniform".to_string()) } else { None };
+            layers.push(LayerSpec::Linear { out: h, bias: true, init, weight: None, bias_values: None });
+            layers.push(act.clone());
+            if dropout > 0.0 {
+                layers.push(LayerSpec::Dropout { p: dropout });
+            }
+        }
+        layers.push(LayerSpec::Linear { out: outputs, bias: true, init: None, weight: None, bias_values: None });
+        Ok(ModelSpec { layers })
+    }
+
+    /// A named preset. `mlp` is 256-128 ReLU; the input and output widths come from the data.
+    ///
+    /// # Errors
+    /// If the name is unknown.
+    pub fn preset(name: &str, outputs: usize) -> Result<ModelSpec, SpecError> {
+        match name {
+            "mlp" => Self::mlp(&[256, 128], "relu", 0.0, outputs),
+            other => Err(SpecError(format!("unknown model preset {other:?}; presets: mlp (or give a .json/.toml spec file)"))),
+        }
+    }
+
+    /// The spec without explicit weight values (what a checkpoint's metadata keeps; the
+    /// values live in the checkpoint's tensors).
+    pub fn without_values(&self) -> ModelSpec {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                LayerSpec::Linear { out, bias, init, .. } => LayerSpec::Linear { out: *out, bias: *bias, init: init.clone(), weight: None, bias_values: None },
+                other => other.clone(),
+            })
+            .collect();
+        ModelSpec { layers }
+    }
+
+    /// Checks the spec against an input width and builds the network, seeded.
+    ///
+    /// # Errors
+    /// If shapes do not chain, explicit weights have the wrong shape, a parameter is out of
+    /// range, or (when `outputs` is given) the last layer's width differs from it. The
+    /// message names the layer.
+    pub fn build<E: Element>(&self, inputs: usize, outputs: Option<usize>, seed: u64) -> Result<Built<E>, SpecError> {
+        let mut rng = Rng::seed(seed);
+        let mut net = Sequential::<E>::new();
+        let mut width = inputs;
+        let mut counts = std::collections::HashMap::<&str, usize>::new();
+        let mut name_for = |prefix: &'static str| {
+            let c = counts.entry(prefix).or_insert(0);
+            *c += 1;
+            format!("{prefix}{c}")
+        };
+        for (i, l) in self.layers.iter().enumerate() {
+            let n = i + 1;
+            let err = |m: String| SpecError(format!("layer {n} ({}): {m}", layer_type(l)));
+            let act = |a: Activation| -> Box<dyn Module<E>> { Box::new(a) };
+            let (name, layer): (String, Box<dyn Module<E>>) = match l {
+                LayerSpec::Linear { out, bias, init, weight, bias_values } => {
+                    if *out == 0 {
+                        return Err(err("out must be at least 1".into()));
+                    }
+                    let init = parse_init(n, init.as_deref().unwrap_or("lecun_uniform"))?;
+                    let lin = if matches!(init, Init::LecunUniform) && *bias {
+                        Linear::new(width, *out, &mut rng)
+                    } else {
+                        Linear::with_init(width, *out, init, *bias, &mut rng)
+                    };
+                    if let Some(w) = weight {
+                        if w.len() != *out || w.iter().any(|r| r.len() != width) {
+                            let cols = w.first().map_or(0, |r| r.len());
+                            return Err(err(format!("weight is {}×{cols} but must be {out}×{width} (out × in)", w.len())));
+                        }
+                        lin.weight.set_value(Tensor::from_vec(w.iter().flatten().map(|&v| E::from_f64(v)).collect(), &[*out, width]));
+                    }
+                    if let Some(b) = bias_values {
+                        if !*bias {
+                            return Err(err("bias_values given but bias is false".into()));
+                        }
+                        if b.len() != *out {
+                            return Err(err(format!("bias_values has {} entries but out is {out}", b.len())));
+                        }
+                        lin.bias.as_ref().unwrap().set_value(Tensor::from_vec(b.iter().map(|&v| E::from_f64(v)).collect(), &[*out]));
+                    }
+                    width = *out;
+                    (name_for("fc"), Box::new(lin))
+                }
+                LayerSpec::Maxout { out, pieces } => {
+                    if *out == 0 || *pieces == 0 {
+                        return Err(err("out and pieces must be at least 1".into()));
+                    }
+                    let m = Maxout::new(width, *out, *pieces, &mut rng);
+                    width = *out;
+                    (name_for("maxout"), Box::new(m))
+                }
+                LayerSpec::Relu => (name_for("relu"), act(Activation::Relu)),
+                LayerSpec::Sigmoid => (name_for("sigmoid"), act(Activation::Sigmoid)),
+                LayerSpec::Tanh => (name_for("tanh"), act(Activation::Tanh)),
+                LayerSpec::Identity => (name_for("identity"), act(Activation::Identity)),
+                LayerSpec::Step => (name_for("step"), act(Activation::Step)),
+                LayerSpec::Sign => (name_for("sign"), act(Activation::Sign)),
+                LayerSpec::Gelu => (name_for("gelu"), act(Activation::Gelu)),
+                LayerSpec::Silu => (name_for("silu"), act(Activation::Silu)),
+                LayerSpec::Softmax => (name_for("softmax"), act(Activation::Softmax)),
+                LayerSpec::LeakyRelu { slope } => (name_for("leaky_relu"), act(Activation::LeakyRelu(*slope))),
+                LayerSpec::Elu { alpha } => (name_for("elu"), act(Activation::Elu(*alpha))),
+                LayerSpec::Prelu { per_channel, init } => {
+                    let p = if *per_channel { PRelu::per_channel(width, *init) } else { PRelu::shared(*init) };
+                    (name_for("prelu"), Box::new(p))
+                }
+                LayerSpec::Dropout { p } => {
+                    if !(0.0..1.0).contains(p) {
+                        return Err(err(format!("p = {p} must be in [0, 1)")));
+                    }
+                    (name_for("dropout"), Box::new(Dropout::new(*p, rng.next_u64())))
+                }
+                LayerSpec::LayerNorm => (name_for("ln"), Box::new(LayerNorm::new(width))),
+                LayerSpec::BatchNorm => (name_for("bn"), Box::new(BatchNorm1d::new(width))),
+                LayerSpec::Flatten => (name_for("flatten"), Box::new(Flatten)),
+            };
+            net.push(&name, layer);
+        }
+        if let Some(o) = outputs {
+            if o != width {
+                return Err(SpecError(format!(
+                    "the last layer gives {width} outputs but the data needs {o} (one per class, or one per regression target)"
+                )));
+            }
+        }
+        Ok(Built { model: net, outputs: width })
+    }
+}
+
+fn layer_type(l: &LayerSpec) -> String {
+    serde_json::to_value(l).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string)).unwrap_or_default()
+}
+
+/// The spec layer for an activation flag value.
+///
+/// # Errors
+/// If the name is unknown.
+pub fn activation_spec(name: &str) -> Result<LayerSpec, SpecError> {
+    Ok(match name {
+        "relu" => LayerSpec::Relu,
+        "sigmoid" => LayerSpec::Sigmoid,
+        "tanh" => LayerSpec::Tanh,
+        "identity" | "linear" => LayerSpec::Identity,
+        "leaky_relu" | "leaky-relu" => LayerSpec::LeakyRelu { slope: 0.1 },
+        "elu" => LayerSpec::Elu { alpha: 1.0 },
+        "gelu" => LayerSpec::Gelu,
+        "silu" | "swish" => LayerSpec::Silu,
+        "prelu" => LayerSpec::Prelu { per_channel: false, init: 0.25 },
+        "step" => LayerSpec::Step,
+        "sign" => LayerSpec::Sign,
+        other => return Err(SpecError(format!("unknown activation {other:?}; choose one of {}", ACTIVATIONS.join(", ")))),
+    })
+}

@@ -1,0 +1,536 @@
+//! The training loop.
+//!
+//! Per epoch: the model's random streams are reseeded and the data is shuffled from a seed
+//! derived from (run seed, epoch), so a run resumed from a checkpoint at an epoch boundary
+//! ends with exactly the weights of an uninterrupted run. Each step sets the learning rate
+//! from the schedule (stepped per optimizer step), computes the loss, checks it is finite
+//! (the divergence guard), backpropagates, clips and updates. At the end of an epoch the
+//! validation set is evaluated, the history grows by one record, early stopping is
+//! consulted, and the caller may write a checkpoint.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use backprop_autograd::{no_grad, Var};
+use backprop_data::{BatchTargets, Dataset, Targets};
+use backprop_nn::loss::{self, Reduction};
+use backprop_nn::{mix_seed, Mode, Module, Sequential};
+use backprop_optim::clip::clip_grad_norm;
+use backprop_optim::schedule::{Constant, Cosine, Exponential, InvSqrt, LrSchedule, ReduceOnPlateau, StepDecay, Warmup};
+use backprop_optim::{Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
+use backprop_tensor::{Rng, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Checkpoint;
+use crate::history::{EpochRecord, History};
+use crate::metrics::Confusion;
+
+/// The loss to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Softmax cross-entropy on logits (classification).
+    CrossEntropy,
+    /// The lectures' quadratic cost `1/(2n) Σ‖y − a‖²` (one-hot targets for classes).
+    Squared,
+    /// Absolute error (one-hot targets for classes).
+    Absolute,
+    /// Multiclass hinge loss (classification).
+    Hinge,
+}
+
+/// The optimizer to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD, with momentum if `momentum > 0`.
+    Sgd,
+    /// SGD with Nesterov momentum.
+    Nesterov,
+    /// Adagrad.
+    Adagrad,
+    /// RMSprop.
+    Rmsprop,
+    /// Adam.
+    Adam,
+    /// AdamW (decoupled weight decay from `weight_decay`).
+    Adamw,
+}
+
+/// The learning-rate schedule, in epochs (converted to optimizer steps by the trainer).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ScheduleKind {
+    /// η₀ throughout.
+    Constant,
+    /// ×gamma every `epochs` epochs.
+    Step {
+        /// Epochs between decays.
+        epochs: usize,
+        /// Factor.
+        gamma: f64,
+    },
+    /// ×gamma per epoch, applied smoothly per step.
+    Exponential {
+        /// Factor per epoch.
+        gamma: f64,
+    },
+    /// η₀/√(epoch+1), the lectures' decay.
+    InvSqrt,
+    /// Cosine annealing to 0 over the run.
+    Cosine,
+    /// ×factor when the validation loss has not improved for `patience` epochs.
+    Plateau {
+        /// Epochs without improvement tolerated.
+        patience: usize,
+        /// Factor.
+        factor: f64,
+    },
+}
+
+/// Everything that defines a training run besides the model and data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs to run (in total, counting resumed ones).
+    pub epochs: usize,
+    /// Samples per step: 1 is SGD, the dataset size is full-batch gradient descent.
+    pub batch_size: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// η₀.
+    pub lr: f64,
+    /// Momentum for SGD/Nesterov.
+    pub momentum: f64,
+    /// Decoupled weight decay for AdamW.
+    pub weight_decay: f64,
+    /// L1 penalty λ₁.
+    pub l1: f64,
+    /// L2 penalty λ₂.
+    pub l2: f64,
+    /// Clip the global gradient norm to this, if set.
+    pub clip: Option<f64>,
+    /// The schedule.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up, in optimizer steps.
+    pub warmup: usize,
+    /// Stop after this many epochs without a better validation loss.
+    pub early_stopping: Option<usize>,
+    /// With early stopping, end with the best epoch's weights.
+    pub restore_best: bool,
+    /// The run's seed (data order, dropout masks).
+    pub seed: u64,
+    /// The loss.
+    pub loss: LossKind,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            l1: 0.0,
+            l2: 0.0,
+            clip: None,
+            schedule: ScheduleKind::Constant,
+            warmup: 0,
+            early_stopping: None,
+            restore_best: true,
+            seed: 0,
+            loss: LossKind::CrossEntropy,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the numbers a user can get wrong.
+    ///
+    /// # Errors
+    /// Names the setting and the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("the learning rate must be a positive number, got {}", self.lr));
+        }
+        if self.batch_size == 0 {
+            return Err("the batch size must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return Err("the number of epochs must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        for (n, v) in [("l1", self.l1), ("l2", self.l2), ("weight decay", self.weight_decay)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{n} must be a non-negative number, got {v}"));
+            }
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(format!("the clipping norm must be positive, got {c}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// All epochs ran.
+    Completed,
+    /// Early stopping: the validation loss had not improved since `best_epoch`.
+    EarlyStopped {
+        /// The best epoch (1-based).
+        best_epoch: usize,
+    },
+    /// The loss became NaN or infinite.
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// The first parameter with a non-finite value, if any.
+        parameter: Option<String>,
+        /// The loss value seen.
+        loss: f64,
+    },
+}
+
+/// Loss and accuracy of a model on a dataset.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f64,
+    /// Accuracy (NaN for regression).
+    pub accuracy: f64,
+    /// The confusion matrix (classification).
+    pub confusion: Option<Confusion>,
+}
+
+/// Receives progress; the CLI draws bars with it, tests ignore it.
+pub trait Observer {
+    /// An epoch begins with `batches` steps.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    /// A step ended.
+    fn step(&mut self, _loss: f64, _accuracy: f64, _samples: usize) {}
+    /// An epoch ended.
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Builds the loss for a batch.
+///
+/// # Panics
+/// If a classification loss is asked of regression targets (checked earlier by `fit`).
+pub fn batch_loss(kind: LossKind, out: &Var<f32>, targets: &BatchTargets) -> Var<f32> {
+    match targets {
+        BatchTargets::Classes(labels) => {
+            let classes = out.shape()[1];
+            match kind {
+                LossKind::CrossEntropy => loss::cross_entropy(out, labels, Reduction::Mean),
+                LossKind::Squared => loss::half_squared_error(out, &Tensor::one_hot(labels, classes), Reduction::Mean),
+                LossKind::Absolute => loss::absolute_error(out, &Tensor::one_hot(labels, classes), Reduction::Mean),
+                LossKind::Hinge => loss::multiclass_hinge(out, labels, 1.0, Reduction::Mean),
+            }
+        }
+        BatchTargets::Values(v) => match kind {
+            LossKind::Absolute => loss::absolute_error(out, v, Reduction::Mean),
+            _ => loss::half_squared_error(out, v, Reduction::Mean),
+        },
+    }
+}
+
+/// Evaluates a model (evaluation mode, nothing recorded) in batches of 1000.
+pub fn evaluate(model: &Sequential<f32>, data: &Dataset, kind: LossKind) -> Evaluation {
+    let _g = backprop_autograd::NoGradGuard::new();
+    let mut loss_sum = 0.0;
+    let mut preds = Vec::with_capacity(data.len());
+    for b in data.batches(1000, None) {
+        let n = b.x.shape()[0];
+        let out = model.forward(&Var::constant(b.x.clone()), Mode::Eval);
+        loss_sum += batch_loss(kind, &out, &b.targets).item() as f64 * n as f64;
+        if matches!(b.targets, BatchTargets::Classes(_)) {
+            preds.extend(out.value().argmax(1));
+        }
+    }
+    let (accuracy, confusion) = match &data.targets {
+        Targets::Classes { labels, names } => {
+            let c = Confusion::new(&preds, labels, names.len());
+            (c.accuracy(), Some(c))
+        }
+        Targets::Values(_) => (f64::NAN, None),
+    };
+    Evaluation { loss: loss_sum / data.len().max(1) as f64, accuracy, confusion }
+}
+
+/// The run-time state of a training run.
+pub struct Trainer<'m> {
+    /// The settings.
+    pub config: TrainConfig,
+    model: &'m Sequential<f32>,
+    optimizer: Box<dyn Optimizer<f32>>,
+    /// Epochs finished so far.
+    pub epochs_done: usize,
+    step: usize,
+    /// The history so far.
+    pub history: History,
+    best: Option<(f64, usize, Vec<Tensor<f32>>)>,
+    bad_epochs: usize,
+}
+
+fn build_optimizer(c: &TrainConfig, params: Vec<(String, Var<f32>)>) -> Box<dyn Optimizer<f32>> {
+    let reg = Regularization { l1: c.l1, l2: c.l2, exclude_bias: true };
+    match c.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(params, c.lr).momentum(c.momentum).regularization(reg)),
+        OptimizerKind::Nesterov => Box::new(Sgd::new(params, c.lr).momentum(c.momentum).nesterov(true).regularization(reg)),
+        OptimizerKind::Adagrad => Box::new(Adagrad::new(params, c.lr).regularization(reg)),
+        OptimizerKind::Rmsprop => Box::new(RmsProp::new(params, c.lr).regularization(reg)),
+        OptimizerKind::Adam => Box::new(Adam::new(params, c.lr).regularization(reg)),
+        OptimizerKind::Adamw => Box::new(AdamW::new(params, c.lr, c.weight_decay).regularization(reg)),
+    }
+}
+
+impl<'m> Trainer<'m> {
+    /// A trainer for `model`.
+    ///
+    /// # Errors
+    /// If the configuration is invalid.
+    pub fn new(model: &'m Sequential<f32>, config: TrainConfig) -> Result<Self, String> {
+        config.validate()?;
+        let optimizer = build_optimizer(&config, model.params());
+        Ok(Trainer { config, model, optimizer, epochs_done: 0, step: 0, history: History::default(), best: None, bad_epochs: 0 })
+    }
+
+    fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
+        let c = &self.config;
+        let spe = steps_per_epoch.max(1);
+        let base: Box<dyn LrSchedule> = match c.schedule {
+            ScheduleKind::Constant => Box::new(Constant(c.lr)),
+            ScheduleKind::Step { epochs, gamma } => Box::new(StepDecay { lr: c.lr, step_size: epochs.max(1) * spe, gamma }),
+            ScheduleKind::Exponential { gamma } => Box::new(Exponential { lr: c.lr, gamma: gamma.powf(1.0 / spe as f64) }),
+            ScheduleKind::InvSqrt => Box::new(PerEpoch { inner: InvSqrt(c.lr), steps_per_epoch: spe }),
+            ScheduleKind::Cosine => Box::new(Cosine { lr: c.lr, min_lr: 0.0, period: c.epochs * spe }),
+            ScheduleKind::Plateau { patience, factor } => Box::new(ReduceOnPlateau::new(c.lr, factor, patience)),
+        };
+        if c.warmup > 0 { Box::new(Warmup::new(c.warmup, base)) } else { base }
+    }
+
+    /// Trains until `config.epochs` epochs are done, early stopping fires, or the loss
+    /// diverges. `on_epoch` runs after every completed epoch (to write a checkpoint); its
+    /// error stops the run.
+    ///
+    /// # Errors
+    /// If the data does not fit the loss (a classification loss on regression data), or
+    /// `on_epoch` fails.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        observer: &mut dyn Observer,
+        mut on_epoch: impl FnMut(&Trainer) -> Result<(), String>,
+    ) -> Result<Stop, String> {
+        if matches!(train.targets, Targets::Values(_)) && matches!(self.config.loss, LossKind::CrossEntropy | LossKind::Hinge) {
+            return Err("this dataset is a regression task: use --loss squared or --loss absolute".into());
+        }
+        let bs = self.config.batch_size.min(train.len().max(1));
+        let steps_per_epoch = train.len().div_ceil(bs);
+        let mut schedule = self.schedule(steps_per_epoch);
+        // replay the validation history into a plateau schedule so a resumed run continues it
+        for r in &self.history.epochs {
+            if r.val_loss.is_finite() {
+                schedule.observe(r.val_loss);
+            }
+        }
+        let classification = matches!(train.targets, Targets::Classes { .. });
+        while self.epochs_done < self.config.epochs {
+            let epoch = self.epochs_done + 1;
+            let t0 = Instant::now();
+            self.model.reseed(mix_seed(self.config.seed, 2 * epoch as u64));
+            let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
+            observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
+            let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
+            for (k, batch) in train.batches(bs, Some(&mut rng)).enumerate() {
+                let lr = schedule.lr(self.step);
+                self.optimizer.set_lr(lr);
+                let n = batch.x.shape()[0];
+                let out = self.model.forward(&Var::constant(batch.x), Mode::Train);
+                let l = batch_loss(self.config.loss, &out, &batch.targets);
+                let lv = l.item() as f64;
+                if !lv.is_finite() {
+                    let parameter = self.model.params().into_iter().find(|(_, p)| !p.with_value(|v| v.all_finite())).map(|(n, _)| n);
+                    return Ok(Stop::Diverged { epoch, step: k + 1, parameter, loss: lv });
+                }
+                let mut batch_right = 0;
+                if let BatchTargets::Classes(labels) = &batch.targets {
+                    batch_right = out.value().argmax(1).iter().zip(labels).filter(|(p, l)| p == l).count();
+                }
+                drop(out);
+                let mut grads = l.backward();
+                if let Some(c) = self.config.clip {
+                    clip_grad_norm(&mut grads, c);
+                }
+                self.optimizer.step(&grads);
+                self.step += 1;
+                loss_sum += lv * n as f64;
+                right += batch_right;
+                seen += n;
+                observer.step(lv, if classification { batch_right as f64 / n as f64 } else { f64::NAN }, n);
+            }
+            let (val_loss, val_accuracy) = match val {
+                Some(v) if !v.is_empty() => {
+                    let e = evaluate(self.model, v, self.config.loss);
+                    (e.loss, e.accuracy)
+                }
+                _ => (f64::NAN, f64::NAN),
+            };
+            if val_loss.is_finite() {
+                schedule.observe(val_loss);
+            }
+            let record = EpochRecord {
+                epoch,
+                train_loss: loss_sum / seen.max(1) as f64,
+                train_accuracy: if classification { right as f64 / seen.max(1) as f64 } else { f64::NAN },
+                val_loss,
+                val_accuracy,
+                lr: self.optimizer.lr(),
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            observer.epoch_end(&record);
+            self.history.epochs.push(record);
+            self.epochs_done = epoch;
+            let mut stop = None;
+            if let Some(patience) = self.config.early_stopping {
+                if val_loss.is_finite() {
+                    if self.best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
+                        self.best = Some((val_loss, epoch, self.snapshot()));
+                        self.bad_epochs = 0;
+                    } else {
+                        self.bad_epochs += 1;
+                        if self.bad_epochs >= patience {
+                            let best_epoch = self.best.as_ref().unwrap().1;
+                            stop = Some(Stop::EarlyStopped { best_epoch });
+                        }
+                    }
+                }
+            }
+            let last = stop.is_some() || self.epochs_done == self.config.epochs;
+            if last && self.config.restore_best {
+                if let Some((_, _, w)) = &self.best {
+                    self.restore_snapshot(&w.clone());
+                }
+            }
+            on_epoch(self)?;
+            if let Some(s) = stop {
+                return Ok(s);
+            }
+        }
+        Ok(Stop::Completed)
+    }
+
+    fn snapshot(&self) -> Vec<Tensor<f32>> {
+        self.model.params().iter().chain(self.model.buffers().iter()).map(|(_, p)| p.value()).collect()
+    }
+
+    fn restore_snapshot(&self, w: &[Tensor<f32>]) {
+        for ((_, p), t) in self.model.params().iter().chain(self.model.buffers().iter()).zip(w) {
+            p.set_value(t.clone());
+        }
+    }
+
+    /// The model, the optimizer state and the training state as a checkpoint (with
+    /// `metadata` added to the training keys).
+    pub fn checkpoint(&self, mut metadata: BTreeMap<String, String>) -> Checkpoint {
+        let mut tensors: Vec<(String, Tensor<f32>)> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, p)| (n, p.value())).collect();
+        for (n, t) in self.optimizer.state() {
+            tensors.push((format!("optimizer.{n}"), t));
+        }
+        if let Some((_, _, w)) = &self.best {
+            let names: Vec<String> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, _)| n).collect();
+            for (n, t) in names.iter().zip(w) {
+                tensors.push((format!("best.{n}"), t.clone()));
+            }
+        }
+        let state = serde_json::json!({
+            "epochs_done": self.epochs_done,
+            "step": self.step,
+            "bad_epochs": self.bad_epochs,
+            "best_val_loss": self.best.as_ref().map(|b| b.0),
+            "best_epoch": self.best.as_ref().map(|b| b.1),
+            "config": self.config,
+        });
+        metadata.insert("backprop.training".into(), state.to_string());
+        metadata.insert("backprop.history".into(), self.history.to_json());
+        Checkpoint { tensors, metadata }
+    }
+
+    /// Restores weights, optimizer state and training state from a checkpoint written by
+    /// [`Trainer::checkpoint`], to continue the run.
+    ///
+    /// # Errors
+    /// If the checkpoint does not match the model (missing tensor, other shape) or its
+    /// training state is unreadable.
+    pub fn resume(&mut self, ck: &Checkpoint) -> Result<(), String> {
+        load_weights(self.model, ck)?;
+        let opt: Vec<(String, Tensor<f32>)> = ck.tensors.iter().filter_map(|(n, t)| n.strip_prefix("optimizer.").map(|s| (s.to_string(), t.clone()))).collect();
+        self.optimizer.load_state(&opt)?;
+        let state: serde_json::Value = serde_json::from_str(ck.metadata.get("backprop.training").ok_or("the checkpoint has no training state to resume from")?)
+            .map_err(|e| format!("the checkpoint's training state is unreadable: {e}"))?;
+        let get = |k: &str| state.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        self.epochs_done = get("epochs_done");
+        self.step = get("step");
+        self.bad_epochs = get("bad_epochs");
+        if let (Some(v), Some(e)) = (state.get("best_val_loss").and_then(|v| v.as_f64()), state.get("best_epoch").and_then(|v| v.as_u64())) {
+            let names: Vec<String> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, _)| n).collect();
+            let w: Option<Vec<Tensor<f32>>> = names.iter().map(|n| ck.get(&format!("best.{n}")).cloned()).collect();
+            if let Some(w) = w {
+                self.best = Some((v, e as usize, w));
+            }
+        }
+        if let Some(h) = ck.metadata.get("backprop.history") {
+            self.history = History::from_json(h)?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies a checkpoint's tensors into a model's parameters and buffers.
+///
+/// # Errors
+/// If a parameter is missing from the checkpoint or has another shape.
+pub fn load_weights(model: &Sequential<f32>, ck: &Checkpoint) -> Result<(), String> {
+    for (name, p) in model.params().into_iter().chain(model.buffers()) {
+        let t = ck.get(&name).ok_or_else(|| format!("the checkpoint has no tensor {name:?} that the model needs"))?;
+        if t.shape() != p.shape().as_slice() {
+            return Err(format!("tensor {name:?} has shape {:?} in the checkpoint but {:?} in the model", t.shape(), p.shape()));
+        }
+        p.set_value(t.clone());
+    }
+    Ok(())
+}
+
+/// Steps an epoch-based schedule from a step count.
+struct PerEpoch<S: LrSchedule> {
+    inner: S,
+    steps_per_epoch: usize,
+}
+
+impl<S: LrSchedule> LrSchedule for PerEpoch<S> {
+    fn lr(&self, t: usize) -> f64 {
+        self.inner.lr(t / self.steps_per_epoch)
+    }
+    fn describe(&self) -> String {
+        format!("{} per epoch", self.inner.describe())
+    }
+}
+
+/// Predicted class probabilities for a batch of inputs (softmax of the outputs).
+pub fn predict_proba(model: &Sequential<f32>, x: &Tensor<f32>) -> Tensor<f32> {
+    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value().softmax(1))
+}

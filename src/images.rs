@@ -1,0 +1,94 @@
+//! Reading single greyscale images (PNG or PGM) for `backprop predict`.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// A greyscale image as bytes, white = 255.
+pub struct Grey {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Reads a PNG (any bit depth or colour type, converted to luminance) or a PGM (P2/P5).
+pub fn read_image(path: &Path) -> Result<Grey> {
+    let bytes = fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
+    if bytes.starts_with(b"\x89PNG") {
+        read_png(&bytes).with_context(|| format!("{}: not a readable PNG", path.display()))
+    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
+        read_pgm(&bytes).with_context(|| format!("{}: not a readable PGM", path.display()))
+    } else {
+        bail!("{}: not a PNG or PGM image (unrecognised first bytes)", path.display())
+    }
+}
+
+fn read_png(bytes: &[u8]) -> Result<Grey> {
+    let mut dec = png::Decoder::new(bytes);
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let ch = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => bail!("indexed colour was not expanded"),
+    };
+    let mut pixels = Vec::with_capacity(w * h);
+    for px in buf[..w * h * ch].chunks_exact(ch) {
+        let v = match ch {
+            1 | 2 => px[0] as f32,
+            _ => 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32,
+        };
+        // transparent pixels count as background (black)
+        let a = if ch == 2 || ch == 4 { px[ch - 1] as f32 / 255.0 } else { 1.0 };
+        pixels.push((v * a).round().clamp(0.0, 255.0) as u8);
+    }
+    Ok(Grey { width: w, height: h, pixels })
+}
+
+fn read_pgm(bytes: &[u8]) -> Result<Grey> {
+    // header: magic, width, height, maxval, separated by whitespace, '#' comments allowed
+    let mut fields = Vec::new();
+    let mut i = 2;
+    while fields.len() < 3 {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] == b'#' {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            bail!("malformed header");
+        }
+        fields.push(std::str::from_utf8(&bytes[start..i])?.parse::<usize>()?);
+    }
+    let (w, h, maxval) = (fields[0], fields[1], fields[2]);
+    if maxval == 0 || maxval > 255 {
+        bail!("maximum value {maxval} is not supported (1..=255)");
+    }
+    let scale = |v: usize| ((v * 255) / maxval).min(255) as u8;
+    let pixels = if bytes.starts_with(b"P5") {
+        let data = bytes.get(i + 1..i + 1 + w * h).context("truncated pixel data")?;
+        data.iter().map(|&v| scale(v as usize)).collect()
+    } else {
+        let text = std::str::from_utf8(&bytes[i..])?;
+        let v: Vec<u8> = text.split_ascii_whitespace().map(|t| t.parse::<usize>().map(scale)).collect::<Result<_, _>>()?;
+        if v.len() < w * h {
+            bail!("truncated pixel data");
+        }
+        v[..w * h].to_vec()
+    };
+    Ok(Grey { width: w, height: h, pixels })
+}
