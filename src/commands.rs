@@ -11,7 +11,10 @@ use backprop_data::{Dataset, Encoding, Targets, SYNTHETIC};
 use backprop_nn::{Mode, Module, Sequential, Summary};
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
-use backprop_train::{batch_loss, evaluate, load_weights, predict_proba, Checkpoint, LossKind, ModelSpec, OptimizerKind, ScheduleKind, Stop, TrainConfig, Trainer};
+use backprop_train::{
+    batch_loss, evaluate, load_weights, predict_proba, Checkpoint, LossKind, ModelSpec,
+    OptimizerKind, ScheduleKind, Stop, TrainConfig, Trainer,
+};
 use serde_json::{json, Value};
 
 use crate::data::{default_mnist_dir, load, Loaded};
@@ -24,7 +27,10 @@ fn set_threads(n: Option<usize>) -> Result<()> {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| anyhow!("--threads {n}: {e}"))?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow!("--threads {n}: {e}"))?;
     }
     Ok(())
 }
@@ -47,14 +53,20 @@ fn parse_optimizer(s: &str) -> Result<OptimizerKind> {
         "rmsprop" => OptimizerKind::Rmsprop,
         "adam" => OptimizerKind::Adam,
         "adamw" => OptimizerKind::Adamw,
-        other => bail!("--optimizer {other}: choose sgd, nesterov, adagrad, rmsprop, adam or adamw"),
+        other => {
+            bail!("--optimizer {other}: choose sgd, nesterov, adagrad, rmsprop, adam or adamw")
+        }
     })
 }
 
 fn parse_schedule(s: &str) -> Result<ScheduleKind> {
     let parts: Vec<&str> = s.split(':').collect();
     let num = |i: usize| -> Result<f64> {
-        parts.get(i).ok_or_else(|| anyhow!("--lr-schedule {s}: missing a number"))?.parse::<f64>().map_err(|_| anyhow!("--lr-schedule {s}: {:?} is not a number", parts[i]))
+        parts
+            .get(i)
+            .ok_or_else(|| anyhow!("--lr-schedule {s}: missing a number"))?
+            .parse::<f64>()
+            .map_err(|_| anyhow!("--lr-schedule {s}: {:?} is not a number", parts[i]))
     };
     Ok(match parts[0] {
         "constant" => ScheduleKind::Constant,
@@ -78,7 +90,13 @@ fn model_spec(m: &ModelArgs, outputs: usize) -> Result<(ModelSpec, String)> {
         if hidden.contains(&0) {
             bail!("--hidden: every width must be at least 1");
         }
-        let spec = ModelSpec::mlp(&hidden, m.activation.as_deref().unwrap_or("relu"), m.dropout, outputs).map_err(|e| anyhow!("--activation: {e}"))?;
+        let spec = ModelSpec::mlp(
+            &hidden,
+            m.activation.as_deref().unwrap_or("relu"),
+            m.dropout,
+            outputs,
+        )
+        .map_err(|e| anyhow!("--activation: {e}"))?;
         return Ok((spec, "mlp".into()));
     }
     if quick {
@@ -87,17 +105,33 @@ fn model_spec(m: &ModelArgs, outputs: usize) -> Result<(ModelSpec, String)> {
     let path = Path::new(&m.model);
     if path.extension().is_some_and(|e| e == "json" || e == "toml") || path.exists() {
         let spec = ModelSpec::from_file(path).map_err(|e| anyhow!("--model {e}"))?;
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
         return Ok((spec, stem));
     }
-    Err(anyhow!("--model {}: {}", m.model, ModelSpec::preset(&m.model, outputs).err().map(|e| e.0).unwrap_or_default()))
+    Err(anyhow!(
+        "--model {}: {}",
+        m.model,
+        ModelSpec::preset(&m.model, outputs)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+    ))
 }
 
 /// Makes sure `dir` exists and can be written, before any long work.
 fn ensure_writable(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the output directory", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "--out {}: cannot create the output directory",
+            dir.display()
+        )
+    })?;
     let probe = dir.join(".backprop-write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("--out {}: the directory is not writable", dir.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: the directory is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -110,17 +144,29 @@ fn metadata(spec: &ModelSpec, loaded: &Loaded, inputs: usize) -> BTreeMap<String
     let mut m = BTreeMap::new();
     m.insert("format".into(), "pt".into());
     m.insert("backprop.version".into(), env!("CARGO_PKG_VERSION").into());
-    m.insert("backprop.spec".into(), serde_json::to_string(&spec.without_values()).unwrap());
+    m.insert(
+        "backprop.spec".into(),
+        serde_json::to_string(&spec.without_values()).unwrap(),
+    );
     m.insert("backprop.inputs".into(), inputs.to_string());
-    m.insert("backprop.outputs".into(), loaded.train.outputs().to_string());
-    m.insert("backprop.classes".into(), serde_json::to_string(&classes).unwrap());
+    m.insert(
+        "backprop.outputs".into(),
+        loaded.train.outputs().to_string(),
+    );
+    m.insert(
+        "backprop.classes".into(),
+        serde_json::to_string(&classes).unwrap(),
+    );
     m.insert("backprop.normalization".into(), loaded.encoding.to_string());
     m.insert("backprop.dataset".into(), loaded.name.clone());
     if let Some(d) = &loaded.data_dir {
         m.insert("backprop.data_dir".into(), d.display().to_string());
     }
     if let Some(s) = loaded.train.image_shape {
-        m.insert("backprop.image_shape".into(), serde_json::to_string(&s).unwrap());
+        m.insert(
+            "backprop.image_shape".into(),
+            serde_json::to_string(&s).unwrap(),
+        );
     }
     m
 }
@@ -130,7 +176,11 @@ fn pct(v: f64) -> String {
 }
 
 fn num_or_null(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { Value::Null }
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
 }
 
 pub fn train(a: TrainArgs) -> Result<ExitCode> {
@@ -145,14 +195,24 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         OptimizerKind::Adam | OptimizerKind::Adamw => 0.001,
         _ => 0.01,
     });
-    let dataset_name = a.data.dataset.clone().unwrap_or_else(|| if a.data.data_dir.is_some() { "idx".into() } else { "mnist".into() });
+    let dataset_name = a.data.dataset.clone().unwrap_or_else(|| {
+        if a.data.data_dir.is_some() {
+            "idx".into()
+        } else {
+            "mnist".into()
+        }
+    });
     let synthetic = SYNTHETIC.contains(&dataset_name.as_str());
     let config = TrainConfig {
         epochs: a.epochs.unwrap_or(if synthetic { 200 } else { 10 }),
         batch_size: a.batch_size,
         optimizer,
         lr,
-        momentum: if matches!(optimizer, OptimizerKind::Sgd | OptimizerKind::Nesterov) { a.momentum } else { 0.0 },
+        momentum: if matches!(optimizer, OptimizerKind::Sgd | OptimizerKind::Nesterov) {
+            a.momentum
+        } else {
+            0.0
+        },
         weight_decay: a.weight_decay,
         l1: a.l1,
         l2: a.l2,
@@ -180,36 +240,71 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         };
         anyhow!("{flag}: {e}")
     })?;
-    let model_label = if a.model.model == "mlp" { "mlp".to_string() } else { Path::new(&a.model.model).file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned()) };
-    let short_name = Path::new(&dataset_name).file_stem().map_or(dataset_name.clone(), |s| s.to_string_lossy().into_owned());
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{short_name}-{model_label}")));
+    let model_label = if a.model.model == "mlp" {
+        "mlp".to_string()
+    } else {
+        Path::new(&a.model.model)
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    };
+    let short_name = Path::new(&dataset_name)
+        .file_stem()
+        .map_or(dataset_name.clone(), |s| s.to_string_lossy().into_owned());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{short_name}-{model_label}")));
     ensure_writable(&out)?;
     let model_path = out.join("model.safetensors");
     if a.resume && !model_path.is_file() {
-        bail!("--resume: there is no saved run at {}", model_path.display());
+        bail!(
+            "--resume: there is no saved run at {}",
+            model_path.display()
+        );
     }
 
     let loaded = load(&a.data, a.seed, None, true)?;
-    if matches!(loaded.train.targets, Targets::Values(_)) && matches!(loss, LossKind::CrossEntropy | LossKind::Hinge) && a.loss == "cross-entropy" {
+    if matches!(loaded.train.targets, Targets::Values(_))
+        && matches!(loss, LossKind::CrossEntropy | LossKind::Hinge)
+        && a.loss == "cross-entropy"
+    {
         // regression data with the default loss: switch to the quadratic cost
     }
-    let config = if matches!(loaded.train.targets, Targets::Values(_)) && matches!(loss, LossKind::CrossEntropy) && a.loss == "cross-entropy" {
-        TrainConfig { loss: LossKind::Squared, ..config }
+    let config = if matches!(loaded.train.targets, Targets::Values(_))
+        && matches!(loss, LossKind::CrossEntropy)
+        && a.loss == "cross-entropy"
+    {
+        TrainConfig {
+            loss: LossKind::Squared,
+            ..config
+        }
     } else {
         config
     };
-    if matches!(loaded.train.targets, Targets::Values(_)) && matches!(config.loss, LossKind::CrossEntropy | LossKind::Hinge) {
-        bail!("--loss {}: the dataset is a regression task; use squared or absolute", a.loss);
+    if matches!(loaded.train.targets, Targets::Values(_))
+        && matches!(config.loss, LossKind::CrossEntropy | LossKind::Hinge)
+    {
+        bail!(
+            "--loss {}: the dataset is a regression task; use squared or absolute",
+            a.loss
+        );
     }
     let inputs = loaded.train.features();
     let outputs = loaded.train.outputs();
     let (spec, _) = model_spec(&a.model, outputs)?;
-    let built = spec.build::<f32>(inputs, Some(outputs), a.seed).map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
+    let built = spec
+        .build::<f32>(inputs, Some(outputs), a.seed)
+        .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
     let model = built.model;
 
-    let val_count = a.validation.unwrap_or_else(|| (loaded.train.len() / 10).min(5000));
+    let val_count = a
+        .validation
+        .unwrap_or_else(|| (loaded.train.len() / 10).min(5000));
     let (train_set, val_set) = if val_count > 0 {
-        let (t, v) = loaded.train.split(val_count, a.seed).map_err(|e| anyhow!("--validation {val_count}: {}", e.message))?;
+        let (t, v) = loaded
+            .train
+            .split(val_count, a.seed)
+            .map_err(|e| anyhow!("--validation {val_count}: {}", e.message))?;
         (t, Some(v))
     } else {
         (loaded.train.clone(), None)
@@ -222,9 +317,15 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         if ck.metadata.get("backprop.spec") != meta.get("backprop.spec") {
             bail!("--resume: the model in {} was built from another spec; use the same --model/--hidden flags", model_path.display());
         }
-        trainer.resume(&ck).map_err(|e| anyhow!("--resume {}: {e}", model_path.display()))?;
+        trainer
+            .resume(&ck)
+            .map_err(|e| anyhow!("--resume {}: {e}", model_path.display()))?;
         if !a.json {
-            eprintln!("resuming {} after epoch {}", model_path.display(), trainer.epochs_done);
+            eprintln!(
+                "resuming {} after epoch {}",
+                model_path.display(),
+                trainer.epochs_done
+            );
         }
     }
     if !a.json {
@@ -255,24 +356,54 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     let epochs_x: Vec<f64> = history.epochs.iter().map(|r| r.train_loss).collect();
     if !epochs_x.is_empty() {
         let lp = out.join("loss.svg");
-        write_svg(&lp, &line_chart_svg("loss", "loss", &[("train", epochs_x), ("validation", history.epochs.iter().map(|r| r.val_loss).collect())])).map_err(|e| anyhow!(e))?;
+        write_svg(
+            &lp,
+            &line_chart_svg(
+                "loss",
+                "loss",
+                &[
+                    ("train", epochs_x),
+                    (
+                        "validation",
+                        history.epochs.iter().map(|r| r.val_loss).collect(),
+                    ),
+                ],
+            ),
+        )
+        .map_err(|e| anyhow!(e))?;
         plots.push(lp);
         if matches!(loaded.train.targets, Targets::Classes { .. }) {
             let ap = out.join("accuracy.svg");
             let series = [
-                ("train", history.epochs.iter().map(|r| r.train_accuracy).collect()),
-                ("validation", history.epochs.iter().map(|r| r.val_accuracy).collect()),
+                (
+                    "train",
+                    history.epochs.iter().map(|r| r.train_accuracy).collect(),
+                ),
+                (
+                    "validation",
+                    history.epochs.iter().map(|r| r.val_accuracy).collect(),
+                ),
             ];
-            write_svg(&ap, &line_chart_svg("accuracy", "accuracy", &series)).map_err(|e| anyhow!(e))?;
+            write_svg(&ap, &line_chart_svg("accuracy", "accuracy", &series))
+                .map_err(|e| anyhow!(e))?;
             plots.push(ap);
         }
     }
     if inputs == 2 {
         if let Targets::Classes { labels, .. } = &loaded.train.targets {
-            let pts: Vec<[f32; 2]> = loaded.train.x.data().chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+            let pts: Vec<[f32; 2]> = loaded
+                .train
+                .x
+                .data()
+                .chunks_exact(2)
+                .map(|c| [c[0], c[1]])
+                .collect();
             let size = 400;
             let img = decision_boundary(&pts, labels, size, |grid| {
-                let p = predict_proba(&model, &Tensor::from_vec(grid.to_vec(), &[grid.len() / 2, 2]));
+                let p = predict_proba(
+                    &model,
+                    &Tensor::from_vec(grid.to_vec(), &[grid.len() / 2, 2]),
+                );
                 p.data().chunks_exact(outputs).map(|c| c.to_vec()).collect()
             });
             let bp = out.join("decision_boundary.png");
@@ -282,17 +413,40 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     }
 
     let history_path = out.join("history.csv");
-    if let Stop::Diverged { epoch, step, parameter, loss } = &stop {
-        let which = parameter.as_deref().map_or("no parameter is non-finite yet: the loss overflowed in the forward pass".to_string(), |p| format!("first non-finite parameter: {p}"));
-        let kept = if *epoch > 1 { format!("the checkpoint of epoch {} is kept at {}", epoch - 1, model_path.display()) } else { "no epoch completed, so no checkpoint was written".to_string() };
+    if let Stop::Diverged {
+        epoch,
+        step,
+        parameter,
+        loss,
+    } = &stop
+    {
+        let which = parameter.as_deref().map_or(
+            "no parameter is non-finite yet: the loss overflowed in the forward pass".to_string(),
+            |p| format!("first non-finite parameter: {p}"),
+        );
+        let kept = if *epoch > 1 {
+            format!(
+                "the checkpoint of epoch {} is kept at {}",
+                epoch - 1,
+                model_path.display()
+            )
+        } else {
+            "no epoch completed, so no checkpoint was written".to_string()
+        };
         if a.json {
-            println!("{}", json!({"diverged": true, "epoch": epoch, "step": step, "loss": num_or_null(*loss), "parameter": parameter, "model_path": model_path, "seconds": started.elapsed().as_secs_f64()}));
+            println!(
+                "{}",
+                json!({"diverged": true, "epoch": epoch, "step": step, "loss": num_or_null(*loss), "parameter": parameter, "model_path": model_path, "seconds": started.elapsed().as_secs_f64()})
+            );
         }
         bail!("training diverged at epoch {epoch}, step {step} (loss = {loss}); {which}; {kept}. Try a smaller --lr or --clip.");
     }
 
     let train_eval = evaluate(&model, &train_set, config.loss);
-    let test_eval = loaded.test.as_ref().map(|t| evaluate(&model, t, config.loss));
+    let test_eval = loaded
+        .test
+        .as_ref()
+        .map(|t| evaluate(&model, t, config.loss));
     let seconds = started.elapsed().as_secs_f64();
     let (stopped, best_epoch) = match &stop {
         Stop::EarlyStopped { best_epoch } => ("early_stopped", Some(*best_epoch)),
@@ -324,17 +478,28 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         println!("{o}");
     } else {
         if let Stop::EarlyStopped { best_epoch } = stop {
-            println!("early stopping after epoch {}: restored the best epoch, {best_epoch}", history.epochs.len());
+            println!(
+                "early stopping after epoch {}: restored the best epoch, {best_epoch}",
+                history.epochs.len()
+            );
         }
         if let Some(e) = &test_eval {
-            if let (Some(c), Targets::Classes { names, .. }) = (&e.confusion, &loaded.train.targets) {
+            if let (Some(c), Targets::Classes { names, .. }) = (&e.confusion, &loaded.train.targets)
+            {
                 if names.len() <= 12 {
-                    println!("test confusion matrix (rows: true class, columns: predicted):\n{}", c.table(names));
+                    println!(
+                        "test confusion matrix (rows: true class, columns: predicted):\n{}",
+                        c.table(names)
+                    );
                 }
             }
         }
         if train_eval.accuracy.is_finite() {
-            println!("train accuracy {}  loss {:.4}", pct(train_eval.accuracy), train_eval.loss);
+            println!(
+                "train accuracy {}  loss {:.4}",
+                pct(train_eval.accuracy),
+                train_eval.loss
+            );
         } else {
             println!("train loss {:.5}", train_eval.loss);
         }
@@ -365,16 +530,43 @@ struct Saved {
 }
 
 fn load_saved(path: &Path) -> Result<Saved> {
-    let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
     let ck = Checkpoint::load(&file).map_err(|e| anyhow!("--model-path {e}"))?;
-    let get = |k: &str| ck.metadata.get(k).ok_or_else(|| anyhow!("--model-path {}: not a backprop model (no {k} metadata)", file.display()));
-    let spec: ModelSpec = serde_json::from_str(get("backprop.spec")?).map_err(|e| anyhow!("--model-path {}: unreadable model spec: {e}", file.display()))?;
-    let inputs: usize = get("backprop.inputs")?.parse().map_err(|_| anyhow!("--model-path {}: bad input width", file.display()))?;
+    let get = |k: &str| {
+        ck.metadata.get(k).ok_or_else(|| {
+            anyhow!(
+                "--model-path {}: not a backprop model (no {k} metadata)",
+                file.display()
+            )
+        })
+    };
+    let spec: ModelSpec = serde_json::from_str(get("backprop.spec")?).map_err(|e| {
+        anyhow!(
+            "--model-path {}: unreadable model spec: {e}",
+            file.display()
+        )
+    })?;
+    let inputs: usize = get("backprop.inputs")?
+        .parse()
+        .map_err(|_| anyhow!("--model-path {}: bad input width", file.display()))?;
     let classes: Vec<String> = serde_json::from_str(get("backprop.classes")?).unwrap_or_default();
-    let encoding: Value = serde_json::from_str(get("backprop.normalization")?).unwrap_or(Value::Null);
-    let built = spec.build::<f32>(inputs, None, 0).map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
+    let encoding: Value =
+        serde_json::from_str(get("backprop.normalization")?).unwrap_or(Value::Null);
+    let built = spec
+        .build::<f32>(inputs, None, 0)
+        .map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
     load_weights(&built.model, &ck).map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
-    Ok(Saved { model: built.model, meta: ck.metadata, inputs, classes, encoding })
+    Ok(Saved {
+        model: built.model,
+        meta: ck.metadata,
+        inputs,
+        classes,
+        encoding,
+    })
 }
 
 /// The data flags, filled from a saved model where the user gave none.
@@ -394,11 +586,20 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
     let saved = load_saved(&a.model_path)?;
     let d = data_for(&saved, &a.data);
-    let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none")).then_some(&saved.encoding);
+    let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
+        .then_some(&saved.encoding);
     let loaded = load(&d, 0, enc, false)?;
-    let test = loaded.test.as_ref().ok_or_else(|| anyhow!("the dataset has no test split"))?;
+    let test = loaded
+        .test
+        .as_ref()
+        .ok_or_else(|| anyhow!("the dataset has no test split"))?;
     if test.features() != saved.inputs {
-        bail!("the model takes {} inputs but {} has {} features", saved.inputs, loaded.name, test.features());
+        bail!(
+            "the model takes {} inputs but {} has {} features",
+            saved.inputs,
+            loaded.name,
+            test.features()
+        );
     }
     let kind = match &test.targets {
         Targets::Classes { .. } => LossKind::CrossEntropy,
@@ -426,9 +627,20 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             }
         }
         if e.accuracy.is_finite() {
-            println!("test accuracy {} on {} samples of {} (loss {:.4})", pct(e.accuracy), test.len(), loaded.name, e.loss);
+            println!(
+                "test accuracy {} on {} samples of {} (loss {:.4})",
+                pct(e.accuracy),
+                test.len(),
+                loaded.name,
+                e.loss
+            );
         } else {
-            println!("test loss {:.5} on {} samples of {}", e.loss, test.len(), loaded.name);
+            println!(
+                "test loss {:.5} on {} samples of {}",
+                e.loss,
+                test.len(),
+                loaded.name
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -451,51 +663,87 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
         _ => None,
     };
     for p in &a.images {
-        let enc = encoding.ok_or_else(|| anyhow!("{}: this model was not trained on images", p.display()))?;
+        let enc = encoding
+            .ok_or_else(|| anyhow!("{}: this model was not trained on images", p.display()))?;
         let img = read_image(p)?;
         if img.width * img.height != saved.inputs {
             let side = (saved.inputs as f64).sqrt() as usize;
-            bail!("{}: the image is {}×{} but the model expects {side}×{side} ({} pixels)", p.display(), img.width, img.height, saved.inputs);
+            bail!(
+                "{}: the image is {}×{} but the model expects {side}×{side} ({} pixels)",
+                p.display(),
+                img.width,
+                img.height,
+                saved.inputs
+            );
         }
         let mut px = img.pixels;
         // the model saw light digits on a dark background; invert a dark-on-light image
         let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len().max(1) as f64;
         if mean > 127.0 {
             px.iter_mut().for_each(|v| *v = 255 - *v);
-            notes.push(format!("{}: inverted (dark ink on a light background)", p.display()));
+            notes.push(format!(
+                "{}: inverted (dark ink on a light background)",
+                p.display()
+            ));
         }
-        rows.push((p.display().to_string(), px.iter().map(|&b| enc.encode(b)).collect()));
+        rows.push((
+            p.display().to_string(),
+            px.iter().map(|&b| enc.encode(b)).collect(),
+        ));
     }
     if !a.index.is_empty() {
         let d = data_for(&saved, &a.data);
-        let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none")).then_some(&saved.encoding);
+        let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
+            .then_some(&saved.encoding);
         let loaded = load(&d, 0, enc, false)?;
-        let test = loaded.test.ok_or_else(|| anyhow!("the dataset has no test split"))?;
+        let test = loaded
+            .test
+            .ok_or_else(|| anyhow!("the dataset has no test split"))?;
         for &i in &a.index {
             if i >= test.len() {
                 bail!("--index {i}: the test split has {} samples", test.len());
             }
             let f = test.features();
-            rows.push((format!("test[{i}]"), test.x.data()[i * f..(i + 1) * f].to_vec()));
+            rows.push((
+                format!("test[{i}]"),
+                test.x.data()[i * f..(i + 1) * f].to_vec(),
+            ));
         }
     }
     if let Some(csv) = &a.csv {
-        let text = std::fs::read_to_string(csv).with_context(|| format!("--csv {}: cannot read", csv.display()))?;
+        let text = std::fs::read_to_string(csv)
+            .with_context(|| format!("--csv {}: cannot read", csv.display()))?;
         for (ln, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let vals: std::result::Result<Vec<f32>, _> = line.split(',').map(|c| c.trim().parse::<f32>()).collect();
+            let vals: std::result::Result<Vec<f32>, _> =
+                line.split(',').map(|c| c.trim().parse::<f32>()).collect();
             match vals {
-                Ok(v) if v.len() == saved.inputs => rows.push((format!("{}:{}", csv.display(), ln + 1), v)),
-                Ok(v) => bail!("--csv {}: line {} has {} values, the model takes {}", csv.display(), ln + 1, v.len(), saved.inputs),
+                Ok(v) if v.len() == saved.inputs => {
+                    rows.push((format!("{}:{}", csv.display(), ln + 1), v))
+                }
+                Ok(v) => bail!(
+                    "--csv {}: line {} has {} values, the model takes {}",
+                    csv.display(),
+                    ln + 1,
+                    v.len(),
+                    saved.inputs
+                ),
                 Err(_) if ln == 0 => continue, // a header
-                Err(_) => bail!("--csv {}: line {} has a value that is not a number", csv.display(), ln + 1),
+                Err(_) => bail!(
+                    "--csv {}: line {} has a value that is not a number",
+                    csv.display(),
+                    ln + 1
+                ),
             }
         }
     }
     let n = rows.len();
-    let x = Tensor::from_vec(rows.iter().flat_map(|(_, v)| v.iter().copied()).collect(), &[n, saved.inputs]);
+    let x = Tensor::from_vec(
+        rows.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
+        &[n, saved.inputs],
+    );
     let probs = predict_proba(&saved.model, &x);
     let c = probs.shape()[1];
     let mut out = Vec::new();
@@ -505,14 +753,36 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     for (k, (name, _)) in rows.iter().enumerate() {
         let p = &probs.data()[k * c..(k + 1) * c];
         let best = (0..c).max_by(|&i, &j| p[i].total_cmp(&p[j])).unwrap();
-        let label = saved.classes.get(best).cloned().unwrap_or_else(|| best.to_string());
+        let label = saved
+            .classes
+            .get(best)
+            .cloned()
+            .unwrap_or_else(|| best.to_string());
         if a.json {
             out.push(json!({"input": name, "class": best, "label": label, "probabilities": p}));
         } else {
             let mut order: Vec<usize> = (0..c).collect();
             order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
-            let top: Vec<String> = order.iter().take(3).map(|&i| format!("{}: {:.4}", saved.classes.get(i).cloned().unwrap_or_else(|| i.to_string()), p[i])).collect();
-            println!("{name}: class {label} (p = {:.4})   top: {}", p[best], top.join(", "));
+            let top: Vec<String> = order
+                .iter()
+                .take(3)
+                .map(|&i| {
+                    format!(
+                        "{}: {:.4}",
+                        saved
+                            .classes
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| i.to_string()),
+                        p[i]
+                    )
+                })
+                .collect();
+            println!(
+                "{name}: class {label} (p = {:.4})   top: {}",
+                p[best],
+                top.join(", ")
+            );
         }
     }
     if a.json {
@@ -521,13 +791,21 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn dims_for(model: &ModelArgs, data: &DataArgs, inputs: Option<usize>, outputs: Option<usize>) -> Result<(usize, usize)> {
+fn dims_for(
+    model: &ModelArgs,
+    data: &DataArgs,
+    inputs: Option<usize>,
+    outputs: Option<usize>,
+) -> Result<(usize, usize)> {
     if let (Some(i), Some(o)) = (inputs, outputs) {
         return Ok((i, o));
     }
     let _ = model;
     let loaded = load(data, 0, None, false)?;
-    Ok((inputs.unwrap_or(loaded.train.features()), outputs.unwrap_or(loaded.train.outputs())))
+    Ok((
+        inputs.unwrap_or(loaded.train.features()),
+        outputs.unwrap_or(loaded.train.outputs()),
+    ))
 }
 
 pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
@@ -537,13 +815,18 @@ pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
     } else {
         let (inputs, outputs) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
         let (spec, _) = model_spec(&a.model, outputs)?;
-        let built = spec.build::<f32>(inputs, a.outputs.or(Some(outputs)), 0).map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
+        let built = spec
+            .build::<f32>(inputs, a.outputs.or(Some(outputs)), 0)
+            .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
         (built.model, inputs)
     };
     let s = Summary::of_sequential(&model, &[1, inputs]);
     if a.json {
         let layers: Vec<Value> = s.rows.iter().map(|r| json!({"name": r.name, "type": r.kind, "output_shape": r.output_shape, "params": r.params})).collect();
-        println!("{}", json!({"input_shape": s.input_shape, "layers": layers, "total_params": s.total_params, "weights": s.weights, "biases": s.biases}));
+        println!(
+            "{}",
+            json!({"input_shape": s.input_shape, "layers": layers, "total_params": s.total_params, "weights": s.weights, "biases": s.biases})
+        );
     } else {
         println!("{s}");
     }
@@ -557,10 +840,17 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
     }
     let (inputs, outputs) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
     let (spec, _) = model_spec(&a.model, outputs)?;
-    let built = spec.build::<f64>(inputs, Some(outputs), a.seed).map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
+    let built = spec
+        .build::<f64>(inputs, Some(outputs), a.seed)
+        .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
     let model = built.model;
     let mut rng = Rng::seed(a.seed ^ 0x6C);
-    let x = Var::constant(Tensor::<f64>::rand_normal(&[a.batch, inputs], 0.0, 1.0, &mut rng));
+    let x = Var::constant(Tensor::<f64>::rand_normal(
+        &[a.batch, inputs],
+        0.0,
+        1.0,
+        &mut rng,
+    ));
     let labels: Vec<usize> = (0..a.batch).map(|_| rng.below(outputs.max(1))).collect();
     let params = model.params();
     let vars: Vec<Var<f64>> = params.iter().map(|(_, p)| p.clone()).collect();
@@ -568,15 +858,33 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
         model.reseed(a.seed);
         let out = model.forward(&x, Mode::Train);
         let l = match loss {
-            LossKind::CrossEntropy => backprop_nn::loss::cross_entropy(&out, &labels, backprop_nn::Reduction::Mean),
-            LossKind::Hinge => backprop_nn::loss::multiclass_hinge(&out, &labels, 1.0, backprop_nn::Reduction::Mean),
-            LossKind::Squared => backprop_nn::loss::half_squared_error(&out, &Tensor::one_hot(&labels, outputs), backprop_nn::Reduction::Mean),
-            LossKind::Absolute => backprop_nn::loss::absolute_error(&out, &Tensor::one_hot(&labels, outputs), backprop_nn::Reduction::Mean),
+            LossKind::CrossEntropy => {
+                backprop_nn::loss::cross_entropy(&out, &labels, backprop_nn::Reduction::Mean)
+            }
+            LossKind::Hinge => backprop_nn::loss::multiclass_hinge(
+                &out,
+                &labels,
+                1.0,
+                backprop_nn::Reduction::Mean,
+            ),
+            LossKind::Squared => backprop_nn::loss::half_squared_error(
+                &out,
+                &Tensor::one_hot(&labels, outputs),
+                backprop_nn::Reduction::Mean,
+            ),
+            LossKind::Absolute => backprop_nn::loss::absolute_error(
+                &out,
+                &Tensor::one_hot(&labels, outputs),
+                backprop_nn::Reduction::Mean,
+            ),
         };
         let _ = batch_loss;
         l
     };
-    let opts = GradcheckOptions { max_elements: (a.max_elements > 0).then_some(a.max_elements), ..Default::default() };
+    let opts = GradcheckOptions {
+        max_elements: (a.max_elements > 0).then_some(a.max_elements),
+        ..Default::default()
+    };
     let report = gradcheck_vars(f, &vars, opts);
     if a.json {
         let ps: Vec<Value> = report
@@ -585,20 +893,47 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
             .zip(&params)
             .map(|(r, (n, _))| json!({"name": n, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err, "passed": r.passed}))
             .collect();
-        println!("{}", json!({"passed": report.passed(), "max_abs_err": report.max_abs_err(), "max_rel_err": report.max_rel_err(), "parameters": ps}));
+        println!(
+            "{}",
+            json!({"passed": report.passed(), "max_abs_err": report.max_abs_err(), "max_rel_err": report.max_rel_err(), "parameters": ps})
+        );
     } else {
-        println!("{:<16} {:<12} {:>12} {:>12}  result", "parameter", "shape", "max abs err", "max rel err");
+        println!(
+            "{:<16} {:<12} {:>12} {:>12}  result",
+            "parameter", "shape", "max abs err", "max rel err"
+        );
         for (r, (n, _)) in report.inputs.iter().zip(&params) {
-            println!("{:<16} {:<12} {:>12.3e} {:>12.3e}  {}", n, format!("{:?}", r.shape), r.max_abs_err, r.max_rel_err, if r.passed { "ok" } else { "FAIL" });
+            println!(
+                "{:<16} {:<12} {:>12.3e} {:>12.3e}  {}",
+                n,
+                format!("{:?}", r.shape),
+                r.max_abs_err,
+                r.max_rel_err,
+                if r.passed { "ok" } else { "FAIL" }
+            );
         }
-        println!("{}", if report.passed() { "gradcheck passed" } else { "gradcheck FAILED" });
+        println!(
+            "{}",
+            if report.passed() {
+                "gradcheck passed"
+            } else {
+                "gradcheck FAILED"
+            }
+        );
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub fn datasets() -> Result<ExitCode> {
     let dir = default_mnist_dir();
-    let count = |prefix: &str| backprop_data::read_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz"))).map(|a| a.dims[0]);
+    let count = |prefix: &str| {
+        backprop_data::read_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")))
+            .map(|a| a.dims[0])
+    };
     match (count("train"), count("t10k")) {
         (Ok(tr), Ok(te)) => println!("mnist        shipped   {tr} train / {te} test images, 28×28 greyscale, 10 classes   ({})", dir.display()),
         _ => println!("mnist        missing   expected at {}", dir.display()),

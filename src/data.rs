@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use backprop_data::{digit_names, load_csv, load_idx_pair, synthetic, CsvOptions, Dataset, Encoding, LabelColumn, Task, SYNTHETIC};
+use backprop_data::{
+    digit_names, load_csv, load_idx_pair, synthetic, CsvOptions, Dataset, Encoding, LabelColumn,
+    Task, SYNTHETIC,
+};
 use serde_json::{json, Value};
 
 use crate::DataArgs;
@@ -34,8 +37,16 @@ fn encoding_from(v: &Value) -> Result<Encoding> {
         Some("grey") => Encoding::Grey,
         Some("binary") => Encoding::Binary,
         Some("standardized") => Encoding::Standardized {
-            mean: v.get("mean").and_then(|m| m.as_f64()).ok_or_else(|| anyhow!("standardized encoding without a mean"))? as f32,
-            std: v.get("std").and_then(|m| m.as_f64()).ok_or_else(|| anyhow!("standardized encoding without a std"))? as f32,
+            mean: v
+                .get("mean")
+                .and_then(|m| m.as_f64())
+                .ok_or_else(|| anyhow!("standardized encoding without a mean"))?
+                as f32,
+            std: v
+                .get("std")
+                .and_then(|m| m.as_f64())
+                .ok_or_else(|| anyhow!("standardized encoding without a std"))?
+                as f32,
         },
         other => bail!("unknown input encoding {other:?} in the model"),
     })
@@ -45,13 +56,20 @@ fn encoding_json(e: &Encoding) -> Value {
     match e {
         Encoding::Grey => json!({"encoding": "grey"}),
         Encoding::Binary => json!({"encoding": "binary"}),
-        Encoding::Standardized { mean, std } => json!({"encoding": "standardized", "mean": mean, "std": std}),
+        Encoding::Standardized { mean, std } => {
+            json!({"encoding": "standardized", "mean": mean, "std": std})
+        }
     }
 }
 
 /// Loads the data `args` name. `recorded` is the encoding saved with a model, which then
 /// takes precedence so a model sees inputs encoded as in training.
-pub fn load(args: &DataArgs, seed: u64, recorded: Option<&Value>, need_train: bool) -> Result<Loaded> {
+pub fn load(
+    args: &DataArgs,
+    seed: u64,
+    recorded: Option<&Value>,
+    need_train: bool,
+) -> Result<Loaded> {
     let name = match (&args.dataset, &args.data_dir) {
         (Some(d), _) => d.clone(),
         (None, Some(_)) => "idx".to_string(),
@@ -67,48 +85,105 @@ pub fn load(args: &DataArgs, seed: u64, recorded: Option<&Value>, need_train: bo
             bail!("--data-dir {}: no such directory", dir.display());
         }
         let test_raw = load_idx_pair(&dir, "t10k")?;
-        let train_raw = if need_train { Some(load_idx_pair(&dir, "train")?) } else { None };
-        let classes = train_raw.as_ref().map_or(0, |t| t.num_classes()).max(test_raw.num_classes()).max(2);
+        let train_raw = if need_train {
+            Some(load_idx_pair(&dir, "train")?)
+        } else {
+            None
+        };
+        let classes = train_raw
+            .as_ref()
+            .map_or(0, |t| t.num_classes())
+            .max(test_raw.num_classes())
+            .max(2);
         let encoding = match recorded {
             Some(v) => encoding_from(v)?,
             None => match Encoding::parse(&args.encoding) {
                 Some("grey") => Encoding::Grey,
                 Some("binary") => Encoding::Binary,
-                Some(_) => Encoding::standardized_from(&train_raw.as_ref().unwrap_or(&test_raw).pixels),
-                None => bail!("--encoding {}: choose grey, standardized or binary", args.encoding),
+                Some(_) => {
+                    Encoding::standardized_from(&train_raw.as_ref().unwrap_or(&test_raw).pixels)
+                }
+                None => bail!(
+                    "--encoding {}: choose grey, standardized or binary",
+                    args.encoding
+                ),
             },
         };
-        let dname = if name == "mnist" { "mnist".to_string() } else { dir.display().to_string() };
+        let dname = if name == "mnist" {
+            "mnist".to_string()
+        } else {
+            dir.display().to_string()
+        };
         let train = match train_raw {
             Some(r) => r.into_dataset(&dname, encoding, digit_names(classes))?,
-            None => test_raw.clone().into_dataset(&dname, encoding, digit_names(classes))?,
+            None => test_raw
+                .clone()
+                .into_dataset(&dname, encoding, digit_names(classes))?,
         };
         let test = test_raw.into_dataset(&dname, encoding, digit_names(classes))?;
-        Loaded { name: if name == "mnist" { name } else { "idx".into() }, train, test: Some(test), encoding: encoding_json(&encoding), data_dir: Some(dir) }
+        Loaded {
+            name: if name == "mnist" { name } else { "idx".into() },
+            train,
+            test: Some(test),
+            encoding: encoding_json(&encoding),
+            data_dir: Some(dir),
+        }
     } else if SYNTHETIC.contains(&name.as_str()) {
         if args.samples < 2 {
-            bail!("--samples {}: a synthetic set needs at least 2 samples", args.samples);
+            bail!(
+                "--samples {}: a synthetic set needs at least 2 samples",
+                args.samples
+            );
         }
         if !(args.noise.is_finite() && args.noise >= 0.0) {
             bail!("--noise {}: must be a non-negative number", args.noise);
         }
         let train = synthetic(&name, args.samples, args.noise, seed)?;
-        let test = synthetic(&name, args.samples, args.noise, seed.wrapping_add(1_000_003))?;
-        Loaded { name, train, test: Some(test), encoding: json!({"encoding": "none"}), data_dir: None }
+        let test = synthetic(
+            &name,
+            args.samples,
+            args.noise,
+            seed.wrapping_add(1_000_003),
+        )?;
+        Loaded {
+            name,
+            train,
+            test: Some(test),
+            encoding: json!({"encoding": "none"}),
+            data_dir: None,
+        }
     } else if name.ends_with(".csv") || Path::new(&name).is_file() {
         let task = match args.task.as_str() {
             "classification" => Task::Classification,
             "regression" => Task::Regression,
             other => bail!("--task {other}: choose classification or regression"),
         };
-        let opts = CsvOptions { label: args.label_column.as_deref().map_or(LabelColumn::Last, LabelColumn::parse), header: None, task };
+        let opts = CsvOptions {
+            label: args
+                .label_column
+                .as_deref()
+                .map_or(LabelColumn::Last, LabelColumn::parse),
+            header: None,
+            task,
+        };
         let all = load_csv(Path::new(&name), &opts)?;
         if all.len() < 5 {
-            bail!("{name}: {} rows are too few to train and test on (at least 5)", all.len());
+            bail!(
+                "{name}: {} rows are too few to train and test on (at least 5)",
+                all.len()
+            );
         }
         // hold out a fifth as the test set
-        let (train, test) = all.split(all.len() / 5, seed ^ 0x7E57).context("cannot hold out a test set")?;
-        Loaded { name: name.clone(), train, test: Some(test), encoding: json!({"encoding": "none"}), data_dir: None }
+        let (train, test) = all
+            .split(all.len() / 5, seed ^ 0x7E57)
+            .context("cannot hold out a test set")?;
+        Loaded {
+            name: name.clone(),
+            train,
+            test: Some(test),
+            encoding: json!({"encoding": "none"}),
+            data_dir: None,
+        }
     } else {
         bail!("--dataset {name}: unknown dataset; use mnist, idx (with --data-dir), one of {}, or a .csv file (see `backprop datasets`)", SYNTHETIC.join(", "));
     };

@@ -14,13 +14,17 @@ pub struct Grey {
 
 /// Reads a PNG (any bit depth or colour type, converted to luminance) or a PGM (P2/P5).
 pub fn read_image(path: &Path) -> Result<Grey> {
-    let bytes = fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
+    let bytes =
+        fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
     if bytes.starts_with(b"\x89PNG") {
         read_png(&bytes).with_context(|| format!("{}: not a readable PNG", path.display()))
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
         read_pgm(&bytes).with_context(|| format!("{}: not a readable PGM", path.display()))
     } else {
-        bail!("{}: not a PNG or PGM image (unrecognised first bytes)", path.display())
+        bail!(
+            "{}: not a PNG or PGM image (unrecognised first bytes)",
+            path.display()
+        )
     }
 }
 
@@ -45,10 +49,18 @@ fn read_png(bytes: &[u8]) -> Result<Grey> {
             _ => 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32,
         };
         // transparent pixels count as background (black)
-        let a = if ch == 2 || ch == 4 { px[ch - 1] as f32 / 255.0 } else { 1.0 };
+        let a = if ch == 2 || ch == 4 {
+            px[ch - 1] as f32 / 255.0
+        } else {
+            1.0
+        };
         pixels.push((v * a).round().clamp(0.0, 255.0) as u8);
     }
-    Ok(Grey { width: w, height: h, pixels })
+    Ok(Grey {
+        width: w,
+        height: h,
+        pixels,
+    })
 }
 
 fn read_pgm(bytes: &[u8]) -> Result<Grey> {
@@ -80,15 +92,24 @@ fn read_pgm(bytes: &[u8]) -> Result<Grey> {
     }
     let scale = |v: usize| ((v * 255) / maxval).min(255) as u8;
     let pixels = if bytes.starts_with(b"P5") {
-        let data = bytes.get(i + 1..i + 1 + w * h).context("truncated pixel data")?;
+        let data = bytes
+            .get(i + 1..i + 1 + w * h)
+            .context("truncated pixel data")?;
         data.iter().map(|&v| scale(v as usize)).collect()
     } else {
         let text = std::str::from_utf8(&bytes[i..])?;
-        let v: Vec<u8> = text.split_ascii_whitespace().map(|t| t.parse::<usize>().map(scale)).collect::<Result<_, _>>()?;
+        let v: Vec<u8> = text
+            .split_ascii_whitespace()
+            .map(|t| t.parse::<usize>().map(scale))
+            .collect::<Result<_, _>>()?;
         if v.len() < w * h {
             bail!("truncated pixel data");
         }
         v[..w * h].to_vec()
     };
-    Ok(Grey { width: w, height: h, pixels })
+    Ok(Grey {
+        width: w,
+        height: h,
+        pixels,
+    })
 }

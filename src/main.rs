@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "backprop", version, about = "Neural networks from the lecture to the CPU: train, evaluate, inspect.")]
+#[command(
+    name = "backprop",
+    version,
+    about = "Neural networks from the lecture to the CPU: train, evaluate, inspect."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -235,7 +239,12 @@ pub struct GradcheckArgs {
 fn main() -> ExitCode {
     // A panic is a bug in backprop, not in the user's input: say so in one line.
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<String>().map(String::as_str).or_else(|| info.payload().downcast_ref::<&str>().copied()).unwrap_or("unknown");
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
         eprintln!("error: internal error (a bug in backprop, please report it): {msg}");
     }));
     let cli = Cli::parse();

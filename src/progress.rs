@@ -19,12 +19,25 @@ pub struct Bars {
 
 impl Bars {
     pub fn new(quiet: bool) -> Self {
-        Bars { bar: None, epochs: 0, started: Instant::now(), samples: 0, loss: 0.0, acc: 0.0, steps: 0, quiet }
+        Bars {
+            bar: None,
+            epochs: 0,
+            started: Instant::now(),
+            samples: 0,
+            loss: 0.0,
+            acc: 0.0,
+            steps: 0,
+            quiet,
+        }
     }
 }
 
 fn pct(v: f64) -> String {
-    if v.is_nan() { "-".into() } else { format!("{:.2}%", 100.0 * v) }
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.2}%", 100.0 * v)
+    }
 }
 
 impl Observer for Bars {
@@ -36,7 +49,11 @@ impl Observer for Bars {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:28}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:28}] {pos}/{len} {msg}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
         bar.set_prefix(format!("{epoch:>3}/{epochs}"));
         self.bar = Some(bar);
     }
@@ -51,7 +68,12 @@ impl Observer for Bars {
             b.inc(1);
             if self.steps % 20 == 0 {
                 let rate = self.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-                b.set_message(format!("loss {:.4} acc {} {:.0} samples/s", self.loss, pct(self.acc), rate));
+                b.set_message(format!(
+                    "loss {:.4} acc {} {:.0} samples/s",
+                    self.loss,
+                    pct(self.acc),
+                    rate
+                ));
             }
         }
     }
@@ -64,10 +86,20 @@ impl Observer for Bars {
             return;
         }
         let rate = self.samples as f64 / r.seconds.max(1e-9);
-        let val = if r.val_loss.is_nan() { String::new() } else { format!("  val loss {:.4} acc {}", r.val_loss, pct(r.val_accuracy)) };
+        let val = if r.val_loss.is_nan() {
+            String::new()
+        } else {
+            format!("  val loss {:.4} acc {}", r.val_loss, pct(r.val_accuracy))
+        };
         eprintln!(
             "epoch {:>3}/{}  train loss {:.4} acc {}{val}  lr {:.4}  {:.1}s ({:.0} samples/s)",
-            r.epoch, self.epochs, r.train_loss, pct(r.train_accuracy), r.lr, r.seconds, rate
+            r.epoch,
+            self.epochs,
+            r.train_loss,
+            pct(r.train_accuracy),
+            r.lr,
+            r.seconds,
+            rate
         );
     }
 }

@@ -172,7 +172,9 @@ pub fn gradcheck_vars(
         };
         let mut worst_score = f64::NEG_INFINITY;
         let n = original.numel();
-        let stride = options.max_elements.map_or(1, |m| n.div_ceil(m.max(1)).max(1));
+        let stride = options
+            .max_elements
+            .map_or(1, |m| n.div_ceil(m.max(1)).max(1));
         for j in (0..n).step_by(stride) {
             let eval = |delta: f64| {
                 let mut t = original.clone();

@@ -23,7 +23,9 @@ pub enum LabelColumn {
 impl LabelColumn {
     /// Parses a flag value: a number is an index, anything else a name.
     pub fn parse(s: &str) -> LabelColumn {
-        s.parse::<usize>().map(LabelColumn::Index).unwrap_or_else(|_| LabelColumn::Name(s.to_string()))
+        s.parse::<usize>()
+            .map(LabelColumn::Index)
+            .unwrap_or_else(|_| LabelColumn::Name(s.to_string()))
     }
 }
 
@@ -51,7 +53,11 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { label: LabelColumn::Last, header: None, task: Task::Classification }
+        CsvOptions {
+            label: LabelColumn::Last,
+            header: None,
+            task: Task::Classification,
+        }
     }
 }
 
@@ -83,22 +89,52 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     }
     let width = rows[0].1.len();
     if width < 2 {
-        return Err(DataError::new(path, "needs at least two columns: features and a label"));
+        return Err(DataError::new(
+            path,
+            "needs at least two columns: features and a label",
+        ));
     }
     let header_row = match opts.header {
         Some(h) => h,
-        None => rows[0].1.iter().any(|c| c.parse::<f64>().is_err()) && rows.len() > 1 && rows[1].1.iter().enumerate().any(|(_, c)| c.parse::<f64>().is_ok()),
+        None => {
+            rows[0].1.iter().any(|c| c.parse::<f64>().is_err())
+                && rows.len() > 1
+                && rows[1]
+                    .1
+                    .iter()
+                    .enumerate()
+                    .any(|(_, c)| c.parse::<f64>().is_ok())
+        }
     };
-    let names: Vec<String> = if header_row { rows[0].1.clone() } else { (0..width).map(|i| format!("column {i}")).collect() };
+    let names: Vec<String> = if header_row {
+        rows[0].1.clone()
+    } else {
+        (0..width).map(|i| format!("column {i}")).collect()
+    };
     let label = match &opts.label {
         LabelColumn::Last => width - 1,
         LabelColumn::Index(i) if *i < width => *i,
-        LabelColumn::Index(i) => return Err(DataError::new(path, format!("has {width} columns, so there is no label column {i} (columns count from 0)"))),
+        LabelColumn::Index(i) => {
+            return Err(DataError::new(
+                path,
+                format!(
+                    "has {width} columns, so there is no label column {i} (columns count from 0)"
+                ),
+            ))
+        }
         LabelColumn::Name(n) => {
             if !header_row {
                 return Err(DataError::new(path, format!("has no header row, so the label column cannot be named {n:?}; give its index instead")));
             }
-            names.iter().position(|c| c == n).ok_or_else(|| DataError::new(path, format!("has no column named {n:?}; its columns are {}", names.join(", "))))?
+            names.iter().position(|c| c == n).ok_or_else(|| {
+                DataError::new(
+                    path,
+                    format!(
+                        "has no column named {n:?}; its columns are {}",
+                        names.join(", ")
+                    ),
+                )
+            })?
         }
     };
     let body = if header_row { &rows[1..] } else { &rows[..] };
@@ -109,7 +145,13 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     let mut raw_labels = Vec::with_capacity(body.len());
     for (line, row) in body {
         if row.len() != width {
-            return Err(DataError::new(path, format!("line {line} has {} columns, the first row has {width}", row.len())));
+            return Err(DataError::new(
+                path,
+                format!(
+                    "line {line} has {} columns, the first row has {width}",
+                    row.len()
+                ),
+            ));
         }
         for (c, cell) in row.iter().enumerate() {
             if c == label {
@@ -117,10 +159,24 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
                 continue;
             }
             let v: f32 = cell.parse().map_err(|_| {
-                DataError::new(path, format!("line {line}, column {} ({}): {cell:?} is not a number", c + 1, names[c]))
+                DataError::new(
+                    path,
+                    format!(
+                        "line {line}, column {} ({}): {cell:?} is not a number",
+                        c + 1,
+                        names[c]
+                    ),
+                )
             })?;
             if !v.is_finite() {
-                return Err(DataError::new(path, format!("line {line}, column {} ({}): {cell:?} is not a finite number", c + 1, names[c])));
+                return Err(DataError::new(
+                    path,
+                    format!(
+                        "line {line}, column {} ({}): {cell:?} is not a finite number",
+                        c + 1,
+                        names[c]
+                    ),
+                ));
             }
             x.push(v);
         }
@@ -140,11 +196,26 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
             let distinct: BTreeSet<&str> = raw_labels.iter().map(|(_, c)| c.as_str()).collect();
             let mut classes: Vec<String> = distinct.iter().map(|s| s.to_string()).collect();
             if classes.iter().all(|c| c.parse::<f64>().is_ok()) {
-                classes.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse::<f64>().unwrap()));
+                classes.sort_by(|a, b| {
+                    a.parse::<f64>()
+                        .unwrap()
+                        .total_cmp(&b.parse::<f64>().unwrap())
+                });
             }
-            let labels = raw_labels.iter().map(|(_, c)| classes.iter().position(|k| k == c).unwrap()).collect();
-            Targets::Classes { labels, names: classes }
+            let labels = raw_labels
+                .iter()
+                .map(|(_, c)| classes.iter().position(|k| k == c).unwrap())
+                .collect();
+            Targets::Classes {
+                labels,
+                names: classes,
+            }
         }
     };
-    Ok(Dataset { name: path.display().to_string(), x: Tensor::from_vec(x, &[n, width - 1]), targets, image_shape: None })
+    Ok(Dataset {
+        name: path.display().to_string(),
+        x: Tensor::from_vec(x, &[n, width - 1]),
+        targets,
+        image_shape: None,
+    })
 }

@@ -53,8 +53,15 @@ impl Encoding {
     pub fn standardized_from(bytes: &[u8]) -> Encoding {
         let n = bytes.len().max(1) as f64;
         let mean = bytes.iter().map(|&b| b as f64 / 255.0).sum::<f64>() / n;
-        let var = bytes.iter().map(|&b| (b as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
-        Encoding::Standardized { mean: mean as f32, std: var.sqrt().max(1e-12) as f32 }
+        let var = bytes
+            .iter()
+            .map(|&b| (b as f64 / 255.0 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        Encoding::Standardized {
+            mean: mean as f32,
+            std: var.sqrt().max(1e-12) as f32,
+        }
     }
 
     /// Parses `grey`, `standardized` (fitted later) or `binary`.
@@ -137,7 +144,10 @@ impl Dataset {
             name: self.name.clone(),
             x: self.x.index_select(0, indices),
             targets: match &self.targets {
-                Targets::Classes { labels, names } => Targets::Classes { labels: indices.iter().map(|&i| labels[i]).collect(), names: names.clone() },
+                Targets::Classes { labels, names } => Targets::Classes {
+                    labels: indices.iter().map(|&i| labels[i]).collect(),
+                    names: names.clone(),
+                },
                 Targets::Values(v) => Targets::Values(v.index_select(0, indices)),
             },
             image_shape: self.image_shape,
@@ -151,7 +161,13 @@ impl Dataset {
     /// If `count` leaves no training samples.
     pub fn split(&self, count: usize, seed: u64) -> Result<(Dataset, Dataset)> {
         if count >= self.len() {
-            return Err(DataError::new(&self.name, format!("a validation split of {count} leaves no training data out of {} samples", self.len())));
+            return Err(DataError::new(
+                &self.name,
+                format!(
+                    "a validation split of {count} leaves no training data out of {} samples",
+                    self.len()
+                ),
+            ));
         }
         let mut idx: Vec<usize> = (0..self.len()).collect();
         Rng::seed(seed ^ 0x5EED_5A17).shuffle(&mut idx);
@@ -174,7 +190,12 @@ impl Dataset {
         if let Some(r) = rng {
             r.shuffle(&mut order);
         }
-        Batches { data: self, order, batch_size, pos: 0 }
+        Batches {
+            data: self,
+            order,
+            batch_size,
+            pos: 0,
+        }
     }
 
     /// The batch of the samples at `indices`.
@@ -186,10 +207,15 @@ impl Dataset {
             x.extend_from_slice(&src[i * f..(i + 1) * f]);
         }
         let targets = match &self.targets {
-            Targets::Classes { labels, .. } => BatchTargets::Classes(indices.iter().map(|&i| labels[i]).collect()),
+            Targets::Classes { labels, .. } => {
+                BatchTargets::Classes(indices.iter().map(|&i| labels[i]).collect())
+            }
             Targets::Values(v) => BatchTargets::Values(v.index_select(0, indices)),
         };
-        Batch { x: Tensor::from_vec(x, &[indices.len(), f]), targets }
+        Batch {
+            x: Tensor::from_vec(x, &[indices.len(), f]),
+            targets,
+        }
     }
 }
 
@@ -238,25 +264,49 @@ pub struct RawImages {
 /// disagree; each message names the file.
 pub fn load_idx_pair(dir: &Path, prefix: &str) -> Result<RawImages> {
     if !dir.is_dir() {
-        return Err(DataError::new(dir, "is not a directory (expected IDX files such as train-images-idx3-ubyte.gz)"));
+        return Err(DataError::new(
+            dir,
+            "is not a directory (expected IDX files such as train-images-idx3-ubyte.gz)",
+        ));
     }
     let ip = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lp = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = read_idx(&ip)?;
     let labels = read_idx(&lp)?;
     if images.dims.len() != 3 {
-        return Err(DataError::new(&ip, format!("should hold images [n, height, width], but its dimensions are {:?}", images.dims)));
+        return Err(DataError::new(
+            &ip,
+            format!(
+                "should hold images [n, height, width], but its dimensions are {:?}",
+                images.dims
+            ),
+        ));
     }
     if labels.dims.len() != 1 {
-        return Err(DataError::new(&lp, format!("should hold labels [n], but its dimensions are {:?}", labels.dims)));
+        return Err(DataError::new(
+            &lp,
+            format!(
+                "should hold labels [n], but its dimensions are {:?}",
+                labels.dims
+            ),
+        ));
     }
     if images.dims[0] != labels.dims[0] {
         return Err(DataError::new(
             &lp,
-            format!("has {} labels but {} has {} images", labels.dims[0], ip.display(), images.dims[0]),
+            format!(
+                "has {} labels but {} has {} images",
+                labels.dims[0],
+                ip.display(),
+                images.dims[0]
+            ),
         ));
     }
-    Ok(RawImages { pixels: images.data, labels: labels.data.iter().map(|&b| b as usize).collect(), size: (images.dims[1], images.dims[2]) })
+    Ok(RawImages {
+        pixels: images.data,
+        labels: labels.data.iter().map(|&b| b as usize).collect(),
+        size: (images.dims[1], images.dims[2]),
+    })
 }
 
 impl RawImages {
@@ -264,17 +314,31 @@ impl RawImages {
     ///
     /// # Errors
     /// If a label is not below the number of classes.
-    pub fn into_dataset(self, name: &str, encoding: Encoding, class_names: Vec<String>) -> Result<Dataset> {
+    pub fn into_dataset(
+        self,
+        name: &str,
+        encoding: Encoding,
+        class_names: Vec<String>,
+    ) -> Result<Dataset> {
         let (h, w) = self.size;
         let n = self.labels.len();
         if let Some(&bad) = self.labels.iter().find(|&&l| l >= class_names.len()) {
-            return Err(DataError::new(name, format!("label {bad} is out of range for {} classes", class_names.len())));
+            return Err(DataError::new(
+                name,
+                format!(
+                    "label {bad} is out of range for {} classes",
+                    class_names.len()
+                ),
+            ));
         }
         let x: Vec<f32> = self.pixels.iter().map(|&b| encoding.encode(b)).collect();
         Ok(Dataset {
             name: name.to_string(),
             x: Tensor::from_vec(x, &[n, h * w]),
-            targets: Targets::Classes { labels: self.labels, names: class_names },
+            targets: Targets::Classes {
+                labels: self.labels,
+                names: class_names,
+            },
             image_shape: Some([1, h, w]),
         })
     }

@@ -15,7 +15,10 @@ pub struct DataError {
 impl DataError {
     /// An error about `source`.
     pub fn new(source: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        DataError { source: source.as_ref().to_path_buf(), message: message.into() }
+        DataError {
+            source: source.as_ref().to_path_buf(),
+            message: message.into(),
+        }
     }
 }
 

@@ -26,12 +26,18 @@ pub struct IdxArray {
 /// type is not unsigned bytes, or the data is shorter or longer than the header says. Each
 /// message names the file.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = fs::read(path).map_err(|e| DataError::new(path, format!("cannot read the file: {e}")))?;
+    let raw =
+        fs::read(path).map_err(|e| DataError::new(path, format!("cannot read the file: {e}")))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| DataError::new(path, format!("is gzipped but cannot be decompressed (truncated or corrupt?): {e}")))?;
+            .map_err(|e| {
+                DataError::new(
+                    path,
+                    format!("is gzipped but cannot be decompressed (truncated or corrupt?): {e}"),
+                )
+            })?;
         out
     } else {
         raw
@@ -42,7 +48,10 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// Parses IDX bytes; the error is a message without the file name.
 pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("is too short to be an IDX file ({} bytes)", bytes.len()));
+        return Err(format!(
+            "is too short to be an IDX file ({} bytes)",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!(
@@ -51,7 +60,10 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x} is not supported; only unsigned bytes (0x08) are", bytes[2]));
+        return Err(format!(
+            "element type 0x{:02x} is not supported; only unsigned bytes (0x08) are",
+            bytes[2]
+        ));
     }
     let rank = bytes[3] as usize;
     if rank == 0 {
@@ -59,18 +71,34 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(format!("is truncated inside its header ({} of {header} bytes)", bytes.len()));
+        return Err(format!(
+            "is truncated inside its header ({} of {header} bytes)",
+            bytes.len()
+        ));
     }
-    let dims: Vec<usize> = (0..rank).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("dimensions overflow")?;
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+        .collect();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("dimensions overflow")?;
     let body = bytes.len() - header;
     if body < n {
-        return Err(format!("is truncated: the header promises {dims:?} = {n} bytes of data but only {body} follow"));
+        return Err(format!(
+            "is truncated: the header promises {dims:?} = {n} bytes of data but only {body} follow"
+        ));
     }
     if body > n {
-        return Err(format!("has {} bytes after the {n} bytes its header {dims:?} describes", body - n));
+        return Err(format!(
+            "has {} bytes after the {n} bytes its header {dims:?} describes",
+            body - n
+        ));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
 }
 
 /// Finds `<stem>` or `<stem>.gz` in `dir`.
@@ -81,7 +109,10 @@ pub(crate) fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    Err(DataError::new(dir, format!("has no file {stem} or {stem}.gz")))
+    Err(DataError::new(
+        dir,
+        format!("has no file {stem} or {stem}.gz"),
+    ))
 }
 
 #[cfg(test)]
@@ -102,8 +133,12 @@ mod tests {
         let a = parse_idx(&idx(&[2, 3], &[1, 2, 3, 4, 5, 6])).unwrap();
         assert_eq!(a.dims, vec![2, 3]);
         assert_eq!(a.data, vec![1, 2, 3, 4, 5, 6]);
-        assert!(parse_idx(&idx(&[2, 3], &[1, 2])).unwrap_err().contains("truncated"));
-        assert!(parse_idx(&idx(&[1], &[1, 2])).unwrap_err().contains("after"));
+        assert!(parse_idx(&idx(&[2, 3], &[1, 2]))
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(parse_idx(&idx(&[1], &[1, 2]))
+            .unwrap_err()
+            .contains("after"));
         let mut bad = idx(&[1], &[1]);
         bad[1] = 8;
         assert!(parse_idx(&bad).unwrap_err().contains("magic"));

@@ -27,7 +27,9 @@ mod idx;
 mod synthetic;
 
 pub use csv_data::{load_csv, CsvOptions, LabelColumn, Task};
-pub use dataset::{digit_names, load_idx_pair, Batch, BatchTargets, Batches, Dataset, Encoding, RawImages, Targets};
+pub use dataset::{
+    digit_names, load_idx_pair, Batch, BatchTargets, Batches, Dataset, Encoding, RawImages, Targets,
+};
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
 pub use synthetic::{synthetic, SYNTHETIC};

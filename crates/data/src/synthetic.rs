@@ -38,9 +38,16 @@ pub fn synthetic(name: &str, n: usize, noise: f64, seed: u64) -> Result<Dataset>
         "circle" => {
             for i in 0..n {
                 let inside = i % 2 == 0;
-                let r = if inside { rng.uniform_range(0.0, 0.5) } else { rng.uniform_range(0.7, 1.0) };
+                let r = if inside {
+                    rng.uniform_range(0.0, 0.5)
+                } else {
+                    rng.uniform_range(0.7, 1.0)
+                };
                 let a = rng.uniform_range(0.0, std::f64::consts::TAU);
-                x.extend([r * a.cos() + noise * 0.5 * rng.normal(), r * a.sin() + noise * 0.5 * rng.normal()]);
+                x.extend([
+                    r * a.cos() + noise * 0.5 * rng.normal(),
+                    r * a.sin() + noise * 0.5 * rng.normal(),
+                ]);
                 labels.push(usize::from(inside));
             }
         }
@@ -52,7 +59,10 @@ pub fn synthetic(name: &str, n: usize, noise: f64, seed: u64) -> Result<Dataset>
                     *v += if *v > 0.0 { pad } else { -pad };
                 }
                 labels.push(usize::from(p[0] * p[1] > 0.0));
-                x.extend([p[0] + noise * 0.5 * rng.normal(), p[1] + noise * 0.5 * rng.normal()]);
+                x.extend([
+                    p[0] + noise * 0.5 * rng.normal(),
+                    p[1] + noise * 0.5 * rng.normal(),
+                ]);
             }
         }
         "gauss" => {
@@ -69,7 +79,10 @@ pub fn synthetic(name: &str, n: usize, noise: f64, seed: u64) -> Result<Dataset>
                 let t = rng.uniform();
                 let r = 0.05 + 0.95 * t;
                 let a = 1.75 * std::f64::consts::TAU * t + std::f64::consts::PI * class as f64;
-                x.extend([r * a.cos() + noise * 0.25 * rng.normal(), r * a.sin() + noise * 0.25 * rng.normal()]);
+                x.extend([
+                    r * a.cos() + noise * 0.25 * rng.normal(),
+                    r * a.sin() + noise * 0.25 * rng.normal(),
+                ]);
                 labels.push(class);
             }
         }
@@ -81,23 +94,51 @@ pub fn synthetic(name: &str, n: usize, noise: f64, seed: u64) -> Result<Dataset>
             }
         }
         "multigauss" => {
-            let bumps = [(-0.6, 0.6, 1.0), (0.6, 0.6, -1.0), (-0.6, -0.6, -1.0), (0.6, -0.6, 1.0), (0.0, 0.0, 0.7)];
+            let bumps = [
+                (-0.6, 0.6, 1.0),
+                (0.6, 0.6, -1.0),
+                (-0.6, -0.6, -1.0),
+                (0.6, -0.6, 1.0),
+                (0.0, 0.0, 0.7),
+            ];
             for _ in 0..n {
                 let p = [rng.uniform_range(-1.0, 1.0), rng.uniform_range(-1.0, 1.0)];
-                let v: f64 = bumps.iter().map(|&(cx, cy, s)| s * (-((p[0] - cx).powi(2) + (p[1] - cy).powi(2)) / 0.08).exp()).sum();
+                let v: f64 = bumps
+                    .iter()
+                    .map(|&(cx, cy, s)| {
+                        s * (-((p[0] - cx).powi(2) + (p[1] - cy).powi(2)) / 0.08).exp()
+                    })
+                    .sum();
                 values.push(v + noise * 0.2 * rng.normal());
                 x.extend(p);
             }
         }
         other => {
-            return Err(DataError::new(other, format!("is not a synthetic dataset; choose one of {}", SYNTHETIC.join(", "))));
+            return Err(DataError::new(
+                other,
+                format!(
+                    "is not a synthetic dataset; choose one of {}",
+                    SYNTHETIC.join(", ")
+                ),
+            ));
         }
     }
     let x = Tensor::from_vec(x.into_iter().map(|v| v as f32).collect(), &[n, 2]);
     let targets = if matches!(name, "plane" | "multigauss") {
-        Targets::Values(Tensor::from_vec(values.into_iter().map(|v| v as f32).collect(), &[n, 1]))
+        Targets::Values(Tensor::from_vec(
+            values.into_iter().map(|v| v as f32).collect(),
+            &[n, 1],
+        ))
     } else {
-        Targets::Classes { labels, names: vec!["0".into(), "1".into()] }
+        Targets::Classes {
+            labels,
+            names: vec!["0".into(), "1".into()],
+        }
     };
-    Ok(Dataset { name: name.to_string(), x, targets, image_shape: None })
+    Ok(Dataset {
+        name: name.to_string(),
+        x,
+        targets,
+        image_shape: None,
+    })
 }

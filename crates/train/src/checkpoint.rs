@@ -39,7 +39,10 @@ impl Checkpoint {
         let mut offset = 0usize;
         for (name, t) in &self.tensors {
             let len = t.numel() * 4;
-            header.insert(name.clone(), json!({"dtype": "F32", "shape": t.shape(), "data_offsets": [offset, offset + len]}));
+            header.insert(
+                name.clone(),
+                json!({"dtype": "F32", "shape": t.shape(), "data_offsets": [offset, offset + len]}),
+            );
             offset += len;
         }
         let mut h = serde_json::to_vec(&Value::Object(header)).expect("a JSON map serialises");
@@ -66,33 +69,56 @@ impl Checkpoint {
         if n > bytes.len() - 8 {
             return Err(format!("the header claims {n} bytes but the file has {} after the length (truncated, or not a checkpoint)", bytes.len() - 8));
         }
-        let header: Value = serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| format!("the header is not valid JSON: {e}"))?;
-        let obj = header.as_object().ok_or("the header is not a JSON object")?;
+        let header: Value = serde_json::from_slice(&bytes[8..8 + n])
+            .map_err(|e| format!("the header is not valid JSON: {e}"))?;
+        let obj = header
+            .as_object()
+            .ok_or("the header is not a JSON object")?;
         let data = &bytes[8 + n..];
         let mut metadata = BTreeMap::new();
         let mut tensors = Vec::new();
         for (name, v) in obj {
             if name == "__metadata__" {
                 for (k, val) in v.as_object().ok_or("__metadata__ is not an object")? {
-                    metadata.insert(k.clone(), val.as_str().ok_or_else(|| format!("metadata {k:?} is not a string"))?.to_string());
+                    metadata.insert(
+                        k.clone(),
+                        val.as_str()
+                            .ok_or_else(|| format!("metadata {k:?} is not a string"))?
+                            .to_string(),
+                    );
                 }
                 continue;
             }
-            let dtype = v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| format!("tensor {name:?} has no dtype"))?;
+            let dtype = v
+                .get("dtype")
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| format!("tensor {name:?} has no dtype"))?;
             if dtype != "F32" {
-                return Err(format!("tensor {name:?} has dtype {dtype}; only F32 is supported"));
+                return Err(format!(
+                    "tensor {name:?} has dtype {dtype}; only F32 is supported"
+                ));
             }
-            let shape: Vec<usize> = serde_json::from_value(v.get("shape").cloned().unwrap_or(Value::Null)).map_err(|_| format!("tensor {name:?} has no valid shape"))?;
-            let offs: [usize; 2] = serde_json::from_value(v.get("data_offsets").cloned().unwrap_or(Value::Null)).map_err(|_| format!("tensor {name:?} has no valid data_offsets"))?;
+            let shape: Vec<usize> =
+                serde_json::from_value(v.get("shape").cloned().unwrap_or(Value::Null))
+                    .map_err(|_| format!("tensor {name:?} has no valid shape"))?;
+            let offs: [usize; 2] =
+                serde_json::from_value(v.get("data_offsets").cloned().unwrap_or(Value::Null))
+                    .map_err(|_| format!("tensor {name:?} has no valid data_offsets"))?;
             let want = shape.iter().product::<usize>() * 4;
             if offs[1] < offs[0] || offs[1] - offs[0] != want || offs[1] > data.len() {
                 return Err(format!("tensor {name:?}: offsets {offs:?} do not fit shape {shape:?} and {} data bytes (truncated?)", data.len()));
             }
-            let vals = data[offs[0]..offs[1]].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let vals = data[offs[0]..offs[1]]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             tensors.push((offs[0], name.clone(), Tensor::from_vec(vals, &shape)));
         }
         tensors.sort_by_key(|(o, n, _)| (*o, n.clone()));
-        Ok(Checkpoint { tensors: tensors.into_iter().map(|(_, n, t)| (n, t)).collect(), metadata })
+        Ok(Checkpoint {
+            tensors: tensors.into_iter().map(|(_, n, t)| (n, t)).collect(),
+            metadata,
+        })
     }
 
     /// Writes the checkpoint atomically.
@@ -101,7 +127,8 @@ impl Checkpoint {
     /// If the directory cannot be written; the message names the path.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let bytes = self.to_bytes();
-        atomic_write(path, |f| f.write_all(&bytes)).map_err(|e| format!("{}: cannot write the checkpoint: {e}", path.display()))
+        atomic_write(path, |f| f.write_all(&bytes))
+            .map_err(|e| format!("{}: cannot write the checkpoint: {e}", path.display()))
     }
 
     /// Reads a checkpoint.
@@ -109,13 +136,18 @@ impl Checkpoint {
     /// # Errors
     /// If the file cannot be read or is not a valid checkpoint; the message names the file.
     pub fn load(path: &Path) -> Result<Checkpoint, String> {
-        let bytes = fs::read(path).map_err(|e| format!("{}: cannot read the checkpoint: {e}", path.display()))?;
-        Self::from_bytes(&bytes).map_err(|e| format!("{}: not a valid checkpoint: {e}", path.display()))
+        let bytes = fs::read(path)
+            .map_err(|e| format!("{}: cannot read the checkpoint: {e}", path.display()))?;
+        Self::from_bytes(&bytes)
+            .map_err(|e| format!("{}: not a valid checkpoint: {e}", path.display()))
     }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -125,7 +157,10 @@ fn temp_path(path: &Path) -> PathBuf {
 ///
 /// # Errors
 /// Whatever creating, writing, syncing or renaming returned.
-pub fn atomic_write(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+pub fn atomic_write(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = File::create(&tmp)?;

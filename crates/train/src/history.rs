@@ -33,15 +33,29 @@ pub struct History {
 }
 
 fn num(v: f64) -> String {
-    if v.is_nan() { String::new() } else { format!("{v}") }
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
 }
 
 impl History {
     /// CSV with a header row; missing values are empty cells.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n");
+        let mut s =
+            String::from("epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n");
         for r in &self.epochs {
-            s += &format!("{},{},{},{},{},{},{}\n", r.epoch, num(r.train_loss), num(r.train_accuracy), num(r.val_loss), num(r.val_accuracy), num(r.lr), num(r.seconds));
+            s += &format!(
+                "{},{},{},{},{},{},{}\n",
+                r.epoch,
+                num(r.train_loss),
+                num(r.train_accuracy),
+                num(r.val_loss),
+                num(r.val_accuracy),
+                num(r.lr),
+                num(r.seconds)
+            );
         }
         s
     }
@@ -63,7 +77,8 @@ impl History {
     /// Parses [`History::to_json`] output.
     pub fn from_json(text: &str) -> Result<History, String> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let g = |r: &serde_json::Value, k: &str| r.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+        let g =
+            |r: &serde_json::Value, k: &str| r.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
         let epochs = v
             .get("epochs")
             .and_then(|e| e.as_array())
@@ -87,9 +102,13 @@ impl History {
     /// # Errors
     /// If a file cannot be written; the message names it.
     pub fn write(&self, dir: &Path) -> Result<(), String> {
-        for (name, text) in [("history.csv", self.to_csv()), ("history.json", self.to_json())] {
+        for (name, text) in [
+            ("history.csv", self.to_csv()),
+            ("history.json", self.to_json()),
+        ] {
             let p = dir.join(name);
-            atomic_write(&p, |f| std::io::Write::write_all(f, text.as_bytes())).map_err(|e| format!("{}: {e}", p.display()))?;
+            atomic_write(&p, |f| std::io::Write::write_all(f, text.as_bytes()))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
         }
         Ok(())
     }

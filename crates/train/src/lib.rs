@@ -17,4 +17,7 @@ mod trainer;
 pub use checkpoint::Checkpoint;
 pub use history::{EpochRecord, History};
 pub use spec::{LayerSpec, ModelSpec, SpecError};
-pub use trainer::{batch_loss, evaluate, load_weights, predict_proba, Evaluation, LossKind, Observer, OptimizerKind, Quiet, ScheduleKind, Stop, TrainConfig, Trainer};
+pub use trainer::{
+    batch_loss, evaluate, load_weights, predict_proba, Evaluation, LossKind, Observer,
+    OptimizerKind, Quiet, ScheduleKind, Stop, TrainConfig, Trainer,
+};

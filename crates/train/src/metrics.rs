@@ -25,7 +25,11 @@ impl Confusion {
     pub fn accuracy(&self) -> f64 {
         let total: usize = self.counts.iter().flatten().sum();
         let right: usize = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
-        if total == 0 { 0.0 } else { right as f64 / total as f64 }
+        if total == 0 {
+            0.0
+        } else {
+            right as f64 / total as f64
+        }
     }
 
     /// Precision of each class: right predictions of it / all predictions of it (0 if never predicted).
@@ -33,7 +37,11 @@ impl Confusion {
         (0..self.counts.len())
             .map(|c| {
                 let predicted: usize = self.counts.iter().map(|row| row[c]).sum();
-                if predicted == 0 { 0.0 } else { self.counts[c][c] as f64 / predicted as f64 }
+                if predicted == 0 {
+                    0.0
+                } else {
+                    self.counts[c][c] as f64 / predicted as f64
+                }
             })
             .collect()
     }
@@ -45,7 +53,11 @@ impl Confusion {
             .enumerate()
             .map(|(c, row)| {
                 let n: usize = row.iter().sum();
-                if n == 0 { 0.0 } else { row[c] as f64 / n as f64 }
+                if n == 0 {
+                    0.0
+                } else {
+                    row[c] as f64 / n as f64
+                }
             })
             .collect()
     }

@@ -17,7 +17,10 @@
 
 use std::path::Path;
 
-use backprop_nn::{Activation, BatchNorm1d, Dropout, Flatten, Init, LayerNorm, Linear, Maxout, Module, PRelu, Sequential};
+use backprop_nn::{
+    Activation, BatchNorm1d, Dropout, Flatten, Init, LayerNorm, Linear, Maxout, Module, PRelu,
+    Sequential,
+};
 use backprop_tensor::{Element, Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +30,9 @@ use serde::{Deserialize, Serialize};
 pub enum LayerSpec {
     /// A fully connected layer.
     Linear {
+        /// Input width, if stated; checked against the layer before.
+        #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+        inputs: Option<usize>,
         /// Output width.
         out: usize,
         /// Whether it has a bias (default true).
@@ -44,6 +50,9 @@ pub enum LayerSpec {
     },
     /// Maxout with `pieces` affine maps per unit.
     Maxout {
+        /// Input width, if stated; checked against the layer before.
+        #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+        inputs: Option<usize>,
         /// Output width.
         out: usize,
         /// Affine maps per unit.
@@ -116,12 +125,40 @@ fn quarter() -> f64 {
 
 /// The layer types a spec may use.
 pub const LAYER_TYPES: &[&str] = &[
-    "linear", "maxout", "relu", "sigmoid", "tanh", "identity", "step", "sign", "gelu", "silu", "softmax", "leaky_relu", "elu", "prelu", "dropout",
-    "layer_norm", "batch_norm", "flatten",
+    "linear",
+    "maxout",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "identity",
+    "step",
+    "sign",
+    "gelu",
+    "silu",
+    "softmax",
+    "leaky_relu",
+    "elu",
+    "prelu",
+    "dropout",
+    "layer_norm",
+    "batch_norm",
+    "flatten",
 ];
 
 /// The activations the `--activation` flag accepts.
-pub const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "identity", "leaky_relu", "elu", "gelu", "silu", "prelu", "step", "sign"];
+pub const ACTIVATIONS: &[&str] = &[
+    "relu",
+    "sigmoid",
+    "tanh",
+    "identity",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "prelu",
+    "step",
+    "sign",
+];
 
 /// A model: its layers in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,7 +209,8 @@ impl ModelSpec {
     /// # Errors
     /// On malformed JSON or an invalid layer (named by its position, counted from 1).
     pub fn from_json(text: &str) -> Result<ModelSpec, SpecError> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| SpecError(format!("not valid JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| SpecError(format!("not valid JSON: {e}")))?;
         Self::from_value(v)
     }
 
@@ -181,7 +219,8 @@ impl ModelSpec {
     /// # Errors
     /// On malformed TOML or an invalid layer.
     pub fn from_toml(text: &str) -> Result<ModelSpec, SpecError> {
-        let v: serde_json::Value = toml::from_str(text).map_err(|e| SpecError(format!("not valid TOML: {e}")))?;
+        let v: serde_json::Value =
+            toml::from_str(text).map_err(|e| SpecError(format!("not valid TOML: {e}")))?;
         Self::from_value(v)
     }
 
@@ -190,7 +229,12 @@ impl ModelSpec {
     /// # Errors
     /// If the file cannot be read or parsed; the message names the file.
     pub fn from_file(path: &Path) -> Result<ModelSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError(format!("{}: cannot read the model spec: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecError(format!(
+                "{}: cannot read the model spec: {e}",
+                path.display()
+            ))
+        })?;
         let r = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml(&text),
             _ => Self::from_json(&text),
@@ -199,22 +243,36 @@ impl ModelSpec {
     }
 
     fn from_value(v: serde_json::Value) -> Result<ModelSpec, SpecError> {
-        let obj = v.as_object().ok_or_else(|| SpecError("a model spec is an object with a \"layers\" list".into()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| SpecError("a model spec is an object with a \"layers\" list".into()))?;
         if let Some(k) = obj.keys().find(|k| *k != "layers") {
-            return Err(SpecError(format!("unknown key {k:?}; a model spec has only \"layers\"")));
+            return Err(SpecError(format!(
+                "unknown key {k:?}; a model spec has only \"layers\""
+            )));
         }
-        let layers = obj.get("layers").and_then(|l| l.as_array()).ok_or_else(|| SpecError("the spec needs a \"layers\" list".into()))?;
+        let layers = obj
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .ok_or_else(|| SpecError("the spec needs a \"layers\" list".into()))?;
         if layers.is_empty() {
             return Err(SpecError("the \"layers\" list is empty".into()));
         }
         let mut out = Vec::new();
         for (i, l) in layers.iter().enumerate() {
             let n = i + 1;
-            let ty = l.get("type").and_then(|t| t.as_str()).ok_or_else(|| SpecError(format!("layer {n}: missing \"type\"")))?;
+            let ty = l
+                .get("type")
+                .and_then(|t| t.as_str())
+                .ok_or_else(|| SpecError(format!("layer {n}: missing \"type\"")))?;
             if !LAYER_TYPES.contains(&ty) {
-                return Err(SpecError(format!("layer {n}: unknown layer type {ty:?}; known types: {}", LAYER_TYPES.join(", "))));
+                return Err(SpecError(format!(
+                    "layer {n}: unknown layer type {ty:?}; known types: {}",
+                    LAYER_TYPES.join(", ")
+                )));
             }
-            let spec: LayerSpec = serde_json::from_value(l.clone()).map_err(|e| SpecError(format!("layer {n} ({ty}): {e}")))?;
+            let spec: LayerSpec = serde_json::from_value(l.clone())
+                .map_err(|e| SpecError(format!("layer {n} ({ty}): {e}")))?;
             out.push(spec);
         }
         Ok(ModelSpec { layers: out })
@@ -225,18 +283,44 @@ impl ModelSpec {
     ///
     /// # Errors
     /// If the activation name is unknown.
-    pub fn mlp(hidden: &[usize], activation: &str, dropout: f64, outputs: usize) -> Result<ModelSpec, SpecError> {
+    pub fn mlp(
+        hidden: &[usize],
+        activation: &str,
+        dropout: f64,
+        outputs: usize,
+    ) -> Result<ModelSpec, SpecError> {
         let act = activation_spec(activation)?;
         let mut layers = Vec::new();
         for &h in hidden {
-            let init = if matches!(act, LayerSpec::Relu | LayerSpec::LeakyRelu { .. } | LayerSpec::Prelu { .. }) { Some("he_uniform".to_string()) } else { None };
-            layers.push(LayerSpec::Linear { out: h, bias: true, init, weight: None, bias_values: None });
+            let init = if matches!(
+                act,
+                LayerSpec::Relu | LayerSpec::LeakyRelu { .. } | LayerSpec::Prelu { .. }
+            ) {
+                Some("he_uniform".to_string())
+            } else {
+                None
+            };
+            layers.push(LayerSpec::Linear {
+                inputs: None,
+                out: h,
+                bias: true,
+                init,
+                weight: None,
+                bias_values: None,
+            });
             layers.push(act.clone());
             if dropout > 0.0 {
                 layers.push(LayerSpec::Dropout { p: dropout });
             }
         }
-        layers.push(LayerSpec::Linear { out: outputs, bias: true, init: None, weight: None, bias_values: None });
+        layers.push(LayerSpec::Linear {
+            inputs: None,
+            out: outputs,
+            bias: true,
+            init: None,
+            weight: None,
+            bias_values: None,
+        });
         Ok(ModelSpec { layers })
     }
 
@@ -247,7 +331,9 @@ impl ModelSpec {
     pub fn preset(name: &str, outputs: usize) -> Result<ModelSpec, SpecError> {
         match name {
             "mlp" => Self::mlp(&[256, 128], "relu", 0.0, outputs),
-            other => Err(SpecError(format!("unknown model preset {other:?}; presets: mlp (or give a .json/.toml spec file)"))),
+            other => Err(SpecError(format!(
+                "unknown model preset {other:?}; presets: mlp (or give a .json/.toml spec file)"
+            ))),
         }
     }
 
@@ -258,7 +344,20 @@ impl ModelSpec {
             .layers
             .iter()
             .map(|l| match l {
-                LayerSpec::Linear { out, bias, init, .. } => LayerSpec::Linear { out: *out, bias: *bias, init: init.clone(), weight: None, bias_values: None },
+                LayerSpec::Linear {
+                    inputs,
+                    out,
+                    bias,
+                    init,
+                    ..
+                } => LayerSpec::Linear {
+                    inputs: *inputs,
+                    out: *out,
+                    bias: *bias,
+                    init: init.clone(),
+                    weight: None,
+                    bias_values: None,
+                },
                 other => other.clone(),
             })
             .collect();
@@ -271,7 +370,12 @@ impl ModelSpec {
     /// If shapes do not chain, explicit weights have the wrong shape, a parameter is out of
     /// range, or (when `outputs` is given) the last layer's width differs from it. The
     /// message names the layer.
-    pub fn build<E: Element>(&self, inputs: usize, outputs: Option<usize>, seed: u64) -> Result<Built<E>, SpecError> {
+    pub fn build<E: Element>(
+        &self,
+        inputs: usize,
+        outputs: Option<usize>,
+        seed: u64,
+    ) -> Result<Built<E>, SpecError> {
         let mut rng = Rng::seed(seed);
         let mut net = Sequential::<E>::new();
         let mut width = inputs;
@@ -286,7 +390,22 @@ impl ModelSpec {
             let err = |m: String| SpecError(format!("layer {n} ({}): {m}", layer_type(l)));
             let act = |a: Activation| -> Box<dyn Module<E>> { Box::new(a) };
             let (name, layer): (String, Box<dyn Module<E>>) = match l {
-                LayerSpec::Linear { out, bias, init, weight, bias_values } => {
+                LayerSpec::Linear {
+                    inputs: stated,
+                    out,
+                    bias,
+                    init,
+                    weight,
+                    bias_values,
+                } => {
+                    if let Some(k) = stated {
+                        if *k != width {
+                            return Err(err(format!(
+                                "expects {k} inputs but {}",
+                                previous(n, width)
+                            )));
+                        }
+                    }
                     if *out == 0 {
                         return Err(err("out must be at least 1".into()));
                     }
@@ -299,23 +418,47 @@ impl ModelSpec {
                     if let Some(w) = weight {
                         if w.len() != *out || w.iter().any(|r| r.len() != width) {
                             let cols = w.first().map_or(0, |r| r.len());
-                            return Err(err(format!("weight is {}×{cols} but must be {out}×{width} (out × in)", w.len())));
+                            return Err(err(format!(
+                                "weight is {}×{cols} but must be {out}×{width} (out × in)",
+                                w.len()
+                            )));
                         }
-                        lin.weight.set_value(Tensor::from_vec(w.iter().flatten().map(|&v| E::from_f64(v)).collect(), &[*out, width]));
+                        lin.weight.set_value(Tensor::from_vec(
+                            w.iter().flatten().map(|&v| E::from_f64(v)).collect(),
+                            &[*out, width],
+                        ));
                     }
                     if let Some(b) = bias_values {
                         if !*bias {
                             return Err(err("bias_values given but bias is false".into()));
                         }
                         if b.len() != *out {
-                            return Err(err(format!("bias_values has {} entries but out is {out}", b.len())));
+                            return Err(err(format!(
+                                "bias_values has {} entries but out is {out}",
+                                b.len()
+                            )));
                         }
-                        lin.bias.as_ref().unwrap().set_value(Tensor::from_vec(b.iter().map(|&v| E::from_f64(v)).collect(), &[*out]));
+                        lin.bias.as_ref().unwrap().set_value(Tensor::from_vec(
+                            b.iter().map(|&v| E::from_f64(v)).collect(),
+                            &[*out],
+                        ));
                     }
                     width = *out;
                     (name_for("fc"), Box::new(lin))
                 }
-                LayerSpec::Maxout { out, pieces } => {
+                LayerSpec::Maxout {
+                    inputs: stated,
+                    out,
+                    pieces,
+                } => {
+                    if let Some(k) = stated {
+                        if *k != width {
+                            return Err(err(format!(
+                                "expects {k} inputs but {}",
+                                previous(n, width)
+                            )));
+                        }
+                    }
                     if *out == 0 || *pieces == 0 {
                         return Err(err("out and pieces must be at least 1".into()));
                     }
@@ -332,17 +475,26 @@ impl ModelSpec {
                 LayerSpec::Gelu => (name_for("gelu"), act(Activation::Gelu)),
                 LayerSpec::Silu => (name_for("silu"), act(Activation::Silu)),
                 LayerSpec::Softmax => (name_for("softmax"), act(Activation::Softmax)),
-                LayerSpec::LeakyRelu { slope } => (name_for("leaky_relu"), act(Activation::LeakyRelu(*slope))),
+                LayerSpec::LeakyRelu { slope } => {
+                    (name_for("leaky_relu"), act(Activation::LeakyRelu(*slope)))
+                }
                 LayerSpec::Elu { alpha } => (name_for("elu"), act(Activation::Elu(*alpha))),
                 LayerSpec::Prelu { per_channel, init } => {
-                    let p = if *per_channel { PRelu::per_channel(width, *init) } else { PRelu::shared(*init) };
+                    let p = if *per_channel {
+                        PRelu::per_channel(width, *init)
+                    } else {
+                        PRelu::shared(*init)
+                    };
                     (name_for("prelu"), Box::new(p))
                 }
                 LayerSpec::Dropout { p } => {
                     if !(0.0..1.0).contains(p) {
                         return Err(err(format!("p = {p} must be in [0, 1)")));
                     }
-                    (name_for("dropout"), Box::new(Dropout::new(*p, rng.next_u64())))
+                    (
+                        name_for("dropout"),
+                        Box::new(Dropout::new(*p, rng.next_u64())),
+                    )
                 }
                 LayerSpec::LayerNorm => (name_for("ln"), Box::new(LayerNorm::new(width))),
                 LayerSpec::BatchNorm => (name_for("bn"), Box::new(BatchNorm1d::new(width))),
@@ -357,12 +509,26 @@ impl ModelSpec {
                 )));
             }
         }
-        Ok(Built { model: net, outputs: width })
+        Ok(Built {
+            model: net,
+            outputs: width,
+        })
+    }
+}
+
+fn previous(n: usize, width: usize) -> String {
+    if n == 1 {
+        format!("the data has {width} features")
+    } else {
+        format!("layer {} gives {width}", n - 1)
     }
 }
 
 fn layer_type(l: &LayerSpec) -> String {
-    serde_json::to_value(l).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(l)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The spec layer for an activation flag value.
@@ -379,9 +545,17 @@ pub fn activation_spec(name: &str) -> Result<LayerSpec, SpecError> {
         "elu" => LayerSpec::Elu { alpha: 1.0 },
         "gelu" => LayerSpec::Gelu,
         "silu" | "swish" => LayerSpec::Silu,
-        "prelu" => LayerSpec::Prelu { per_channel: false, init: 0.25 },
+        "prelu" => LayerSpec::Prelu {
+            per_channel: false,
+            init: 0.25,
+        },
         "step" => LayerSpec::Step,
         "sign" => LayerSpec::Sign,
-        other => return Err(SpecError(format!("unknown activation {other:?}; choose one of {}", ACTIVATIONS.join(", ")))),
+        other => {
+            return Err(SpecError(format!(
+                "unknown activation {other:?}; choose one of {}",
+                ACTIVATIONS.join(", ")
+            )))
+        }
     })
 }

@@ -16,7 +16,9 @@ use backprop_data::{BatchTargets, Dataset, Targets};
 use backprop_nn::loss::{self, Reduction};
 use backprop_nn::{mix_seed, Mode, Module, Sequential};
 use backprop_optim::clip::clip_grad_norm;
-use backprop_optim::schedule::{Constant, Cosine, Exponential, InvSqrt, LrSchedule, ReduceOnPlateau, StepDecay, Warmup};
+use backprop_optim::schedule::{
+    Constant, Cosine, Exponential, InvSqrt, LrSchedule, ReduceOnPlateau, StepDecay, Warmup,
+};
 use backprop_optim::{Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
 use backprop_tensor::{Rng, Tensor};
 use serde::{Deserialize, Serialize};
@@ -152,7 +154,10 @@ impl TrainConfig {
     /// Names the setting and the problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("the learning rate must be a positive number, got {}", self.lr));
+            return Err(format!(
+                "the learning rate must be a positive number, got {}",
+                self.lr
+            ));
         }
         if self.batch_size == 0 {
             return Err("the batch size must be at least 1".into());
@@ -163,7 +168,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
-        for (n, v) in [("l1", self.l1), ("l2", self.l2), ("weight decay", self.weight_decay)] {
+        for (n, v) in [
+            ("l1", self.l1),
+            ("l2", self.l2),
+            ("weight decay", self.weight_decay),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{n} must be a non-negative number, got {v}"));
             }
@@ -235,8 +244,14 @@ pub fn batch_loss(kind: LossKind, out: &Var<f32>, targets: &BatchTargets) -> Var
             let classes = out.shape()[1];
             match kind {
                 LossKind::CrossEntropy => loss::cross_entropy(out, labels, Reduction::Mean),
-                LossKind::Squared => loss::half_squared_error(out, &Tensor::one_hot(labels, classes), Reduction::Mean),
-                LossKind::Absolute => loss::absolute_error(out, &Tensor::one_hot(labels, classes), Reduction::Mean),
+                LossKind::Squared => loss::half_squared_error(
+                    out,
+                    &Tensor::one_hot(labels, classes),
+                    Reduction::Mean,
+                ),
+                LossKind::Absolute => {
+                    loss::absolute_error(out, &Tensor::one_hot(labels, classes), Reduction::Mean)
+                }
                 LossKind::Hinge => loss::multiclass_hinge(out, labels, 1.0, Reduction::Mean),
             }
         }
@@ -267,7 +282,11 @@ pub fn evaluate(model: &Sequential<f32>, data: &Dataset, kind: LossKind) -> Eval
         }
         Targets::Values(_) => (f64::NAN, None),
     };
-    Evaluation { loss: loss_sum / data.len().max(1) as f64, accuracy, confusion }
+    Evaluation {
+        loss: loss_sum / data.len().max(1) as f64,
+        accuracy,
+        confusion,
+    }
 }
 
 /// The run-time state of a training run.
@@ -286,14 +305,29 @@ pub struct Trainer<'m> {
 }
 
 fn build_optimizer(c: &TrainConfig, params: Vec<(String, Var<f32>)>) -> Box<dyn Optimizer<f32>> {
-    let reg = Regularization { l1: c.l1, l2: c.l2, exclude_bias: true };
+    let reg = Regularization {
+        l1: c.l1,
+        l2: c.l2,
+        exclude_bias: true,
+    };
     match c.optimizer {
-        OptimizerKind::Sgd => Box::new(Sgd::new(params, c.lr).momentum(c.momentum).regularization(reg)),
-        OptimizerKind::Nesterov => Box::new(Sgd::new(params, c.lr).momentum(c.momentum).nesterov(true).regularization(reg)),
+        OptimizerKind::Sgd => Box::new(
+            Sgd::new(params, c.lr)
+                .momentum(c.momentum)
+                .regularization(reg),
+        ),
+        OptimizerKind::Nesterov => Box::new(
+            Sgd::new(params, c.lr)
+                .momentum(c.momentum)
+                .nesterov(true)
+                .regularization(reg),
+        ),
         OptimizerKind::Adagrad => Box::new(Adagrad::new(params, c.lr).regularization(reg)),
         OptimizerKind::Rmsprop => Box::new(RmsProp::new(params, c.lr).regularization(reg)),
         OptimizerKind::Adam => Box::new(Adam::new(params, c.lr).regularization(reg)),
-        OptimizerKind::Adamw => Box::new(AdamW::new(params, c.lr, c.weight_decay).regularization(reg)),
+        OptimizerKind::Adamw => {
+            Box::new(AdamW::new(params, c.lr, c.weight_decay).regularization(reg))
+        }
     }
 }
 
@@ -305,7 +339,16 @@ impl<'m> Trainer<'m> {
     pub fn new(model: &'m Sequential<f32>, config: TrainConfig) -> Result<Self, String> {
         config.validate()?;
         let optimizer = build_optimizer(&config, model.params());
-        Ok(Trainer { config, model, optimizer, epochs_done: 0, step: 0, history: History::default(), best: None, bad_epochs: 0 })
+        Ok(Trainer {
+            config,
+            model,
+            optimizer,
+            epochs_done: 0,
+            step: 0,
+            history: History::default(),
+            best: None,
+            bad_epochs: 0,
+        })
     }
 
     fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
@@ -313,13 +356,33 @@ impl<'m> Trainer<'m> {
         let spe = steps_per_epoch.max(1);
         let base: Box<dyn LrSchedule> = match c.schedule {
             ScheduleKind::Constant => Box::new(Constant(c.lr)),
-            ScheduleKind::Step { epochs, gamma } => Box::new(StepDecay { lr: c.lr, step_size: epochs.max(1) * spe, gamma }),
-            ScheduleKind::Exponential { gamma } => Box::new(Exponential { lr: c.lr, gamma: gamma.powf(1.0 / spe as f64) }),
-            ScheduleKind::InvSqrt => Box::new(PerEpoch { inner: InvSqrt(c.lr), steps_per_epoch: spe }),
-            ScheduleKind::Cosine => Box::new(Cosine { lr: c.lr, min_lr: 0.0, period: c.epochs * spe }),
-            ScheduleKind::Plateau { patience, factor } => Box::new(ReduceOnPlateau::new(c.lr, factor, patience)),
+            ScheduleKind::Step { epochs, gamma } => Box::new(StepDecay {
+                lr: c.lr,
+                step_size: epochs.max(1) * spe,
+                gamma,
+            }),
+            ScheduleKind::Exponential { gamma } => Box::new(Exponential {
+                lr: c.lr,
+                gamma: gamma.powf(1.0 / spe as f64),
+            }),
+            ScheduleKind::InvSqrt => Box::new(PerEpoch {
+                inner: InvSqrt(c.lr),
+                steps_per_epoch: spe,
+            }),
+            ScheduleKind::Cosine => Box::new(Cosine {
+                lr: c.lr,
+                min_lr: 0.0,
+                period: c.epochs * spe,
+            }),
+            ScheduleKind::Plateau { patience, factor } => {
+                Box::new(ReduceOnPlateau::new(c.lr, factor, patience))
+            }
         };
-        if c.warmup > 0 { Box::new(Warmup::new(c.warmup, base)) } else { base }
+        if c.warmup > 0 {
+            Box::new(Warmup::new(c.warmup, base))
+        } else {
+            base
+        }
     }
 
     /// Trains until `config.epochs` epochs are done, early stopping fires, or the loss
@@ -336,8 +399,12 @@ impl<'m> Trainer<'m> {
         observer: &mut dyn Observer,
         mut on_epoch: impl FnMut(&Trainer) -> Result<(), String>,
     ) -> Result<Stop, String> {
-        if matches!(train.targets, Targets::Values(_)) && matches!(self.config.loss, LossKind::CrossEntropy | LossKind::Hinge) {
-            return Err("this dataset is a regression task: use --loss squared or --loss absolute".into());
+        if matches!(train.targets, Targets::Values(_))
+            && matches!(self.config.loss, LossKind::CrossEntropy | LossKind::Hinge)
+        {
+            return Err(
+                "this dataset is a regression task: use --loss squared or --loss absolute".into(),
+            );
         }
         let bs = self.config.batch_size.min(train.len().max(1));
         let steps_per_epoch = train.len().div_ceil(bs);
@@ -352,7 +419,8 @@ impl<'m> Trainer<'m> {
         while self.epochs_done < self.config.epochs {
             let epoch = self.epochs_done + 1;
             let t0 = Instant::now();
-            self.model.reseed(mix_seed(self.config.seed, 2 * epoch as u64));
+            self.model
+                .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
             let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
             observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
             let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
@@ -364,12 +432,28 @@ impl<'m> Trainer<'m> {
                 let l = batch_loss(self.config.loss, &out, &batch.targets);
                 let lv = l.item() as f64;
                 if !lv.is_finite() {
-                    let parameter = self.model.params().into_iter().find(|(_, p)| !p.with_value(|v| v.all_finite())).map(|(n, _)| n);
-                    return Ok(Stop::Diverged { epoch, step: k + 1, parameter, loss: lv });
+                    let parameter = self
+                        .model
+                        .params()
+                        .into_iter()
+                        .find(|(_, p)| !p.with_value(|v| v.all_finite()))
+                        .map(|(n, _)| n);
+                    return Ok(Stop::Diverged {
+                        epoch,
+                        step: k + 1,
+                        parameter,
+                        loss: lv,
+                    });
                 }
                 let mut batch_right = 0;
                 if let BatchTargets::Classes(labels) = &batch.targets {
-                    batch_right = out.value().argmax(1).iter().zip(labels).filter(|(p, l)| p == l).count();
+                    batch_right = out
+                        .value()
+                        .argmax(1)
+                        .iter()
+                        .zip(labels)
+                        .filter(|(p, l)| p == l)
+                        .count();
                 }
                 drop(out);
                 let mut grads = l.backward();
@@ -381,7 +465,15 @@ impl<'m> Trainer<'m> {
                 loss_sum += lv * n as f64;
                 right += batch_right;
                 seen += n;
-                observer.step(lv, if classification { batch_right as f64 / n as f64 } else { f64::NAN }, n);
+                observer.step(
+                    lv,
+                    if classification {
+                        batch_right as f64 / n as f64
+                    } else {
+                        f64::NAN
+                    },
+                    n,
+                );
             }
             let (val_loss, val_accuracy) = match val {
                 Some(v) if !v.is_empty() => {
@@ -396,7 +488,11 @@ impl<'m> Trainer<'m> {
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
-                train_accuracy: if classification { right as f64 / seen.max(1) as f64 } else { f64::NAN },
+                train_accuracy: if classification {
+                    right as f64 / seen.max(1) as f64
+                } else {
+                    f64::NAN
+                },
                 val_loss,
                 val_accuracy,
                 lr: self.optimizer.lr(),
@@ -435,11 +531,22 @@ impl<'m> Trainer<'m> {
     }
 
     fn snapshot(&self) -> Vec<Tensor<f32>> {
-        self.model.params().iter().chain(self.model.buffers().iter()).map(|(_, p)| p.value()).collect()
+        self.model
+            .params()
+            .iter()
+            .chain(self.model.buffers().iter())
+            .map(|(_, p)| p.value())
+            .collect()
     }
 
     fn restore_snapshot(&self, w: &[Tensor<f32>]) {
-        for ((_, p), t) in self.model.params().iter().chain(self.model.buffers().iter()).zip(w) {
+        for ((_, p), t) in self
+            .model
+            .params()
+            .iter()
+            .chain(self.model.buffers().iter())
+            .zip(w)
+        {
             p.set_value(t.clone());
         }
     }
@@ -447,12 +554,24 @@ impl<'m> Trainer<'m> {
     /// The model, the optimizer state and the training state as a checkpoint (with
     /// `metadata` added to the training keys).
     pub fn checkpoint(&self, mut metadata: BTreeMap<String, String>) -> Checkpoint {
-        let mut tensors: Vec<(String, Tensor<f32>)> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, p)| (n, p.value())).collect();
+        let mut tensors: Vec<(String, Tensor<f32>)> = self
+            .model
+            .params()
+            .into_iter()
+            .chain(self.model.buffers())
+            .map(|(n, p)| (n, p.value()))
+            .collect();
         for (n, t) in self.optimizer.state() {
             tensors.push((format!("optimizer.{n}"), t));
         }
         if let Some((_, _, w)) = &self.best {
-            let names: Vec<String> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, _)| n).collect();
+            let names: Vec<String> = self
+                .model
+                .params()
+                .into_iter()
+                .chain(self.model.buffers())
+                .map(|(n, _)| n)
+                .collect();
             for (n, t) in names.iter().zip(w) {
                 tensors.push((format!("best.{n}"), t.clone()));
             }
@@ -478,17 +597,40 @@ impl<'m> Trainer<'m> {
     /// training state is unreadable.
     pub fn resume(&mut self, ck: &Checkpoint) -> Result<(), String> {
         load_weights(self.model, ck)?;
-        let opt: Vec<(String, Tensor<f32>)> = ck.tensors.iter().filter_map(|(n, t)| n.strip_prefix("optimizer.").map(|s| (s.to_string(), t.clone()))).collect();
+        let opt: Vec<(String, Tensor<f32>)> = ck
+            .tensors
+            .iter()
+            .filter_map(|(n, t)| {
+                n.strip_prefix("optimizer.")
+                    .map(|s| (s.to_string(), t.clone()))
+            })
+            .collect();
         self.optimizer.load_state(&opt)?;
-        let state: serde_json::Value = serde_json::from_str(ck.metadata.get("backprop.training").ok_or("the checkpoint has no training state to resume from")?)
-            .map_err(|e| format!("the checkpoint's training state is unreadable: {e}"))?;
+        let state: serde_json::Value = serde_json::from_str(
+            ck.metadata
+                .get("backprop.training")
+                .ok_or("the checkpoint has no training state to resume from")?,
+        )
+        .map_err(|e| format!("the checkpoint's training state is unreadable: {e}"))?;
         let get = |k: &str| state.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
         self.epochs_done = get("epochs_done");
         self.step = get("step");
         self.bad_epochs = get("bad_epochs");
-        if let (Some(v), Some(e)) = (state.get("best_val_loss").and_then(|v| v.as_f64()), state.get("best_epoch").and_then(|v| v.as_u64())) {
-            let names: Vec<String> = self.model.params().into_iter().chain(self.model.buffers()).map(|(n, _)| n).collect();
-            let w: Option<Vec<Tensor<f32>>> = names.iter().map(|n| ck.get(&format!("best.{n}")).cloned()).collect();
+        if let (Some(v), Some(e)) = (
+            state.get("best_val_loss").and_then(|v| v.as_f64()),
+            state.get("best_epoch").and_then(|v| v.as_u64()),
+        ) {
+            let names: Vec<String> = self
+                .model
+                .params()
+                .into_iter()
+                .chain(self.model.buffers())
+                .map(|(n, _)| n)
+                .collect();
+            let w: Option<Vec<Tensor<f32>>> = names
+                .iter()
+                .map(|n| ck.get(&format!("best.{n}")).cloned())
+                .collect();
             if let Some(w) = w {
                 self.best = Some((v, e as usize, w));
             }
@@ -506,9 +648,15 @@ impl<'m> Trainer<'m> {
 /// If a parameter is missing from the checkpoint or has another shape.
 pub fn load_weights(model: &Sequential<f32>, ck: &Checkpoint) -> Result<(), String> {
     for (name, p) in model.params().into_iter().chain(model.buffers()) {
-        let t = ck.get(&name).ok_or_else(|| format!("the checkpoint has no tensor {name:?} that the model needs"))?;
+        let t = ck
+            .get(&name)
+            .ok_or_else(|| format!("the checkpoint has no tensor {name:?} that the model needs"))?;
         if t.shape() != p.shape().as_slice() {
-            return Err(format!("tensor {name:?} has shape {:?} in the checkpoint but {:?} in the model", t.shape(), p.shape()));
+            return Err(format!(
+                "tensor {name:?} has shape {:?} in the checkpoint but {:?} in the model",
+                t.shape(),
+                p.shape()
+            ));
         }
         p.set_value(t.clone());
     }
@@ -532,5 +680,10 @@ impl<S: LrSchedule> LrSchedule for PerEpoch<S> {
 
 /// Predicted class probabilities for a batch of inputs (softmax of the outputs).
 pub fn predict_proba(model: &Sequential<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value().softmax(1))
+    no_grad(|| {
+        model
+            .forward(&Var::constant(x.clone()), Mode::Eval)
+            .value()
+            .softmax(1)
+    })
 }

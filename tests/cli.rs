@@ -1,0 +1,504 @@
+//! The `backprop` binary end to end: training, eval, predict, summary, gradcheck, and the
+//! errors users get for bad input (a clear message, a non-zero exit, never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backprop"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("backprop-cli-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn json_of(o: &Output) -> Value {
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        s,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(s.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {s}"))
+}
+
+/// A failed run: non-zero exit, an `error:` line mentioning every `needle`, no panic.
+#[track_caller]
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded; stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: stderr lacks {n:?}:\n{err}");
+    }
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("internal error")
+            && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked:\n{err}"
+    );
+}
+
+fn write_png(path: &Path, w: usize, h: usize, px: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut e = png::Encoder::new(std::io::BufWriter::new(f), w as u32, h as u32);
+    e.set_color(png::ColorType::Grayscale);
+    e.set_depth(png::BitDepth::Eight);
+    e.write_header().unwrap().write_image_data(px).unwrap();
+}
+
+#[test]
+fn mnist_train_then_eval_reproduces_and_predict_reads_pngs() {
+    let out = tmpdir("mnist");
+    let o = out.to_str().unwrap();
+    let t = json_of(&run(&[
+        "train",
+        "--limit",
+        "8000",
+        "--epochs",
+        "2",
+        "--validation",
+        "1000",
+        "--json",
+        "--out",
+        o,
+    ]));
+    for k in [
+        "test_accuracy",
+        "test_loss",
+        "epochs",
+        "seconds",
+        "model_path",
+    ] {
+        assert!(!t[k].is_null(), "train --json lacks {k}: {t}");
+    }
+    assert_eq!(t["epochs"], 2);
+    let acc = t["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.85, "test accuracy {acc}");
+    let model = t["model_path"].as_str().unwrap().to_string();
+    assert!(
+        Path::new(&model).is_file()
+            && out.join("history.csv").is_file()
+            && out.join("history.json").is_file()
+            && out.join("loss.svg").is_file()
+    );
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+
+    // eval on the saved model reproduces the test accuracy
+    let e = json_of(&run(&["eval", "--model-path", &model, "--json"]));
+    assert_eq!(e["test_accuracy"].as_f64().unwrap(), acc);
+    assert!((e["test_loss"].as_f64().unwrap() - t["test_loss"].as_f64().unwrap()).abs() < 1e-9);
+
+    // predict on PNGs written from test images 0..3 (a 7, a 2 and a 1)
+    let raw = backprop_data::load_idx_pair(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        "t10k",
+    )
+    .unwrap();
+    let mut args = vec![
+        "predict".to_string(),
+        "--model-path".into(),
+        model.clone(),
+        "--json".into(),
+    ];
+    for i in 0..3 {
+        let p = out.join(format!("digit{i}.png"));
+        write_png(&p, 28, 28, &raw.pixels[i * 784..(i + 1) * 784]);
+        args.push(p.display().to_string());
+    }
+    let p = json_of(&bin().args(&args).output().unwrap());
+    let preds = p["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    for (i, pr) in preds.iter().enumerate() {
+        assert_eq!(
+            pr["class"].as_u64().unwrap() as usize,
+            raw.labels[i],
+            "image {i}: {pr}"
+        );
+        let sum: f64 = pr["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+    }
+    // the same images by index into the test split agree
+    let q = json_of(&run(&[
+        "predict",
+        "--model-path",
+        &model,
+        "--index",
+        "0,1,2",
+        "--json",
+    ]));
+    for i in 0..3 {
+        assert_eq!(q["predictions"][i]["class"], preds[i]["class"]);
+    }
+    // a wrongly sized image is refused with its size named
+    let small = out.join("small.png");
+    write_png(&small, 10, 10, &[0u8; 100]);
+    fails_with(
+        &["predict", "--model-path", &model, small.to_str().unwrap()],
+        &["small.png", "10×10", "28×28"],
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_spiral_run_fits_and_draws_its_decision_boundary() {
+    let out = tmpdir("spiral");
+    let t = json_of(&run(&[
+        "train",
+        "--dataset",
+        "spiral",
+        "--epochs",
+        "150",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let acc = t["train_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.95, "spiral training accuracy {acc}");
+    let png = out.join("decision_boundary.png");
+    assert!(t["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p.as_str().unwrap().ends_with("decision_boundary.png")));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn resume_continues_a_run() {
+    let out = tmpdir("resume");
+    let o = out.to_str().unwrap();
+    json_of(&run(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--samples",
+        "200",
+        "--epochs",
+        "3",
+        "--json",
+        "--out",
+        o,
+    ]));
+    // a resumed run with a larger epoch budget picks up at epoch 4
+    let r = bin()
+        .args([
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "200",
+            "--epochs",
+            "5",
+            "--out",
+            o,
+            "--resume",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("resuming") && err.contains("after epoch 3") && err.contains("epoch   4/5"),
+        "{err}"
+    );
+    let h = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(h.lines().count(), 6);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn trains_on_a_csv_written_here() {
+    let dir = tmpdir("csv");
+    let csv = dir.join("data.csv");
+    let mut s = String::from("a,b,label\n");
+    for i in 0..200 {
+        let c = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let j = (i as f64 * 0.37).sin() * 0.4;
+        s += &format!(
+            "{},{},{}\n",
+            c + j,
+            c - j,
+            if c > 0.0 { "pos" } else { "neg" }
+        );
+    }
+    std::fs::write(&csv, s).unwrap();
+    let t = json_of(&run(&[
+        "train",
+        "--dataset",
+        csv.to_str().unwrap(),
+        "--label-column",
+        "label",
+        "--epochs",
+        "20",
+        "--json",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]));
+    assert!(t["test_accuracy"].as_f64().unwrap() >= 0.95, "{t}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn summary_and_gradcheck_and_datasets() {
+    let s = json_of(&run(&[
+        "summary",
+        "--inputs",
+        "3",
+        "--outputs",
+        "2",
+        "--hidden",
+        "4",
+        "--activation",
+        "sigmoid",
+        "--json",
+    ]));
+    assert_eq!(s["total_params"], 26);
+    assert_eq!(
+        (s["weights"].as_u64(), s["biases"].as_u64()),
+        (Some(20), Some(6))
+    );
+    let text =
+        String::from_utf8_lossy(&run(&["summary", "--dataset", "spiral"]).stdout).to_string();
+    assert!(
+        text.contains("fc1") && text.contains("total parameters"),
+        "{text}"
+    );
+    let g = json_of(&run(&[
+        "gradcheck",
+        "--inputs",
+        "5",
+        "--outputs",
+        "3",
+        "--hidden",
+        "6,4",
+        "--activation",
+        "tanh",
+        "--json",
+    ]));
+    assert_eq!(g["passed"], true, "{g}");
+    assert!(g["max_rel_err"].as_f64().unwrap() < 1e-6);
+    assert_eq!(g["parameters"].as_array().unwrap().len(), 6);
+    let d = run(&["datasets"]);
+    let text = String::from_utf8_lossy(&d.stdout);
+    assert!(
+        d.status.success()
+            && text.contains("mnist")
+            && text.contains("60000")
+            && text.contains("spiral"),
+        "{text}"
+    );
+}
+
+fn idx_bytes(dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend_from_slice(body);
+    v
+}
+
+/// A directory of IDX files with 4 train and 2 test images of 2×2, optionally broken.
+fn idx_dir(tag: &str, train_images: Vec<u8>) -> PathBuf {
+    let d = tmpdir(tag);
+    std::fs::write(d.join("train-images-idx3-ubyte"), train_images).unwrap();
+    std::fs::write(
+        d.join("train-labels-idx1-ubyte"),
+        idx_bytes(&[4], &[0, 1, 0, 1]),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("t10k-images-idx3-ubyte"),
+        idx_bytes(&[2, 2, 2], &[0; 8]),
+    )
+    .unwrap();
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx_bytes(&[2], &[0, 1])).unwrap();
+    d
+}
+
+#[test]
+fn bad_data_is_reported_with_the_file_and_the_problem() {
+    fails_with(
+        &["train", "--data-dir", "/nonexistent/backprop-data"],
+        &[
+            "--data-dir",
+            "/nonexistent/backprop-data",
+            "no such directory",
+        ],
+    );
+    let good = idx_bytes(&[4, 2, 2], &[0; 16]);
+    let d = idx_dir("truncated", good[..good.len() - 5].to_vec());
+    fails_with(
+        &["train", "--data-dir", d.to_str().unwrap()],
+        &["train-images-idx3-ubyte", "truncated"],
+    );
+    let mut bad_magic = good.clone();
+    bad_magic[2] = 0x0b;
+    bad_magic[0] = 7;
+    let d2 = idx_dir("magic", bad_magic);
+    fails_with(
+        &["train", "--data-dir", d2.to_str().unwrap()],
+        &["train-images-idx3-ubyte", "magic"],
+    );
+    let d3 = idx_dir("counts", idx_bytes(&[5, 2, 2], &[0; 20]));
+    fails_with(
+        &["train", "--data-dir", d3.to_str().unwrap()],
+        &["train-labels-idx1-ubyte", "4 labels", "5 images"],
+    );
+    // the good directory trains
+    let d4 = idx_dir("good", good);
+    let o = run(&[
+        "train",
+        "--data-dir",
+        d4.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--validation",
+        "0",
+        "--out",
+        d4.join("run").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let csv = d4.join("bad.csv");
+    std::fs::write(&csv, "x,y,label\n1,2,a\n3,oops,b\n5,6,a\n7,8,b\n9,10,a\n").unwrap();
+    fails_with(
+        &["train", "--dataset", csv.to_str().unwrap()],
+        &["bad.csv", "line 3", "column 2", "oops", "not a number"],
+    );
+    for d in [d, d2, d3, d4] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn bad_specs_and_flags_are_rejected_before_training() {
+    let d = tmpdir("specs");
+    let unknown = d.join("unknown.json");
+    std::fs::write(
+        &unknown,
+        r#"{"layers": [{"type": "linear", "out": 8}, {"type": "conv9d"}]}"#,
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--model",
+            unknown.to_str().unwrap(),
+        ],
+        &["unknown.json", "layer 2", "unknown layer type", "conv9d"],
+    );
+    let chain = d.join("chain.toml");
+    std::fs::write(&chain, "[[layers]]\ntype = \"linear\"\nout = 8\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"linear\"\nin = 6\nout = 2\n").unwrap();
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--model",
+            chain.to_str().unwrap(),
+        ],
+        &["layer 3 (linear)", "expects 6 inputs but layer 2 gives 8"],
+    );
+    fails_with(
+        &["train", "--dataset", "xor", "--lr", "-0.1"],
+        &["--lr", "positive"],
+    );
+    fails_with(
+        &["train", "--dataset", "xor", "--batch-size", "0"],
+        &["--batch-size", "at least 1"],
+    );
+    let file = d.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--out",
+            file.join("sub").to_str().unwrap(),
+        ],
+        &["--out", "cannot create the output directory"],
+    );
+    fails_with(
+        &["train", "--dataset", "moons"],
+        &["--dataset moons", "unknown dataset"],
+    );
+    fails_with(
+        &["train", "--dataset", "xor", "--optimizer", "lbfgs"],
+        &["--optimizer lbfgs"],
+    );
+    fails_with(
+        &["train", "--dataset", "xor", "--activation", "swoosh"],
+        &["--activation", "swoosh"],
+    );
+    fails_with(
+        &["train", "--dataset", "xor", "--lr-schedule", "step:x:0.5"],
+        &["--lr-schedule"],
+    );
+    fails_with(
+        &["eval", "--model-path", unknown.to_str().unwrap()],
+        &["unknown.json", "not a valid checkpoint"],
+    );
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--resume",
+            "--out",
+            d.join("none").to_str().unwrap(),
+        ],
+        &["--resume", "no saved run"],
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn divergence_is_reported_and_exits_non_zero() {
+    let d = tmpdir("diverge");
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "circle",
+            "--epochs",
+            "3",
+            "--lr",
+            "1e38",
+            "--loss",
+            "squared",
+            "--lr-schedule",
+            "constant",
+            "--out",
+            d.to_str().unwrap(),
+        ],
+        &["diverged at epoch 1", "step"],
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
