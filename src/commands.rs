@@ -264,12 +264,7 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     }
 
     let loaded = load(&a.data, a.seed, None, true)?;
-    if matches!(loaded.train.targets, Targets::Values(_))
-        && matches!(loss, LossKind::CrossEntropy | LossKind::Hinge)
-        && a.loss == "cross-entropy"
-    {
-        // regression data with the default loss: switch to the quadratic cost
-    }
+    // regression data with the default loss: use the quadratic cost instead
     let config = if matches!(loaded.train.targets, Targets::Values(_))
         && matches!(loss, LossKind::CrossEntropy)
         && a.loss == "cross-entropy"

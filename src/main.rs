@@ -99,7 +99,7 @@ pub struct TrainArgs {
     /// sgd, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
-    /// Learning rate η.
+    /// Learning rate η (default: 0.05 for sgd/nesterov, 0.001 for adam/adamw, 0.01 otherwise).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Momentum for sgd/nesterov.
@@ -111,7 +111,7 @@ pub struct TrainArgs {
     /// Samples per step: 1 = SGD, the dataset size = full-batch gradient descent.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Epochs.
+    /// Epochs (default: 10, or 200 for a synthetic 2-D set).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// L1 penalty λ₁.

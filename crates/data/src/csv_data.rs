@@ -99,11 +99,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
         None => {
             rows[0].1.iter().any(|c| c.parse::<f64>().is_err())
                 && rows.len() > 1
-                && rows[1]
-                    .1
-                    .iter()
-                    .enumerate()
-                    .any(|(_, c)| c.parse::<f64>().is_ok())
+                && rows[1].1.iter().any(|c| c.parse::<f64>().is_ok())
         }
     };
     let names: Vec<String> = if header_row {
