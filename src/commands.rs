@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use backprop_autograd::{gradcheck_vars, GradcheckOptions, Var};
-use backprop_data::{Dataset, Encoding, Targets, SYNTHETIC};
+use backprop_data::{Dataset, Targets, SYNTHETIC};
 use backprop_nn::{Mode, Module, Sequential, Summary};
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
@@ -17,7 +17,7 @@ use backprop_train::{
 };
 use serde_json::{json, Value};
 
-use crate::data::{default_mnist_dir, load, Loaded};
+use crate::data::{default_mnist_dir, encoding_from, load, Loaded};
 use crate::images::read_image;
 use crate::progress::Bars;
 use crate::{DataArgs, EvalArgs, GradcheckArgs, ModelArgs, PredictArgs, SummaryArgs, TrainArgs};
@@ -577,22 +577,29 @@ fn data_for(saved: &Saved, d: &DataArgs) -> DataArgs {
     d
 }
 
-pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    set_threads(a.threads)?;
-    let saved = load_saved(&a.model_path)?;
-    let d = data_for(&saved, &a.data);
+/// The test split of the data a saved model was trained on (or of the data the flags name),
+/// encoded as in training.
+fn saved_test_set(saved: &Saved, flags: &DataArgs) -> Result<(String, Dataset)> {
+    let d = data_for(saved, flags);
     let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
         .then_some(&saved.encoding);
     let loaded = load(&d, 0, enc, false)?;
     let test = loaded
         .test
-        .as_ref()
         .ok_or_else(|| anyhow!("the dataset has no test split"))?;
+    Ok((loaded.name, test))
+}
+
+pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    set_threads(a.threads)?;
+    let saved = load_saved(&a.model_path)?;
+    let (name, test) = saved_test_set(&saved, &a.data)?;
+    let test = &test;
     if test.features() != saved.inputs {
         bail!(
             "the model takes {} inputs but {} has {} features",
             saved.inputs,
-            loaded.name,
+            name,
             test.features()
         );
     }
@@ -608,7 +615,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
         .unwrap_or(kind);
     let e = evaluate(&saved.model, test, kind);
     if a.json {
-        let mut o = json!({"dataset": loaded.name, "samples": test.len(), "test_loss": num_or_null(e.loss), "test_accuracy": num_or_null(e.accuracy)});
+        let mut o = json!({"dataset": name, "samples": test.len(), "test_loss": num_or_null(e.loss), "test_accuracy": num_or_null(e.accuracy)});
         if let Some(c) = &e.confusion {
             o["confusion_matrix"] = json!(c.counts);
             o["precision"] = json!(c.precision());
@@ -626,7 +633,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
                 "test accuracy {} on {} samples of {} (loss {:.4})",
                 pct(e.accuracy),
                 test.len(),
-                loaded.name,
+                name,
                 e.loss
             );
         } else {
@@ -634,7 +641,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
                 "test loss {:.5} on {} samples of {}",
                 e.loss,
                 test.len(),
-                loaded.name
+                name
             );
         }
     }
@@ -649,13 +656,8 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
     let mut notes = Vec::new();
     let encoding = match saved.encoding.get("encoding").and_then(|e| e.as_str()) {
-        Some("grey") => Some(Encoding::Grey),
-        Some("binary") => Some(Encoding::Binary),
-        Some("standardized") => Some(Encoding::Standardized {
-            mean: saved.encoding["mean"].as_f64().unwrap_or(0.0) as f32,
-            std: saved.encoding["std"].as_f64().unwrap_or(1.0) as f32,
-        }),
-        _ => None,
+        Some("none") | None => None,
+        Some(_) => Some(encoding_from(&saved.encoding)?),
     };
     for p in &a.images {
         let enc = encoding
@@ -687,13 +689,7 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
         ));
     }
     if !a.index.is_empty() {
-        let d = data_for(&saved, &a.data);
-        let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
-            .then_some(&saved.encoding);
-        let loaded = load(&d, 0, enc, false)?;
-        let test = loaded
-            .test
-            .ok_or_else(|| anyhow!("the dataset has no test split"))?;
+        let (_, test) = saved_test_set(&saved, &a.data)?;
         for &i in &a.index {
             if i >= test.len() {
                 bail!("--index {i}: the test split has {} samples", test.len());
@@ -945,6 +941,5 @@ pub fn datasets() -> Result<ExitCode> {
         println!("{n:<12} synthetic {d}   (--samples, --noise, --seed)");
     }
     println!("FILE.csv     numeric features and a label column (--label-column NAME|INDEX, --task classification|regression)");
-    let _: Option<&Dataset> = None;
     Ok(ExitCode::SUCCESS)
 }

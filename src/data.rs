@@ -32,7 +32,8 @@ pub fn default_mnist_dir() -> PathBuf {
     }
 }
 
-fn encoding_from(v: &Value) -> Result<Encoding> {
+/// The encoding recorded in a model's metadata.
+pub fn encoding_from(v: &Value) -> Result<Encoding> {
     Ok(match v.get("encoding").and_then(|e| e.as_str()) {
         Some("grey") => Encoding::Grey,
         Some("binary") => Encoding::Binary,

@@ -214,25 +214,25 @@ macro_rules! common_methods {
 }
 
 macro_rules! impl_optimizer {
-    ($t:ident) => {
+    ($t:ident $(, $inner:ident)?) => {
         impl<E: Element> Optimizer<E> for $t<E> {
             fn step(&mut self, grads: &Grads<E>) {
                 self.do_step(grads)
             }
             fn lr(&self) -> f64 {
-                self.core.lr
+                self$(.$inner)?.core.lr
             }
             fn set_lr(&mut self, lr: f64) {
-                self.core.lr = lr;
+                self$(.$inner)?.core.lr = lr;
             }
             fn steps(&self) -> u64 {
-                self.core.t
+                self$(.$inner)?.core.t
             }
             fn state(&self) -> Vec<(String, Tensor<E>)> {
-                self.core.state()
+                self$(.$inner)?.core.state()
             }
             fn load_state(&mut self, state: &[(String, Tensor<E>)]) -> Result<(), String> {
-                self.core.load_state(state)
+                self$(.$inner)?.core.load_state(state)
             }
         }
     };
@@ -520,23 +520,9 @@ impl<E: Element> AdamW<E> {
     }
 }
 
-impl<E: Element> Optimizer<E> for AdamW<E> {
-    fn step(&mut self, grads: &Grads<E>) {
+impl<E: Element> AdamW<E> {
+    fn do_step(&mut self, grads: &Grads<E>) {
         self.inner.do_step(grads)
     }
-    fn lr(&self) -> f64 {
-        self.inner.core.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.inner.core.lr = lr;
-    }
-    fn steps(&self) -> u64 {
-        self.inner.core.t
-    }
-    fn state(&self) -> Vec<(String, Tensor<E>)> {
-        self.inner.core.state()
-    }
-    fn load_state(&mut self, state: &[(String, Tensor<E>)]) -> Result<(), String> {
-        self.inner.core.load_state(state)
-    }
 }
+impl_optimizer!(AdamW, inner);

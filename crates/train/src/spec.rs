@@ -398,14 +398,7 @@ impl ModelSpec {
                     weight,
                     bias_values,
                 } => {
-                    if let Some(k) = stated {
-                        if *k != width {
-                            return Err(err(format!(
-                                "expects {k} inputs but {}",
-                                previous(n, width)
-                            )));
-                        }
-                    }
+                    check_width(*stated, width, n).map_err(err)?;
                     if *out == 0 {
                         return Err(err("out must be at least 1".into()));
                     }
@@ -451,14 +444,7 @@ impl ModelSpec {
                     out,
                     pieces,
                 } => {
-                    if let Some(k) = stated {
-                        if *k != width {
-                            return Err(err(format!(
-                                "expects {k} inputs but {}",
-                                previous(n, width)
-                            )));
-                        }
-                    }
+                    check_width(*stated, width, n).map_err(err)?;
                     if *out == 0 || *pieces == 0 {
                         return Err(err("out and pieces must be at least 1".into()));
                     }
@@ -513,6 +499,14 @@ impl ModelSpec {
             model: net,
             outputs: width,
         })
+    }
+}
+
+/// Checks a layer's stated input width against the width that reaches it.
+fn check_width(stated: Option<usize>, width: usize, n: usize) -> Result<(), String> {
+    match stated {
+        Some(k) if k != width => Err(format!("expects {k} inputs but {}", previous(n, width))),
+        _ => Ok(()),
     }
 }
 

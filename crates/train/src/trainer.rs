@@ -531,22 +531,14 @@ impl<'m> Trainer<'m> {
     }
 
     fn snapshot(&self) -> Vec<Tensor<f32>> {
-        self.model
-            .params()
+        state_vars(self.model)
             .iter()
-            .chain(self.model.buffers().iter())
             .map(|(_, p)| p.value())
             .collect()
     }
 
     fn restore_snapshot(&self, w: &[Tensor<f32>]) {
-        for ((_, p), t) in self
-            .model
-            .params()
-            .iter()
-            .chain(self.model.buffers().iter())
-            .zip(w)
-        {
+        for ((_, p), t) in state_vars(self.model).iter().zip(w) {
             p.set_value(t.clone());
         }
     }
@@ -554,24 +546,15 @@ impl<'m> Trainer<'m> {
     /// The model, the optimizer state and the training state as a checkpoint (with
     /// `metadata` added to the training keys).
     pub fn checkpoint(&self, mut metadata: BTreeMap<String, String>) -> Checkpoint {
-        let mut tensors: Vec<(String, Tensor<f32>)> = self
-            .model
-            .params()
+        let mut tensors: Vec<(String, Tensor<f32>)> = state_vars(self.model)
             .into_iter()
-            .chain(self.model.buffers())
             .map(|(n, p)| (n, p.value()))
             .collect();
         for (n, t) in self.optimizer.state() {
             tensors.push((format!("optimizer.{n}"), t));
         }
         if let Some((_, _, w)) = &self.best {
-            let names: Vec<String> = self
-                .model
-                .params()
-                .into_iter()
-                .chain(self.model.buffers())
-                .map(|(n, _)| n)
-                .collect();
+            let names: Vec<String> = state_vars(self.model).into_iter().map(|(n, _)| n).collect();
             for (n, t) in names.iter().zip(w) {
                 tensors.push((format!("best.{n}"), t.clone()));
             }
@@ -620,13 +603,7 @@ impl<'m> Trainer<'m> {
             state.get("best_val_loss").and_then(|v| v.as_f64()),
             state.get("best_epoch").and_then(|v| v.as_u64()),
         ) {
-            let names: Vec<String> = self
-                .model
-                .params()
-                .into_iter()
-                .chain(self.model.buffers())
-                .map(|(n, _)| n)
-                .collect();
+            let names: Vec<String> = state_vars(self.model).into_iter().map(|(n, _)| n).collect();
             let w: Option<Vec<Tensor<f32>>> = names
                 .iter()
                 .map(|n| ck.get(&format!("best.{n}")).cloned())
@@ -642,12 +619,19 @@ impl<'m> Trainer<'m> {
     }
 }
 
+/// Everything a checkpoint holds of a model: its parameters, then its buffers.
+fn state_vars(model: &Sequential<f32>) -> Vec<(String, Var<f32>)> {
+    let mut v = model.params();
+    v.extend(model.buffers());
+    v
+}
+
 /// Copies a checkpoint's tensors into a model's parameters and buffers.
 ///
 /// # Errors
 /// If a parameter is missing from the checkpoint or has another shape.
 pub fn load_weights(model: &Sequential<f32>, ck: &Checkpoint) -> Result<(), String> {
-    for (name, p) in model.params().into_iter().chain(model.buffers()) {
+    for (name, p) in state_vars(model) {
         let t = ck
             .get(&name)
             .ok_or_else(|| format!("the checkpoint has no tensor {name:?} that the model needs"))?;
