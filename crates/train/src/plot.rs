@@ -37,7 +37,15 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
         hi = lo + 1.0;
     }
     let pad = (hi - lo) * 0.05;
-    let (lo, hi) = (lo - pad, hi + pad);
+    // never pad a non-negative quantity (a loss, an accuracy) below zero
+    let (lo, hi) = (
+        if lo >= 0.0 {
+            (lo - pad).max(0.0)
+        } else {
+            lo - pad
+        },
+        hi + pad,
+    );
     let x_of = |i: usize| {
         l + (w - l - r)
             * if n > 1 {
@@ -91,6 +99,18 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
         w - l - r,
         h - t - b
     );
+    // the legend goes where the curves end up not being: bottom right if they finish high
+    let ends: Vec<f64> = series
+        .iter()
+        .filter_map(|(_, v)| v.iter().rev().find(|x| x.is_finite()).copied())
+        .collect();
+    let end_high = !ends.is_empty()
+        && ends.iter().map(|&v| (v - lo) / (hi - lo)).sum::<f64>() / ends.len() as f64 > 0.5;
+    let legend_top = if end_high {
+        h - b - 12.0 - 16.0 * series.len() as f64
+    } else {
+        t + 16.0
+    };
     for (k, (name, vals)) in series.iter().enumerate() {
         let c = PALETTE[k % PALETTE.len()];
         let path: Vec<String> = vals
@@ -112,7 +132,7 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
                 path[0].split(',').nth(1).unwrap()
             );
         }
-        let ly = t + 16.0 + 16.0 * k as f64;
+        let ly = legend_top + 16.0 * k as f64;
         s += &format!(
             r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
             w - r - 130.0,
