@@ -14,20 +14,28 @@ pub struct GradcheckOptions {
     pub eps: f64,
     /// An element passes if its absolute error is at most `atol`...
     pub atol: f64,
-    /// ...or its relative error `|a − n| / max(|a|, |n|)` is at most `rtol`.
+    /// ...or its relative error `|a − n| / max(|a|, |n|, rel_floor)` is at most `rtol`.
     pub rtol: f64,
+    /// The smallest denominator of the relative error. A central difference in f64 carries
+    /// an absolute error near `1e-16·|f|/eps` (about 1e-10 here) however small the gradient
+    /// is, so the relative error of a gradient far below 1e-3 measures that noise, not the
+    /// backward rule; with the floor it becomes the absolute error times `1/rel_floor`.
+    pub rel_floor: f64,
     /// Check at most this many elements of each input, evenly spaced (all if `None`):
     /// large layers have too many weights to perturb one by one.
     pub max_elements: Option<usize>,
 }
 
 impl Default for GradcheckOptions {
-    /// `eps = 1e-6`, `atol = 1e-8`, `rtol = 1e-6`, every element.
+    /// `eps = 1e-5`, `atol = 1e-8`, `rtol = 1e-6`, `rel_floor = 1e-3`, every element. In f64 the central
+    /// difference's error is about `eps²·|f'''|` (truncation) plus `1e-16·|f|/eps`
+    /// (round-off); `1e-5` keeps both near 1e-10 for functions of moderate size.
     fn default() -> Self {
         GradcheckOptions {
-            eps: 1e-6,
+            eps: 1e-5,
             atol: 1e-8,
             rtol: 1e-6,
+            rel_floor: 1e-3,
             max_elements: None,
         }
     }
@@ -42,8 +50,8 @@ pub struct InputReport {
     pub shape: Vec<usize>,
     /// Largest `|analytic − numeric|` over the input's elements.
     pub max_abs_err: f64,
-    /// Largest `|analytic − numeric| / max(|analytic|, |numeric|)` over elements whose
-    /// gradient is larger than `atol` (smaller ones are judged by absolute error alone).
+    /// Largest `|analytic − numeric| / max(|analytic|, |numeric|, rel_floor)` over the
+    /// input's elements.
     pub max_rel_err: f64,
     /// Flat index of the worst element (by the pass criterion).
     pub worst_element: usize,
@@ -185,13 +193,11 @@ pub fn gradcheck_vars(
             let numeric = (eval(options.eps) - eval(-options.eps)) / (2.0 * options.eps);
             let a = analytic.data()[j];
             let abs = (a - numeric).abs();
-            let scale = a.abs().max(numeric.abs());
+            let scale = a.abs().max(numeric.abs()).max(options.rel_floor);
             let rel = if scale > 0.0 { abs / scale } else { 0.0 };
             let ok = abs <= options.atol || rel <= options.rtol;
             report.max_abs_err = report.max_abs_err.max(abs);
-            if scale > options.atol {
-                report.max_rel_err = report.max_rel_err.max(rel);
-            }
+            report.max_rel_err = report.max_rel_err.max(rel);
             report.passed &= ok;
             // the worst element: failing ones first, then by relative error
             let score = if ok {

@@ -307,3 +307,62 @@ fn a_whole_mlp_loss_and_every_parameter() {
         &params,
     );
 }
+
+#[test]
+fn convolution_and_pooling() {
+    use backprop_tensor::{Conv2dParams, Pool2dParams};
+    // stride 2, padding 1, dilation 2, a non-square kernel, several channels in and out
+    let p = Conv2dParams {
+        stride: (2, 2),
+        padding: (1, 1),
+        dilation: (2, 2),
+        groups: 1,
+    };
+    let x = normal(&[2, 3, 9, 8], 30);
+    let w = normal(&[4, 3, 3, 2], 31);
+    let b = normal(&[4], 32);
+    check(
+        "conv2d",
+        |v| drive(&v[0].conv2d(&v[1], Some(&v[2]), p).tanh()).add(&v[0].mean()),
+        &[x.clone(), w.clone(), b.clone()],
+    );
+    // groups, no bias
+    let pg = Conv2dParams {
+        stride: (1, 2),
+        padding: (2, 0),
+        dilation: (1, 1),
+        groups: 2,
+    };
+    check(
+        "conv2d groups",
+        |v| drive(&v[0].conv2d(&v[1], None, pg)).mul(&v[1].sum()),
+        &[normal(&[2, 4, 6, 7], 33), normal(&[6, 2, 3, 3], 34)],
+    );
+    let xp = normal(&[2, 3, 7, 6], 35);
+    check(
+        "max_pool2d",
+        |v| {
+            drive(
+                &v[0]
+                    .max_pool2d(Pool2dParams::square(2))
+                    .mul(&v[0].max_pool2d(Pool2dParams::square(2))),
+            )
+        },
+        &[xp.clone()],
+    );
+    let pp = Pool2dParams {
+        kernel: (3, 2),
+        stride: (2, 1),
+        padding: (1, 1),
+    };
+    check(
+        "max_pool2d padded",
+        |v| drive(&v[0].max_pool2d(pp)).add(&v[0].mean()),
+        &[xp.clone()],
+    );
+    check(
+        "avg_pool2d",
+        |v| drive(&v[0].avg_pool2d(pp).exp()).add(&v[0].mean()),
+        &[xp.clone()],
+    );
+}

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod conv;
 pub mod init;
 pub mod layers;
 pub mod loss;
@@ -33,6 +34,7 @@ pub mod module;
 pub mod summary;
 
 pub use activation::{Activation, PRelu};
+pub use conv::{AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, MaxPool2d, Reshape};
 pub use init::Init;
 pub use layers::{BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout};
 pub use loss::Reduction;

@@ -309,3 +309,100 @@ fn kinks_of_activations_have_their_documented_gradients() {
     let g = act::relu(&x).sum().backward();
     assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.0, 0.0], "relu'(0) = 0");
 }
+
+#[test]
+fn convolutional_layers_in_both_modes() {
+    use backprop_nn::{AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, MaxPool2d, Reshape};
+    use backprop_tensor::Pool2dParams;
+    for mode in [Mode::Train, Mode::Eval] {
+        // stride 2, padding 1, dilation 2, a non-square kernel, several channels in and out
+        check_module(
+            "conv2d",
+            || {
+                Box::new(
+                    Conv2d::<f64>::new(3, 4, (3, 2), &mut Rng::seed(1))
+                        .stride(2, 2)
+                        .padding(1, 1)
+                        .dilation(2, 2),
+                )
+            },
+            &[2, 3, 9, 8],
+            mode,
+        );
+        check_module(
+            "conv2d groups",
+            || {
+                Box::new(
+                    Conv2d::<f64>::with_groups(
+                        4,
+                        6,
+                        (3, 3),
+                        2,
+                        backprop_nn::Init::HeNormal,
+                        true,
+                        &mut Rng::seed(2),
+                    )
+                    .padding(1, 1),
+                )
+            },
+            &[2, 4, 5, 5],
+            mode,
+        );
+        check_module(
+            "maxpool2d",
+            || Box::new(MaxPool2d::new(2)),
+            &[2, 3, 6, 7],
+            mode,
+        );
+        check_module(
+            "maxpool2d padded",
+            || {
+                Box::new(MaxPool2d(Pool2dParams {
+                    kernel: (3, 3),
+                    stride: (2, 2),
+                    padding: (1, 1),
+                }))
+            },
+            &[2, 2, 7, 6],
+            mode,
+        );
+        check_module(
+            "avgpool2d",
+            || {
+                Box::new(AvgPool2d(Pool2dParams {
+                    kernel: (2, 3),
+                    stride: (1, 2),
+                    padding: (1, 1),
+                }))
+            },
+            &[2, 2, 5, 6],
+            mode,
+        );
+        check_module(
+            "global avg pool",
+            || Box::new(GlobalAvgPool2d),
+            &[3, 4, 3, 5],
+            mode,
+        );
+        check_module(
+            "reshape",
+            || Box::new(Reshape(vec![2, 3, 2])),
+            &[2, 12],
+            mode,
+        );
+        check_module(
+            "batchnorm2d",
+            || {
+                let bn = BatchNorm2d::<f64>::new(3);
+                bn.weight.set_value(normal(&[3], 40));
+                bn.bias.set_value(normal(&[3], 41));
+                bn.running_mean.set_value(normal(&[3], 42));
+                bn.running_var
+                    .set_value(Tensor::rand_uniform(&[3], 0.5, 2.0, &mut Rng::seed(43)));
+                Box::new(bn)
+            },
+            &[4, 3, 3, 2],
+            mode,
+        );
+    }
+}

@@ -31,7 +31,15 @@ mod tensor;
 
 pub use element::Element;
 pub use error::{Result, TensorError};
+pub use ops::conv::{
+    conv2d_backward, conv2d_direct, conv2d_forward, conv2d_output_shape, try_conv2d_forward,
+    Conv2dParams,
+};
 pub use ops::matmul::{linear_forward, try_linear_forward};
+pub use ops::pool::{
+    avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
+    pool2d_output_shape, Pool2dParams,
+};
 pub use ops::softmax::{log_softmax_backward, softmax_backward};
 pub use rng::Rng;
 pub use tensor::Tensor;

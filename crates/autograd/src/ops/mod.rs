@@ -9,6 +9,7 @@
 //! - a broadcast input's gradient is summed back to its shape with `sum_to`.
 
 pub mod arith;
+pub mod conv;
 pub mod matmul;
 pub mod movement;
 pub mod reduce;

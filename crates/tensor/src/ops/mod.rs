@@ -1,8 +1,10 @@
 //! Tensor kernels, one family per file. Each file starts with a shape legend.
 
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod movement;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 

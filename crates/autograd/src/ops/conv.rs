@@ -1,0 +1,77 @@
+//! Convolution and pooling.
+//!
+//! Gradients (kernels in `backprop_tensor::ops::conv` and `::pool`): for `y = conv(x, w) + b`,
+//! `dw = Σ_images dY·colᵀ`, `dx = col2im(Wᵀ·dY)`, `db = Σ dY`; max pooling sends each
+//! output's gradient to its window's first maximum; average pooling spreads `dy/(KH·KW)`
+//! over the window.
+
+use backprop_tensor::{
+    avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward, max_pool2d_backward,
+    max_pool2d_forward, Conv2dParams, Element, Pool2dParams,
+};
+
+use crate::Var;
+
+impl<E: Element> Var<E> {
+    /// 2-D convolution of `[N, C, H, W]` with weights `[O, C/groups, KH, KW]` and an optional
+    /// bias `[O]`.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::{Conv2dParams, Tensor};
+    /// let x = Var::constant(Tensor::<f32>::ones(&[1, 1, 4, 4]));
+    /// let w = Var::parameter(Tensor::ones(&[2, 1, 3, 3]));
+    /// let y = x.conv2d(&w, None, Conv2dParams { padding: (1, 1), ..Default::default() });
+    /// assert_eq!(y.shape(), vec![1, 2, 4, 4]);
+    /// assert_eq!(y.value().get(&[0, 0, 1, 1]), 9.0);
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes do not fit (the message names `conv2d` and both shapes).
+    #[track_caller]
+    pub fn conv2d(&self, w: &Var<E>, b: Option<&Var<E>>, p: Conv2dParams) -> Var<E> {
+        let (x, wv) = (self.value(), w.value());
+        let y = conv2d_forward(&x, &wv, b.map(|b| b.value()).as_ref(), p);
+        let mut parents = vec![self.clone(), w.clone()];
+        if let Some(b) = b {
+            parents.push(b.clone());
+        }
+        Var::from_op("conv2d", y, parents, move |g, needs| {
+            let want_b = needs.get(2).copied().unwrap_or(false);
+            let (dx, dw, db) = conv2d_backward(&x, &wv, g, p, (needs[0], needs[1], want_b));
+            let mut out = vec![dx, dw];
+            if needs.len() > 2 {
+                out.push(db);
+            }
+            out
+        })
+    }
+
+    /// Max pooling of `[N, C, H, W]`; ties send the gradient to the first maximum.
+    ///
+    /// # Panics
+    /// If the input is not 4-D or the window does not fit.
+    #[track_caller]
+    pub fn max_pool2d(&self, p: Pool2dParams) -> Var<E> {
+        let x = self.value();
+        let (y, idx) = max_pool2d_forward(&x, p).unwrap_or_else(|e| panic!("{e}"));
+        let shape = x.shape().to_vec();
+        Var::from_op("max_pool2d", y, vec![self.clone()], move |g, _| {
+            vec![Some(max_pool2d_backward(&shape, g, &idx))]
+        })
+    }
+
+    /// Average pooling of `[N, C, H, W]` (zero padding counted in the divisor).
+    ///
+    /// # Panics
+    /// If the input is not 4-D or the window does not fit.
+    #[track_caller]
+    pub fn avg_pool2d(&self, p: Pool2dParams) -> Var<E> {
+        let x = self.value();
+        let y = avg_pool2d_forward(&x, p).unwrap_or_else(|e| panic!("{e}"));
+        let shape = x.shape().to_vec();
+        Var::from_op("avg_pool2d", y, vec![self.clone()], move |g, _| {
+            vec![Some(avg_pool2d_backward(&shape, g, p))]
+        })
+    }
+}

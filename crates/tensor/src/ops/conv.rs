@@ -1,0 +1,534 @@
+//! 2-D convolution (cross-correlation, as in every deep-learning library) through im2col +
+//! GEMM, with a direct reference kernel.
+//!
+//! Shapes: `x: [N, C, H, W]`, `w: [O, C/groups, KH, KW]`, `b: [O]` →
+//! `y: [N, O, HO, WO]` with `HO = (H + 2·PH − DH·(KH−1) − 1)/SH + 1` (likewise `WO`).
+//!
+//! Memory stays bounded: im2col runs one image at a time (a `[C·KH·KW, HO·WO]` buffer per
+//! worker thread), never for the whole batch. Images are spread over rayon's threads;
+//! weight gradients are summed per fixed chunk of images and the chunks added in order, so
+//! results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{or_panic, Result, TensorError};
+use crate::tensor::Tensor;
+
+/// Stride, padding, dilation and groups of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conv2dParams {
+    /// `(SH, SW)`.
+    pub stride: (usize, usize),
+    /// Zero padding `(PH, PW)` on each side.
+    pub padding: (usize, usize),
+    /// `(DH, DW)`: the spacing of kernel taps.
+    pub dilation: (usize, usize),
+    /// Channel groups: input and output channels are split into this many independent
+    /// convolutions.
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+/// Everything a kernel needs to know about one convolution's shapes.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    p: Conv2dParams,
+}
+
+impl Geom {
+    fn new(x: &[usize], w: &[usize], p: Conv2dParams) -> Result<Geom> {
+        let bad = |m: String| Err(TensorError::shapes("conv2d", x, w, m));
+        if x.len() != 4 || w.len() != 4 {
+            return bad(
+                "the input must be [N, C, H, W] and the weight [O, C/groups, KH, KW]".into(),
+            );
+        }
+        let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
+        let (o, cg, kh, kw) = (w[0], w[1], w[2], w[3]);
+        let g = p.groups;
+        if g == 0 || c % g != 0 || o % g != 0 {
+            return bad(format!(
+                "{g} groups must divide both {c} input and {o} output channels"
+            ));
+        }
+        if cg != c / g {
+            return bad(format!(
+                "the weight expects {} input channels per group, the input has {}",
+                cg,
+                c / g
+            ));
+        }
+        if p.stride.0 == 0
+            || p.stride.1 == 0
+            || p.dilation.0 == 0
+            || p.dilation.1 == 0
+            || kh == 0
+            || kw == 0
+        {
+            return bad("stride, dilation and kernel size must be at least 1".into());
+        }
+        let span_h = p.dilation.0 * (kh - 1) + 1;
+        let span_w = p.dilation.1 * (kw - 1) + 1;
+        if h + 2 * p.padding.0 < span_h || wd + 2 * p.padding.1 < span_w {
+            return bad(format!(
+                "the kernel spans {span_h}×{span_w}, more than the padded {}×{} input",
+                h + 2 * p.padding.0,
+                wd + 2 * p.padding.1
+            ));
+        }
+        let ho = (h + 2 * p.padding.0 - span_h) / p.stride.0 + 1;
+        let wo = (wd + 2 * p.padding.1 - span_w) / p.stride.1 + 1;
+        Ok(Geom {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            ho,
+            wo,
+            p,
+        })
+    }
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    fn positions(&self) -> usize {
+        self.ho * self.wo
+    }
+    /// Input row and column read by output position `(oy, ox)` and tap `(i, j)`, if inside.
+    #[inline]
+    fn src(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.p.stride.0 + i * self.p.dilation.0).checked_sub(self.p.padding.0)?;
+        let x = (ox * self.p.stride.1 + j * self.p.dilation.1).checked_sub(self.p.padding.1)?;
+        (y < self.h && x < self.w).then_some((y, x))
+    }
+}
+
+/// Output shape of a convolution, or an error naming both shapes.
+pub fn conv2d_output_shape(x: &[usize], w: &[usize], p: Conv2dParams) -> Result<Vec<usize>> {
+    let g = Geom::new(x, w, p)?;
+    Ok(vec![g.n, g.o, g.ho, g.wo])
+}
+
+/// Unfolds one image `[C, H, W]` into `col: [C·KH·KW, HO·WO]`.
+fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+    let pp = g.positions();
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        row[oy * g.wo + ox] = match g.src(oy, ox, i, j) {
+                            Some((y, x)) => img[(c * g.h + y) * g.w + x],
+                            None => E::ZERO,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `col` back into an image, adding overlapping contributions.
+fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+    let pp = g.positions();
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        if let Some((y, x)) = g.src(oy, ox, i, j) {
+                            img[(c * g.h + y) * g.w + x] += row[oy * g.wo + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A single-threaded GEMM on row-major blocks: `dst (+)= a·b`, each optionally transposed.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm<E: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [E],
+    accumulate: bool,
+    a: &[E],
+    ta: bool,
+    b: &[E],
+    tb: bool,
+) {
+    // a is m×k (or k×m stored when ta), b is k×n (or n×k stored when tb)
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    crate::profile::count_flops(m, n, k);
+    unsafe {
+        crate::profile::timed_gemm(|| {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                if accumulate { E::ONE } else { E::ZERO },
+                E::ONE,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        })
+    }
+}
+
+/// Images per chunk when summing weight gradients (fixed, so sums do not depend on threads).
+const CHUNK: usize = 4;
+
+/// The forward convolution, `y = conv(x, w) + b`, through im2col + GEMM.
+///
+/// # Panics
+/// If the shapes do not fit (the message names `conv2d` and both shapes).
+#[track_caller]
+pub fn conv2d_forward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+) -> Tensor<E> {
+    or_panic(try_conv2d_forward(x, w, b, p))
+}
+
+/// [`conv2d_forward`] returning an error on mismatched shapes.
+pub fn try_conv2d_forward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+) -> Result<Tensor<E>> {
+    let g = Geom::new(x.shape(), w.shape(), p)?;
+    if let Some(b) = b {
+        if b.shape() != [g.o] {
+            return Err(TensorError::shapes(
+                "conv2d",
+                w.shape(),
+                b.shape(),
+                format!("the bias must have shape [{}]", g.o),
+            ));
+        }
+    }
+    let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
+    let (og, ckkg) = (g.o / groups, ckk / groups);
+    let mut y = vec![E::ZERO; g.n * g.o * pp];
+    if g.n == 0 || pp == 0 {
+        return Ok(Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]));
+    }
+    let (xd, wd) = (x.data(), w.data());
+    let img_len = g.c * g.h * g.w;
+    y.par_chunks_mut(g.o * pp).enumerate().for_each_init(
+        || vec![E::ZERO; ckk * pp],
+        |col, (i, yi)| {
+            im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
+            for k in 0..groups {
+                gemm_rm(
+                    og,
+                    pp,
+                    ckkg,
+                    &mut yi[k * og * pp..(k + 1) * og * pp],
+                    false,
+                    &wd[k * og * ckkg..(k + 1) * og * ckkg],
+                    false,
+                    &col[k * ckkg * pp..(k + 1) * ckkg * pp],
+                    false,
+                );
+            }
+            if let Some(b) = b {
+                for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
+                    let bo = b.data()[o];
+                    row.iter_mut().for_each(|v| *v += bo);
+                }
+            }
+        },
+    );
+    Ok(Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]))
+}
+
+/// Gradients of a convolution: given `x`, `w` and `dy`, returns `(dx, dw, db)`, each only
+/// if asked for.
+///
+/// # Panics
+/// If the shapes do not fit.
+#[track_caller]
+pub fn conv2d_backward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    dy: &Tensor<E>,
+    p: Conv2dParams,
+    want: (bool, bool, bool),
+) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+    let g = or_panic(Geom::new(x.shape(), w.shape(), p));
+    assert_eq!(
+        dy.shape(),
+        [g.n, g.o, g.ho, g.wo],
+        "conv2d_backward: dy has shape {:?}",
+        dy.shape()
+    );
+    let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
+    let (og, ckkg) = (g.o / groups, ckk / groups);
+    let (xd, wd, gd) = (x.data(), w.data(), dy.data());
+    let img_len = g.c * g.h * g.w;
+    let out_len = g.o * pp;
+    let db = want.2.then(|| {
+        let mut db = vec![E::ZERO; g.o];
+        for i in 0..g.n {
+            for (o, row) in gd[i * out_len..(i + 1) * out_len]
+                .chunks_exact(pp)
+                .enumerate()
+            {
+                db[o] += row.iter().copied().sum::<E>();
+            }
+        }
+        Tensor::from_parts(db, vec![g.o])
+    });
+    let dw = want.1.then(|| {
+        let chunks: Vec<Vec<E>> = (0..g.n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map_init(
+                || vec![E::ZERO; ckk * pp],
+                |col, ch| {
+                    let mut acc = vec![E::ZERO; g.o * ckkg];
+                    for i in ch * CHUNK..((ch + 1) * CHUNK).min(g.n) {
+                        im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
+                        let gi = &gd[i * out_len..(i + 1) * out_len];
+                        for k in 0..groups {
+                            // dW_k += dY_k · col_kᵀ : [og, pp] × [pp, ckkg]
+                            gemm_rm(
+                                og,
+                                ckkg,
+                                pp,
+                                &mut acc[k * og * ckkg..(k + 1) * og * ckkg],
+                                true,
+                                &gi[k * og * pp..(k + 1) * og * pp],
+                                false,
+                                &col[k * ckkg * pp..(k + 1) * ckkg * pp],
+                                true,
+                            );
+                        }
+                    }
+                    acc
+                },
+            )
+            .collect();
+        let mut dw = vec![E::ZERO; g.o * ckkg];
+        for c in chunks {
+            dw.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+        }
+        Tensor::from_parts(dw, w.shape().to_vec())
+    });
+    let dx = want.0.then(|| {
+        let mut dx = vec![E::ZERO; g.n * img_len];
+        dx.par_chunks_mut(img_len).enumerate().for_each_init(
+            || vec![E::ZERO; ckk * pp],
+            |dcol, (i, dxi)| {
+                let gi = &gd[i * out_len..(i + 1) * out_len];
+                for k in 0..groups {
+                    // dcol_k = W_kᵀ · dY_k : [ckkg, og] × [og, pp]
+                    gemm_rm(
+                        ckkg,
+                        pp,
+                        og,
+                        &mut dcol[k * ckkg * pp..(k + 1) * ckkg * pp],
+                        false,
+                        &wd[k * og * ckkg..(k + 1) * og * ckkg],
+                        true,
+                        &gi[k * og * pp..(k + 1) * og * pp],
+                        false,
+                    );
+                }
+                col2im(&g, dcol, dxi);
+            },
+        );
+        Tensor::from_parts(dx, x.shape().to_vec())
+    });
+    (dx, dw, db)
+}
+
+/// The slow, obviously correct reference: six nested loops, no im2col.
+///
+/// # Panics
+/// If the shapes do not fit.
+pub fn conv2d_direct<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+) -> Tensor<E> {
+    let g = or_panic(Geom::new(x.shape(), w.shape(), p));
+    let (og, cg) = (g.o / p.groups, g.c / p.groups);
+    let mut y = vec![E::ZERO; g.n * g.o * g.ho * g.wo];
+    for n in 0..g.n {
+        for o in 0..g.o {
+            let k = o / og;
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let mut acc = b.map_or(E::ZERO, |b| b.data()[o]);
+                    for ci in 0..cg {
+                        let c = k * cg + ci;
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                if let Some((yy, xx)) = g.src(oy, ox, i, j) {
+                                    acc += x.data()[((n * g.c + c) * g.h + yy) * g.w + xx]
+                                        * w.data()[((o * cg + ci) * g.kh + i) * g.kw + j];
+                                }
+                            }
+                        }
+                    }
+                    y[((n * g.o + o) * g.ho + oy) * g.wo + ox] = acc;
+                }
+            }
+        }
+    }
+    Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    fn t(v: &[f64], s: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(v.to_vec(), s)
+    }
+
+    #[test]
+    fn the_lectures_5x5_binary_image_and_x_filter() {
+        // image and filter from the lecture; each output is the count of 1s under the
+        // filter's five 1s, e.g. top-left: 1+1+1+1+0 on the corners and centre = 4
+        let img = [
+            1., 1., 1., 0., 0., 0., 1., 1., 1., 0., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 0., 1.,
+            1., 0., 0.,
+        ];
+        let f = [1., 0., 1., 0., 1., 0., 1., 0., 1.];
+        let y = conv2d_forward(
+            &t(&img, &[1, 1, 5, 5]),
+            &t(&f, &[1, 1, 3, 3]),
+            None,
+            Conv2dParams::default(),
+        );
+        assert_eq!(y.shape(), &[1, 1, 3, 3]);
+        assert_eq!(y.to_vec(), vec![4., 3., 4., 2., 4., 3., 2., 3., 4.]);
+    }
+
+    #[test]
+    fn the_lectures_6x6_image_with_two_filters() {
+        let img = [
+            1., 0., 0., 0., 0., 1., 0., 1., 0., 0., 1., 0., 0., 0., 1., 1., 0., 0., //
+            1., 0., 0., 0., 1., 0., 0., 1., 0., 0., 1., 0., 0., 0., 1., 0., 1., 0.,
+        ];
+        let diagonal = [1., -1., -1., -1., 1., -1., -1., -1., 1.];
+        let vertical = [-1., 1., -1., -1., 1., -1., -1., 1., -1.];
+        let w = t(&[diagonal, vertical].concat(), &[2, 1, 3, 3]);
+        let x = t(&img, &[1, 1, 6, 6]);
+        let y = conv2d_forward(&x, &w, None, Conv2dParams::default());
+        assert_eq!(y.shape(), &[1, 2, 4, 4]);
+        #[rustfmt::skip]
+        let want = [
+            3., -1., -3., -1.,  -3., 1., 0., -3.,  -3., -3., 0., 1.,  3., -2., -2., -1.,
+            -1., -1., -1., -1.,  -1., -1., -2., 1.,  -1., -1., -2., 1.,  -1., 0., -4., 3.,
+        ];
+        assert_eq!(y.to_vec(), want.to_vec());
+        let y2 = conv2d_forward(
+            &x,
+            &w,
+            None,
+            Conv2dParams {
+                stride: (2, 2),
+                ..Default::default()
+            },
+        );
+        assert_eq!(y2.shape(), &[1, 2, 2, 2]);
+        assert_eq!(y2.to_vec(), vec![3., -3., -3., 0., -1., -1., -1., -2.]);
+    }
+
+    #[test]
+    fn im2col_gemm_agrees_with_the_direct_kernel() {
+        let mut rng = Rng::seed(3);
+        let cases = [
+            ([2, 3, 9, 8], [4, 3, 3, 3], Conv2dParams::default()),
+            (
+                [3, 4, 10, 11],
+                [6, 2, 3, 2],
+                Conv2dParams {
+                    stride: (2, 1),
+                    padding: (1, 2),
+                    dilation: (2, 1),
+                    groups: 2,
+                },
+            ),
+            (
+                [5, 1, 7, 7],
+                [2, 1, 5, 5],
+                Conv2dParams {
+                    padding: (2, 2),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (xs, ws, p) in cases {
+            let x = Tensor::<f64>::rand_normal(&xs, 0.0, 1.0, &mut rng);
+            let w = Tensor::<f64>::rand_normal(&ws, 0.0, 1.0, &mut rng);
+            let b = Tensor::<f64>::rand_normal(&[ws[0]], 0.0, 1.0, &mut rng);
+            let fast = conv2d_forward(&x, &w, Some(&b), p);
+            let slow = conv2d_direct(&x, &w, Some(&b), p);
+            assert!(fast.allclose(&slow, 1e-12, 1e-12), "{xs:?} {ws:?} {p:?}");
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_conv2d_and_both_shapes() {
+        let x = Tensor::<f32>::zeros(&[1, 3, 8, 8]);
+        let w = Tensor::<f32>::zeros(&[4, 2, 3, 3]);
+        let e = try_conv2d_forward(&x, &w, None, Conv2dParams::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("conv2d") && e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"),
+            "{e}"
+        );
+        let big = Tensor::<f32>::zeros(&[4, 3, 9, 9]);
+        assert!(try_conv2d_forward(&x, &big, None, Conv2dParams::default()).is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! 2-D max and average pooling.
+//!
+//! Shapes: `x: [N, C, H, W] → y: [N, C, HO, WO]`, `HO = (H + 2·PH − KH)/SH + 1` (likewise
+//! `WO`).
+//!
+//! - Max pooling pads with −∞ and sends each output's gradient to the position of its
+//!   maximum; when several positions of a window tie, the **first in row-major window order**
+//!   gets all of it (as PyTorch does).
+//! - Average pooling pads with zeros and always divides by `KH·KW` (PyTorch's
+//!   `count_include_pad = true`), so its gradient is `dy / (KH·KW)` spread over the window.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{Result, TensorError};
+use crate::tensor::Tensor;
+
+/// Window, stride and padding of a pooling layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pool2dParams {
+    /// `(KH, KW)`.
+    pub kernel: (usize, usize),
+    /// `(SH, SW)`.
+    pub stride: (usize, usize),
+    /// `(PH, PW)`.
+    pub padding: (usize, usize),
+}
+
+impl Pool2dParams {
+    /// A `k×k` window with stride `k` and no padding (the usual 2×2 pooling).
+    pub fn square(k: usize) -> Self {
+        Pool2dParams {
+            kernel: (k, k),
+            stride: (k, k),
+            padding: (0, 0),
+        }
+    }
+}
+
+/// `(n·c, h, w, ho, wo)`.
+fn geom(
+    op: &'static str,
+    s: &[usize],
+    p: Pool2dParams,
+) -> Result<(usize, usize, usize, usize, usize)> {
+    if s.len() != 4 {
+        return Err(TensorError::invalid(
+            op,
+            format!("expects [N, C, H, W], got {s:?}"),
+        ));
+    }
+    let (kh, kw) = p.kernel;
+    if kh == 0 || kw == 0 || p.stride.0 == 0 || p.stride.1 == 0 {
+        return Err(TensorError::invalid(
+            op,
+            "kernel and stride must be at least 1",
+        ));
+    }
+    if p.padding.0 * 2 > kh || p.padding.1 * 2 > kw {
+        return Err(TensorError::invalid(
+            op,
+            format!(
+                "padding {:?} is more than half the kernel {:?}",
+                p.padding, p.kernel
+            ),
+        ));
+    }
+    let (h, w) = (s[2] + 2 * p.padding.0, s[3] + 2 * p.padding.1);
+    if h < kh || w < kw {
+        return Err(TensorError::invalid(
+            op,
+            format!(
+                "the {kh}×{kw} window does not fit the {}×{} input",
+                s[2], s[3]
+            ),
+        ));
+    }
+    Ok((
+        s[0] * s[1],
+        s[2],
+        s[3],
+        (h - kh) / p.stride.0 + 1,
+        (w - kw) / p.stride.1 + 1,
+    ))
+}
+
+/// Output shape of pooling, or an error.
+pub fn pool2d_output_shape(s: &[usize], p: Pool2dParams) -> Result<Vec<usize>> {
+    let (_, _, _, ho, wo) = geom("pool2d", s, p)?;
+    Ok(vec![s[0], s[1], ho, wo])
+}
+
+/// Max pooling: the output and, for each output, the flat index `y·W + x` of its maximum
+/// within its `H×W` plane.
+///
+/// # Errors
+/// If the input is not 4-D or the window does not fit.
+pub fn max_pool2d_forward<E: Element>(
+    x: &Tensor<E>,
+    p: Pool2dParams,
+) -> Result<(Tensor<E>, Vec<u32>)> {
+    let (planes, h, w, ho, wo) = geom("max_pool2d", x.shape(), p)?;
+    let mut y = vec![E::ZERO; planes * ho * wo];
+    let mut idx = vec![0u32; planes * ho * wo];
+    let xd = x.data();
+    y.par_chunks_mut(ho * wo)
+        .zip(idx.par_chunks_mut(ho * wo))
+        .enumerate()
+        .for_each(|(pl, (yp, ip))| {
+            let plane = &xd[pl * h * w..(pl + 1) * h * w];
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut best = E::neg_infinity();
+                    let mut bi = u32::MAX;
+                    for i in 0..p.kernel.0 {
+                        let Some(yy) = (oy * p.stride.0 + i)
+                            .checked_sub(p.padding.0)
+                            .filter(|&v| v < h)
+                        else {
+                            continue;
+                        };
+                        for j in 0..p.kernel.1 {
+                            let Some(xx) = (ox * p.stride.1 + j)
+                                .checked_sub(p.padding.1)
+                                .filter(|&v| v < w)
+                            else {
+                                continue;
+                            };
+                            let v = plane[yy * w + xx];
+                            if v > best || bi == u32::MAX || v.is_nan() {
+                                best = v;
+                                bi = (yy * w + xx) as u32;
+                                if v.is_nan() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    yp[oy * wo + ox] = best;
+                    ip[oy * wo + ox] = bi;
+                }
+            }
+        });
+    Ok((
+        Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
+        idx,
+    ))
+}
+
+/// Backward of max pooling: each `dy` goes to its window's recorded maximum.
+pub fn max_pool2d_backward<E: Element>(
+    x_shape: &[usize],
+    dy: &Tensor<E>,
+    idx: &[u32],
+) -> Tensor<E> {
+    let (h, w) = (x_shape[2], x_shape[3]);
+    let (ho, wo) = (dy.shape()[2], dy.shape()[3]);
+    let mut dx = vec![E::ZERO; x_shape.iter().product()];
+    let g = dy.data();
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(pl, dp)| {
+        for k in 0..ho * wo {
+            dp[idx[pl * ho * wo + k] as usize] += g[pl * ho * wo + k];
+        }
+    });
+    Tensor::from_parts(dx, x_shape.to_vec())
+}
+
+/// Average pooling (zero padding counted in the divisor).
+///
+/// # Errors
+/// If the input is not 4-D or the window does not fit.
+pub fn avg_pool2d_forward<E: Element>(x: &Tensor<E>, p: Pool2dParams) -> Result<Tensor<E>> {
+    let (planes, h, w, ho, wo) = geom("avg_pool2d", x.shape(), p)?;
+    let inv = E::ONE / E::from_usize(p.kernel.0 * p.kernel.1);
+    let mut y = vec![E::ZERO; planes * ho * wo];
+    let xd = x.data();
+    y.par_chunks_mut(ho * wo).enumerate().for_each(|(pl, yp)| {
+        let plane = &xd[pl * h * w..(pl + 1) * h * w];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut s = E::ZERO;
+                for i in 0..p.kernel.0 {
+                    let Some(yy) = (oy * p.stride.0 + i)
+                        .checked_sub(p.padding.0)
+                        .filter(|&v| v < h)
+                    else {
+                        continue;
+                    };
+                    for j in 0..p.kernel.1 {
+                        let Some(xx) = (ox * p.stride.1 + j)
+                            .checked_sub(p.padding.1)
+                            .filter(|&v| v < w)
+                        else {
+                            continue;
+                        };
+                        s += plane[yy * w + xx];
+                    }
+                }
+                yp[oy * wo + ox] = s * inv;
+            }
+        }
+    });
+    Ok(Tensor::from_parts(
+        y,
+        vec![x.shape()[0], x.shape()[1], ho, wo],
+    ))
+}
+
+/// Backward of average pooling.
+pub fn avg_pool2d_backward<E: Element>(
+    x_shape: &[usize],
+    dy: &Tensor<E>,
+    p: Pool2dParams,
+) -> Tensor<E> {
+    let (h, w) = (x_shape[2], x_shape[3]);
+    let (ho, wo) = (dy.shape()[2], dy.shape()[3]);
+    let inv = E::ONE / E::from_usize(p.kernel.0 * p.kernel.1);
+    let mut dx = vec![E::ZERO; x_shape.iter().product()];
+    let g = dy.data();
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(pl, dp)| {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let v = g[pl * ho * wo + oy * wo + ox] * inv;
+                for i in 0..p.kernel.0 {
+                    let Some(yy) = (oy * p.stride.0 + i)
+                        .checked_sub(p.padding.0)
+                        .filter(|&v| v < h)
+                    else {
+                        continue;
+                    };
+                    for j in 0..p.kernel.1 {
+                        let Some(xx) = (ox * p.stride.1 + j)
+                            .checked_sub(p.padding.1)
+                            .filter(|&v| v < w)
+                        else {
+                            continue;
+                        };
+                        dp[yy * w + xx] += v;
+                    }
+                }
+            }
+        }
+    });
+    Tensor::from_parts(dx, x_shape.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lectures_2x2_max_pooling_of_the_feature_maps() {
+        // the two 4×4 maps of the 6×6 example (see conv.rs), pooled 2×2
+        #[rustfmt::skip]
+        let maps = [
+            3., -1., -3., -1.,  -3., 1., 0., -3.,  -3., -3., 0., 1.,  3., -2., -2., -1.,
+            -1., -1., -1., -1.,  -1., -1., -2., 1.,  -1., -1., -2., 1.,  -1., 0., -4., 3.,
+        ];
+        let x = Tensor::<f64>::from_vec(maps.to_vec(), &[1, 2, 4, 4]);
+        let (y, _) = max_pool2d_forward(&x, Pool2dParams::square(2)).unwrap();
+        assert_eq!(y.to_vec(), vec![3., 0., 3., 1., -1., 1., 0., 3.]);
+    }
+
+    #[test]
+    fn ties_send_the_gradient_to_the_first_maximum() {
+        let x = Tensor::<f64>::from_vec(vec![5., 5., 1., 5.], &[1, 1, 2, 2]);
+        let (y, idx) = max_pool2d_forward(&x, Pool2dParams::square(2)).unwrap();
+        assert_eq!((y.to_vec(), idx.clone()), (vec![5.], vec![0]));
+        let dx = max_pool2d_backward(x.shape(), &Tensor::from_vec(vec![1.0], &[1, 1, 1, 1]), &idx);
+        assert_eq!(dx.to_vec(), vec![1., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn average_pooling_with_padding_counts_the_zeros() {
+        let x = Tensor::<f64>::from_vec(vec![4., 8., 12., 16.], &[1, 1, 2, 2]);
+        let p = Pool2dParams {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (1, 1),
+        };
+        let y = avg_pool2d_forward(&x, p).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 2, 2]);
+        assert_eq!(y.to_vec(), vec![1., 2., 3., 4.]);
+        assert!(max_pool2d_forward(&x, Pool2dParams::square(3)).is_err());
+    }
+}
