@@ -111,14 +111,9 @@ fn model_spec(m: &ModelArgs, outputs: usize) -> Result<(ModelSpec, String)> {
             .unwrap_or_else(|| "model".into());
         return Ok((spec, stem));
     }
-    Err(anyhow!(
-        "--model {}: {}",
-        m.model,
-        ModelSpec::preset(&m.model, outputs)
-            .err()
-            .map(|e| e.0)
-            .unwrap_or_default()
-    ))
+    let spec =
+        ModelSpec::preset(&m.model, outputs).map_err(|e| anyhow!("--model {}: {e}", m.model))?;
+    Ok((spec, m.model.clone()))
 }
 
 /// Makes sure `dir` exists and can be written, before any long work.
@@ -288,7 +283,7 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     let outputs = loaded.train.outputs();
     let (spec, _) = model_spec(&a.model, outputs)?;
     let built = spec
-        .build::<f32>(inputs, Some(outputs), a.seed)
+        .build_shaped::<f32>(inputs, loaded.train.image_shape, Some(outputs), a.seed)
         .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
     let model = built.model;
 
@@ -551,8 +546,12 @@ fn load_saved(path: &Path) -> Result<Saved> {
     let classes: Vec<String> = serde_json::from_str(get("backprop.classes")?).unwrap_or_default();
     let encoding: Value =
         serde_json::from_str(get("backprop.normalization")?).unwrap_or(Value::Null);
+    let image: Option<[usize; 3]> = ck
+        .metadata
+        .get("backprop.image_shape")
+        .and_then(|s| serde_json::from_str(s).ok());
     let built = spec
-        .build::<f32>(inputs, None, 0)
+        .build_shaped::<f32>(inputs, image, None, 0)
         .map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
     load_weights(&built.model, &ck).map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
     Ok(Saved {
@@ -782,20 +781,26 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Input width, output width and image shape: from the flags, else from the dataset.
 fn dims_for(
-    model: &ModelArgs,
     data: &DataArgs,
     inputs: Option<usize>,
     outputs: Option<usize>,
-) -> Result<(usize, usize)> {
+) -> Result<(usize, usize, Option<[usize; 3]>)> {
     if let (Some(i), Some(o)) = (inputs, outputs) {
-        return Ok((i, o));
+        // a square single-channel image if the width is a square number
+        let side = (i as f64).sqrt().round() as usize;
+        return Ok((
+            i,
+            o,
+            (side * side == i && side > 1).then_some([1, side, side]),
+        ));
     }
-    let _ = model;
     let loaded = load(data, 0, None, false)?;
     Ok((
         inputs.unwrap_or(loaded.train.features()),
         outputs.unwrap_or(loaded.train.outputs()),
+        loaded.train.image_shape,
     ))
 }
 
@@ -804,10 +809,10 @@ pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
         let s = load_saved(p)?;
         (s.model, s.inputs)
     } else {
-        let (inputs, outputs) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
+        let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
         let (spec, _) = model_spec(&a.model, outputs)?;
         let built = spec
-            .build::<f32>(inputs, a.outputs.or(Some(outputs)), 0)
+            .build_shaped::<f32>(inputs, image, Some(outputs), 0)
             .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
         (built.model, inputs)
     };
@@ -829,10 +834,10 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let (inputs, outputs) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
+    let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
     let (spec, _) = model_spec(&a.model, outputs)?;
     let built = spec
-        .build::<f64>(inputs, Some(outputs), a.seed)
+        .build_shaped::<f64>(inputs, image, Some(outputs), a.seed)
         .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
     let model = built.model;
     let mut rng = Rng::seed(a.seed ^ 0x6C);

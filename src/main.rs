@@ -73,7 +73,7 @@ pub struct DataArgs {
 /// Which model to build.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A preset (mlp) or a model spec file (.json or .toml).
+    /// A preset (mlp, lenet5, cnn) or a model spec file (.json or .toml).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// Hidden layer widths for a quick MLP, e.g. 256,128 (overrides the preset's).

@@ -366,3 +366,22 @@ fn convolution_and_pooling() {
         &[xp.clone()],
     );
 }
+
+#[test]
+fn fused_batch_norm_and_channel_affine() {
+    let x4 = normal(&[3, 2, 4, 3], 50);
+    let x2 = normal(&[5, 3], 51);
+    for x in [x4, x2] {
+        let c = x.shape()[1];
+        check(
+            "batch_norm",
+            |v| drive(&v[0].batch_norm(&v[1], &v[2], 1e-5).0.mul(&v[0])),
+            &[x.clone(), normal(&[c], 52), normal(&[c], 53)],
+        );
+        check(
+            "channel_affine",
+            |v| drive(&v[0].channel_affine(&v[1], &v[2]).mul(&v[0])),
+            &[x.clone(), normal(&[c], 54), normal(&[c], 55)],
+        );
+    }
+}

@@ -1,10 +1,11 @@
 //! Convolutional layers: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`],
 //! [`BatchNorm2d`], and [`Reshape`] (flat features to images).
 
-use backprop_autograd::{no_grad, Var};
+use backprop_autograd::Var;
 use backprop_tensor::{Conv2dParams, Element, Pool2dParams, Rng, Tensor};
 
 use crate::init::Init;
+use crate::layers::{batch_norm, RunningStats};
 use crate::module::{Mode, Module};
 
 /// A 2-D convolution: `y[n, o] = b[o] + Σ_c w[o, c] ⋆ x[n, c]` (cross-correlation), with
@@ -279,49 +280,12 @@ impl<E: Element> Module<E> for BatchNorm2d<E> {
             s.len() == 4 && s[1] == c,
             "BatchNorm2d: expects [N, {c}, H, W], got {s:?}"
         );
-        let per_channel = [1, c, 1, 1];
-        let xhat = match mode {
-            Mode::Train => {
-                let mean = x.mean_axis(0, true).mean_axis(2, true).mean_axis(3, true);
-                let centred = x.sub(&mean);
-                let var = centred
-                    .mul(&centred)
-                    .mean_axis(0, true)
-                    .mean_axis(2, true)
-                    .mean_axis(3, true);
-                let n = (s[0] * s[2] * s[3]) as f64;
-                let (m, keep) = (E::from_f64(self.momentum), E::from_f64(1.0 - self.momentum));
-                let unbias = E::from_f64(if n > 1.0 { n / (n - 1.0) } else { 1.0 });
-                no_grad(|| {
-                    let (mv, vv) = (mean.value().reshape(&[c]), var.value().reshape(&[c]));
-                    self.running_mean.set_value(
-                        self.running_mean
-                            .value()
-                            .mul_scalar(keep)
-                            .add(&mv.mul_scalar(m)),
-                    );
-                    self.running_var.set_value(
-                        self.running_var
-                            .value()
-                            .mul_scalar(keep)
-                            .add(&vv.mul_scalar(m * unbias)),
-                    );
-                });
-                centred.div(&var.add_scalar(E::from_f64(self.eps)).sqrt())
-            }
-            Mode::Eval => {
-                let mean = self.running_mean.value().reshape(&per_channel);
-                let denom = self
-                    .running_var
-                    .value()
-                    .add_scalar(E::from_f64(self.eps))
-                    .sqrt()
-                    .reshape(&per_channel);
-                x.sub(&Var::constant(mean)).div(&Var::constant(denom))
-            }
+        let r = RunningStats {
+            mean: &self.running_mean,
+            var: &self.running_var,
+            momentum: self.momentum,
         };
-        xhat.mul(&self.weight.reshape(&per_channel))
-            .add(&self.bias.reshape(&per_channel))
+        batch_norm(x, &self.weight, &self.bias, &r, self.eps, mode)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
         vec![

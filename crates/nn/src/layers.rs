@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use backprop_autograd::{no_grad, Var};
+use backprop_autograd::Var;
 use backprop_tensor::{Element, Rng, Tensor};
 
 use crate::init::Init;
@@ -325,44 +325,12 @@ impl<E: Element> Module<E> for BatchNorm1d<E> {
             "BatchNorm1d: expected [batch, {}], got {shape:?}",
             self.weight.shape()[0]
         );
-        let xhat = match mode {
-            Mode::Train => {
-                let (xhat, mean, var) = normalize(x, 0, self.eps);
-                let n = shape[0] as f64;
-                let m = E::from_f64(self.momentum);
-                let keep = E::ONE - m;
-                let unbias = E::from_f64(if n > 1.0 { n / (n - 1.0) } else { 1.0 });
-                no_grad(|| {
-                    let (mv, vv) = (
-                        mean.value().reshape(&[shape[1]]),
-                        var.value().reshape(&[shape[1]]),
-                    );
-                    self.running_mean.set_value(
-                        self.running_mean
-                            .value()
-                            .mul_scalar(keep)
-                            .add(&mv.mul_scalar(m)),
-                    );
-                    self.running_var.set_value(
-                        self.running_var
-                            .value()
-                            .mul_scalar(keep)
-                            .add(&vv.mul_scalar(m * unbias)),
-                    );
-                });
-                xhat
-            }
-            Mode::Eval => {
-                let denom = self
-                    .running_var
-                    .value()
-                    .add_scalar(E::from_f64(self.eps))
-                    .sqrt();
-                x.sub(&Var::constant(self.running_mean.value()))
-                    .div(&Var::constant(denom))
-            }
+        let r = RunningStats {
+            mean: &self.running_mean,
+            var: &self.running_var,
+            momentum: self.momentum,
         };
-        xhat.mul(&self.weight).add(&self.bias)
+        batch_norm(x, &self.weight, &self.bias, &r, self.eps, mode)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
         vec![
@@ -378,6 +346,57 @@ impl<E: Element> Module<E> for BatchNorm1d<E> {
     }
     fn kind(&self) -> String {
         format!("BatchNorm1d({})", self.weight.shape()[0])
+    }
+}
+
+/// The running statistics of a batch-norm layer.
+pub(crate) struct RunningStats<'a, E: Element> {
+    pub(crate) mean: &'a Var<E>,
+    pub(crate) var: &'a Var<E>,
+    pub(crate) momentum: f64,
+}
+
+/// Batch normalization of `[N, C]` or `[N, C, H, W]` per channel, shared by
+/// [`BatchNorm1d`] and `BatchNorm2d`: the fused training kernel (batch statistics, running
+/// statistics updated with the unbiased variance), or in evaluation the per-channel affine
+/// map `γ/√(r_var + ε)·x + (β − r_mean·γ/√(r_var + ε))`.
+pub(crate) fn batch_norm<E: Element>(
+    x: &Var<E>,
+    weight: &Var<E>,
+    bias: &Var<E>,
+    r: &RunningStats<E>,
+    eps: f64,
+    mode: Mode,
+) -> Var<E> {
+    match mode {
+        Mode::Train => {
+            let (y, mean, var) = x.batch_norm(weight, bias, eps);
+            let s = x.shape();
+            let m = (s[0] * s[2..].iter().product::<usize>()) as f64;
+            let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+            let (k, keep) = (E::from_f64(r.momentum), E::from_f64(1.0 - r.momentum));
+            r.mean
+                .set_value(r.mean.value().mul_scalar(keep).add(&mean.mul_scalar(k)));
+            r.var.set_value(
+                r.var
+                    .value()
+                    .mul_scalar(keep)
+                    .add(&var.mul_scalar(k * E::from_f64(unbias))),
+            );
+            y
+        }
+        Mode::Eval => {
+            let inv = Var::constant(
+                r.var
+                    .value()
+                    .add_scalar(E::from_f64(eps))
+                    .sqrt()
+                    .map(|v| E::ONE / v),
+            );
+            let scale = weight.mul(&inv);
+            let shift = bias.sub(&scale.mul(&Var::constant(r.mean.value())));
+            x.channel_affine(&scale, &shift)
+        }
     }
 }
 

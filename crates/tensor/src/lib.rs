@@ -36,6 +36,9 @@ pub use ops::conv::{
     Conv2dParams,
 };
 pub use ops::matmul::{linear_forward, try_linear_forward};
+pub use ops::norm::{
+    batch_norm_backward, batch_norm_forward, channel_affine_backward, channel_affine_forward,
+};
 pub use ops::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     pool2d_output_shape, Pool2dParams,

@@ -18,10 +18,12 @@
 use std::path::Path;
 
 use backprop_nn::{
-    Activation, BatchNorm1d, Dropout, Flatten, Init, LayerNorm, Linear, Maxout, Module, PRelu,
-    Sequential,
+    Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d,
+    Init, LayerNorm, Linear, MaxPool2d, Maxout, Module, PRelu, Reshape, Sequential,
 };
-use backprop_tensor::{Element, Rng, Tensor};
+use backprop_tensor::{
+    conv2d_output_shape, pool2d_output_shape, Element, Pool2dParams, Rng, Tensor,
+};
 use serde::{Deserialize, Serialize};
 
 /// One layer of a spec. `type` selects the variant.
@@ -104,10 +106,97 @@ pub enum LayerSpec {
     },
     /// Layer normalization.
     LayerNorm,
-    /// Batch normalization.
+    /// Batch normalization (per feature for flat inputs, per channel for images).
     BatchNorm,
     /// Flatten all axes after the batch axis.
     Flatten,
+    /// 2-D convolution.
+    Conv2d {
+        /// Input channels, if stated; checked against the layer before.
+        #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+        inputs: Option<usize>,
+        /// Output channels.
+        out: usize,
+        /// Kernel size: `k` or `[kh, kw]`.
+        kernel: Pair,
+        /// Stride (default 1).
+        #[serde(default = "pair_one")]
+        stride: Pair,
+        /// Zero padding (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+        /// Dilation (default 1).
+        #[serde(default = "pair_one")]
+        dilation: Pair,
+        /// Channel groups (default 1).
+        #[serde(default = "one_usize")]
+        groups: usize,
+        /// Whether it has a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+        /// Initializer name (default `lecun_uniform`, PyTorch's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<String>,
+    },
+    /// Max pooling.
+    MaxPool2d {
+        /// Window: `k` or `[kh, kw]`.
+        kernel: Pair,
+        /// Stride (default: the window).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+    },
+    /// Average pooling.
+    AvgPool2d {
+        /// Window: `k` or `[kh, kw]`.
+        kernel: Pair,
+        /// Stride (default: the window).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+    },
+    /// Global average pooling, `[C, H, W] → [C]`.
+    GlobalAvgPool,
+    /// Reshape each sample.
+    Reshape {
+        /// The new per-sample shape.
+        shape: Vec<usize>,
+    },
+}
+
+/// A size given as one number (square) or as `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pair {
+    /// The same in both directions.
+    One(usize),
+    /// `[height, width]`.
+    Two([usize; 2]),
+}
+
+impl Pair {
+    /// `(height, width)`.
+    pub fn hw(self) -> (usize, usize) {
+        match self {
+            Pair::One(k) => (k, k),
+            Pair::Two([h, w]) => (h, w),
+        }
+    }
+}
+
+fn pair_one() -> Pair {
+    Pair::One(1)
+}
+fn pair_zero() -> Pair {
+    Pair::One(0)
+}
+fn one_usize() -> usize {
+    1
 }
 
 fn yes() -> bool {
@@ -143,6 +232,11 @@ pub const LAYER_TYPES: &[&str] = &[
     "layer_norm",
     "batch_norm",
     "flatten",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool",
+    "reshape",
 ];
 
 /// The activations the `--activation` flag accepts.
@@ -324,15 +418,18 @@ impl ModelSpec {
         Ok(ModelSpec { layers })
     }
 
-    /// A named preset. `mlp` is 256-128 ReLU; the input and output widths come from the data.
+    /// A named preset: `mlp` (256-128 ReLU), `lenet5` or `cnn`; the input and output widths
+    /// come from the data.
     ///
     /// # Errors
     /// If the name is unknown.
     pub fn preset(name: &str, outputs: usize) -> Result<ModelSpec, SpecError> {
         match name {
             "mlp" => Self::mlp(&[256, 128], "relu", 0.0, outputs),
+            "lenet5" => Ok(Self::lenet5(outputs)),
+            "cnn" => Ok(Self::cnn(outputs)),
             other => Err(SpecError(format!(
-                "unknown model preset {other:?}; presets: mlp (or give a .json/.toml spec file)"
+                "unknown model preset {other:?}; presets: mlp, lenet5, cnn (or give a .json/.toml spec file)"
             ))),
         }
     }
@@ -367,18 +464,35 @@ impl ModelSpec {
     /// Checks the spec against an input width and builds the network, seeded.
     ///
     /// # Errors
-    /// If shapes do not chain, explicit weights have the wrong shape, a parameter is out of
-    /// range, or (when `outputs` is given) the last layer's width differs from it. The
-    /// message names the layer.
+    /// As [`ModelSpec::build_shaped`].
     pub fn build<E: Element>(
         &self,
         inputs: usize,
         outputs: Option<usize>,
         seed: u64,
     ) -> Result<Built<E>, SpecError> {
+        self.build_shaped(inputs, None, outputs, seed)
+    }
+
+    /// Checks the spec and builds the network, seeded. Samples arrive flat (`inputs`
+    /// features); when a spatial layer (conv, pooling) meets flat features it sees them as
+    /// the data's `image` shape `[C, H, W]` (a `reshape` layer is inserted), and when a
+    /// linear layer meets images a `flatten` layer is inserted.
+    ///
+    /// # Errors
+    /// If shapes do not chain, explicit weights have the wrong shape, a parameter is out of
+    /// range, or (when `outputs` is given) the last layer's width differs from it. The
+    /// message names the layer.
+    pub fn build_shaped<E: Element>(
+        &self,
+        inputs: usize,
+        image: Option<[usize; 3]>,
+        outputs: Option<usize>,
+        seed: u64,
+    ) -> Result<Built<E>, SpecError> {
         let mut rng = Rng::seed(seed);
         let mut net = Sequential::<E>::new();
-        let mut width = inputs;
+        let mut shape: Vec<usize> = vec![inputs];
         let mut counts = std::collections::HashMap::<&str, usize>::new();
         let mut name_for = |prefix: &'static str| {
             let c = counts.entry(prefix).or_insert(0);
@@ -389,6 +503,33 @@ impl ModelSpec {
             let n = i + 1;
             let err = |m: String| SpecError(format!("layer {n} ({}): {m}", layer_type(l)));
             let act = |a: Activation| -> Box<dyn Module<E>> { Box::new(a) };
+            let flat_layer = matches!(l, LayerSpec::Linear { .. } | LayerSpec::Maxout { .. });
+            let spatial = matches!(
+                l,
+                LayerSpec::Conv2d { .. }
+                    | LayerSpec::MaxPool2d { .. }
+                    | LayerSpec::AvgPool2d { .. }
+                    | LayerSpec::GlobalAvgPool
+            );
+            if flat_layer && shape.len() > 1 {
+                net.push(&name_for("flatten"), Box::new(Flatten));
+                shape = vec![shape.iter().product()];
+            }
+            if spatial && shape.len() != 3 {
+                match image {
+                    Some(img) if shape.len() == 1 && img.iter().product::<usize>() == shape[0] => {
+                        net.push(&name_for("reshape"), Box::new(Reshape(img.to_vec())));
+                        shape = img.to_vec();
+                    }
+                    _ => {
+                        return Err(err(format!(
+                            "needs images [channels, height, width] but {}; add a reshape layer, e.g. {{\"type\": \"reshape\", \"shape\": [1, 28, 28]}}",
+                            previous_shape(n, &shape)
+                        )))
+                    }
+                }
+            }
+            let width = shape[0];
             let (name, layer): (String, Box<dyn Module<E>>) = match l {
                 LayerSpec::Linear {
                     inputs: stated,
@@ -436,7 +577,7 @@ impl ModelSpec {
                             &[*out],
                         ));
                     }
-                    width = *out;
+                    shape = vec![*out];
                     (name_for("fc"), Box::new(lin))
                 }
                 LayerSpec::Maxout {
@@ -449,8 +590,87 @@ impl ModelSpec {
                         return Err(err("out and pieces must be at least 1".into()));
                     }
                     let m = Maxout::new(width, *out, *pieces, &mut rng);
-                    width = *out;
+                    shape = vec![*out];
                     (name_for("maxout"), Box::new(m))
+                }
+                LayerSpec::Conv2d {
+                    inputs: stated,
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    bias,
+                    init,
+                } => {
+                    let c = shape[0];
+                    if let Some(k) = stated {
+                        if *k != c {
+                            return Err(err(format!(
+                                "expects {k} input channels but {}",
+                                previous_shape(n, &shape)
+                            )));
+                        }
+                    }
+                    if *out == 0 || *groups == 0 || c % groups != 0 || out % groups != 0 {
+                        return Err(err(format!("{groups} groups must divide both {c} input and {out} output channels (and out must be at least 1)")));
+                    }
+                    let init = parse_init(n, init.as_deref().unwrap_or("lecun_uniform"))?;
+                    let (s, p, d) = (stride.hw(), padding.hw(), dilation.hw());
+                    let conv =
+                        Conv2d::with_groups(c, *out, kernel.hw(), *groups, init, *bias, &mut rng)
+                            .stride(s.0, s.1)
+                            .padding(p.0, p.1)
+                            .dilation(d.0, d.1);
+                    let out_shape = conv2d_output_shape(
+                        &[1, c, shape[1], shape[2]],
+                        &conv.weight.shape(),
+                        conv.params,
+                    )
+                    .map_err(|e| err(format!("{e}")))?;
+                    shape = out_shape[1..].to_vec();
+                    (name_for("conv"), Box::new(conv))
+                }
+                LayerSpec::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                }
+                | LayerSpec::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let p = Pool2dParams {
+                        kernel: kernel.hw(),
+                        stride: stride.unwrap_or(*kernel).hw(),
+                        padding: padding.hw(),
+                    };
+                    let out_shape = pool2d_output_shape(&[1, shape[0], shape[1], shape[2]], p)
+                        .map_err(|e| err(format!("{e}")))?;
+                    shape = out_shape[1..].to_vec();
+                    if matches!(l, LayerSpec::MaxPool2d { .. }) {
+                        (name_for("pool"), Box::new(MaxPool2d(p)))
+                    } else {
+                        (name_for("avgpool"), Box::new(AvgPool2d(p)))
+                    }
+                }
+                LayerSpec::GlobalAvgPool => {
+                    shape = vec![shape[0]];
+                    (name_for("gap"), Box::new(GlobalAvgPool2d))
+                }
+                LayerSpec::Reshape { shape: to } => {
+                    if to.is_empty()
+                        || to.iter().product::<usize>() != shape.iter().product::<usize>()
+                    {
+                        return Err(err(format!(
+                            "cannot reshape {} into {to:?}",
+                            previous_shape(n, &shape)
+                        )));
+                    }
+                    shape = to.clone();
+                    (name_for("reshape"), Box::new(Reshape(to.clone())))
                 }
                 LayerSpec::Relu => (name_for("relu"), act(Activation::Relu)),
                 LayerSpec::Sigmoid => (name_for("sigmoid"), act(Activation::Sigmoid)),
@@ -482,12 +702,31 @@ impl ModelSpec {
                         Box::new(Dropout::new(*p, rng.next_u64())),
                     )
                 }
-                LayerSpec::LayerNorm => (name_for("ln"), Box::new(LayerNorm::new(width))),
-                LayerSpec::BatchNorm => (name_for("bn"), Box::new(BatchNorm1d::new(width))),
-                LayerSpec::Flatten => (name_for("flatten"), Box::new(Flatten)),
+                LayerSpec::LayerNorm => (
+                    name_for("ln"),
+                    Box::new(LayerNorm::new(*shape.last().unwrap())),
+                ),
+                LayerSpec::BatchNorm => match shape.len() {
+                    1 => (name_for("bn"), Box::new(BatchNorm1d::new(width))),
+                    3 => (name_for("bn"), Box::new(BatchNorm2d::new(width))),
+                    _ => {
+                        return Err(err(format!(
+                            "works on features or images, not {}",
+                            previous_shape(n, &shape)
+                        )))
+                    }
+                },
+                LayerSpec::Flatten => {
+                    shape = vec![shape.iter().product()];
+                    (name_for("flatten"), Box::new(Flatten))
+                }
             };
             net.push(&name, layer);
         }
+        if shape.len() != 1 {
+            return Err(SpecError(format!("the last layer gives samples of shape {shape:?}; end with flatten and a linear layer")));
+        }
+        let width = shape[0];
         if let Some(o) = outputs {
             if o != width {
                 return Err(SpecError(format!(
@@ -500,6 +739,98 @@ impl ModelSpec {
             outputs: width,
         })
     }
+
+    /// LeNet-5 as in the lecture figure, with ReLU and max pooling: conv 6@5×5 (padding 2
+    /// for 28×28 inputs, so the maps are 28×28 as in the original 32×32 input), pool 2,
+    /// conv 16@5×5, pool 2, then 120, 84 and the outputs.
+    pub fn lenet5(outputs: usize) -> ModelSpec {
+        let conv = |out, pad| LayerSpec::Conv2d {
+            inputs: None,
+            out,
+            kernel: Pair::One(5),
+            stride: Pair::One(1),
+            padding: Pair::One(pad),
+            dilation: Pair::One(1),
+            groups: 1,
+            bias: true,
+            init: None,
+        };
+        let pool = || LayerSpec::MaxPool2d {
+            kernel: Pair::One(2),
+            stride: None,
+            padding: Pair::One(0),
+        };
+        let lin = |out| LayerSpec::Linear {
+            inputs: None,
+            out,
+            bias: true,
+            init: None,
+            weight: None,
+            bias_values: None,
+        };
+        ModelSpec {
+            layers: vec![
+                conv(6, 2),
+                LayerSpec::Relu,
+                pool(),
+                conv(16, 0),
+                LayerSpec::Relu,
+                pool(),
+                LayerSpec::Flatten,
+                lin(120),
+                LayerSpec::Relu,
+                lin(84),
+                LayerSpec::Relu,
+                lin(outputs),
+            ],
+        }
+    }
+
+    /// A small modern CNN of conv-BN-ReLU blocks: 16, 32 and 64 channels of 3×3
+    /// convolutions with 2×2 max pooling after the first two, then a linear layer.
+    pub fn cnn(outputs: usize) -> ModelSpec {
+        let conv = |out| LayerSpec::Conv2d {
+            inputs: None,
+            out,
+            kernel: Pair::One(3),
+            stride: Pair::One(1),
+            padding: Pair::One(1),
+            dilation: Pair::One(1),
+            groups: 1,
+            bias: false,
+            init: Some("he_uniform".into()),
+        };
+        let pool = || LayerSpec::MaxPool2d {
+            kernel: Pair::One(2),
+            stride: None,
+            padding: Pair::One(0),
+        };
+        ModelSpec {
+            layers: vec![
+                conv(16),
+                LayerSpec::BatchNorm,
+                LayerSpec::Relu,
+                pool(),
+                conv(32),
+                LayerSpec::BatchNorm,
+                LayerSpec::Relu,
+                pool(),
+                conv(64),
+                LayerSpec::BatchNorm,
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Dropout { p: 0.3 },
+                LayerSpec::Linear {
+                    inputs: None,
+                    out: outputs,
+                    bias: true,
+                    init: None,
+                    weight: None,
+                    bias_values: None,
+                },
+            ],
+        }
+    }
 }
 
 /// Checks a layer's stated input width against the width that reaches it.
@@ -507,6 +838,14 @@ fn check_width(stated: Option<usize>, width: usize, n: usize) -> Result<(), Stri
     match stated {
         Some(k) if k != width => Err(format!("expects {k} inputs but {}", previous(n, width))),
         _ => Ok(()),
+    }
+}
+
+fn previous_shape(n: usize, shape: &[usize]) -> String {
+    if n == 1 {
+        format!("the data gives samples of shape {shape:?}")
+    } else {
+        format!("layer {} gives {shape:?}", n - 1)
     }
 }
 

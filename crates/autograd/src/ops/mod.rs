@@ -12,6 +12,7 @@ pub mod arith;
 pub mod conv;
 pub mod matmul;
 pub mod movement;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;

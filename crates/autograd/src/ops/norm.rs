@@ -1,0 +1,57 @@
+//! Fused batch normalization and per-channel affine maps (kernels and gradients in
+//! `backprop_tensor::ops::norm`).
+
+use backprop_tensor::{
+    batch_norm_backward, batch_norm_forward, channel_affine_backward, channel_affine_forward,
+    Element, Tensor,
+};
+
+use crate::Var;
+
+impl<E: Element> Var<E> {
+    /// Training-mode batch normalization of `[N, C]` or `[N, C, H, W]` over everything but
+    /// the channel axis: `γ (x − μ)/√(σ² + ε) + β`. Returns the output and the batch mean and
+    /// biased variance (for running statistics).
+    ///
+    /// # Panics
+    /// If the input is not 2-D or 4-D or `γ`, `β` are not `[C]`.
+    pub fn batch_norm(
+        &self,
+        gamma: &Var<E>,
+        beta: &Var<E>,
+        eps: f64,
+    ) -> (Var<E>, Tensor<E>, Tensor<E>) {
+        let (x, g) = (self.value(), gamma.value());
+        let eps = E::from_f64(eps);
+        let (y, mean, var) = batch_norm_forward(&x, &g, &beta.value(), eps);
+        let (m2, v2) = (mean.clone(), var.clone());
+        let out = Var::from_op(
+            "batch_norm",
+            y,
+            vec![self.clone(), gamma.clone(), beta.clone()],
+            move |dy, _| {
+                let (dx, dg, db) = batch_norm_backward(&x, &g, &m2, &v2, eps, dy);
+                vec![Some(dx), Some(dg), Some(db)]
+            },
+        );
+        (out, mean, var)
+    }
+
+    /// The per-channel affine map `y = s_c·x + t_c` on `[N, C]` or `[N, C, H, W]`.
+    ///
+    /// # Panics
+    /// If the input is not 2-D or 4-D or `s`, `t` are not `[C]`.
+    pub fn channel_affine(&self, s: &Var<E>, t: &Var<E>) -> Var<E> {
+        let (x, sv) = (self.value(), s.value());
+        let y = channel_affine_forward(&x, &sv, &t.value());
+        Var::from_op(
+            "channel_affine",
+            y,
+            vec![self.clone(), s.clone(), t.clone()],
+            move |dy, _| {
+                let (dx, ds, dt) = channel_affine_backward(&x, &sv, dy);
+                vec![Some(dx), Some(ds), Some(dt)]
+            },
+        )
+    }
+}
