@@ -218,6 +218,13 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         restore_best: true,
         seed: a.seed,
         loss,
+        augment_shift: a
+            .augment
+            .unwrap_or(if matches!(a.model.model.as_str(), "lenet5" | "cnn") {
+                2
+            } else {
+                0
+            }),
     };
     config.validate().map_err(|e| {
         let flag = if e.contains("learning rate") {
@@ -511,15 +518,16 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
 }
 
 /// A model saved by `train`, rebuilt.
-struct Saved {
-    model: Sequential<f32>,
-    meta: BTreeMap<String, String>,
-    inputs: usize,
-    classes: Vec<String>,
-    encoding: Value,
+pub struct Saved {
+    pub model: Sequential<f32>,
+    pub meta: BTreeMap<String, String>,
+    pub inputs: usize,
+    pub classes: Vec<String>,
+    pub encoding: Value,
 }
 
-fn load_saved(path: &Path) -> Result<Saved> {
+/// Loads and rebuilds a model saved by `train` (a file or its run directory).
+pub fn load_saved_model(path: &Path) -> Result<Saved> {
     let file = if path.is_dir() {
         path.join("model.safetensors")
     } else {
@@ -578,7 +586,7 @@ fn data_for(saved: &Saved, d: &DataArgs) -> DataArgs {
 
 /// The test split of the data a saved model was trained on (or of the data the flags name),
 /// encoded as in training.
-fn saved_test_set(saved: &Saved, flags: &DataArgs) -> Result<(String, Dataset)> {
+pub fn saved_test_set(saved: &Saved, flags: &DataArgs) -> Result<(String, Dataset)> {
     let d = data_for(saved, flags);
     let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
         .then_some(&saved.encoding);
@@ -591,7 +599,7 @@ fn saved_test_set(saved: &Saved, flags: &DataArgs) -> Result<(String, Dataset)> 
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
-    let saved = load_saved(&a.model_path)?;
+    let saved = load_saved_model(&a.model_path)?;
     let (name, test) = saved_test_set(&saved, &a.data)?;
     let test = &test;
     if test.features() != saved.inputs {
@@ -648,7 +656,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
 }
 
 pub fn predict(a: PredictArgs) -> Result<ExitCode> {
-    let saved = load_saved(&a.model_path)?;
+    let saved = load_saved_model(&a.model_path)?;
     if a.images.is_empty() && a.index.is_empty() && a.csv.is_none() {
         bail!("nothing to predict: give image files, --index N,... or --csv FILE");
     }
@@ -806,7 +814,7 @@ fn dims_for(
 
 pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
     let (model, inputs) = if let Some(p) = &a.model_path {
-        let s = load_saved(p)?;
+        let s = load_saved_model(p)?;
         (s.model, s.inputs)
     } else {
         let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;

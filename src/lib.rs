@@ -11,11 +11,15 @@
 //! | [`autograd`] | `backprop-autograd` | `Var`, backward, `no_grad`, gradcheck |
 //! | [`nn`] | `backprop-nn` | `Module`, layers, activations, losses, initializers, summary |
 //! | [`optim`] | `backprop-optim` | optimizers, regularization, clipping, schedules |
+//! | [`data`] | `backprop-data` | IDX, CSV and synthetic datasets, batching |
+//! | [`train`] | `backprop-train` | model specs, the trainer, checkpoints, history, plots |
 
 pub use backprop_autograd as autograd;
+pub use backprop_data as data;
 pub use backprop_nn as nn;
 pub use backprop_optim as optim;
 pub use backprop_tensor as tensor;
+pub use backprop_train as train;
 
 pub use backprop_autograd::{gradcheck, no_grad, Grads, Var};
 pub use backprop_tensor::{Rng, Tensor};

@@ -7,6 +7,7 @@ mod commands;
 mod data;
 mod images;
 mod progress;
+mod visualize;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum Command {
     Gradcheck(GradcheckArgs),
     /// List the datasets available.
     Datasets,
+    /// Draw a saved model's first-layer filters, its feature maps for one input, and the
+    /// test patches that most strongly activate a filter (PNG).
+    Visualize(VisualizeArgs),
 }
 
 /// Where the data comes from.
@@ -127,6 +131,10 @@ pub struct TrainArgs {
     /// (the lectures' η/√(epoch+1)), or plateau:PATIENCE:FACTOR.
     #[arg(long, default_value = "cosine")]
     pub lr_schedule: String,
+    /// Shift training images randomly by up to N pixels (data augmentation; default 2 for the
+    /// lenet5 and cnn presets, 0 otherwise).
+    #[arg(long)]
+    pub augment: Option<usize>,
     /// Linear warm-up, in steps.
     #[arg(long, default_value_t = 0)]
     pub warmup: usize,
@@ -209,6 +217,33 @@ pub struct SummaryArgs {
 }
 
 #[derive(Args)]
+pub struct VisualizeArgs {
+    /// The saved model.
+    #[arg(long = "model-path", alias = "checkpoint")]
+    pub model_path: PathBuf,
+    /// Where to write the PNGs (default: a `visualize` folder next to the model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The test sample whose feature maps are drawn.
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// The first conv layer's filter whose strongest patches are drawn.
+    #[arg(long, default_value_t = 0)]
+    pub filter: usize,
+    /// How many patches.
+    #[arg(long, default_value_t = 32)]
+    pub top: usize,
+    /// How many test samples to search for them.
+    #[arg(long, default_value_t = 5000)]
+    pub search: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct GradcheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -255,6 +290,7 @@ fn main() -> ExitCode {
         Command::Summary(a) => commands::summary(a),
         Command::Gradcheck(a) => commands::gradcheck(a),
         Command::Datasets => commands::datasets(),
+        Command::Visualize(a) => visualize::visualize(a),
     };
     match result {
         Ok(code) => code,
@@ -262,5 +298,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        // clap's own checks: unique argument names, valid defaults, for every subcommand
+        super::Cli::command().debug_assert();
     }
 }

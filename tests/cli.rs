@@ -502,3 +502,82 @@ fn divergence_is_reported_and_exits_non_zero() {
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn lenet5_trains_summarises_and_visualizes() {
+    let s = json_of(&run(&["summary", "--model", "lenet5", "--json"]));
+    assert_eq!(s["total_params"], 61706);
+    let shapes: Vec<String> = s["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["output_shape"].to_string())
+        .collect();
+    assert!(
+        shapes.contains(&"[1,6,28,28]".to_string()) && shapes.contains(&"[1,16,5,5]".to_string()),
+        "{shapes:?}"
+    );
+    let out = tmpdir("lenet");
+    let o = out.to_str().unwrap();
+    // 1,800 images, one epoch of 113 steps: enough for LeNet to start learning (≈ 67%)
+    let t = json_of(&run(&[
+        "train",
+        "--model",
+        "lenet5",
+        "--limit",
+        "2000",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr-schedule",
+        "constant",
+        "--validation",
+        "200",
+        "--json",
+        "--out",
+        o,
+    ]));
+    assert!(t["test_accuracy"].as_f64().unwrap() > 0.5, "{t}");
+    let model = t["model_path"].as_str().unwrap();
+    let v = json_of(&run(&[
+        "visualize",
+        "--model-path",
+        model,
+        "--filter",
+        "3",
+        "--search",
+        "300",
+        "--top",
+        "9",
+        "--json",
+        "--out",
+        out.join("vis").to_str().unwrap(),
+    ]));
+    let images: Vec<String> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "filters.png",
+        "feature_maps_conv1.png",
+        "feature_maps_conv2.png",
+        "top_patches_filter3.png",
+    ] {
+        let p = images
+            .iter()
+            .find(|p| p.ends_with(want))
+            .unwrap_or_else(|| panic!("{want} missing from {images:?}"));
+        assert!(std::fs::read(p).unwrap().starts_with(b"\x89PNG"));
+    }
+    fails_with(
+        &["visualize", "--model-path", model, "--filter", "6"],
+        &["--filter 6", "6 filters"],
+    );
+    // eval reproduces the CNN's test accuracy too
+    let e = json_of(&run(&["eval", "--model-path", model, "--json"]));
+    assert_eq!(e["test_accuracy"], t["test_accuracy"]);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -353,3 +353,47 @@ impl RawImages {
 pub fn digit_names(n: usize) -> Vec<String> {
     (0..n).map(|i| i.to_string()).collect()
 }
+
+/// Data augmentation: shifts every image of a batch `[b, C·H·W]` by a random whole number
+/// of pixels in `[−max, max]` along each axis, filling the uncovered border with the
+/// image's smallest value (its background). The shifts are drawn from `rng`, so a seeded
+/// run is reproducible.
+///
+/// ```
+/// use backprop_data::random_shift;
+/// use backprop_tensor::{Rng, Tensor};
+/// let mut x = Tensor::<f32>::from_vec((0..16).map(|v| v as f32).collect(), &[1, 16]);
+/// random_shift(&mut x, [1, 4, 4], 1, &mut Rng::seed(0));
+/// assert_eq!(x.shape(), &[1, 16]);
+/// ```
+pub fn random_shift(x: &mut Tensor<f32>, image: [usize; 3], max: usize, rng: &mut Rng) {
+    let [c, h, w] = image;
+    let n = c * h * w;
+    if max == 0 || n == 0 {
+        return;
+    }
+    let data = x.data_mut();
+    let mut src = vec![0.0f32; n];
+    for img in data.chunks_exact_mut(n) {
+        let dy = rng.below(2 * max + 1) as isize - max as isize;
+        let dx = rng.below(2 * max + 1) as isize - max as isize;
+        if dx == 0 && dy == 0 {
+            continue;
+        }
+        src.copy_from_slice(img);
+        let fill = src.iter().copied().fold(f32::INFINITY, f32::min);
+        for ch in 0..c {
+            for y in 0..h {
+                for xx in 0..w {
+                    let (sy, sx) = (y as isize - dy, xx as isize - dx);
+                    img[(ch * h + y) * w + xx] =
+                        if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                            src[(ch * h + sy as usize) * w + sx as usize]
+                        } else {
+                            fill
+                        };
+                }
+            }
+        }
+    }
+}

@@ -28,7 +28,8 @@ mod synthetic;
 
 pub use csv_data::{load_csv, CsvOptions, LabelColumn, Task};
 pub use dataset::{
-    digit_names, load_idx_pair, Batch, BatchTargets, Batches, Dataset, Encoding, RawImages, Targets,
+    digit_names, load_idx_pair, random_shift, Batch, BatchTargets, Batches, Dataset, Encoding,
+    RawImages, Targets,
 };
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};

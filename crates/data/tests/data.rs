@@ -242,3 +242,37 @@ fn synthetic_sets_are_seeded_and_noise_moves_points() {
         assert_eq!(l, usize::from(p[0] * p[1] > 0.0));
     }
 }
+
+#[test]
+fn random_shift_moves_whole_images_and_fills_with_background() {
+    use backprop_data::random_shift;
+    use backprop_tensor::Tensor;
+    // a 5×5 image with one bright pixel in the middle, on a background of 0.1
+    let mut img = vec![0.1f32; 25];
+    img[12] = 1.0;
+    let mut x = Tensor::from_vec(
+        [img.clone(), img.clone(), img.clone(), img].concat(),
+        &[4, 25],
+    );
+    random_shift(&mut x, [1, 5, 5], 2, &mut Rng::seed(8));
+    for row in x.data().chunks(25) {
+        // still one bright pixel, within 2 of the centre, everything else background
+        let bright: Vec<usize> = (0..25).filter(|&k| row[k] == 1.0).collect();
+        assert_eq!(bright.len(), 1, "{row:?}");
+        let (y, x) = (bright[0] / 5, bright[0] % 5);
+        assert!(y.abs_diff(2) <= 2 && x.abs_diff(2) <= 2);
+        assert!(row.iter().filter(|&&v| v != 1.0).all(|&v| v == 0.1));
+    }
+    // seeded: the same seed shifts the same way
+    let a = {
+        let mut t = Tensor::from_vec((0..50).map(|v| v as f32).collect(), &[2, 25]);
+        random_shift(&mut t, [1, 5, 5], 1, &mut Rng::seed(1));
+        t
+    };
+    let b = {
+        let mut t = Tensor::from_vec((0..50).map(|v| v as f32).collect(), &[2, 25]);
+        random_shift(&mut t, [1, 5, 5], 1, &mut Rng::seed(1));
+        t
+    };
+    assert_eq!(a, b);
+}

@@ -270,3 +270,46 @@ pub fn write_png(path: &Path, rgb: &[u8], width: usize, height: usize) -> Result
     })
     .map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Lays greyscale tiles (each `tile_h × tile_w` values, row-major) out in a grid, each tile
+/// scaled to its own min–max range (so sign and contrast within a filter show), magnified
+/// `scale` times, with 1-pixel dark borders. Returns `(rgb, width, height)`.
+///
+/// ```
+/// use backprop_train::plot::tile_grid;
+/// let tiles = vec![vec![0.0, 1.0, 2.0, 3.0]; 5];
+/// let (rgb, w, h) = tile_grid(&tiles, 2, 2, 4, 3);
+/// assert_eq!((w, h), (3 * (2 * 4 + 1) + 1, 2 * (2 * 4 + 1) + 1));
+/// assert_eq!(rgb.len(), w * h * 3);
+/// ```
+pub fn tile_grid(
+    tiles: &[Vec<f32>],
+    tile_h: usize,
+    tile_w: usize,
+    scale: usize,
+    columns: usize,
+) -> (Vec<u8>, usize, usize) {
+    let cols = columns.max(1).min(tiles.len().max(1));
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let (cw, ch) = (tile_w * scale + 1, tile_h * scale + 1);
+    let (w, h) = (cols * cw + 1, rows * ch + 1);
+    let mut img = vec![40u8; w * h * 3];
+    for (k, t) in tiles.iter().enumerate() {
+        let (lo, hi) = t
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let range = if hi > lo { hi - lo } else { 1.0 };
+        let (ox, oy) = ((k % cols) * cw + 1, (k / cols) * ch + 1);
+        for y in 0..tile_h * scale {
+            for x in 0..tile_w * scale {
+                let v = t[(y / scale) * tile_w + x / scale];
+                let g = (((v - lo) / range) * 255.0).round().clamp(0.0, 255.0) as u8;
+                let i = ((oy + y) * w + ox + x) * 3;
+                img[i..i + 3].copy_from_slice(&[g, g, g]);
+            }
+        }
+    }
+    (img, w, h)
+}

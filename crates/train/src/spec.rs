@@ -787,7 +787,8 @@ impl ModelSpec {
     }
 
     /// A small modern CNN of conv-BN-ReLU blocks: 16, 32 and 64 channels of 3×3
-    /// convolutions with 2×2 max pooling after the first two, then a linear layer.
+    /// convolutions with 2×2 max pooling after the first two, then a 128-unit ReLU layer and
+    /// the outputs.
     pub fn cnn(outputs: usize) -> ModelSpec {
         let conv = |out| LayerSpec::Conv2d {
             inputs: None,
@@ -805,6 +806,14 @@ impl ModelSpec {
             stride: None,
             padding: Pair::One(0),
         };
+        let lin = |out, init: Option<&str>| LayerSpec::Linear {
+            inputs: None,
+            out,
+            bias: true,
+            init: init.map(str::to_string),
+            weight: None,
+            bias_values: None,
+        };
         ModelSpec {
             layers: vec![
                 conv(16),
@@ -819,15 +828,9 @@ impl ModelSpec {
                 LayerSpec::BatchNorm,
                 LayerSpec::Relu,
                 LayerSpec::Flatten,
-                LayerSpec::Dropout { p: 0.3 },
-                LayerSpec::Linear {
-                    inputs: None,
-                    out: outputs,
-                    bias: true,
-                    init: None,
-                    weight: None,
-                    bias_values: None,
-                },
+                lin(128, Some("he_uniform")),
+                LayerSpec::Relu,
+                lin(outputs, None),
             ],
         }
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use backprop_autograd::{no_grad, Var};
-use backprop_data::{BatchTargets, Dataset, Targets};
+use backprop_data::{random_shift, BatchTargets, Dataset, Targets};
 use backprop_nn::loss::{self, Reduction};
 use backprop_nn::{mix_seed, Mode, Module, Sequential};
 use backprop_optim::clip::clip_grad_norm;
@@ -123,6 +123,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The loss.
     pub loss: LossKind,
+    /// Augmentation for image data: shift each training image by up to this many pixels
+    /// (0 = none).
+    #[serde(default)]
+    pub augment_shift: usize,
 }
 
 impl Default for TrainConfig {
@@ -143,6 +147,7 @@ impl Default for TrainConfig {
             restore_best: true,
             seed: 0,
             loss: LossKind::CrossEntropy,
+            augment_shift: 0,
         }
     }
 }
@@ -428,7 +433,11 @@ impl<'m> Trainer<'m> {
                 let lr = schedule.lr(self.step);
                 self.optimizer.set_lr(lr);
                 let n = batch.x.shape()[0];
-                let out = self.model.forward(&Var::constant(batch.x), Mode::Train);
+                let mut bx = batch.x;
+                if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
+                    random_shift(&mut bx, img, s, &mut rng);
+                }
+                let out = self.model.forward(&Var::constant(bx), Mode::Train);
                 let l = batch_loss(self.config.loss, &out, &batch.targets);
                 let lv = l.item() as f64;
                 if !lv.is_finite() {

@@ -333,3 +333,151 @@ type = "sigmoid"
     let y = m.forward(&x, backprop_nn::Mode::Eval).item();
     assert!((y - 0.690283).abs() < 1e-6, "{y}");
 }
+
+#[test]
+fn conv_specs_build_and_check_shapes() {
+    let s = ModelSpec::from_json(
+        r#"{"layers": [
+            {"type": "conv2d", "out": 4, "kernel": [3, 2], "stride": 2, "padding": 1, "dilation": [2, 1]},
+            {"type": "batch_norm"}, {"type": "relu"},
+            {"type": "max_pool2d", "kernel": 2},
+            {"type": "avg_pool2d", "kernel": [1, 2], "stride": 1},
+            {"type": "global_avg_pool"},
+            {"type": "linear", "out": 3}
+        ]}"#,
+    )
+    .unwrap();
+    let m = s
+        .build_shaped::<f32>(2 * 12 * 10, Some([2, 12, 10]), Some(3), 0)
+        .unwrap()
+        .model;
+    let names: Vec<String> = m.layers().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(
+        names,
+        ["reshape1", "conv1", "bn1", "relu1", "pool1", "avgpool1", "gap1", "fc1"]
+    );
+    let s = backprop_nn::Summary::of_sequential(&m, &[5, 240]);
+    // conv: H = (12 + 2 − 2·2 − 1)/2 + 1 = 5, W = (10 + 2 − 1·1 − 1)/2 + 1 = 6; pool → 2×3; avg 1×2 → 2×2
+    assert_eq!(s.rows[1].output_shape, vec![5, 4, 5, 6]);
+    assert_eq!(s.rows[4].output_shape, vec![5, 4, 2, 3]);
+    assert_eq!(s.rows[5].output_shape, vec![5, 4, 2, 2]);
+    assert_eq!(s.rows[7].output_shape, vec![5, 3]);
+    // without an image shape a conv layer on flat data asks for a reshape
+    let e = s_err(&ModelSpec::lenet5(10), 784, None);
+    assert!(
+        e.contains("layer 1 (conv2d)") && e.contains("reshape"),
+        "{e}"
+    );
+    // channel counts that do not chain
+    let bad = ModelSpec::from_json(r#"{"layers": [{"type": "reshape", "shape": [1, 4, 4]}, {"type": "conv2d", "in": 3, "out": 2, "kernel": 3}, {"type": "flatten"}, {"type": "linear", "out": 2}]}"#).unwrap();
+    let e = s_err(&bad, 16, None);
+    assert!(
+        e.contains("layer 2 (conv2d)")
+            && e.contains("expects 3 input channels but layer 1 gives [1, 4, 4]"),
+        "{e}"
+    );
+    let big = ModelSpec::from_json(r#"{"layers": [{"type": "reshape", "shape": [1, 4, 4]}, {"type": "conv2d", "out": 2, "kernel": 5}, {"type": "flatten"}, {"type": "linear", "out": 2}]}"#).unwrap();
+    assert!(s_err(&big, 16, None).contains("layer 2 (conv2d)"));
+    let unfinished = ModelSpec::from_json(r#"{"layers": [{"type": "reshape", "shape": [1, 4, 4]}, {"type": "conv2d", "out": 2, "kernel": 3}]}"#).unwrap();
+    assert!(s_err(&unfinished, 16, None).contains("end with flatten and a linear layer"));
+    // the presets
+    let l5 = ModelSpec::lenet5(10)
+        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+        .unwrap()
+        .model;
+    assert_eq!(l5.num_params(), 156 + 2416 + 48120 + 10164 + 850);
+    let cnn = ModelSpec::cnn(10)
+        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+        .unwrap()
+        .model;
+    assert!(cnn
+        .layers()
+        .any(|(_, l)| l.kind().starts_with("BatchNorm2d")));
+}
+
+fn s_err(s: &ModelSpec, inputs: usize, image: Option<[usize; 3]>) -> String {
+    s.build_shaped::<f32>(inputs, image, None, 0)
+        .err()
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_small_cnn_learns_and_resumes_exactly() {
+    // 8×8 images of a bright horizontal or vertical bar, two classes
+    let mut rng = backprop_tensor::Rng::seed(3);
+    let (mut x, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..160 {
+        let class = i % 2;
+        let pos = 1 + rng.below(6);
+        for r in 0..8 {
+            for c in 0..8 {
+                let on = if class == 0 { r == pos } else { c == pos };
+                x.push(if on { 1.0 } else { 0.0 } + 0.1 * rng.normal() as f32);
+            }
+        }
+        labels.push(class);
+    }
+    let data = backprop_data::Dataset {
+        name: "bars".into(),
+        x: backprop_tensor::Tensor::from_vec(x, &[160, 64]),
+        targets: backprop_data::Targets::Classes {
+            labels,
+            names: vec!["h".into(), "v".into()],
+        },
+        image_shape: Some([1, 8, 8]),
+    };
+    let (train, val) = data.split(40, 1).unwrap();
+    let spec = ModelSpec::from_json(
+        r#"{"layers": [{"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "batch_norm"}, {"type": "relu"},
+            {"type": "max_pool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dropout", "p": 0.1}, {"type": "linear", "out": 2}]}"#,
+    )
+    .unwrap();
+    let config = TrainConfig {
+        epochs: 6,
+        batch_size: 16,
+        lr: 0.05,
+        seed: 2,
+        ..Default::default()
+    };
+    let a = spec
+        .build_shaped::<f32>(64, data.image_shape, Some(2), 2)
+        .unwrap()
+        .model;
+    let mut ta = Trainer::new(&a, config.clone()).unwrap();
+    ta.fit(&train, Some(&val), &mut Quiet, |_| Ok(())).unwrap();
+    let acc = evaluate(&a, &val, LossKind::CrossEntropy).accuracy;
+    assert!(acc >= 0.95, "bar accuracy {acc}");
+    // interrupted after 3 epochs, resumed from the file: the same weights and buffers
+    let dir = tmpdir("cnn-resume");
+    let path = dir.join("model.safetensors");
+    let b = spec
+        .build_shaped::<f32>(64, data.image_shape, Some(2), 2)
+        .unwrap()
+        .model;
+    let mut tb = Trainer::new(&b, config.clone()).unwrap();
+    let _ = tb.fit(&train, Some(&val), &mut Quiet, |t| {
+        t.checkpoint(BTreeMap::new()).save(&path)?;
+        if t.epochs_done == 3 {
+            Err("stop".into())
+        } else {
+            Ok(())
+        }
+    });
+    let c = spec
+        .build_shaped::<f32>(64, data.image_shape, Some(2), 77)
+        .unwrap()
+        .model;
+    let mut tc = Trainer::new(&c, config).unwrap();
+    tc.resume(&Checkpoint::load(&path).unwrap()).unwrap();
+    tc.fit(&train, Some(&val), &mut Quiet, |_| Ok(())).unwrap();
+    let state = |m: &backprop_nn::Sequential<f32>| -> Vec<Vec<f32>> {
+        m.params()
+            .into_iter()
+            .chain(m.buffers())
+            .map(|(_, p)| p.value().to_vec())
+            .collect()
+    };
+    assert_eq!(state(&a), state(&c));
+    let _ = std::fs::remove_dir_all(dir);
+}

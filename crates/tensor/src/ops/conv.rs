@@ -132,19 +132,58 @@ pub fn conv2d_output_shape(x: &[usize], w: &[usize], p: Conv2dParams) -> Result<
     Ok(vec![g.n, g.o, g.ho, g.wo])
 }
 
+impl Geom {
+    /// For tap `(i, j)` and output row `oy`: the input row read, and the range of output
+    /// columns `ox` whose input column lies inside the image (input column =
+    /// `ox·SW + j·DW − PW`). `None` if the whole output row reads padding.
+    #[inline]
+    fn row_span(&self, oy: usize, i: usize, j: usize) -> Option<(usize, usize, usize)> {
+        let y = (oy * self.p.stride.0 + i * self.p.dilation.0).checked_sub(self.p.padding.0)?;
+        if y >= self.h {
+            return None;
+        }
+        let (sw, off) = (self.p.stride.1, j * self.p.dilation.1);
+        let pw = self.p.padding.1;
+        // first ox with ox·sw + off ≥ pw, and one past the last with ox·sw + off − pw < w
+        let lo = if off >= pw {
+            0
+        } else {
+            (pw - off).div_ceil(sw)
+        };
+        let hi = if self.w + pw > off {
+            ((self.w + pw - off - 1) / sw + 1).min(self.wo)
+        } else {
+            0
+        };
+        Some((y, lo, hi.max(lo)))
+    }
+}
+
 /// Unfolds one image `[C, H, W]` into `col: [C·KH·KW, HO·WO]`.
 fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
     let pp = g.positions();
+    let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
+        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
                 for oy in 0..g.ho {
-                    for ox in 0..g.wo {
-                        row[oy * g.wo + ox] = match g.src(oy, ox, i, j) {
-                            Some((y, x)) => img[(c * g.h + y) * g.w + x],
-                            None => E::ZERO,
-                        };
+                    let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
+                    let Some((y, lo, hi)) = g.row_span(oy, i, j) else {
+                        out.fill(E::ZERO);
+                        continue;
+                    };
+                    out[..lo].fill(E::ZERO);
+                    out[hi..].fill(E::ZERO);
+                    let src = &plane[y * g.w..(y + 1) * g.w];
+                    let x0 = lo * sw + j * dw - pw;
+                    if sw == 1 {
+                        out[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                    } else {
+                        for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                            *o = src[x0 + k * sw];
+                        }
                     }
                 }
             }
@@ -155,14 +194,26 @@ fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
 /// Folds `col` back into an image, adding overlapping contributions.
 fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
     let pp = g.positions();
+    let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
+        let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
                 for oy in 0..g.ho {
-                    for ox in 0..g.wo {
-                        if let Some((y, x)) = g.src(oy, ox, i, j) {
-                            img[(c * g.h + y) * g.w + x] += row[oy * g.wo + ox];
+                    let Some((y, lo, hi)) = g.row_span(oy, i, j) else {
+                        continue;
+                    };
+                    let inp = &row[oy * g.wo + lo..oy * g.wo + hi];
+                    let dst = &mut plane[y * g.w..(y + 1) * g.w];
+                    let x0 = lo * sw + j * dw - pw;
+                    if sw == 1 {
+                        for (d, &v) in dst[x0..x0 + (hi - lo)].iter_mut().zip(inp) {
+                            *d += v;
+                        }
+                    } else {
+                        for (k, &v) in inp.iter().enumerate() {
+                            dst[x0 + k * sw] += v;
                         }
                     }
                 }
