@@ -956,3 +956,125 @@ pub fn datasets() -> Result<ExitCode> {
     println!("FILE.csv     numeric features and a label column (--label-column NAME|INDEX, --task classification|regression)");
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn trace(a: crate::TraceArgs) -> Result<ExitCode> {
+    use backprop_train::trace::{trace as run_trace, TraceCost};
+    if !(a.lr.is_finite() && a.lr >= 0.0) {
+        bail!("--lr {}: must be a non-negative number", a.lr);
+    }
+    // the model, in f64
+    let (model, mut input, mut label) = match (&a.model, &a.model_path) {
+        (Some(spec_name), None) => {
+            if a.input.is_empty() {
+                bail!("--input: give the input values, e.g. --input 0.35,0.9");
+            }
+            let m = ModelArgs {
+                model: spec_name.clone(),
+                hidden: None,
+                activation: None,
+                dropout: 0.0,
+            };
+            let (spec, _) = model_spec(&m, 0)?;
+            // the width the spec's first layer states (through `in` or explicit weights)
+            let stated = match spec.layers.first() {
+                Some(backprop_train::LayerSpec::Linear {
+                    inputs: Some(k), ..
+                }) => Some(*k),
+                Some(backprop_train::LayerSpec::Linear {
+                    weight: Some(w), ..
+                }) => w.first().map(Vec::len),
+                _ => None,
+            };
+            if let Some(k) = stated.filter(|&k| k != a.input.len()) {
+                bail!(
+                    "--input: the input has {} values but the model's first layer takes {k}",
+                    a.input.len()
+                );
+            }
+            let built = spec
+                .build_shaped::<f64>(a.input.len(), None, None, 0)
+                .map_err(|e| anyhow!("--model {spec_name}: {e}"))?;
+            (built.model, a.input.clone(), None)
+        }
+        (None, Some(path)) => {
+            let saved = load_saved_model(path)?;
+            let spec: ModelSpec = serde_json::from_str(&saved.meta["backprop.spec"])?;
+            let image: Option<[usize; 3]> = saved
+                .meta
+                .get("backprop.image_shape")
+                .and_then(|s| serde_json::from_str(s).ok());
+            let built = spec
+                .build_shaped::<f64>(saved.inputs, image, None, 0)
+                .map_err(|e| anyhow!("--model-path: {e}"))?;
+            for ((_, p64), (_, p32)) in built.model.params().iter().zip(saved.model.params()) {
+                p64.set_value(p32.value().cast());
+            }
+            let (input, label) = match a.index {
+                Some(i) => {
+                    let (_, test) = saved_test_set(&saved, &a.data)?;
+                    if i >= test.len() {
+                        bail!("--index {i}: the test split has {} samples", test.len());
+                    }
+                    let f = test.features();
+                    let label = match &test.targets {
+                        Targets::Classes { labels, .. } => Some(labels[i]),
+                        Targets::Values(_) => None,
+                    };
+                    (
+                        test.x.data()[i * f..(i + 1) * f]
+                            .iter()
+                            .map(|&v| v as f64)
+                            .collect(),
+                        label,
+                    )
+                }
+                None => (a.input.clone(), None),
+            };
+            (built.model, input, label)
+        }
+        _ => bail!("give either --model SPEC or --model-path MODEL"),
+    };
+    if input.is_empty() {
+        bail!("--input or --index: nothing to trace");
+    }
+    let cost = match parse_loss(&a.loss)? {
+        LossKind::Squared => {
+            let target = if !a.target.is_empty() {
+                a.target.clone()
+            } else if let Some(k) = label.take() {
+                let outputs = model
+                    .params()
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n.ends_with("weight"))
+                    .map_or(0, |(_, p)| p.shape()[0]);
+                (0..outputs)
+                    .map(|j| if j == k { 1.0 } else { 0.0 })
+                    .collect()
+            } else {
+                bail!("--target: give the target values for the squared cost");
+            };
+            TraceCost::Squared(target)
+        }
+        LossKind::CrossEntropy => {
+            let k = match (a.target.as_slice(), label) {
+                ([t], _) if *t >= 0.0 && t.fract() == 0.0 => *t as usize,
+                ([], Some(k)) => k,
+                _ => bail!("--target: cross-entropy needs one class index"),
+            };
+            TraceCost::CrossEntropy(k)
+        }
+        _ => bail!(
+            "--loss {}: trace supports squared and cross-entropy",
+            a.loss
+        ),
+    };
+    let t = run_trace(&model, &input, &cost, a.lr).map_err(|e| anyhow!(e))?;
+    input.clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&t)?);
+    } else {
+        print!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -39,6 +39,8 @@ enum Command {
     Gradcheck(GradcheckArgs),
     /// List the datasets available.
     Datasets,
+    /// Print one step of backpropagation in the lectures' notation (z, a, δ, ∂C/∂b, ∂C/∂w).
+    Trace(TraceArgs),
     /// Draw a saved model's first-layer filters, its feature maps for one input, and the
     /// test patches that most strongly activate a filter (PNG).
     Visualize(VisualizeArgs),
@@ -217,6 +219,36 @@ pub struct SummaryArgs {
 }
 
 #[derive(Args)]
+pub struct TraceArgs {
+    /// A model spec file (.json/.toml, e.g. with explicit weights) or a preset.
+    #[arg(long, conflicts_with = "model_path")]
+    pub model: Option<String>,
+    /// A saved model instead of a spec.
+    #[arg(long = "model-path", alias = "checkpoint")]
+    pub model_path: Option<PathBuf>,
+    /// The input values, comma-separated (e.g. 0.35,0.9).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub input: Vec<f64>,
+    /// Use this test sample of the model's dataset as the input (and its label as the target).
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// The target: values for the squared cost, or a class index for cross-entropy.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub target: Vec<f64>,
+    /// squared (C = ½‖a − y‖²) or cross-entropy.
+    #[arg(long, default_value = "squared")]
+    pub loss: String,
+    /// η for the step shown.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr: f64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print the trace as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct VisualizeArgs {
     /// The saved model.
     #[arg(long = "model-path", alias = "checkpoint")]
@@ -291,6 +323,7 @@ fn main() -> ExitCode {
         Command::Gradcheck(a) => commands::gradcheck(a),
         Command::Datasets => commands::datasets(),
         Command::Visualize(a) => visualize::visualize(a),
+        Command::Trace(a) => commands::trace(a),
     };
     match result {
         Ok(code) => code,

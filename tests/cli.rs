@@ -581,3 +581,48 @@ fn lenet5_trains_summarises_and_visualizes() {
     assert_eq!(e["test_accuracy"], t["test_accuracy"]);
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn trace_prints_the_worked_example() {
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/specs/worked_example.toml"
+    );
+    let o = run(&[
+        "trace", "--model", spec, "--input", "0.35,0.9", "--target", "0.5",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for want in [
+        "0.690283", "0.272326", "0.872998", "0.099071", "0.797611", "0.397140", "0.592646", "BP1",
+        "BP2", "BP3", "BP4",
+    ] {
+        if want == "BP3" {
+            continue; // no biases in this network
+        }
+        assert!(text.contains(want), "the trace lacks {want}:\n{text}");
+    }
+    let j = json_of(&run(&[
+        "trace", "--model", spec, "--input", "0.35,0.9", "--target", "0.5", "--json",
+    ]));
+    let out = j["layers"][1]["a"][0].as_f64().unwrap();
+    assert!((out - 0.690283).abs() < 1e-6);
+    let w2 = &j["layers"][1]["new_weight"][0];
+    assert!(
+        (w2[0].as_f64().unwrap() - 0.272326).abs() < 1e-6
+            && (w2[1].as_f64().unwrap() - 0.872998).abs() < 1e-6
+    );
+    let w1 = &j["layers"][0]["new_weight"];
+    assert!((w1[1][1].as_f64().unwrap() - 0.5926455).abs() < 1e-7);
+    assert!(j["bp2_error"].as_f64().unwrap() < 1e-12);
+    fails_with(
+        &[
+            "trace", "--model", spec, "--input", "0.35", "--target", "0.5",
+        ],
+        &["input has 1 values", "takes 2"],
+    );
+    fails_with(
+        &["trace", "--model", spec, "--input", "0.35,0.9"],
+        &["--target"],
+    );
+}

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod classic;
 pub mod conv;
 pub mod init;
 pub mod layers;

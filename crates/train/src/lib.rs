@@ -12,6 +12,7 @@ pub mod history;
 pub mod metrics;
 pub mod plot;
 pub mod spec;
+pub mod trace;
 mod trainer;
 
 pub use checkpoint::Checkpoint;
