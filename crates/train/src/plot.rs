@@ -13,25 +13,67 @@ const PALETTE: [&str; 6] = [
 
 /// An SVG line chart of named series over epochs 1..=n (NaN points are skipped).
 pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -> String {
-    let (w, h, l, r, t, b) = (640.0, 400.0, 70.0, 20.0, 40.0, 50.0);
-    let pts: Vec<f64> = series
+    let xy: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(n, v)| {
+            (
+                *n,
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &y)| ((i + 1) as f64, y))
+                    .collect(),
+            )
+        })
+        .collect();
+    xy_chart_svg(title, "epoch", y_label, &xy, false)
+}
+
+/// An SVG chart of named `(x, y)` series (NaN or non-finite points are skipped), with a
+/// logarithmic y axis if `log_y` (non-positive values are then skipped).
+///
+/// ```
+/// use backprop_train::plot::xy_chart_svg;
+/// let svg = xy_chart_svg("f", "x", "y", &[("square", (0..10).map(|i| (i as f64, (i * i) as f64)).collect())], false);
+/// assert!(svg.starts_with("<svg") && svg.contains("square"));
+/// ```
+pub fn xy_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    log_y: bool,
+) -> String {
+    // the plot area is 550×310; the legend sits to its right, outside it
+    let legend_w = 10.0
+        + 7.0
+            * series
+                .iter()
+                .map(|(n, _)| n.chars().count())
+                .max()
+                .unwrap_or(0) as f64
+        + 30.0;
+    let (w, h, l, r, t, b) = (640.0 + legend_w, 400.0, 70.0, 20.0 + legend_w, 40.0, 50.0);
+    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0);
+    let ty = |y: f64| if log_y { y.log10() } else { y };
+    let pts: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .filter(|v| v.is_finite())
+        .filter(ok)
         .collect();
-    let n = series
-        .iter()
-        .map(|(_, v)| v.len())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let (mut lo, mut hi) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
+    let (mut x0, mut x1, mut lo, mut hi) = pts.iter().fold(
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
+        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(ty(y)), d.max(ty(y))),
+    );
+    if !x0.is_finite() {
+        (x0, x1, lo, hi) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x1 - x0 < 1e-12 {
+        x1 = x0 + 1.0;
     }
     if hi - lo < 1e-12 {
         hi = lo + 1.0;
@@ -39,22 +81,15 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
     let pad = (hi - lo) * 0.05;
     // never pad a non-negative quantity (a loss, an accuracy) below zero
     let (lo, hi) = (
-        if lo >= 0.0 {
+        if !log_y && lo >= 0.0 {
             (lo - pad).max(0.0)
         } else {
             lo - pad
         },
         hi + pad,
     );
-    let x_of = |i: usize| {
-        l + (w - l - r)
-            * if n > 1 {
-                i as f64 / (n - 1) as f64
-            } else {
-                0.5
-            }
-    };
-    let y_of = |v: f64| t + (h - t - b) * (1.0 - (v - lo) / (hi - lo));
+    let x_of = |x: f64| l + (w - l - r) * (x - x0) / (x1 - x0);
+    let y_of = |v: f64| t + (h - t - b) * (1.0 - (ty(v) - lo) / (hi - lo));
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
     );
@@ -65,28 +100,34 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
     );
     for k in 0..=5 {
         let v = lo + (hi - lo) * k as f64 / 5.0;
-        let y = y_of(v);
+        let y = t + (h - t - b) * (1.0 - k as f64 / 5.0);
+        let label = if log_y {
+            fmt_tick(10f64.powf(v))
+        } else {
+            fmt_tick(v)
+        };
         s += &format!(
             r##"<line x1="{l}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             w - r,
             l - 6.0,
             y + 4.0,
+            label
+        );
+    }
+    for k in 0..=5 {
+        let v = x0 + (x1 - x0) * k as f64 / 5.0;
+        s += &format!(
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x_of(v),
+            h - b + 18.0,
             fmt_tick(v)
         );
     }
-    let step = (n as f64 / 10.0).ceil().max(1.0) as usize;
-    for i in (0..n).step_by(step) {
-        s += &format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x_of(i),
-            h - b + 18.0,
-            i + 1
-        );
-    }
     s += &format!(
-        r#"<text x="{}" y="{}" text-anchor="middle">epoch</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
         (l + w - r) / 2.0,
-        h - 10.0
+        h - 10.0,
+        esc(x_label)
     );
     s += &format!(
         r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"#,
@@ -99,50 +140,101 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
         w - l - r,
         h - t - b
     );
-    // the legend goes where the curves end up not being: bottom right if they finish high
-    let ends: Vec<f64> = series
-        .iter()
-        .filter_map(|(_, v)| v.iter().rev().find(|x| x.is_finite()).copied())
-        .collect();
-    let end_high = !ends.is_empty()
-        && ends.iter().map(|&v| (v - lo) / (hi - lo)).sum::<f64>() / ends.len() as f64 > 0.5;
-    let legend_top = if end_high {
-        h - b - 12.0 - 16.0 * series.len() as f64
-    } else {
-        t + 16.0
-    };
+    let legend_x = w - r + 12.0;
     for (k, (name, vals)) in series.iter().enumerate() {
         let c = PALETTE[k % PALETTE.len()];
         let path: Vec<String> = vals
             .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, &v)| format!("{:.1},{:.1}", x_of(i), y_of(v)))
+            .filter(|p| ok(p))
+            .map(|&(x, y)| format!("{:.1},{:.1}", x_of(x), y_of(y)))
             .collect();
-        if !path.is_empty() {
+        if path.len() > 1 {
             s += &format!(
                 r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
                 path.join(" ")
             );
+        } else if let Some(p) = path.first() {
+            let (cx, cy) = p.split_once(',').unwrap();
+            s += &format!(r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{c}"/>"#);
         }
-        if path.len() == 1 {
-            s += &format!(
-                r#"<circle cx="{}" r="3" fill="{c}" cy="{}"/>"#,
-                path[0].split(',').next().unwrap(),
-                path[0].split(',').nth(1).unwrap()
-            );
-        }
-        let ly = legend_top + 16.0 * k as f64;
+        let ly = t + 10.0 + 16.0 * k as f64;
         s += &format!(
-            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            w - r - 130.0,
-            w - r - 110.0,
-            w - r - 104.0,
+            r#"<line x1="{legend_x}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            legend_x + 20.0,
+            legend_x + 26.0,
             ly + 4.0,
             esc(name)
         );
     }
     s + "</svg>\n"
+}
+
+/// A heatmap of `f` over `[x0, x1] × [y0, y1]` (log-scaled, darker is lower) with polyline
+/// paths drawn over it, e.g. gradient-descent trajectories. Returns RGB pixels, `size²`.
+pub fn contour_paths(
+    f: impl Fn(f64, f64) -> f64,
+    bounds: (f64, f64, f64, f64),
+    paths: &[Vec<(f64, f64)>],
+    size: usize,
+) -> Vec<u8> {
+    let (x0, x1, y0, y1) = bounds;
+    let vals: Vec<f64> = (0..size * size)
+        .map(|k| {
+            let (i, j) = (k % size, k / size);
+            f(
+                x0 + (x1 - x0) * (i as f64 + 0.5) / size as f64,
+                y1 - (y1 - y0) * (j as f64 + 0.5) / size as f64,
+            )
+        })
+        .collect();
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let mut img = vec![0u8; size * size * 3];
+    for (k, &v) in vals.iter().enumerate() {
+        let u = ((v - lo) / (hi - lo).max(1e-300)).max(0.0);
+        let u = (1.0 + 99.0 * u).log10() / 2.0; // log scale 0..1
+                                                // iso-bands every tenth make the contours visible
+        let band = if ((u * 20.0).fract()) < 0.08 {
+            0.8
+        } else {
+            1.0
+        };
+        let g = (40.0 + 200.0 * u) * band;
+        img[k * 3..k * 3 + 3].copy_from_slice(&[
+            (g * 0.85) as u8,
+            (g * 0.9) as u8,
+            g.min(255.0) as u8,
+        ]);
+    }
+    let to_px = |(x, y): (f64, f64)| {
+        (
+            (x - x0) / (x1 - x0) * size as f64,
+            (y1 - y) / (y1 - y0) * size as f64,
+        )
+    };
+    for (pi, path) in paths.iter().enumerate() {
+        let rgb = CLASS_RGB[(pi + 1) % CLASS_RGB.len()];
+        for seg in path.windows(2) {
+            let (a, b) = (to_px(seg[0]), to_px(seg[1]));
+            let steps =
+                ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).clamp(1, 4 * size);
+            for s in 0..=steps {
+                let t = s as f64 / steps as f64;
+                let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (xi, yi) = (x as i64 + dx, y as i64 + dy);
+                    if xi >= 0 && yi >= 0 && (xi as usize) < size && (yi as usize) < size {
+                        let idx = (yi as usize * size + xi as usize) * 3;
+                        img[idx..idx + 3].copy_from_slice(&rgb);
+                    }
+                }
+            }
+        }
+    }
+    img
 }
 
 fn fmt_tick(v: f64) -> String {
