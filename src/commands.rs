@@ -655,8 +655,82 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `predict --segment`: each image is a number written digit by digit.
+fn predict_numbers(a: &PredictArgs, saved: &Saved) -> Result<ExitCode> {
+    let encoding = match saved.encoding.get("encoding").and_then(|e| e.as_str()) {
+        Some("none") | None => bail!("--segment: this model was not trained on images"),
+        Some(_) => encoding_from(&saved.encoding)?,
+    };
+    if saved.inputs != 784 {
+        bail!(
+            "--segment: the model takes {} inputs; reading numbers needs a 28×28 digit model",
+            saved.inputs
+        );
+    }
+    if a.images.is_empty() {
+        bail!("--segment: give the images of numbers to read");
+    }
+    let mut results = Vec::new();
+    for p in &a.images {
+        let img = read_image(p)?;
+        let mut px = img.pixels;
+        let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len().max(1) as f64;
+        if mean > 127.0 {
+            px.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+        let segs = backprop_data::segment_digits(&px, img.width, img.height);
+        if segs.is_empty() {
+            bail!("{}: no digits found (no ink)", p.display());
+        }
+        let x = Tensor::from_vec(
+            segs.iter()
+                .flat_map(|s| s.pixels.iter().map(|&b| encoding.encode(b)))
+                .collect(),
+            &[segs.len(), 784],
+        );
+        let probs = predict_proba(&saved.model, &x);
+        let c = probs.shape()[1];
+        let mut number = String::new();
+        let mut digits = Vec::new();
+        for (k, s) in segs.iter().enumerate() {
+            let pr = &probs.data()[k * c..(k + 1) * c];
+            let best = (0..c).max_by(|&i, &j| pr[i].total_cmp(&pr[j])).unwrap();
+            let label = saved
+                .classes
+                .get(best)
+                .cloned()
+                .unwrap_or_else(|| best.to_string());
+            number += &label;
+            digits.push(
+                json!({"digit": label, "confidence": pr[best], "box": [s.x0, s.x1, s.y0, s.y1]}),
+            );
+        }
+        if !a.json {
+            let conf: Vec<String> = digits
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} ({:.3})",
+                        d["digit"].as_str().unwrap_or("?"),
+                        d["confidence"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            println!("{}: {number}   {}", p.display(), conf.join(" "));
+        }
+        results.push(json!({"input": p.display().to_string(), "number": number, "digits": digits}));
+    }
+    if a.json {
+        println!("{}", json!({ "numbers": results }));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     let saved = load_saved_model(&a.model_path)?;
+    if a.segment {
+        return predict_numbers(&a, &saved);
+    }
     if a.images.is_empty() && a.index.is_empty() && a.csv.is_none() {
         bail!("nothing to predict: give image files, --index N,... or --csv FILE");
     }

@@ -191,6 +191,10 @@ pub struct PredictArgs {
     /// A CSV file of feature rows (no label column) to classify.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Read each image as a number: split it into digits, normalize each as MNIST does, and
+    /// classify them left to right.
+    #[arg(long)]
+    pub segment: bool,
     #[command(flatten)]
     pub data: DataArgs,
     /// Print JSON on stdout.

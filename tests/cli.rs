@@ -626,3 +626,83 @@ fn trace_prints_the_worked_example() {
         &["--target"],
     );
 }
+
+#[test]
+fn predict_segment_reads_six_digit_numbers() {
+    // the default MLP (the README's main job)
+    let out = tmpdir("segment");
+    let t = json_of(&run(&[
+        "train",
+        "--json",
+        "--out",
+        out.join("run").to_str().unwrap(),
+    ]));
+    let model = t["model_path"].as_str().unwrap().to_string();
+    // 300 numbers of six MNIST test digits, side by side with uneven gaps of 0–10 pixels
+    let raw = backprop_data::load_idx_pair(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        "t10k",
+    )
+    .unwrap();
+    let mut rng = backprop_tensor::Rng::seed(2026);
+    let mut truth = Vec::new();
+    let mut files = Vec::new();
+    for k in 0..300 {
+        let idx: Vec<usize> = (0..6).map(|_| rng.below(10_000)).collect();
+        let gaps: Vec<usize> = (0..7).map(|_| rng.below(11)).collect();
+        let (w, h) = (gaps.iter().sum::<usize>() + 6 * 28, 36);
+        let mut px = vec![0u8; w * h];
+        let mut x = gaps[0];
+        for (j, &i) in idx.iter().enumerate() {
+            for yy in 0..28 {
+                for xx in 0..28 {
+                    px[(yy + 4) * w + x + xx] = raw.pixels[i * 784 + yy * 28 + xx];
+                }
+            }
+            x += 28 + gaps[j + 1];
+        }
+        let p = out.join(format!("number{k}.png"));
+        write_png(&p, w, h, &px);
+        files.push(p.display().to_string());
+        truth.push(
+            idx.iter()
+                .map(|&i| raw.labels[i].to_string())
+                .collect::<String>(),
+        );
+    }
+    let mut args = vec![
+        "predict".to_string(),
+        "--model-path".into(),
+        model,
+        "--segment".into(),
+        "--json".into(),
+    ];
+    args.extend(files);
+    let r = json_of(&bin().args(&args).output().unwrap());
+    let numbers = r["numbers"].as_array().unwrap();
+    assert_eq!(numbers.len(), 300);
+    let (mut right, mut whole, mut counted) = (0, 0, 0);
+    for (n, want) in numbers.iter().zip(&truth) {
+        let got = n["number"].as_str().unwrap();
+        right += got
+            .chars()
+            .zip(want.chars())
+            .filter(|(a, b)| a == b)
+            .count();
+        whole += usize::from(got == want);
+        counted += usize::from(got.len() == 6);
+        assert!(n["digits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["confidence"].as_f64().unwrap() > 0.0));
+    }
+    let digit_accuracy = right as f64 / 1800.0;
+    eprintln!("segmentation: {right}/1800 digits, {whole}/300 whole numbers, {counted}/300 with six digits");
+    assert!(digit_accuracy >= 0.97, "{right}/1800 digits right");
+    assert!(
+        counted >= 297,
+        "only {counted}/300 numbers split into six digits"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}

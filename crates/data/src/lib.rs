@@ -24,6 +24,7 @@ mod csv_data;
 mod dataset;
 mod error;
 mod idx;
+mod segment;
 mod synthetic;
 
 pub use csv_data::{load_csv, CsvOptions, LabelColumn, Task};
@@ -33,4 +34,5 @@ pub use dataset::{
 };
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
+pub use segment::{segment_digits, Segment};
 pub use synthetic::{synthetic, SYNTHETIC};
