@@ -83,7 +83,9 @@ pub fn segment_digits(pixels: &[u8], width: usize, height: usize) -> Vec<Segment
             let gap = (r.0 - last.1) as f64;
             let fits = ((r.1 - last.0) as f64) <= 1.25 * typical;
             let piece = fragment(&r) || fragment(last);
-            if fits && piece && gap <= 0.4 * typical {
+            // a 1–2 pixel sliver right next to a run is part of its stroke, whatever its height
+            let sliver = gap <= 2.0 && ((r.1 - r.0) <= 2 || (last.1 - last.0) <= 2);
+            if fits && (sliver || (piece && gap <= 0.4 * typical)) {
                 last.1 = r.1;
                 continue;
             }
