@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example gradient_descent_2d` → bowl.png, rosenbrock.png, minima.png
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::train::plot::{contour_paths, write_png};
 use backprop::{Tensor, Var};
@@ -110,19 +110,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     Ok(figures)
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("gradient_descent_2d");
+    let (quick, out) = common::args("gradient_descent_2d");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example learning_rate` → learning_rate.svg
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::data::{synthetic, BatchTargets};
 use backprop::nn::{loss, Mode, Module};
@@ -77,19 +77,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     ])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("learning_rate");
+    let (quick, out) = common::args("learning_rate");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release --example linear_network`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::nn::{Linear, Mode, Module, Sequential};
 use backprop::{Rng, Tensor, Var};
@@ -34,19 +34,11 @@ pub fn run(_quick: bool, _out: &Path) -> Result<Figures, Box<dyn std::error::Err
     Ok(vec![("max_difference", diff)])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("linear_network");
+    let (quick, out) = common::args("linear_network");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example logic_gates`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::nn::classic::{hand_set_gate, Perceptron, TRUTH_TABLE_INPUTS};
 
@@ -48,20 +48,11 @@ pub fn run(_quick: bool, _out: &Path) -> Result<Figures, Box<dyn std::error::Err
     Ok(figures)
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("logic_gates");
+    let (quick, out) = common::args("logic_gates");
     run(quick, &out).map(|_| ())
-}
-
-/// `--quick` and `--out DIR` (default `runs/examples/NAME`).
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example mnist_784_15_10` → accuracy.svg
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::data::{digit_names, load_idx_pair, Encoding};
 use backprop::train::plot::{line_chart_svg, write_svg};
@@ -65,19 +65,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     Ok(vec![("test_accuracy", *test_acc.last().unwrap())])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("mnist_784_15_10");
+    let (quick, out) = common::args("mnist_784_15_10");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example regularization` → regularization.svg
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::data::{digit_names, load_idx_pair, Encoding};
 use backprop::train::plot::{line_chart_svg, write_svg};
@@ -78,19 +78,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     Ok(figures)
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("regularization");
+    let (quick, out) = common::args("regularization");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

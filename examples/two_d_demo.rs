@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example two_d_demo` → decision_boundary.png, loss.svg
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::data::synthetic;
 use backprop::train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
@@ -67,19 +67,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     Ok(vec![("train_accuracy", acc)])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("two_d_demo");
+    let (quick, out) = common::args("two_d_demo");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

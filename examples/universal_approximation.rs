@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example universal_approximation` → fits.svg, error_vs_width.svg
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::nn::{loss, Mode, Module};
 use backprop::optim::{Adam, Optimizer};
@@ -82,19 +82,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     ])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("universal_approximation");
+    let (quick, out) = common::args("universal_approximation");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

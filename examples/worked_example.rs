@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release --example worked_example`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::autograd::GradcheckOptions;
 use backprop::train::trace::{trace, TraceCost};
@@ -47,19 +47,11 @@ pub fn run(_quick: bool, _out: &Path) -> Result<Figures, Box<dyn std::error::Err
     ])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("worked_example");
+    let (quick, out) = common::args("worked_example");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example xor_mlp`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backprop::nn::{loss, Activation, Linear, Mode, Module, Sequential};
 use backprop::optim::{Optimizer, Sgd};
@@ -62,19 +62,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     ])
 }
 
+#[path = "common/args.rs"]
+mod common;
+
 #[allow(dead_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (quick, out) = args("xor_mlp");
+    let (quick, out) = common::args("xor_mlp");
     run(quick, &out).map(|_| ())
-}
-
-fn args(name: &str) -> (bool, PathBuf) {
-    let a: Vec<String> = std::env::args().collect();
-    let out = a
-        .iter()
-        .position(|s| s == "--out")
-        .and_then(|i| a.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs/examples").join(name));
-    (a.iter().any(|s| s == "--quick"), out)
 }
