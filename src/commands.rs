@@ -199,7 +199,13 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     });
     let synthetic = SYNTHETIC.contains(&dataset_name.as_str());
     let config = TrainConfig {
-        epochs: a.epochs.unwrap_or(if synthetic { 200 } else { 10 }),
+        epochs: a.epochs.unwrap_or(if synthetic {
+            200
+        } else if a.model.model == "cnn" {
+            15
+        } else {
+            10
+        }),
         batch_size: a.batch_size,
         optimizer,
         lr,
