@@ -706,3 +706,49 @@ fn predict_segment_reads_six_digit_numbers() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn trace_reads_a_saved_model_and_a_test_sample() {
+    let out = tmpdir("trace-ckpt");
+    let t = json_of(&run(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--samples",
+        "100",
+        "--epochs",
+        "2",
+        "--hidden",
+        "4",
+        "--activation",
+        "tanh",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let model = t["model_path"].as_str().unwrap();
+    // the class label of test sample 3 is the target; cross-entropy from the logits
+    let j = json_of(&run(&[
+        "trace",
+        "--model-path",
+        model,
+        "--index",
+        "3",
+        "--loss",
+        "cross-entropy",
+        "--lr",
+        "0.1",
+        "--json",
+    ]));
+    assert_eq!(j["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(j["input"].as_array().unwrap().len(), 2);
+    assert!(
+        j["bp1_error"].as_f64().unwrap() < 1e-9 && j["bp2_error"].as_f64().unwrap() < 1e-9,
+        "{j}"
+    );
+    // BP3: ∂C/∂b = δ in every layer
+    for l in j["layers"].as_array().unwrap() {
+        assert_eq!(l["grad_bias"], l["delta"]);
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -67,3 +67,60 @@ fn a_perceptron_cannot_learn_xor() {
     assert!(outputs(&p).iter().zip(XOR).any(|(a, b)| *a != b));
     assert!(r.to_string().contains("did not converge"));
 }
+
+#[test]
+fn logistic_regression_trains_with_gradient_yhat_minus_y_times_x() {
+    use backprop_autograd::Var;
+    use backprop_nn::loss::{bce_with_logits, Reduction};
+    use backprop_nn::{Linear, Mode, Module};
+    use backprop_tensor::{Rng, Tensor};
+    // two gaussian blobs in 2-D, labels 0 and 1
+    let mut rng = Rng::seed(4);
+    let n = 200;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for i in 0..n {
+        let c = if i % 2 == 0 { 1.0 } else { -1.0 };
+        xs.extend([c + 0.6 * rng.normal(), c + 0.6 * rng.normal()]);
+        ys.push(if c > 0.0 { 1.0 } else { 0.0 });
+    }
+    let x = Tensor::<f64>::from_vec(xs, &[n, 2]);
+    let y = Tensor::<f64>::from_vec(ys, &[n, 1]);
+    // a network with no hidden units: ŷ = σ(w·x + b)
+    let model = Linear::<f64>::with_init(2, 1, backprop_nn::Init::Zeros, true, &mut rng);
+    let eta = 0.5;
+    for _ in 0..200 {
+        let z = model.forward(&Var::constant(x.clone()), Mode::Train);
+        let yhat = z.value().sigmoid();
+        let g = bce_with_logits(&z, &y, Reduction::Mean).backward();
+        // the gradient is the mean of (ŷ − y)x, and of (ŷ − y) for the bias
+        let err = yhat.sub(&y);
+        let want_w = err.matmul_tn(&x).mul_scalar(1.0 / n as f64);
+        assert!(g
+            .get(&model.weight)
+            .unwrap()
+            .allclose(&want_w, 1e-10, 1e-12));
+        let gb = g.get(model.bias.as_ref().unwrap()).unwrap().clone();
+        assert!((gb.item() - err.mean_all().item()).abs() < 1e-12);
+        let gw = g.get(&model.weight).unwrap().clone();
+        model
+            .weight
+            .update(|w| w.iter_mut().zip(gw.data()).for_each(|(w, g)| *w -= eta * g));
+        model
+            .bias
+            .as_ref()
+            .unwrap()
+            .update(|b| b[0] -= eta * gb.item());
+    }
+    let pred = model
+        .forward(&Var::constant(x.clone()), Mode::Eval)
+        .value()
+        .sigmoid();
+    let right = pred
+        .data()
+        .iter()
+        .zip(y.data())
+        .filter(|(p, t)| (**p > 0.5) == (**t > 0.5))
+        .count();
+    assert!(right as f64 / n as f64 >= 0.95, "{right}/{n}");
+}
