@@ -84,6 +84,36 @@ fn geom(
     ))
 }
 
+/// Calls `f(y·W + x)` for every input position of the window of output `(oy, ox)` that
+/// lies inside the `h × w` plane (padding positions are skipped).
+#[inline]
+fn for_each_in_window(
+    p: Pool2dParams,
+    h: usize,
+    w: usize,
+    oy: usize,
+    ox: usize,
+    mut f: impl FnMut(usize),
+) {
+    for i in 0..p.kernel.0 {
+        let Some(yy) = (oy * p.stride.0 + i)
+            .checked_sub(p.padding.0)
+            .filter(|&v| v < h)
+        else {
+            continue;
+        };
+        for j in 0..p.kernel.1 {
+            let Some(xx) = (ox * p.stride.1 + j)
+                .checked_sub(p.padding.1)
+                .filter(|&v| v < w)
+            else {
+                continue;
+            };
+            f(yy * w + xx);
+        }
+    }
+}
+
 /// Output shape of pooling, or an error.
 pub fn pool2d_output_shape(s: &[usize], p: Pool2dParams) -> Result<Vec<usize>> {
     let (_, _, _, ho, wo) = geom("pool2d", s, p)?;
@@ -112,30 +142,14 @@ pub fn max_pool2d_forward<E: Element>(
                 for ox in 0..wo {
                     let mut best = E::neg_infinity();
                     let mut bi = u32::MAX;
-                    for i in 0..p.kernel.0 {
-                        let Some(yy) = (oy * p.stride.0 + i)
-                            .checked_sub(p.padding.0)
-                            .filter(|&v| v < h)
-                        else {
-                            continue;
-                        };
-                        for j in 0..p.kernel.1 {
-                            let Some(xx) = (ox * p.stride.1 + j)
-                                .checked_sub(p.padding.1)
-                                .filter(|&v| v < w)
-                            else {
-                                continue;
-                            };
-                            let v = plane[yy * w + xx];
-                            if v > best || bi == u32::MAX || v.is_nan() {
-                                best = v;
-                                bi = (yy * w + xx) as u32;
-                                if v.is_nan() {
-                                    break;
-                                }
-                            }
+                    for_each_in_window(p, h, w, oy, ox, |k| {
+                        let v = plane[k];
+                        // the first maximum wins ties; a NaN wins and then stays (it propagates)
+                        if !best.is_nan() && (v > best || bi == u32::MAX || v.is_nan()) {
+                            best = v;
+                            bi = k as u32;
                         }
-                    }
+                    });
                     yp[oy * wo + ox] = best;
                     ip[oy * wo + ox] = bi;
                 }
@@ -179,23 +193,9 @@ pub fn avg_pool2d_forward<E: Element>(x: &Tensor<E>, p: Pool2dParams) -> Result<
         for oy in 0..ho {
             for ox in 0..wo {
                 let mut s = E::ZERO;
-                for i in 0..p.kernel.0 {
-                    let Some(yy) = (oy * p.stride.0 + i)
-                        .checked_sub(p.padding.0)
-                        .filter(|&v| v < h)
-                    else {
-                        continue;
-                    };
-                    for j in 0..p.kernel.1 {
-                        let Some(xx) = (ox * p.stride.1 + j)
-                            .checked_sub(p.padding.1)
-                            .filter(|&v| v < w)
-                        else {
-                            continue;
-                        };
-                        s += plane[yy * w + xx];
-                    }
-                }
+                for_each_in_window(p, h, w, oy, ox, |k| {
+                    s += plane[k];
+                });
                 yp[oy * wo + ox] = s * inv;
             }
         }
@@ -221,23 +221,9 @@ pub fn avg_pool2d_backward<E: Element>(
         for oy in 0..ho {
             for ox in 0..wo {
                 let v = g[pl * ho * wo + oy * wo + ox] * inv;
-                for i in 0..p.kernel.0 {
-                    let Some(yy) = (oy * p.stride.0 + i)
-                        .checked_sub(p.padding.0)
-                        .filter(|&v| v < h)
-                    else {
-                        continue;
-                    };
-                    for j in 0..p.kernel.1 {
-                        let Some(xx) = (ox * p.stride.1 + j)
-                            .checked_sub(p.padding.1)
-                            .filter(|&v| v < w)
-                        else {
-                            continue;
-                        };
-                        dp[yy * w + xx] += v;
-                    }
-                }
+                for_each_in_window(p, h, w, oy, ox, |k| {
+                    dp[k] += v;
+                });
             }
         }
     });
