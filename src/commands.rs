@@ -12,8 +12,8 @@ use backprop_nn::{Mode, Module, Sequential, Summary};
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
 use backprop_train::{
-    batch_loss, evaluate, load_weights, predict_proba, Checkpoint, LossKind, ModelSpec,
-    OptimizerKind, ScheduleKind, Stop, TrainConfig, Trainer,
+    batch_loss, evaluate, predict_proba, Checkpoint, LossKind, ModelSpec,
+    OptimizerKind, SavedModel, ScheduleKind, Stop, TrainConfig, Trainer,
 };
 use serde_json::{json, Value};
 
@@ -131,39 +131,14 @@ fn ensure_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn metadata(spec: &ModelSpec, loaded: &Loaded, inputs: usize) -> BTreeMap<String, String> {
-    let classes: Vec<String> = match &loaded.train.targets {
-        Targets::Classes { names, .. } => names.clone(),
-        Targets::Values(_) => Vec::new(),
-    };
-    let mut m = BTreeMap::new();
-    m.insert("format".into(), "pt".into());
-    m.insert("backprop.version".into(), env!("CARGO_PKG_VERSION").into());
-    m.insert(
-        "backprop.spec".into(),
-        serde_json::to_string(&spec.without_values()).unwrap(),
-    );
-    m.insert("backprop.inputs".into(), inputs.to_string());
-    m.insert(
-        "backprop.outputs".into(),
-        loaded.train.outputs().to_string(),
-    );
-    m.insert(
-        "backprop.classes".into(),
-        serde_json::to_string(&classes).unwrap(),
-    );
-    m.insert("backprop.normalization".into(), loaded.encoding.to_string());
-    m.insert("backprop.dataset".into(), loaded.name.clone());
-    if let Some(d) = &loaded.data_dir {
-        m.insert("backprop.data_dir".into(), d.display().to_string());
-    }
-    if let Some(s) = loaded.train.image_shape {
-        m.insert(
-            "backprop.image_shape".into(),
-            serde_json::to_string(&s).unwrap(),
-        );
-    }
-    m
+fn metadata(spec: &ModelSpec, loaded: &Loaded) -> BTreeMap<String, String> {
+    backprop_train::saved::model_metadata(
+        spec,
+        &loaded.name,
+        &loaded.train,
+        &loaded.encoding,
+        loaded.data_dir.as_deref(),
+    )
 }
 
 fn pct(v: f64) -> String {
@@ -314,7 +289,7 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     };
 
     let mut trainer = Trainer::new(&model, config.clone()).map_err(|e| anyhow!(e))?;
-    let meta = metadata(&spec, &loaded, inputs);
+    let meta = metadata(&spec, &loaded);
     if a.resume {
         let ck = Checkpoint::load(&model_path).map_err(|e| anyhow!("--resume: {e}"))?;
         if ck.metadata.get("backprop.spec") != meta.get("backprop.spec") {
@@ -534,46 +509,13 @@ pub struct Saved {
 
 /// Loads and rebuilds a model saved by `train` (a file or its run directory).
 pub fn load_saved_model(path: &Path) -> Result<Saved> {
-    let file = if path.is_dir() {
-        path.join("model.safetensors")
-    } else {
-        path.to_path_buf()
-    };
-    let ck = Checkpoint::load(&file).map_err(|e| anyhow!("--model-path {e}"))?;
-    let get = |k: &str| {
-        ck.metadata.get(k).ok_or_else(|| {
-            anyhow!(
-                "--model-path {}: not a backprop model (no {k} metadata)",
-                file.display()
-            )
-        })
-    };
-    let spec: ModelSpec = serde_json::from_str(get("backprop.spec")?).map_err(|e| {
-        anyhow!(
-            "--model-path {}: unreadable model spec: {e}",
-            file.display()
-        )
-    })?;
-    let inputs: usize = get("backprop.inputs")?
-        .parse()
-        .map_err(|_| anyhow!("--model-path {}: bad input width", file.display()))?;
-    let classes: Vec<String> = serde_json::from_str(get("backprop.classes")?).unwrap_or_default();
-    let encoding: Value =
-        serde_json::from_str(get("backprop.normalization")?).unwrap_or(Value::Null);
-    let image: Option<[usize; 3]> = ck
-        .metadata
-        .get("backprop.image_shape")
-        .and_then(|s| serde_json::from_str(s).ok());
-    let built = spec
-        .build_shaped::<f32>(inputs, image, None, 0)
-        .map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
-    load_weights(&built.model, &ck).map_err(|e| anyhow!("--model-path {}: {e}", file.display()))?;
+    let m = SavedModel::load(path).map_err(|e| anyhow!("--model-path {e}"))?;
     Ok(Saved {
-        model: built.model,
-        meta: ck.metadata,
-        inputs,
-        classes,
-        encoding,
+        model: m.model,
+        meta: m.meta,
+        inputs: m.inputs,
+        classes: m.classes,
+        encoding: m.encoding,
     })
 }
 

@@ -34,33 +34,11 @@ pub fn default_mnist_dir() -> PathBuf {
 
 /// The encoding recorded in a model's metadata.
 pub fn encoding_from(v: &Value) -> Result<Encoding> {
-    Ok(match v.get("encoding").and_then(|e| e.as_str()) {
-        Some("grey") => Encoding::Grey,
-        Some("binary") => Encoding::Binary,
-        Some("standardized") => Encoding::Standardized {
-            mean: v
-                .get("mean")
-                .and_then(|m| m.as_f64())
-                .ok_or_else(|| anyhow!("standardized encoding without a mean"))?
-                as f32,
-            std: v
-                .get("std")
-                .and_then(|m| m.as_f64())
-                .ok_or_else(|| anyhow!("standardized encoding without a std"))?
-                as f32,
-        },
-        other => bail!("unknown input encoding {other:?} in the model"),
-    })
+    backprop_train::saved::encoding_from_json(v).map_err(|e| anyhow!(e))
 }
 
 fn encoding_json(e: &Encoding) -> Value {
-    match e {
-        Encoding::Grey => json!({"encoding": "grey"}),
-        Encoding::Binary => json!({"encoding": "binary"}),
-        Encoding::Standardized { mean, std } => {
-            json!({"encoding": "standardized", "mean": mean, "std": std})
-        }
-    }
+    backprop_train::saved::encoding_to_json(e)
 }
 
 /// Loads the data `args` name. `recorded` is the encoding saved with a model, which then

@@ -6,6 +6,7 @@
 mod commands;
 mod data;
 mod images;
+mod playground;
 mod progress;
 mod visualize;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Draw a saved model's first-layer filters, its feature maps for one input, and the
     /// test patches that most strongly activate a filter (PNG).
     Visualize(VisualizeArgs),
+    /// Serve the browser playground (live 2-D training, the math of each neuron) and the
+    /// digits page on this machine.
+    Playground(PlaygroundArgs),
 }
 
 /// Where the data comes from.
@@ -280,6 +284,38 @@ pub struct VisualizeArgs {
 }
 
 #[derive(Args)]
+pub struct PlaygroundArgs {
+    /// The address to listen on (loopback by default; other machines cannot connect).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Open the page in the default browser.
+    #[arg(long)]
+    pub open: bool,
+    /// The MNIST checkpoint the digits page uses; when the file does not exist, the default
+    /// MLP is trained into it on first use (default: where `backprop train` saves it).
+    #[arg(long)]
+    pub digits_model: Option<PathBuf>,
+    /// Epochs of that first-use training.
+    #[arg(long, default_value_t = 3)]
+    pub digits_epochs: usize,
+    /// MNIST-layout IDX directory for that training (default: the shipped data/mnist).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Most sessions (browser tabs) kept at once.
+    #[arg(long, default_value_t = 32)]
+    pub max_sessions: usize,
+    /// Most sessions training at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub max_playing: usize,
+    /// Seconds after which an unwatched, idle session is closed.
+    #[arg(long, default_value_t = 600)]
+    pub session_ttl: u64,
+}
+
+#[derive(Args)]
 pub struct GradcheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -328,6 +364,7 @@ fn main() -> ExitCode {
         Command::Datasets => commands::datasets(),
         Command::Visualize(a) => visualize::visualize(a),
         Command::Trace(a) => commands::trace(a),
+        Command::Playground(a) => playground::playground(a),
     };
     match result {
         Ok(code) => code,

@@ -69,12 +69,33 @@ impl Default for CsvOptions {
 /// exist, or a feature (or regression label) is not a number; messages give the file, the
 /// line and the column.
 pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| DataError::new(path, format!("cannot read the file: {e}")))?;
+    read_csv(path, file, opts)
+}
+
+/// Parses CSV text (an upload, say) as [`load_csv`] parses a file; `name` stands for the
+/// file in messages.
+///
+/// # Errors
+/// As [`load_csv`].
+///
+/// ```
+/// use backprop_data::{parse_csv, CsvOptions};
+/// let d = parse_csv("upload", "x1,x2,label\n0.5,1,a\n-1,0.25,b\n", &CsvOptions::default()).unwrap();
+/// assert_eq!((d.len(), d.features(), d.num_classes()), (2, 2, 2));
+/// assert!(parse_csv("upload", "x1,x2,label\n0.5,oops,a\n1,2,b\n", &CsvOptions::default()).is_err());
+/// ```
+pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
+    read_csv(Path::new(name), text.as_bytes(), opts)
+}
+
+fn read_csv(path: &Path, source: impl std::io::Read, opts: &CsvOptions) -> Result<Dataset> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| DataError::new(path, format!("cannot read the file: {e}")))?;
+        .from_reader(source);
     let mut rows: Vec<(u64, Vec<String>)> = Vec::new();
     for rec in reader.records() {
         let rec = rec.map_err(|e| DataError::new(path, format!("is not valid CSV: {e}")))?;

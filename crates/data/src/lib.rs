@@ -27,12 +27,12 @@ mod idx;
 mod segment;
 mod synthetic;
 
-pub use csv_data::{load_csv, CsvOptions, LabelColumn, Task};
+pub use csv_data::{load_csv, parse_csv, CsvOptions, LabelColumn, Task};
 pub use dataset::{
     digit_names, load_idx_pair, random_shift, Batch, BatchTargets, Batches, Dataset, Encoding,
     RawImages, Targets,
 };
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
-pub use segment::{segment_digits, Segment};
-pub use synthetic::{synthetic, SYNTHETIC};
+pub use segment::{normalize_digit, segment_digits, Segment};
+pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};

@@ -142,6 +142,36 @@ pub fn segment_digits(pixels: &[u8], width: usize, height: usize) -> Vec<Segment
 }
 
 /// The rows `[y0, y1)` holding ink between columns `a` and `b`.
+/// Normalizes one drawn digit (`width × height`, bright ink on a dark background) the way
+/// MNIST's digits were: the ink's box scaled so the stroke fits 20×20, centre of mass at the
+/// centre of 28×28. `None` if there is no ink.
+///
+/// ```
+/// use backprop_data::normalize_digit;
+/// let mut img = vec![0u8; 100 * 100];
+/// for y in 10..90 { for x in 45..55 { img[y * 100 + x] = 255; } } // a "1"
+/// let d = normalize_digit(&img, 100, 100).unwrap();
+/// assert_eq!(d.len(), 784);
+/// assert!(d[14 * 28 + 14] > 200 && d[14 * 28 + 2] == 0);
+/// assert!(normalize_digit(&vec![0u8; 64], 8, 8).is_none());
+/// ```
+pub fn normalize_digit(pixels: &[u8], width: usize, height: usize) -> Option<Vec<u8>> {
+    assert_eq!(
+        pixels.len(),
+        width * height,
+        "normalize_digit: {} pixels for {width}×{height}",
+        pixels.len()
+    );
+    let inked = |x: usize| (0..height).any(|y| pixels[y * width + x] > INK);
+    let x0 = (0..width).find(|&x| inked(x))?;
+    let x1 = (0..width).rev().find(|&x| inked(x)).map_or(width, |x| x + 1);
+    let (y0, y1) = ink_rows(pixels, width, height, x0, x1);
+    // the faint fringe around the ink, as for a segmented digit
+    let (cx0, cx1) = (x0.saturating_sub(2), (x1 + 2).min(width));
+    let (cy0, cy1) = (y0.saturating_sub(2), (y1 + 2).min(height));
+    Some(normalize(pixels, width, cx0, cx1, cy0, cy1))
+}
+
 fn ink_rows(pixels: &[u8], width: usize, height: usize, a: usize, b: usize) -> (usize, usize) {
     let has = |y: usize| (a..b).any(|x| pixels[y * width + x] > INK);
     let y0 = (0..height).find(|&y| has(y)).unwrap_or(0);

@@ -18,6 +18,80 @@ use crate::error::{DataError, Result};
 /// Names of the synthetic sets.
 pub const SYNTHETIC: [&str; 6] = ["circle", "xor", "gauss", "spiral", "plane", "multigauss"];
 
+/// Names of the synthetic sets with a settable number of classes.
+pub const SYNTHETIC_MULTICLASS: [&str; 2] = ["blobs", "spirals"];
+
+/// Generates `n` points in `classes` classes (2–8): `blobs`, Gaussian blobs evenly spaced on
+/// a circle, or `spirals`, one interleaved spiral arm per class. Classes alternate, so every
+/// class has `n/classes` points (±1).
+///
+/// # Errors
+/// If the name is unknown or `classes` is not in 2..=8.
+///
+/// ```
+/// use backprop_data::synthetic_multiclass;
+/// let d = synthetic_multiclass("spirals", 300, 3, 0.1, 1).unwrap();
+/// assert_eq!((d.len(), d.features(), d.num_classes()), (300, 2, 3));
+/// assert!(synthetic_multiclass("blobs", 30, 9, 0.0, 1).is_err());
+/// ```
+pub fn synthetic_multiclass(
+    name: &str,
+    n: usize,
+    classes: usize,
+    noise: f64,
+    seed: u64,
+) -> Result<Dataset> {
+    if !(2..=8).contains(&classes) {
+        return Err(DataError::new(
+            name,
+            format!("needs 2 to 8 classes, not {classes}"),
+        ));
+    }
+    let mut rng = Rng::seed(seed);
+    let mut x = Vec::with_capacity(2 * n);
+    let mut labels = Vec::with_capacity(n);
+    let turn = std::f64::consts::TAU / classes as f64;
+    for i in 0..n {
+        let class = i % classes;
+        let (px, py) = match name {
+            "blobs" => {
+                let a = turn * class as f64;
+                let s = 0.12 + 0.4 * noise;
+                (0.6 * a.cos() + s * rng.normal(), 0.6 * a.sin() + s * rng.normal())
+            }
+            "spirals" => {
+                let t = rng.uniform();
+                let r = 0.05 + 0.95 * t;
+                let a = 1.25 * std::f64::consts::TAU * t + turn * class as f64;
+                (
+                    r * a.cos() + noise * 0.25 * rng.normal(),
+                    r * a.sin() + noise * 0.25 * rng.normal(),
+                )
+            }
+            other => {
+                return Err(DataError::new(
+                    other,
+                    format!(
+                        "is not a multiclass synthetic dataset; choose one of {}",
+                        SYNTHETIC_MULTICLASS.join(", ")
+                    ),
+                ))
+            }
+        };
+        x.extend([px as f32, py as f32]);
+        labels.push(class);
+    }
+    Ok(Dataset {
+        name: format!("{name}{classes}"),
+        x: Tensor::from_vec(x, &[n, 2]),
+        targets: Targets::Classes {
+            labels,
+            names: (0..classes).map(|c| c.to_string()).collect(),
+        },
+        image_shape: None,
+    })
+}
+
 /// Generates `n` points of a named set with noise level `noise` (0 = none; 0.1–0.5 typical).
 ///
 /// # Errors

@@ -11,12 +11,14 @@ pub mod checkpoint;
 pub mod history;
 pub mod metrics;
 pub mod plot;
+pub mod saved;
 pub mod spec;
 pub mod trace;
 mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use history::{EpochRecord, History};
+pub use saved::SavedModel;
 pub use spec::{LayerSpec, ModelSpec, SpecError};
 pub use trainer::{
     batch_loss, evaluate, load_weights, predict_proba, Evaluation, LossKind, Observer,

@@ -2,7 +2,7 @@
 //! classifier with its data points (PNG), like the lectures' "classification problem,
 //! 500 epochs" figure.
 
-use std::io::BufWriter;
+use std::io::Write;
 use std::path::Path;
 
 use crate::checkpoint::atomic_write;
@@ -352,15 +352,23 @@ pub fn decision_boundary(
 /// # Errors
 /// If it cannot be written; the message names the file.
 pub fn write_png(path: &Path, rgb: &[u8], width: usize, height: usize) -> Result<(), String> {
-    atomic_write(path, |f| {
-        let mut enc = png::Encoder::new(BufWriter::new(f), width as u32, height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(std::io::Error::other)?;
-        w.write_image_data(rgb).map_err(std::io::Error::other)?;
-        w.finish().map_err(std::io::Error::other)
-    })
-    .map_err(|e| format!("{}: {e}", path.display()))
+    let bytes = encode_png(rgb, width, height).map_err(|e| format!("{}: {e}", path.display()))?;
+    atomic_write(path, |f| f.write_all(&bytes)).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Encodes an RGB image (`width × height`, 3 bytes per pixel) as PNG in memory.
+///
+/// # Errors
+/// If `rgb` does not hold `width × height` pixels.
+pub fn encode_png(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().map_err(|e| e.to_string())?;
+    w.write_image_data(rgb).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Lays greyscale tiles (each `tile_h × tile_w` values, row-major) out in a grid, each tile

@@ -1,0 +1,119 @@
+//! # backprop-playground
+//!
+//! A browser playground in the spirit of TensorFlow Playground, trained live by backprop's
+//! own engine on the server: 2-D data (generated, multiclass or an uploaded CSV), input
+//! features, hidden layers with their own activations, dropout, L1/L2, three optimizers,
+//! per-neuron heatmaps, and the lecture's z, a and δ for any neuron. A second page classifies
+//! digits drawn on a canvas with an MNIST model trained by `backprop train`.
+//!
+//! The HTTP stack (axum on tokio) lives in this crate only, so the library crates stay lean.
+//! The pages are plain HTML/CSS/JS embedded in the binary.
+//!
+//! ## API
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `POST /api/sessions` (config JSON) | creates a session: `{id, setup, frame}` |
+//! | `GET /api/sessions/{id}` | the set-up (points, domain), the latest frame, the loss history |
+//! | `PUT /api/sessions/{id}/config` | a new set-up (epoch 0) |
+//! | `POST /api/sessions/{id}/play`, `/pause`, `/reset` | controls |
+//! | `POST /api/sessions/{id}/step?epochs=N` | trains N epochs now, returns the frame |
+//! | `POST /api/sessions/{id}/upload?problem=classification` | a CSV `x1,x2,label` becomes the data |
+//! | `GET /api/sessions/{id}/neuron?layer=L&neuron=J` | z, a, f′(z), δ, ∂C/∂w of one neuron |
+//! | `GET /api/sessions/{id}/events` | server-sent events, one `frame` per update |
+//! | `DELETE /api/sessions/{id}` | closes it |
+//! | `GET /api/digits/status`, `/api/digits/weights.png`, `POST /api/digits/predict` | the digits page |
+//! | `GET /api/limits` | the bounds every request is checked against |
+//!
+//! Bad requests get a 4xx status and `{"error": message}` naming the field.
+
+#![warn(missing_docs)]
+
+mod assets;
+pub mod config;
+pub mod digits;
+pub mod engine;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{Config, LayerConfig};
+pub use digits::DigitsOptions;
+pub use engine::Engine;
+pub use server::App;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most sessions kept at once.
+    pub max_sessions: usize,
+    /// Most sessions training (playing) at once.
+    pub max_playing: usize,
+    /// Sessions without requests or watchers for this long are closed.
+    pub session_ttl: Duration,
+    /// Frames per second while playing (each frame trains `speed` epochs).
+    pub frame_rate: f64,
+    /// The digits page's model.
+    pub digits: DigitsOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_sessions: 32,
+            max_playing: 4,
+            session_ttl: Duration::from_secs(600),
+            frame_rate: 30.0,
+            digits: DigitsOptions {
+                model: digits::default_model_path(),
+                mnist_dir: "data/mnist".into(),
+                epochs: 3,
+            },
+        }
+    }
+}
+
+/// Binds `host:port` and serves until the process ends; `on_ready` gets the bound address
+/// (useful with port 0).
+///
+/// # Errors
+/// If the address cannot be bound or the runtime cannot start.
+pub fn run(
+    host: &str,
+    port: u16,
+    opts: Options,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        let app = App::new(opts);
+        let reaper = Arc::clone(&app);
+        tokio::spawn(async move {
+            let every = (reaper_interval(&reaper)).max(Duration::from_millis(100));
+            loop {
+                tokio::time::sleep(every).await;
+                reaper.reap();
+            }
+        });
+        on_ready(addr);
+        axum::serve(listener, server::router(app))
+            .await
+            .map_err(|e| format!("the server stopped: {e}"))
+    })
+}
+
+fn reaper_interval(app: &App) -> Duration {
+    (app.session_ttl() / 2).min(Duration::from_secs(10))
+}

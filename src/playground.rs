@@ -1,0 +1,80 @@
+//! `backprop playground`: checks the flags, then runs the server of `backprop-playground`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use backprop_playground::{DigitsOptions, Options};
+
+use crate::data::default_mnist_dir;
+use crate::PlaygroundArgs;
+
+pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
+    if a.host.trim().is_empty() {
+        bail!("--host: give an address such as 127.0.0.1");
+    }
+    if !(1..=1000).contains(&a.max_sessions) {
+        bail!("--max-sessions {}: choose 1 to 1000", a.max_sessions);
+    }
+    if !(1..=64).contains(&a.max_playing) {
+        bail!("--max-playing {}: choose 1 to 64", a.max_playing);
+    }
+    if !(1..=86_400).contains(&a.session_ttl) {
+        bail!("--session-ttl {}: choose 1 to 86400 seconds", a.session_ttl);
+    }
+    if !(1..=100).contains(&a.digits_epochs) {
+        bail!("--digits-epochs {}: choose 1 to 100", a.digits_epochs);
+    }
+    let mnist_dir = a.data_dir.clone().unwrap_or_else(default_mnist_dir);
+    let model = a
+        .digits_model
+        .clone()
+        .unwrap_or_else(backprop_playground::digits::default_model_path);
+    if model.is_dir() {
+        bail!(
+            "--digits-model {}: a directory; give the checkpoint file (model.safetensors)",
+            model.display()
+        );
+    }
+    if !model.exists() && !mnist_dir.is_dir() {
+        bail!(
+            "--data-dir {}: no such directory, and {} does not exist yet to load instead",
+            mnist_dir.display(),
+            model.display()
+        );
+    }
+    let opts = Options {
+        max_sessions: a.max_sessions,
+        max_playing: a.max_playing,
+        session_ttl: Duration::from_secs(a.session_ttl),
+        digits: DigitsOptions {
+            model,
+            mnist_dir,
+            epochs: a.digits_epochs,
+        },
+        ..Options::default()
+    };
+    let open = a.open;
+    backprop_playground::run(&a.host, a.port, opts, |addr| {
+        let url = format!("http://{addr}/");
+        println!("backprop playground: {url}  (digits: {url}digits)  Ctrl-C stops it");
+        if open {
+            open_browser(&url);
+        }
+    })
+    .map_err(|e| anyhow!("--host {} --port {}: {e}", a.host, a.port))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    if std::process::Command::new(opener).arg(url).spawn().is_err() {
+        eprintln!("--open: could not start {opener}; open {url} yourself");
+    }
+}
