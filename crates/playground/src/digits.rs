@@ -150,7 +150,7 @@ impl Digits {
         let per = h * w;
         let tiles: Vec<Vec<f32>> = first.data().chunks(per).map(<[f32]>::to_vec).collect();
         let scale = if per == 784 { 2 } else { 8 };
-        let columns = (units as f64).sqrt().ceil() as usize * 2;
+        let columns = (units as f64).sqrt().ceil() as usize;
         let (rgb, pw, ph) = tile_grid(&tiles, h, w, scale, columns.min(32));
         let weights_png = encode_png(&rgb, pw, ph)?;
         Ok(DigitsModel {
