@@ -144,6 +144,9 @@ fn bad_requests_are_refused_with_a_message() {
     let base = format!("/api/sessions/{id}");
     bad("POST", &format!("{base}/step?epochs=0"), "", 400, "epochs");
     bad("POST", &format!("{base}/step?epochs=99999999"), "", 400, "epochs");
+    let big = json(&s.addr, "PUT", &format!("{base}/config"), r#"{"points": 2000}"#);
+    assert_eq!(big["setup"]["train"].as_array().unwrap().len(), 1000);
+    bad("POST", &format!("{base}/step?epochs=2000"), "", 400, "at most 1000");
     bad("GET", &format!("{base}/neuron?layer=9&neuron=0"), "", 400, "layer");
     bad("GET", &format!("{base}/neuron?layer=1&neuron=99"), "", 400, "neuron");
     bad("PUT", &format!("{base}/config"), r#"{"noise": 7}"#, 400, "noise");

@@ -36,6 +36,8 @@ pub mod limits {
     pub const MAX_SPEED: usize = 20;
     /// Epochs one `step` request may run.
     pub const MAX_STEP_EPOCHS: usize = 2000;
+    /// Sample passes (epochs × training points) one `step` request may run.
+    pub const MAX_STEP_WORK: usize = 1_000_000;
     /// Samples per mini-batch.
     pub const MAX_BATCH: usize = 500;
 }

@@ -304,6 +304,11 @@ impl Engine {
         &self.cfg
     }
 
+    /// Training points.
+    pub fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
     /// Epochs trained.
     pub fn epoch(&self) -> usize {
         self.epoch

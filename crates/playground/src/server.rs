@@ -316,6 +316,14 @@ async fn step(
             limits::MAX_STEP_EPOCHS
         )));
     }
+    let points = s.engine.lock().expect("engine").train_len();
+    if epochs * points > limits::MAX_STEP_WORK {
+        return Err(ApiError::bad(format!(
+            "epochs: {epochs} epochs of {points} points is more than one request may run ({} sample passes); ask for at most {}",
+            limits::MAX_STEP_WORK,
+            limits::MAX_STEP_WORK / points.max(1)
+        )));
+    }
     let v = blocking(move || {
         let mut e = s.engine.lock().expect("engine");
         e.train_epochs(epochs);
@@ -450,6 +458,7 @@ async fn limits_json(State(app): State<Arc<App>>) -> Json<Value> {
         "max_classes": MAX_CLASSES,
         "max_speed": MAX_SPEED,
         "max_step_epochs": MAX_STEP_EPOCHS,
+        "max_step_work": MAX_STEP_WORK,
         "max_batch": MAX_BATCH,
         "max_sessions": app.opts.max_sessions,
         "max_playing": app.opts.max_playing,
