@@ -3,6 +3,7 @@
 //! Every user-supplied value is validated before work starts; errors name the flag or file
 //! and exit non-zero without a backtrace.
 
+mod bench;
 mod commands;
 mod data;
 mod images;
@@ -48,6 +49,8 @@ enum Command {
     /// Serve the browser playground (live 2-D training, the math of each neuron) and the
     /// digits page on this machine.
     Playground(PlaygroundArgs),
+    /// Run the performance workloads (mlp, cnn, tiny, infer) and print one RESULT line each.
+    Bench(BenchArgs),
 }
 
 /// Where the data comes from.
@@ -284,6 +287,22 @@ pub struct VisualizeArgs {
 }
 
 #[derive(Args)]
+pub struct BenchArgs {
+    /// mlp, cnn, tiny, infer or all (see docs/PERFORMANCE.md).
+    #[arg(default_value = "all")]
+    pub workload: String,
+    /// Threads (the workloads' contract is 2).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Seed of data order and initial weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// MNIST-layout IDX directory (default: the shipped data/mnist).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
 pub struct PlaygroundArgs {
     /// The address to listen on (loopback by default; other machines cannot connect).
     #[arg(long, default_value = "127.0.0.1")]
@@ -343,7 +362,21 @@ pub struct GradcheckArgs {
     pub json: bool,
 }
 
+/// Training allocates and frees the same large buffers every step. glibc's malloc serves
+/// blocks above its mmap threshold with fresh mappings and returns them on free, so every
+/// step paid for page faults and zeroing (20–30% of an epoch in perf). Keeping freed memory
+/// in the heap lets it be reused instead.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     // A panic is a bug in backprop, not in the user's input: say so in one line.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -365,6 +398,7 @@ fn main() -> ExitCode {
         Command::Visualize(a) => visualize::visualize(a),
         Command::Trace(a) => commands::trace(a),
         Command::Playground(a) => playground::playground(a),
+        Command::Bench(a) => bench::bench(a),
     };
     match result {
         Ok(code) => code,

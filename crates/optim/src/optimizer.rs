@@ -60,6 +60,11 @@ pub trait Optimizer<E: Element = f32>: Send {
     fn load_state(&mut self, state: &[(String, Tensor<E>)]) -> Result<(), String>;
 }
 
+/// Parameters with at least this many elements are updated by several threads.
+const PARALLEL_UPDATE: usize = 1 << 16;
+/// Elements per thread-pool task in such an update.
+const UPDATE_CHUNK: usize = 1 << 14;
+
 /// One parameter with its per-parameter state slots.
 struct Slot<E: Element> {
     name: String,
@@ -301,9 +306,22 @@ impl<E: Element> Sgd<E> {
                 theta.iter_mut().zip(g).for_each(|(t, &g)| *t -= lr * g);
                 return;
             }
-            for ((t, &g), v) in theta.iter_mut().zip(g).zip(st[0].iter_mut()) {
-                *v = mu * *v + g;
-                *t -= lr * if nesterov { g + mu * *v } else { *v };
+            let update = |theta: &mut [E], g: &[E], v: &mut [E]| {
+                for ((t, &g), v) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
+                    *v = mu * *v + g;
+                    *t -= lr * if nesterov { g + mu * *v } else { *v };
+                }
+            };
+            // elementwise, so splitting large parameters across threads changes nothing
+            if theta.len() >= PARALLEL_UPDATE {
+                use rayon::prelude::*;
+                theta
+                    .par_chunks_mut(UPDATE_CHUNK)
+                    .zip(g.par_chunks(UPDATE_CHUNK))
+                    .zip(st[0].par_chunks_mut(UPDATE_CHUNK))
+                    .for_each(|((t, g), v)| update(t, g, v));
+            } else {
+                update(theta, g, &mut st[0]);
             }
         });
     }

@@ -61,7 +61,7 @@ pub(crate) fn count_flops(m: usize, n: usize, k: usize) {
 
 /// Below this many multiply-adds a GEMM runs on the calling thread: handing small products
 /// to the thread pool costs more than it saves.
-const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
+const PARALLEL_THRESHOLD: usize = 1 << 25;
 
 pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     if m * n * k < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use backprop_autograd::{no_grad, Var};
+use backprop_autograd::{no_grad, Grads, Var};
 use backprop_data::{random_shift, BatchTargets, Dataset, Targets};
 use backprop_nn::loss::{self, Reduction};
 use backprop_nn::{mix_seed, Mode, Module, Sequential};
@@ -307,6 +307,27 @@ pub struct Trainer<'m> {
     pub history: History,
     best: Option<(f64, usize, Vec<Tensor<f32>>)>,
     bad_epochs: usize,
+    /// Whether a step may split its batch in two halves computed side by side.
+    shardable: bool,
+}
+
+/// True if every sample's loss depends on that sample alone and no layer draws random
+/// numbers: no batch statistics (batch norm), no dropout masks. Then a batch's mean gradient
+/// is the size-weighted mean of its halves' gradients, and the halves can run on two cores.
+fn sample_independent(m: &dyn Module<f32>) -> bool {
+    let kind = m.kind();
+    !(kind.contains("BatchNorm") || kind.contains("Dropout"))
+        && m.children().into_iter().all(|(_, c)| sample_independent(c))
+}
+
+/// Splits a batch so that each half keeps at least this many samples.
+const MIN_SHARD: usize = 16;
+
+fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
+    match t {
+        BatchTargets::Classes(l) => BatchTargets::Classes(l[start..start + len].to_vec()),
+        BatchTargets::Values(v) => BatchTargets::Values(v.narrow(0, start, len)),
+    }
 }
 
 fn build_optimizer(c: &TrainConfig, params: Vec<(String, Var<f32>)>) -> Box<dyn Optimizer<f32>> {
@@ -353,7 +374,54 @@ impl<'m> Trainer<'m> {
             history: History::default(),
             best: None,
             bad_epochs: 0,
+            shardable: sample_independent(model),
         })
+    }
+
+    /// One batch's forward and backward pass: its mean loss, how many samples it classified
+    /// right, and the gradients. Models whose samples are independent (see
+    /// [`sample_independent`]) split the batch in two halves computed side by side on the
+    /// thread pool and combine their gradients weighted by size; the split does not depend
+    /// on the number of threads, so neither do the results.
+    fn forward_backward(&self, x: Tensor<f32>, targets: &BatchTargets) -> (f64, usize, Grads<f32>) {
+        let kind = self.config.loss;
+        let run = |x: Tensor<f32>, t: &BatchTargets| -> (f64, usize, Grads<f32>) {
+            let out = self.model.forward(&Var::constant(x), Mode::Train);
+            let l = batch_loss(kind, &out, t);
+            let lv = f64::from(l.item());
+            let mut right = 0;
+            if let BatchTargets::Classes(labels) = t {
+                right = out
+                    .value()
+                    .argmax(1)
+                    .iter()
+                    .zip(labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+            }
+            drop(out);
+            (lv, right, l.backward())
+        };
+        let n = x.shape()[0];
+        if !self.shardable || n < 2 * MIN_SHARD {
+            return run(x, targets);
+        }
+        let h = n / 2;
+        let (xa, xb) = (x.narrow(0, 0, h), x.narrow(0, h, n - h));
+        let (ta, tb) = (slice_targets(targets, 0, h), slice_targets(targets, h, n - h));
+        let ((la, ra, mut ga), (lb, rb, gb)) = rayon::join(|| run(xa, &ta), || run(xb, &tb));
+        let (wa, wb) = (h as f32 / n as f32, (n - h) as f32 / n as f32);
+        for (id, g) in ga.iter_mut() {
+            let other = gb.get_id(*id).expect("both halves reach the same parameters");
+            for (a, b) in g.data_mut().iter_mut().zip(other.data()) {
+                *a = wa * *a + wb * *b;
+            }
+        }
+        (
+            f64::from(wa) * la + f64::from(wb) * lb,
+            ra + rb,
+            ga,
+        )
     }
 
     fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
@@ -437,9 +505,7 @@ impl<'m> Trainer<'m> {
                 if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
                     random_shift(&mut bx, img, s, &mut rng);
                 }
-                let out = self.model.forward(&Var::constant(bx), Mode::Train);
-                let l = batch_loss(self.config.loss, &out, &batch.targets);
-                let lv = l.item() as f64;
+                let (lv, batch_right, mut grads) = self.forward_backward(bx, &batch.targets);
                 if !lv.is_finite() {
                     let parameter = self
                         .model
@@ -454,18 +520,6 @@ impl<'m> Trainer<'m> {
                         loss: lv,
                     });
                 }
-                let mut batch_right = 0;
-                if let BatchTargets::Classes(labels) = &batch.targets {
-                    batch_right = out
-                        .value()
-                        .argmax(1)
-                        .iter()
-                        .zip(labels)
-                        .filter(|(p, l)| p == l)
-                        .count();
-                }
-                drop(out);
-                let mut grads = l.backward();
                 if let Some(c) = self.config.clip {
                     clip_grad_norm(&mut grads, c);
                 }
@@ -679,4 +733,43 @@ pub fn predict_proba(model: &Sequential<f32>, x: &Tensor<f32>) -> Tensor<f32> {
             .value()
             .softmax(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ModelSpec;
+
+    #[test]
+    fn a_batch_split_in_halves_gives_the_whole_batch_gradient() {
+        let model = ModelSpec::mlp(&[16, 8], "tanh", 0.0, 3)
+            .unwrap()
+            .build::<f32>(5, Some(3), 4)
+            .unwrap()
+            .model;
+        let mut t = Trainer::new(&model, TrainConfig::default()).unwrap();
+        assert!(t.shardable);
+        let x = Tensor::<f32>::rand_normal(&[45, 5], 0.0, 1.0, &mut Rng::seed(9));
+        let labels: Vec<usize> = (0..45).map(|i| (i * 7) % 3).collect();
+        let targets = BatchTargets::Classes(labels);
+        let (l2, r2, g2) = t.forward_backward(x.clone(), &targets);
+        t.shardable = false;
+        let (l1, r1, g1) = t.forward_backward(x, &targets);
+        assert!((l1 - l2).abs() < 1e-6 * l1.abs().max(1.0), "{l1} vs {l2}");
+        assert_eq!(r1, r2);
+        assert_eq!(g1.len(), g2.len());
+        for (id, a) in g1.iter() {
+            let b = g2.get_id(*id).unwrap();
+            for (x, y) in a.data().iter().zip(b.data()) {
+                assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-2), "{x} vs {y}");
+            }
+        }
+        // dropout and batch norm keep the batch whole
+        let with_dropout = ModelSpec::mlp(&[16], "relu", 0.5, 3)
+            .unwrap()
+            .build::<f32>(5, Some(3), 4)
+            .unwrap()
+            .model;
+        assert!(!Trainer::new(&with_dropout, TrainConfig::default()).unwrap().shardable);
+    }
 }

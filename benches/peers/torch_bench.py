@@ -1,0 +1,104 @@
+"""The four workloads of docs/PERFORMANCE.md in PyTorch (eager, or torch.compile with --compile)."""
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import mnist, peak_rss_mb, result, spirals
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def train(model, x, y, epochs, batch, lr, momentum, seed, compile_):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    step_model = torch.compile(model) if compile_ else model
+    g = torch.Generator().manual_seed(seed)
+    times = []
+    n = x.shape[0]
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(step_model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def accuracy(model, x, y):
+    with torch.inference_mode():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("workload", choices=["mlp", "cnn", "tiny", "infer", "all"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    impl = "torch.compile" if a.compile else "pytorch"
+    work = ["mlp", "cnn", "tiny", "infer"] if a.workload == "all" else [a.workload]
+    data = None
+    if any(w != "tiny" for w in work):
+        xtr, ytr, xte, yte = (torch.from_numpy(v) for v in mnist())
+        data = (xtr, ytr, xte, yte)
+    for w in work:
+        if w in ("mlp", "cnn"):
+            xtr, ytr, xte, yte = data
+            model = mlp() if w == "mlp" else lenet()
+            epochs = 5 if w == "mlp" else 3
+            times = train(model, xtr, ytr, epochs, 64, 0.05, 0.9, a.seed, a.compile)
+            extra = {"peak_rss_mb": peak_rss_mb()} if w == "cnn" else {}
+            result(impl, w, a.threads, epoch_s=times[1], test_acc=accuracy(model, xte, yte), **extra)
+        elif w == "tiny":
+            x, y = (torch.from_numpy(v) for v in spirals(seed=a.seed))
+            model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
+            t0 = time.perf_counter()
+            train(model, x, y, 200, 10, 0.1, 0.0, a.seed, a.compile)
+            total = time.perf_counter() - t0
+            result(impl, w, a.threads, total_s=total, train_acc=accuracy(model, x, y))
+        else:
+            xtr, ytr, xte, yte = data
+            model = mlp().eval()
+            fwd = torch.compile(model) if a.compile else model
+            one = xte[:1].clone()
+            batch = xte[torch.randint(0, xte.shape[0], (1024,))].clone()
+            with torch.inference_mode():
+                for _ in range(500):
+                    fwd(one)
+                lat = []
+                for _ in range(10000):
+                    t0 = time.perf_counter()
+                    fwd(one)
+                    lat.append(time.perf_counter() - t0)
+                for _ in range(5):
+                    fwd(batch)
+                per = []
+                for _ in range(50):
+                    t0 = time.perf_counter()
+                    fwd(batch)
+                    per.append(time.perf_counter() - t0)
+            result(impl, w, a.threads, latency_us=float(np.median(lat) * 1e6), samples_per_s=float(1024 / np.median(per)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+//! `backprop bench`: the four anchor workloads of docs/PERFORMANCE.md on our engine, one
+//! `RESULT` line each, in the format the peers' scripts in benches/peers/ print too.
+//!
+//! The workloads are a contract; keep them exactly as they are:
+//!
+//! - `mlp`: MLP 784-256-128-10 ReLU, softmax cross-entropy, SGD momentum 0.9, lr 0.05,
+//!   batch 64, MNIST scaled to [0,1], seeded shuffling. The 2nd epoch's wall time; test
+//!   accuracy after 5 epochs.
+//! - `cnn`: conv 1→6 5×5 pad 2, ReLU, max pool 2; conv 6→16 5×5, ReLU, max pool 2; 400 →
+//!   120 ReLU → 84 ReLU → 10. Same training. The 2nd epoch's time; accuracy after 3 epochs.
+//! - `tiny`: two spirals, 1000 points, noise 0.1; MLP 2-16-16-2 tanh; plain SGD lr 0.1,
+//!   batch 10, 200 epochs. The total wall time.
+//! - `infer`: the `mlp` network: median latency of a one-sample forward pass over 10,000
+//!   calls, and the throughput of batch-1024 forward passes.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use backprop_autograd::{no_grad, Var};
+use backprop_data::{digit_names, load_idx_pair, synthetic, Dataset, Encoding};
+use backprop_nn::{Mode, Module};
+use backprop_tensor::{Rng, Tensor};
+use backprop_train::{
+    evaluate, EpochRecord, LossKind, ModelSpec, Observer, OptimizerKind, ScheduleKind,
+    TrainConfig, Trainer,
+};
+
+use crate::data::default_mnist_dir;
+use crate::BenchArgs;
+
+/// Times each epoch.
+#[derive(Default)]
+struct EpochTimes {
+    started: Option<Instant>,
+    seconds: Vec<f64>,
+}
+
+impl Observer for EpochTimes {
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {
+        self.started = Some(Instant::now());
+    }
+    fn epoch_end(&mut self, _record: &EpochRecord) {
+        if let Some(t) = self.started.take() {
+            self.seconds.push(t.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn mnist(dir: &std::path::Path) -> Result<(Dataset, Dataset)> {
+    let enc = Encoding::Grey;
+    let train = load_idx_pair(dir, "train")?.into_dataset("mnist", enc, digit_names(10))?;
+    let test = load_idx_pair(dir, "t10k")?.into_dataset("mnist", enc, digit_names(10))?;
+    Ok((train, test))
+}
+
+fn sgd(epochs: usize, batch: usize, lr: f64, momentum: f64, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: batch,
+        optimizer: OptimizerKind::Sgd,
+        lr,
+        momentum,
+        schedule: ScheduleKind::Constant,
+        seed,
+        loss: LossKind::CrossEntropy,
+        augment_shift: 0,
+        ..TrainConfig::default()
+    }
+}
+
+/// Trains `spec` on MNIST; returns the 2nd epoch's seconds and the test accuracy.
+fn train_mnist(
+    spec: &ModelSpec,
+    data: &(Dataset, Dataset),
+    epochs: usize,
+    seed: u64,
+) -> Result<(f64, f64)> {
+    let built = spec
+        .build_shaped::<f32>(784, data.0.image_shape, Some(10), seed)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut trainer =
+        Trainer::new(&built.model, sgd(epochs, 64, 0.05, 0.9, seed)).map_err(|e| anyhow!(e))?;
+    let mut times = EpochTimes::default();
+    trainer
+        .fit(&data.0, None, &mut times, |_| Ok(()))
+        .map_err(|e| anyhow!(e))?;
+    let acc = evaluate(&built.model, &data.1, LossKind::CrossEntropy).accuracy;
+    Ok((times.seconds[1.min(times.seconds.len() - 1)], acc))
+}
+
+fn peak_rss_mb() -> f64 {
+    // VmHWM: the resident set's high-water mark
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn bench(a: BenchArgs) -> Result<ExitCode> {
+    let workloads: Vec<&str> = match a.workload.as_str() {
+        "all" => vec!["mlp", "cnn", "tiny", "infer"],
+        w @ ("mlp" | "cnn" | "tiny" | "infer") => vec![w],
+        other => bail!("workload {other:?}: choose mlp, cnn, tiny, infer or all"),
+    };
+    if a.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build_global()
+        .map_err(|e| anyhow!("--threads {}: {e}", a.threads))?;
+    let dir = a.data_dir.clone().unwrap_or_else(default_mnist_dir);
+    let needs_mnist = workloads.iter().any(|w| *w != "tiny");
+    let data = if needs_mnist {
+        Some(mnist(&dir).map_err(|e| anyhow!("--data-dir {}: {e}", dir.display()))?)
+    } else {
+        None
+    };
+    let t = a.threads;
+    for w in workloads {
+        match w {
+            "mlp" => {
+                let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
+                let (epoch_s, acc) = train_mnist(&spec, data.as_ref().expect("mnist"), 5, a.seed)?;
+                println!("RESULT impl=backprop workload=mlp threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
+            }
+            "cnn" => {
+                let (epoch_s, acc) =
+                    train_mnist(&ModelSpec::lenet5(10), data.as_ref().expect("mnist"), 3, a.seed)?;
+                println!(
+                    "RESULT impl=backprop workload=cnn threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
+                    peak_rss_mb()
+                );
+            }
+            "tiny" => {
+                let set = synthetic("spiral", 1000, 0.1, a.seed)?;
+                let spec = ModelSpec::mlp(&[16, 16], "tanh", 0.0, 2).map_err(|e| anyhow!("{e}"))?;
+                let built = spec
+                    .build::<f32>(2, Some(2), a.seed)
+                    .map_err(|e| anyhow!("{e}"))?;
+                let mut trainer = Trainer::new(&built.model, sgd(200, 10, 0.1, 0.0, a.seed))
+                    .map_err(|e| anyhow!(e))?;
+                let started = Instant::now();
+                trainer
+                    .fit(&set, None, &mut backprop_train::Quiet, |_| Ok(()))
+                    .map_err(|e| anyhow!(e))?;
+                let total = started.elapsed().as_secs_f64();
+                let acc = evaluate(&built.model, &set, LossKind::CrossEntropy).accuracy;
+                println!("RESULT impl=backprop workload=tiny threads={t} total_s={total:.4} train_acc={acc:.4}");
+            }
+            _ => {
+                let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
+                let model = spec
+                    .build::<f32>(784, Some(10), a.seed)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .model;
+                let test = &data.as_ref().expect("mnist").1;
+                let one = test.x.narrow(0, 0, 1);
+                let mut rng = Rng::seed(a.seed);
+                let idx: Vec<usize> = (0..1024).map(|_| rng.below(test.len())).collect();
+                let batch = test.x.index_select(0, &idx);
+                let forward = |x: &Tensor<f32>| -> f32 {
+                    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value().data()[0])
+                };
+                let mut sink = 0.0f32;
+                for _ in 0..500 {
+                    sink += forward(&one);
+                }
+                let mut lat = Vec::with_capacity(10_000);
+                for _ in 0..10_000 {
+                    let t0 = Instant::now();
+                    sink += forward(&one);
+                    lat.push(t0.elapsed().as_secs_f64());
+                }
+                for _ in 0..5 {
+                    sink += forward(&batch);
+                }
+                let mut per = Vec::with_capacity(50);
+                for _ in 0..50 {
+                    let t0 = Instant::now();
+                    sink += forward(&batch);
+                    per.push(t0.elapsed().as_secs_f64());
+                }
+                std::hint::black_box(sink);
+                println!(
+                    "RESULT impl=backprop workload=infer threads={t} latency_us={:.2} samples_per_s={:.0}",
+                    median(lat) * 1e6,
+                    1024.0 / median(per)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
