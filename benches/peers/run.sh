@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the four workloads on backprop and on the peers (PyTorch eager, JAX jit), alternately,
-# ROUNDS times, each workload in its own process; then prints each one's best figure and our
+# ROUNDS times (round k uses seed k-1 everywhere, so accuracies average over seeds), each
+# workload in its own process; then prints each one's best figure and our
 # ratios against them. Usage: benches/peers/run.sh [workload...]   (default: all four)
 # Environment: ROUNDS (default 2), THREADS (default 2), PEERS (default "pytorch jax"),
 # VENV (default benches/peers/.venv).
@@ -23,12 +24,13 @@ OUT="$(mktemp -t backprop-peers.XXXXXX)"
 echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; $("$PY" -c 'import torch, jax; print("torch", torch.__version__, "jax", jax.__version__)')" | tee "$OUT"
 for round in $(seq "$ROUNDS"); do
     for w in $WORKLOADS; do
-        ./target/release/backprop bench "$w" --threads "$THREADS" | tee -a "$OUT"
+        seed=$((round - 1))
+        ./target/release/backprop bench "$w" --threads "$THREADS" --seed "$seed" | tee -a "$OUT"
         for peer in $PEERS; do
             case "$peer" in
-                pytorch) "$PY" benches/peers/torch_bench.py "$w" --threads "$THREADS" ;;
-                torch.compile) "$PY" benches/peers/torch_bench.py "$w" --threads "$THREADS" --compile ;;
-                jax) "$PY" benches/peers/jax_bench.py "$w" --threads "$THREADS" 2>/dev/null ;;
+                pytorch) "$PY" benches/peers/torch_bench.py "$w" --threads "$THREADS" --seed "$seed" ;;
+                torch.compile) "$PY" benches/peers/torch_bench.py "$w" --threads "$THREADS" --seed "$seed" --compile ;;
+                jax) "$PY" benches/peers/jax_bench.py "$w" --threads "$THREADS" --seed "$seed" 2>/dev/null ;;
             esac | grep '^RESULT' | tee -a "$OUT"
         done
     done
