@@ -59,15 +59,20 @@ pub(crate) fn count_flops(m: usize, n: usize, k: usize) {
     }
 }
 
-/// Below this many multiply-adds (32 M) a GEMM runs on the calling thread: the gemm crate's
-/// split of such products over two threads costs more in synchronisation than it saves
-/// (measured: the 784-256-128-10 MLP at batch 64 trained an epoch in 0.79 s on one thread
-/// and 1.0 s split over two). The trainer uses the second core for the other half of the
-/// batch instead (see `backprop_train::Trainer`).
-const PARALLEL_THRESHOLD: usize = 1 << 25;
+/// Below this many multiply-adds a GEMM runs on the calling thread: handing small products
+/// to the thread pool costs more than it saves.
+const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
 
+/// A GEMM splits over the thread pool only when it is large enough and its caller is not
+/// already one of the pool's tasks. Inside a task (the trainer's half-batches, a conv's
+/// per-image work) the other threads are busy with the other tasks, and the gemm crate's
+/// nested split costs more in synchronisation than it saves: the 784-256-128-10 MLP at batch
+/// 64 trained an epoch in 0.79 s with single-threaded products and 1.0 s with split ones.
 pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m * n * k < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
+    if m * n * k < PARALLEL_THRESHOLD
+        || rayon::current_num_threads() <= 1
+        || rayon::current_thread_index().is_some()
+    {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
