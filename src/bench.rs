@@ -22,8 +22,8 @@ use backprop_data::{digit_names, load_idx_pair, synthetic, Dataset, Encoding};
 use backprop_nn::{Mode, Module};
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::{
-    evaluate, EpochRecord, LossKind, ModelSpec, Observer, OptimizerKind, ScheduleKind,
-    TrainConfig, Trainer,
+    evaluate, EpochRecord, LossKind, ModelSpec, Observer, OptimizerKind, ScheduleKind, TrainConfig,
+    Trainer,
 };
 
 use crate::data::default_mnist_dir;
@@ -131,13 +131,18 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     for w in workloads {
         match w {
             "mlp" => {
-                let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
+                let spec =
+                    ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
                 let (epoch_s, acc) = train_mnist(&spec, data.as_ref().expect("mnist"), 5, a.seed)?;
                 println!("RESULT impl=backprop workload=mlp threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
             "cnn" => {
-                let (epoch_s, acc) =
-                    train_mnist(&ModelSpec::lenet5(10), data.as_ref().expect("mnist"), 3, a.seed)?;
+                let (epoch_s, acc) = train_mnist(
+                    &ModelSpec::lenet5(10),
+                    data.as_ref().expect("mnist"),
+                    3,
+                    a.seed,
+                )?;
                 println!(
                     "RESULT impl=backprop workload=cnn threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
                     peak_rss_mb()
@@ -160,7 +165,8 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
                 println!("RESULT impl=backprop workload=tiny threads={t} total_s={total:.4} train_acc={acc:.4}");
             }
             _ => {
-                let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
+                let spec =
+                    ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
                 let model = spec
                     .build::<f32>(784, Some(10), a.seed)
                     .map_err(|e| anyhow!("{e}"))?
@@ -171,7 +177,12 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
                 let idx: Vec<usize> = (0..1024).map(|_| rng.below(test.len())).collect();
                 let batch = test.x.index_select(0, &idx);
                 let forward = |x: &Tensor<f32>| -> f32 {
-                    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value().data()[0])
+                    no_grad(|| {
+                        model
+                            .forward(&Var::constant(x.clone()), Mode::Eval)
+                            .value()
+                            .data()[0]
+                    })
                 };
                 let mut sink = 0.0f32;
                 for _ in 0..500 {

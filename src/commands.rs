@@ -12,8 +12,8 @@ use backprop_nn::{Mode, Module, Sequential, Summary};
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
 use backprop_train::{
-    batch_loss, evaluate, predict_proba, Checkpoint, LossKind, ModelSpec,
-    OptimizerKind, SavedModel, ScheduleKind, Stop, TrainConfig, Trainer,
+    batch_loss, evaluate, predict_proba, Checkpoint, LossKind, ModelSpec, OptimizerKind,
+    SavedModel, ScheduleKind, Stop, TrainConfig, Trainer,
 };
 use serde_json::{json, Value};
 

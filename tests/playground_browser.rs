@@ -22,7 +22,11 @@ fn chromium() -> PathBuf {
     if let Ok(p) = std::env::var("BACKPROP_CHROMIUM") {
         return PathBuf::from(p);
     }
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"] {
+    for p in [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ] {
         if Path::new(p).exists() {
             return PathBuf::from(p);
         }
@@ -91,7 +95,10 @@ impl Browser {
         };
         let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
         let tid = target["targetId"].as_str().unwrap().to_string();
-        let att = b.call("Target.attachToTarget", json!({"targetId": tid, "flatten": true}));
+        let att = b.call(
+            "Target.attachToTarget",
+            json!({"targetId": tid, "flatten": true}),
+        );
         b.session = att["sessionId"].as_str().unwrap().to_string();
         b.call(
             "Emulation.setDeviceMetricsOverride",
@@ -107,7 +114,9 @@ impl Browser {
         if !self.session.is_empty() {
             msg["sessionId"] = json!(self.session);
         }
-        self.ws.send(Message::text(msg.to_string())).expect("send to DevTools");
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .expect("send to DevTools");
         loop {
             let m = self.ws.read().expect("read from DevTools");
             let Message::Text(t) = m else { continue };
@@ -190,7 +199,10 @@ impl Browser {
         for w in points.windows(2) {
             for k in 1..=8 {
                 let t = f64::from(k) / 8.0;
-                let (x, y) = at((w[0].0 + (w[1].0 - w[0].0) * t, w[0].1 + (w[1].1 - w[0].1) * t));
+                let (x, y) = at((
+                    w[0].0 + (w[1].0 - w[0].0) * t,
+                    w[0].1 + (w[1].1 - w[0].1) * t,
+                ));
                 self.mouse("mouseMoved", x, y);
             }
         }
@@ -221,7 +233,10 @@ fn base64_decode(s: &str) -> Vec<u8> {
             _ => 63,
         }
     };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;
@@ -255,16 +270,30 @@ fn the_playground_and_the_digits_page_work_in_a_browser() {
 
     // --- the playground: play, and the epoch counter advances while the test loss falls
     b.goto(&server.url("/#dataset=circle&noise=0.1&lr=0.03"));
-    b.wait_for("the first frame", "window.playground && window.playground.frame !== null", long);
-    let loss0 = b.eval("Number(document.getElementById('test-loss').dataset.value)").as_f64().unwrap();
-    assert_eq!(b.eval("document.getElementById('epoch').dataset.epoch"), json!("0"));
+    b.wait_for(
+        "the first frame",
+        "window.playground && window.playground.frame !== null",
+        long,
+    );
+    let loss0 = b
+        .eval("Number(document.getElementById('test-loss').dataset.value)")
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        b.eval("document.getElementById('epoch').dataset.epoch"),
+        json!("0")
+    );
     b.click("#play");
     b.wait_for(
         "the epoch counter to pass 30 and the test loss to fall",
         &format!("Number(document.getElementById('epoch').dataset.epoch) > 30 && Number(document.getElementById('test-loss').dataset.value) < {loss0} * 0.8"),
         long,
     );
-    let fps = b.wait_for("a frame rate", "Number(document.getElementById('fps').textContent) || null", long);
+    let fps = b.wait_for(
+        "a frame rate",
+        "Number(document.getElementById('fps').textContent) || null",
+        long,
+    );
     println!("page frame rate while playing the default network: {fps} frames/s");
     b.screenshot("playground.png");
 
@@ -275,7 +304,11 @@ fn the_playground_and_the_digits_page_work_in_a_browser() {
         "window.playground.cfg.layers[0].activation === 'relu'",
         long,
     );
-    assert!(b.eval("location.hash").as_str().unwrap().contains("layers=4%3Arelu"));
+    assert!(b
+        .eval("location.hash")
+        .as_str()
+        .unwrap()
+        .contains("layers=4%3Arelu"));
     b.wait_for(
         "training to continue with ReLU",
         "Number(document.getElementById('epoch').dataset.epoch) > 10",
@@ -284,8 +317,16 @@ fn the_playground_and_the_digits_page_work_in_a_browser() {
 
     // --- the math of one neuron
     b.click(".node.neuron[data-layer=\"1\"][data-neuron=\"0\"]");
-    b.wait_for("the math panel", "!document.getElementById('math').hidden && document.getElementById('math-delta') !== null", long);
-    let text = b.eval("document.getElementById('math-body').innerText").as_str().unwrap().to_string();
+    b.wait_for(
+        "the math panel",
+        "!document.getElementById('math').hidden && document.getElementById('math-delta') !== null",
+        long,
+    );
+    let text = b
+        .eval("document.getElementById('math-body').innerText")
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains("BP2") && text.contains("∂C/∂b"), "{text}");
     b.click("#play"); // pause
     b.wait_for("pause", "window.playground.playing === false", long);
@@ -294,7 +335,11 @@ fn the_playground_and_the_digits_page_work_in_a_browser() {
     // --- a reload from the URL restores the set-up exactly
     let hash = b.eval("location.hash").as_str().unwrap().to_string();
     b.goto(&server.url(&format!("/{hash}")));
-    b.wait_for("the reloaded page", "window.playground && window.playground.frame !== null", long);
+    b.wait_for(
+        "the reloaded page",
+        "window.playground && window.playground.frame !== null",
+        long,
+    );
     assert_eq!(b.eval("location.hash").as_str().unwrap(), hash);
 
     // --- digits: wait for the first-use training, draw a 1, read the prediction
@@ -310,8 +355,14 @@ fn the_playground_and_the_digits_page_work_in_a_browser() {
         "document.getElementById('prediction').dataset.digit || null",
         long,
     );
-    let probs = b.eval("[...document.querySelectorAll('#probs .bar')].map(e => Number(e.dataset.p))");
-    let p: Vec<f64> = probs.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let probs =
+        b.eval("[...document.querySelectorAll('#probs .bar')].map(e => Number(e.dataset.p))");
+    let p: Vec<f64> = probs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(p.len(), 10);
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{p:?}");
     assert_eq!(digit, json!("1"), "a vertical stroke reads as 1: {p:?}");

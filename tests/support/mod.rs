@@ -160,10 +160,7 @@ pub fn request_bytes(
 /// A request that must succeed with JSON.
 pub fn json(addr: &str, method: &str, path: &str, body: &str) -> serde_json::Value {
     let (code, text) = request(addr, method, path, body);
-    assert!(
-        (200..300).contains(&code),
-        "{method} {path}: {code} {text}"
-    );
+    assert!((200..300).contains(&code), "{method} {path}: {code} {text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
 }
 

@@ -164,7 +164,10 @@ pub fn normalize_digit(pixels: &[u8], width: usize, height: usize) -> Option<Vec
     );
     let inked = |x: usize| (0..height).any(|y| pixels[y * width + x] > INK);
     let x0 = (0..width).find(|&x| inked(x))?;
-    let x1 = (0..width).rev().find(|&x| inked(x)).map_or(width, |x| x + 1);
+    let x1 = (0..width)
+        .rev()
+        .find(|&x| inked(x))
+        .map_or(width, |x| x + 1);
     let (y0, y1) = ink_rows(pixels, width, height, x0, x1);
     // the faint fringe around the ink, as for a segmented digit
     let (cx0, cx1) = (x0.saturating_sub(2), (x1 + 2).min(width));

@@ -57,7 +57,10 @@ pub fn synthetic_multiclass(
             "blobs" => {
                 let a = turn * class as f64;
                 let s = 0.12 + 0.4 * noise;
-                (0.6 * a.cos() + s * rng.normal(), 0.6 * a.sin() + s * rng.normal())
+                (
+                    0.6 * a.cos() + s * rng.normal(),
+                    0.6 * a.sin() + s * rng.normal(),
+                )
             }
             "spirals" => {
                 let t = rng.uniform();

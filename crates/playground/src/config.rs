@@ -174,7 +174,11 @@ impl Config {
         one_of("problem", &self.problem, &["classification", "regression"])?;
         one_of("loss", &self.loss, &["cross_entropy", "squared"])?;
         one_of("optimizer", &self.optimizer, &["sgd", "momentum", "adam"])?;
-        one_of("regularization", &self.regularization, &["none", "l1", "l2"])?;
+        one_of(
+            "regularization",
+            &self.regularization,
+            &["none", "l1", "l2"],
+        )?;
         let regression_set = REGRESSION_SETS.contains(&self.dataset.as_str());
         if self.dataset != "upload" && regression_set != self.is_regression() {
             return Err(format!(
@@ -216,16 +220,17 @@ impl Config {
         }
         count("layers", self.layers.len(), 0, MAX_LAYERS)?;
         for (i, l) in self.layers.iter().enumerate() {
-            count(
-                &format!("layers[{i}].neurons"),
-                l.neurons,
-                1,
-                MAX_NEURONS,
+            count(&format!("layers[{i}].neurons"), l.neurons, 1, MAX_NEURONS)?;
+            one_of(
+                &format!("layers[{i}].activation"),
+                &l.activation,
+                &ACTIVATIONS,
             )?;
-            one_of(&format!("layers[{i}].activation"), &l.activation, &ACTIVATIONS)?;
         }
         within("dropout", self.dropout, 0.0, 0.9)?;
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 10.0)
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 10.0)
         {
             return Err(format!(
                 "learning_rate: {} must be in (0, 10]",
@@ -255,7 +260,10 @@ mod tests {
         bad(|c| c.points = 1_000_000, "points");
         bad(|c| c.layers = vec![c.layers[0].clone(); 7], "layers");
         bad(|c| c.layers[0].neurons = 9, "layers[0].neurons");
-        bad(|c| c.layers[1].activation = "swish".into(), "layers[1].activation");
+        bad(
+            |c| c.layers[1].activation = "swish".into(),
+            "layers[1].activation",
+        );
         bad(|c| c.learning_rate = f64::NAN, "learning_rate");
         bad(|c| c.features.clear(), "features");
         bad(|c| c.features = vec!["x1".into(), "x1".into()], "features");

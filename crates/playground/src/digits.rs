@@ -11,8 +11,8 @@ use backprop_tensor::Tensor;
 use backprop_train::plot::{encode_png, tile_grid};
 use backprop_train::saved::{encoding_to_json, model_metadata};
 use backprop_train::{
-    evaluate, predict_proba, EpochRecord, LossKind, ModelSpec, Observer, SavedModel,
-    ScheduleKind, TrainConfig, Trainer,
+    evaluate, predict_proba, EpochRecord, LossKind, ModelSpec, Observer, SavedModel, ScheduleKind,
+    TrainConfig, Trainer,
 };
 use serde_json::{json, Value};
 
@@ -132,7 +132,9 @@ impl Digits {
                 saved.classes.len()
             ));
         }
-        let encoding = saved.input_encoding().map_err(|e| format!("{shown}: {e}"))?;
+        let encoding = saved
+            .input_encoding()
+            .map_err(|e| format!("{shown}: {e}"))?;
         // the first layer that has a weight matrix: linear [units, 784] or conv [c, 1, kh, kw]
         let first = saved
             .model
@@ -296,5 +298,7 @@ pub fn check_drawing(width: usize, height: usize, pixels: &[u8]) -> Result<(), S
 
 /// The default checkpoint path: the run directory `backprop train` uses for MNIST.
 pub fn default_model_path() -> PathBuf {
-    Path::new("runs").join("mnist-mlp").join("model.safetensors")
+    Path::new("runs")
+        .join("mnist-mlp")
+        .join("model.safetensors")
 }

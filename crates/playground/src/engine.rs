@@ -179,7 +179,11 @@ impl Engine {
                 if is_values != cfg.is_regression() {
                     return Err(format!(
                         "problem: the uploaded data is a {} task; upload it again as {}",
-                        if is_values { "regression" } else { "classification" },
+                        if is_values {
+                            "regression"
+                        } else {
+                            "classification"
+                        },
                         cfg.problem
                     ));
                 }
@@ -189,9 +193,12 @@ impl Engine {
                 synthetic_multiclass(name, cfg.points, cfg.classes, cfg.noise, seed)
                     .map_err(|e| e.to_string())?,
             ),
-            name => scaled(synthetic(name, cfg.points, cfg.noise, seed).map_err(|e| e.to_string())?),
+            name => {
+                scaled(synthetic(name, cfg.points, cfg.noise, seed).map_err(|e| e.to_string())?)
+            }
         };
-        let test_count = data.len() - ((data.len() as f64 * cfg.train_fraction).round() as usize).clamp(1, data.len() - 1);
+        let test_count = data.len()
+            - ((data.len() as f64 * cfg.train_fraction).round() as usize).clamp(1, data.len() - 1);
         let (train, test) = data
             .split(test_count, seed)
             .map_err(|e| format!("train_fraction: {}", e.message))?;
@@ -199,9 +206,8 @@ impl Engine {
             Targets::Classes { names, .. } => Some(names.len()),
             Targets::Values(_) => None,
         };
-        let raw = |d: &Dataset| -> Vec<[f32; 2]> {
-            d.x.data().chunks(2).map(|c| [c[0], c[1]]).collect()
-        };
+        let raw =
+            |d: &Dataset| -> Vec<[f32; 2]> { d.x.data().chunks(2).map(|c| [c[0], c[1]]).collect() };
         let domain = if cfg.dataset == "upload" {
             let pts = raw(&data);
             let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
@@ -212,7 +218,12 @@ impl Engine {
                 }
             }
             let pad = |k: usize| ((hi[k] - lo[k]) * 0.1).max(1e-3);
-            [lo[0] - pad(0), hi[0] + pad(0), lo[1] - pad(1), hi[1] + pad(1)]
+            [
+                lo[0] - pad(0),
+                hi[0] + pad(0),
+                lo[1] - pad(1),
+                hi[1] + pad(1),
+            ]
         } else {
             [-6.0, 6.0, -6.0, 6.0]
         };
@@ -225,11 +236,19 @@ impl Engine {
                     for (i, &l) in labels.iter().enumerate() {
                         y[i * names.len() + l] = 1.0;
                     }
-                    (labels.clone(), Tensor::from_vec(y, &[labels.len(), names.len()]))
+                    (
+                        labels.clone(),
+                        Tensor::from_vec(y, &[labels.len(), names.len()]),
+                    )
                 }
                 Targets::Values(v) => (Vec::new(), v.clone()),
             };
-            Split { raw: r, x, labels, y }
+            Split {
+                raw: r,
+                x,
+                labels,
+                y,
+            }
         };
         let mut grid_pts = Vec::with_capacity(GRID * GRID);
         for row in 0..GRID {
@@ -281,7 +300,11 @@ impl Engine {
             .map(|i| Dropout::new(cfg.dropout, mix_seed(seed, 10 + i as u64)))
             .collect();
         Ok(Engine {
-            acts: cfg.layers.iter().map(|l| activation(&l.activation)).collect(),
+            acts: cfg
+                .layers
+                .iter()
+                .map(|l| activation(&l.activation))
+                .collect(),
             train: split(&train),
             test: split(&test),
             grid: features(&grid_pts, &cfg.features),
@@ -434,7 +457,11 @@ impl Engine {
             let (output, class) = match self.classes {
                 Some(2) => {
                     let p = out.softmax(-1);
-                    let v: Vec<f64> = p.data().chunks(2).map(|c| round3(2.0 * c[1] - 1.0)).collect();
+                    let v: Vec<f64> = p
+                        .data()
+                        .chunks(2)
+                        .map(|c| round3(2.0 * c[1] - 1.0))
+                        .collect();
                     (v, None)
                 }
                 Some(k) => {
@@ -483,8 +510,16 @@ impl Engine {
             .map(|l| {
                 let w = l.weight.value();
                 let cols = w.shape()[1];
-                let rows: Vec<Vec<f64>> = w.data().chunks(cols).map(|r| r.iter().map(|&v| round3(v)).collect()).collect();
-                let b = l.bias.as_ref().map(|b| rounded(&b.value())).unwrap_or_default();
+                let rows: Vec<Vec<f64>> = w
+                    .data()
+                    .chunks(cols)
+                    .map(|r| r.iter().map(|&v| round3(v)).collect())
+                    .collect();
+                let b = l
+                    .bias
+                    .as_ref()
+                    .map(|b| rounded(&b.value()))
+                    .unwrap_or_default();
                 json!({"w": rows, "b": b})
             })
             .collect();
@@ -609,7 +644,10 @@ impl Engine {
             let act = self.acts[layer - 1];
             let a = f64::from(
                 self.acts[layer - 1]
-                    .forward(&Var::constant(Tensor::from_vec(vec![z as f32], &[1, 1])), Mode::Eval)
+                    .forward(
+                        &Var::constant(Tensor::from_vec(vec![z as f32], &[1, 1])),
+                        Mode::Eval,
+                    )
                     .item(),
             );
             let fp = derivative(act, z);

@@ -114,7 +114,10 @@ impl App {
             .ok_or_else(|| {
                 ApiError(
                     StatusCode::NOT_FOUND,
-                    format!("no session {id:?} (sessions idle for {} s are closed)", self.opts.session_ttl.as_secs()),
+                    format!(
+                        "no session {id:?} (sessions idle for {} s are closed)",
+                        self.opts.session_ttl.as_secs()
+                    ),
                 )
             })?;
         s.touch();
@@ -218,10 +221,7 @@ async fn create(State(app): State<Arc<App>>, body: Bytes) -> ApiResult {
         closed: AtomicBool::new(false),
         last_seen: Mutex::new(Instant::now()),
     });
-    let id = format!(
-        "{:016x}",
-        app.ids.lock().expect("ids").next_u64()
-    );
+    let id = format!("{:016x}", app.ids.lock().expect("ids").next_u64());
     let s2 = Arc::clone(&s);
     let snap = blocking(move || {
         s2.publish(&s2.engine.lock().expect("engine"));
@@ -356,7 +356,8 @@ async fn upload(
             )))
         }
     };
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad("upload: the CSV is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad("upload: the CSV is not UTF-8 text"))?;
     let data = parse_csv(
         "upload",
         text,
@@ -380,9 +381,7 @@ async fn upload(
             limits::MAX_UPLOAD_ROWS
         )));
     }
-    if task == Task::Classification
-        && !(2..=limits::MAX_CLASSES).contains(&data.num_classes())
-    {
+    if task == Task::Classification && !(2..=limits::MAX_CLASSES).contains(&data.num_classes()) {
         return Err(ApiError::bad(format!(
             "upload: {} classes in the label column; the playground takes 2..={} (for a numeric target choose regression)",
             data.num_classes(),
@@ -412,9 +411,14 @@ async fn neuron(
     Query(q): Query<NeuronQuery>,
 ) -> ApiResult {
     let s = app.session(&id)?;
-    let v = blocking(move || s.engine.lock().expect("engine").neuron_math(q.layer, q.neuron))
-        .await
-        .map_err(ApiError::bad)?;
+    let v = blocking(move || {
+        s.engine
+            .lock()
+            .expect("engine")
+            .neuron_math(q.layer, q.neuron)
+    })
+    .await
+    .map_err(ApiError::bad)?;
     Ok(Json(v).into_response())
 }
 
@@ -431,7 +435,9 @@ async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResul
             (rx, false),
         ))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 async fn close(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
@@ -490,8 +496,8 @@ struct Drawing {
 }
 
 async fn digits_predict(State(app): State<Arc<App>>, body: Bytes) -> ApiResult {
-    let d: Drawing = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("drawing: {e}")))?;
+    let d: Drawing =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("drawing: {e}")))?;
     crate::digits::check_drawing(d.width, d.height, &d.pixels).map_err(ApiError::bad)?;
     app.digits.start();
     let digits = Arc::clone(&app.digits);
@@ -525,11 +531,26 @@ async fn not_found() -> ApiError {
 /// The routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", crate::assets::INDEX_HTML) }))
-        .route("/digits", get(|| async { asset("text/html; charset=utf-8", crate::assets::DIGITS_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", crate::assets::APP_JS) }))
-        .route("/digits.js", get(|| async { asset("text/javascript; charset=utf-8", crate::assets::DIGITS_JS) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", crate::assets::STYLE_CSS) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", crate::assets::INDEX_HTML) }),
+        )
+        .route(
+            "/digits",
+            get(|| async { asset("text/html; charset=utf-8", crate::assets::DIGITS_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::assets::APP_JS) }),
+        )
+        .route(
+            "/digits.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::assets::DIGITS_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", crate::assets::STYLE_CSS) }),
+        )
         .route("/api/limits", get(limits_json))
         .route("/api/sessions", post(create))
         .route("/api/sessions/{id}", get(show).delete(close))

@@ -408,20 +408,21 @@ impl<'m> Trainer<'m> {
         }
         let h = n / 2;
         let (xa, xb) = (x.narrow(0, 0, h), x.narrow(0, h, n - h));
-        let (ta, tb) = (slice_targets(targets, 0, h), slice_targets(targets, h, n - h));
+        let (ta, tb) = (
+            slice_targets(targets, 0, h),
+            slice_targets(targets, h, n - h),
+        );
         let ((la, ra, mut ga), (lb, rb, gb)) = rayon::join(|| run(xa, &ta), || run(xb, &tb));
         let (wa, wb) = (h as f32 / n as f32, (n - h) as f32 / n as f32);
         for (id, g) in ga.iter_mut() {
-            let other = gb.get_id(*id).expect("both halves reach the same parameters");
+            let other = gb
+                .get_id(*id)
+                .expect("both halves reach the same parameters");
             for (a, b) in g.data_mut().iter_mut().zip(other.data()) {
                 *a = wa * *a + wb * *b;
             }
         }
-        (
-            f64::from(wa) * la + f64::from(wb) * lb,
-            ra + rb,
-            ga,
-        )
+        (f64::from(wa) * la + f64::from(wb) * lb, ra + rb, ga)
     }
 
     fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
@@ -770,6 +771,10 @@ mod tests {
             .build::<f32>(5, Some(3), 4)
             .unwrap()
             .model;
-        assert!(!Trainer::new(&with_dropout, TrainConfig::default()).unwrap().shardable);
+        assert!(
+            !Trainer::new(&with_dropout, TrainConfig::default())
+                .unwrap()
+                .shardable
+        );
     }
 }
