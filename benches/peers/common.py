@@ -4,6 +4,7 @@ import gzip
 import os
 import resource
 import struct
+import time
 
 import numpy as np
 
@@ -39,6 +40,18 @@ def spirals(n=1000, noise=0.1, seed=0):
     a = 1.75 * 2 * np.pi * t + np.pi * cls
     x = np.stack([r * np.cos(a), r * np.sin(a)], 1) + noise * 0.25 * rng.normal(size=(n, 2))
     return x.astype(np.float32), cls.astype(np.int64)
+
+
+def median_seconds(call, warmup, reps):
+    """Median wall time of `call()` over `reps` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def peak_rss_mb():

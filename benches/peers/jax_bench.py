@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from common import mnist, peak_rss_mb, result, spirals
+from common import median_seconds, mnist, peak_rss_mb, result, spirals
 
 
 def main():
@@ -114,21 +114,9 @@ def main():
             fwd = jax.jit(mlp_apply)
             one = jnp.asarray(xte[:1])
             batch = jnp.asarray(xte[np.random.default_rng(a.seed).integers(0, len(xte), 1024)])
-            for _ in range(500):
-                fwd(params, one).block_until_ready()
-            lat = []
-            for _ in range(10000):
-                t0 = time.perf_counter()
-                fwd(params, one).block_until_ready()
-                lat.append(time.perf_counter() - t0)
-            for _ in range(5):
-                fwd(params, batch).block_until_ready()
-            per = []
-            for _ in range(50):
-                t0 = time.perf_counter()
-                fwd(params, batch).block_until_ready()
-                per.append(time.perf_counter() - t0)
-            result("jax", w, a.threads, latency_us=float(np.median(lat) * 1e6), samples_per_s=float(1024 / np.median(per)))
+            latency = median_seconds(lambda: fwd(params, one).block_until_ready(), 500, 10000)
+            per_batch = median_seconds(lambda: fwd(params, batch).block_until_ready(), 5, 50)
+            result("jax", w, a.threads, latency_us=latency * 1e6, samples_per_s=1024 / per_batch)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 import argparse
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import mnist, peak_rss_mb, result, spirals
+from common import median_seconds, mnist, peak_rss_mb, result, spirals
 
 
 def mlp():
@@ -83,21 +82,9 @@ def main():
             one = xte[:1].clone()
             batch = xte[torch.randint(0, xte.shape[0], (1024,))].clone()
             with torch.inference_mode():
-                for _ in range(500):
-                    fwd(one)
-                lat = []
-                for _ in range(10000):
-                    t0 = time.perf_counter()
-                    fwd(one)
-                    lat.append(time.perf_counter() - t0)
-                for _ in range(5):
-                    fwd(batch)
-                per = []
-                for _ in range(50):
-                    t0 = time.perf_counter()
-                    fwd(batch)
-                    per.append(time.perf_counter() - t0)
-            result(impl, w, a.threads, latency_us=float(np.median(lat) * 1e6), samples_per_s=float(1024 / np.median(per)))
+                latency = median_seconds(lambda: fwd(one), 500, 10000)
+                per_batch = median_seconds(lambda: fwd(batch), 5, 50)
+            result(impl, w, a.threads, latency_us=latency * 1e6, samples_per_s=1024 / per_batch)
 
 
 if __name__ == "__main__":

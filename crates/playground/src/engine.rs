@@ -69,6 +69,9 @@ pub struct Engine {
     history: Vec<[f64; 3]>,
     /// Seconds of training so far (for the page's rate figure).
     train_seconds: f64,
+    /// Loss and accuracy on the train and test points for the current weights, once
+    /// measured (training measures them for the history; frames reuse them).
+    measured: Option<[(f64, Option<f64>); 2]>,
 }
 
 fn activation(name: &str) -> Activation {
@@ -318,6 +321,7 @@ impl Engine {
             last_sample: None,
             history: Vec::new(),
             train_seconds: 0.0,
+            measured: None,
             cfg,
         })
     }
@@ -378,6 +382,10 @@ impl Engine {
         })
     }
 
+    fn measurements(&self) -> [(f64, Option<f64>); 2] {
+        [self.measure(&self.train), self.measure(&self.test)]
+    }
+
     /// Trains `epochs` epochs of mini-batch updates, each over the training points in a
     /// fresh seeded order.
     pub fn train_epochs(&mut self, epochs: usize) {
@@ -406,8 +414,9 @@ impl Engine {
             self.epoch += 1;
         }
         self.train_seconds += started.elapsed().as_secs_f64();
-        let (tr, _) = self.measure(&self.train);
-        let (te, _) = self.measure(&self.test);
+        let m = self.measurements();
+        self.measured = Some(m);
+        let (tr, te) = (m[0].0, m[1].0);
         if self.history.len() >= HISTORY {
             // keep every other point: the chart spans the whole run at half the density
             let mut k = 0;
@@ -449,8 +458,8 @@ impl Engine {
     /// What the page draws after each update: losses, accuracies, the output over the
     /// grid, every hidden neuron's activation over a coarser grid, weights and biases.
     pub fn frame(&self) -> Value {
-        let (train_loss, train_acc) = self.measure(&self.train);
-        let (test_loss, test_acc) = self.measure(&self.test);
+        let [(train_loss, train_acc), (test_loss, test_acc)] =
+            self.measured.unwrap_or_else(|| self.measurements());
         let (output, output_class, neurons) = no_grad(|| {
             let pass = self.forward(&self.grid, Mode::Eval);
             let out = pass.z.last().expect("an output layer").value();
