@@ -201,6 +201,20 @@ fn matrix_products() {
         |v| drive(&v[0].linear(&v[1], None).tanh()).add(&v[0].mean()),
         &[ba.clone(), w.clone()],
     );
+    // Mostly-zero inputs (like image pixels) take the sparse-input kernels.
+    let mut sx = normal(&[10, 12], 16);
+    for (i, v) in sx.data_mut().iter_mut().enumerate() {
+        if i % 4 != 1 {
+            *v = 0.0;
+        }
+    }
+    assert!(backprop_tensor::ops::sparse::worth_it(sx.data(), 10));
+    let sw = normal(&[5, 12], 17);
+    check(
+        "linear, sparse input",
+        |v| drive(&v[0].linear(&v[1], Some(&v[2])).tanh()),
+        &[sx, sw, bias.clone()],
+    );
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub use ops::conv::{
     conv2d_backward, conv2d_direct, conv2d_forward, conv2d_output_shape, try_conv2d_forward,
     Conv2dParams,
 };
-pub use ops::matmul::{linear_forward, try_linear_forward};
+pub use ops::matmul::{linear_forward, linear_weight_grad, try_linear_forward};
 pub use ops::norm::{
     batch_norm_backward, batch_norm_forward, channel_affine_backward, channel_affine_forward,
 };

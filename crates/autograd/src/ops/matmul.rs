@@ -5,7 +5,7 @@
 //! `Y = X·Wᵀ + b`: `dX = dY·W`, `dW = dYᵀ·X`, `db = Σ_rows dY`. Transposes are read through
 //! strides by the GEMM crate, never copied.
 
-use backprop_tensor::{linear_forward, Element, Tensor};
+use backprop_tensor::{linear_forward, linear_weight_grad, Element, Tensor};
 
 use crate::Var;
 
@@ -84,7 +84,7 @@ impl<E: Element> Var<E> {
         Var::from_op("linear", y, parents, move |g, needs| {
             let g2 = rows(g);
             let dx = needs[0].then(|| g2.matmul(&wv).reshape(x.shape()));
-            let dw = needs[1].then(|| g2.matmul_tn(&rows(&x)));
+            let dw = needs[1].then(|| linear_weight_grad(&g2, &rows(&x)));
             let mut out = vec![dx, dw];
             if needs.len() > 2 {
                 out.push(needs[2].then(|| g2.sum_axis(0, false)));

@@ -8,6 +8,7 @@
 
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
+use crate::ops::sparse;
 use crate::profile;
 use crate::tensor::Tensor;
 
@@ -251,6 +252,21 @@ pub fn try_linear_forward<E: Element>(
         }
     }
     let rows = x.numel() / in_f.max(1);
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().unwrap() = out_f;
+    if in_f > 0 && sparse::worth_it(x.data(), rows) {
+        let mut out = vec![E::ZERO; rows * out_f];
+        sparse::linear_forward_sparse(
+            x.data(),
+            rows,
+            in_f,
+            w.data(),
+            out_f,
+            b.map(|b| b.data()),
+            &mut out,
+        );
+        return Ok(Tensor::from_parts(out, shape));
+    }
     let mut out = match b {
         Some(b) => {
             let mut v = Vec::with_capacity(rows * out_f);
@@ -283,9 +299,30 @@ pub fn try_linear_forward<E: Element>(
             );
         }
     }
-    let mut shape = x.shape().to_vec();
-    *shape.last_mut().unwrap() = out_f;
     Ok(Tensor::from_parts(out, shape))
+}
+
+/// The weight gradient of [`linear_forward`]: `dw = gᵀ·x` for `g: [rows, out]`,
+/// `x: [rows, in]` → `[out, in]`. Mostly-zero inputs (see [`sparse::worth_it`]) take the
+/// sparse kernel, everything else one GEMM with `g` read transposed.
+///
+/// # Panics
+/// If the row counts differ or either side is not 2-D.
+#[track_caller]
+pub fn linear_weight_grad<E: Element>(g: &Tensor<E>, x: &Tensor<E>) -> Tensor<E> {
+    assert!(
+        g.rank() == 2 && x.rank() == 2 && g.shape()[0] == x.shape()[0],
+        "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in]",
+        g.shape(),
+        x.shape()
+    );
+    let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
+    if out_f > 0 && sparse::worth_it(x.data(), rows) {
+        let mut dw = vec![E::ZERO; out_f * in_f];
+        sparse::linear_weight_grad_sparse(g.data(), x.data(), rows, in_f, out_f, &mut dw);
+        return Tensor::from_parts(dw, vec![out_f, in_f]);
+    }
+    g.matmul_tn(x)
 }
 
 #[cfg(test)]

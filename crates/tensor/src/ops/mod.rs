@@ -8,6 +8,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+pub mod sparse;
 
 /// Visits every position of `out_shape` in row-major order, passing the flat output index and
 /// the offsets of `N` inputs read through `strides` (broadcast dimensions have stride 0).
