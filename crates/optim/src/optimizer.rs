@@ -307,9 +307,17 @@ impl<E: Element> Sgd<E> {
                 return;
             }
             let update = |theta: &mut [E], g: &[E], v: &mut [E]| {
-                for ((t, &g), v) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
-                    *v = mu * *v + g;
-                    *t -= lr * if nesterov { g + mu * *v } else { *v };
+                let it = theta.iter_mut().zip(g).zip(v.iter_mut());
+                if nesterov {
+                    for ((t, &g), v) in it {
+                        *v = mu * *v + g;
+                        *t -= lr * (g + mu * *v);
+                    }
+                } else {
+                    for ((t, &g), v) in it {
+                        *v = mu * *v + g;
+                        *t -= lr * *v;
+                    }
                 }
             };
             // elementwise, so splitting large parameters across threads changes nothing

@@ -323,6 +323,10 @@ fn sample_independent(m: &dyn Module<f32>) -> bool {
 /// Splits a batch so that each half keeps at least this many samples.
 const MIN_SHARD: usize = 16;
 
+/// Gradients at least this large are blended over the thread pool, `BLEND_CHUNK` at a time.
+const BLEND_PARALLEL: usize = 1 << 16;
+const BLEND_CHUNK: usize = 1 << 14;
+
 fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
     match t {
         BatchTargets::Classes(l) => BatchTargets::Classes(l[start..start + len].to_vec()),
@@ -418,8 +422,20 @@ impl<'m> Trainer<'m> {
             let other = gb
                 .get_id(*id)
                 .expect("both halves reach the same parameters");
-            for (a, b) in g.data_mut().iter_mut().zip(other.data()) {
-                *a = wa * *a + wb * *b;
+            let blend = |a: &mut [f32], b: &[f32]| {
+                for (a, b) in a.iter_mut().zip(b) {
+                    *a = wa * *a + wb * *b;
+                }
+            };
+            // elementwise: large gradients are blended over the pool, in fixed chunks
+            if g.numel() >= BLEND_PARALLEL {
+                use rayon::prelude::*;
+                g.data_mut()
+                    .par_chunks_mut(BLEND_CHUNK)
+                    .zip(other.data().par_chunks(BLEND_CHUNK))
+                    .for_each(|(a, b)| blend(a, b));
+            } else {
+                blend(g.data_mut(), other.data());
             }
         }
         (f64::from(wa) * la + f64::from(wb) * lb, ra + rb, ga)

@@ -255,15 +255,13 @@ pub fn try_linear_forward<E: Element>(
     let mut shape = x.shape().to_vec();
     *shape.last_mut().unwrap() = out_f;
     if in_f > 0 && sparse::worth_it(x.data(), rows) {
-        let mut out = vec![E::ZERO; rows * out_f];
-        sparse::linear_forward_sparse(
+        let out = sparse::linear_forward_sparse(
             x.data(),
             rows,
             in_f,
             w.data(),
             out_f,
             b.map(|b| b.data()),
-            &mut out,
         );
         return Ok(Tensor::from_parts(out, shape));
     }
@@ -318,8 +316,7 @@ pub fn linear_weight_grad<E: Element>(g: &Tensor<E>, x: &Tensor<E>) -> Tensor<E>
     );
     let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
     if out_f > 0 && sparse::worth_it(x.data(), rows) {
-        let mut dw = vec![E::ZERO; out_f * in_f];
-        sparse::linear_weight_grad_sparse(g.data(), x.data(), rows, in_f, out_f, &mut dw);
+        let dw = sparse::linear_weight_grad_sparse(g.data(), x.data(), rows, in_f, out_f);
         return Tensor::from_parts(dw, vec![out_f, in_f]);
     }
     g.matmul_tn(x)

@@ -118,7 +118,7 @@ impl<E: Element> Csr<E> {
     }
 }
 
-/// `out[rows, out_f] = x·wᵀ + b` from `x`'s nonzeros. `out` is fully written.
+/// `x·wᵀ + b` (`[rows, out_f]`, row-major) from `x`'s nonzeros.
 pub fn linear_forward_sparse<E: Element>(
     x: &[E],
     rows: usize,
@@ -126,13 +126,15 @@ pub fn linear_forward_sparse<E: Element>(
     w: &[E],
     out_f: usize,
     b: Option<&[E]>,
-    out: &mut [E],
-) {
-    debug_assert_eq!(x.len(), rows * in_f);
-    debug_assert_eq!(w.len(), out_f * in_f);
-    debug_assert_eq!(out.len(), rows * out_f);
+) -> Vec<E> {
+    assert_eq!(x.len(), rows * in_f, "linear_forward_sparse: x");
+    assert_eq!(w.len(), out_f * in_f, "linear_forward_sparse: w");
+    assert!(
+        b.is_none_or(|b| b.len() == out_f),
+        "linear_forward_sparse: b"
+    );
     if out_f == 0 || rows == 0 {
-        return;
+        return Vec::new();
     }
     let csr = Csr::build(x, rows, in_f);
     #[cfg(target_arch = "x86_64")]
@@ -140,7 +142,8 @@ pub fn linear_forward_sparse<E: Element>(
         let vals = as_f32(&csr.val).unwrap();
         let bf = b.map(|b| as_f32(b).unwrap());
         let bounds = simd::block_bounds(&csr.ptr, &csr.col, in_f);
-        let yp = SendPtr(as_f32_mut(out).as_mut_ptr());
+        let mut out: Vec<E> = Vec::with_capacity(rows * out_f);
+        let yp = SendPtr(out.as_mut_ptr() as *mut f32);
         // One group of 64 outputs per task: each task reads its rows of `w` once and writes
         // its own columns of `out`.
         let slab = |q: usize| {
@@ -156,8 +159,11 @@ pub fn linear_forward_sparse<E: Element>(
         } else {
             (0..slabs).for_each(slab);
         }
-        return;
+        // SAFETY: the groups wrote every element of every row.
+        unsafe { out.set_len(rows * out_f) };
+        return out;
     }
+    let mut out = vec![E::ZERO; rows * out_f];
     let mut wt = vec![E::ZERO; in_f * out_f];
     transpose(w, out_f, in_f, &mut wt);
     let run = |r0: usize, y: &mut [E]| forward_rows(&csr, r0, &wt, out_f, b, y);
@@ -167,8 +173,9 @@ pub fn linear_forward_sparse<E: Element>(
             .enumerate()
             .for_each(|(c, y)| run(c * per, y));
     } else {
-        run(0, out);
+        run(0, &mut out);
     }
+    out
 }
 
 /// Rows `r0..` of the forward product, as many as `y` holds.
@@ -195,27 +202,26 @@ fn forward_rows<E: Element>(
     }
 }
 
-/// `dw[out_f, in_f] = gᵀ·x` from `x`'s nonzeros (`g: [rows, out_f]`). `dw` is fully written.
+/// `dw = gᵀ·x` (`[out_f, in_f]`, row-major) from `x`'s nonzeros, for `g: [rows, out_f]`.
 pub fn linear_weight_grad_sparse<E: Element>(
     g: &[E],
     x: &[E],
     rows: usize,
     in_f: usize,
     out_f: usize,
-    dw: &mut [E],
-) {
-    debug_assert_eq!(g.len(), rows * out_f);
-    debug_assert_eq!(x.len(), rows * in_f);
-    debug_assert_eq!(dw.len(), out_f * in_f);
+) -> Vec<E> {
+    assert_eq!(g.len(), rows * out_f, "linear_weight_grad_sparse: g");
+    assert_eq!(x.len(), rows * in_f, "linear_weight_grad_sparse: x");
     if out_f == 0 || in_f == 0 {
-        return;
+        return Vec::new();
     }
     let csr = Csr::build(x, rows, in_f);
     let (ptr, row, val) = csr.by_column(rows, in_f);
     let parallel = split_over_pool(csr.col.len() * out_f);
     #[cfg(target_arch = "x86_64")]
     if let (Some(vals), true) = (as_f32(&val), avx512()) {
-        let (gf, dwp) = (as_f32(g).unwrap(), SendPtr(as_f32_mut(dw).as_mut_ptr()));
+        let mut dw: Vec<E> = Vec::with_capacity(out_f * in_f);
+        let (gf, dwp) = (as_f32(g).unwrap(), SendPtr(dw.as_mut_ptr() as *mut f32));
         // Sixteen columns of dw per task; tasks write disjoint columns.
         let block = |tmp: &mut Vec<f32>, kb: usize| {
             // SAFETY: AVX-512F was detected; dw is [out_f, in_f]; the row indices are
@@ -231,7 +237,9 @@ pub fn linear_weight_grad_sparse<E: Element>(
             let mut tmp = Vec::new();
             (0..blocks).for_each(|kb| block(&mut tmp, kb));
         }
-        return;
+        // SAFETY: the blocks wrote every column of every row.
+        unsafe { dw.set_len(out_f * in_f) };
+        return dw;
     }
     // Portable: the rows of dwᵀ, one column of x at a time, then one transpose.
     let _ = parallel;
@@ -244,7 +252,9 @@ pub fn linear_weight_grad_sparse<E: Element>(
             }
         }
     }
-    transpose(&dwt, in_f, out_f, dw);
+    let mut dw = vec![E::ZERO; out_f * in_f];
+    transpose(&dwt, in_f, out_f, &mut dw);
+    dw
 }
 
 /// `dst[cols, rows] = src[rows, cols]ᵀ`, both contiguous.
@@ -323,13 +333,6 @@ fn as_f32<E: Element>(s: &[E]) -> Option<&[f32]> {
     (TypeId::of::<E>() == TypeId::of::<f32>())
         // SAFETY: E is f32.
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
-}
-
-#[cfg(target_arch = "x86_64")]
-fn as_f32_mut<E: Element>(s: &mut [E]) -> &mut [f32] {
-    assert_eq!(TypeId::of::<E>(), TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked).
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -701,16 +704,13 @@ mod tests {
                 let b = Tensor::<f32>::rand_normal(&[outf], 0.0, 1.0, &mut rng);
                 let g = Tensor::<f32>::rand_normal(&[rows, outf], 0.0, 1.0, &mut rng);
                 let want = x.matmul_naive(&w.t()).add(&b);
-                let mut y = vec![f32::NAN; rows * outf];
-                linear_forward_sparse(x.data(), rows, inf, w.data(), outf, Some(b.data()), &mut y);
+                let y = linear_forward_sparse(x.data(), rows, inf, w.data(), outf, Some(b.data()));
                 let y = Tensor::from_vec(y, &[rows, outf]);
                 assert!(y.allclose(&want, 1e-4, 1e-4), "forward {rows}x{inf}x{outf}");
-                let mut y0 = vec![f32::NAN; rows * outf];
-                linear_forward_sparse(x.data(), rows, inf, w.data(), outf, None, &mut y0);
+                let y0 = linear_forward_sparse(x.data(), rows, inf, w.data(), outf, None);
                 let want0 = x.matmul_naive(&w.t());
                 assert!(Tensor::from_vec(y0, &[rows, outf]).allclose(&want0, 1e-4, 1e-4));
-                let mut dw = vec![f32::NAN; outf * inf];
-                linear_weight_grad_sparse(g.data(), x.data(), rows, inf, outf, &mut dw);
+                let dw = linear_weight_grad_sparse(g.data(), x.data(), rows, inf, outf);
                 let want_dw = g.t().matmul_naive(&x);
                 assert!(
                     Tensor::from_vec(dw, &[outf, inf]).allclose(&want_dw, 1e-4, 1e-4),
@@ -725,12 +725,10 @@ mod tests {
         both_paths(|| {
             let x = vec![0.0f32; 8 * 20];
             let w = vec![1.0f32; 3 * 20];
-            let mut y = vec![f32::NAN; 8 * 3];
-            linear_forward_sparse(&x, 8, 20, &w, 3, Some(&[1.0, 2.0, 3.0]), &mut y);
+            let y = linear_forward_sparse(&x, 8, 20, &w, 3, Some(&[1.0, 2.0, 3.0]));
             assert_eq!(&y[..3], &[1.0, 2.0, 3.0]);
             assert_eq!(&y[21..], &[1.0, 2.0, 3.0]);
-            let mut dw = vec![f32::NAN; 3 * 20];
-            linear_weight_grad_sparse(&[1.0; 24], &x, 8, 20, 3, &mut dw);
+            let dw = linear_weight_grad_sparse(&[1.0; 24], &x, 8, 20, 3);
             assert!(dw.iter().all(|v| *v == 0.0));
         });
     }
@@ -740,8 +738,7 @@ mod tests {
         both_paths(|| {
             let mut x = vec![0.0f32; 8 * 4];
             x[5] = f32::NAN;
-            let mut y = vec![0.0f32; 8 * 2];
-            linear_forward_sparse(&x, 8, 4, &[1.0; 8], 2, None, &mut y);
+            let y = linear_forward_sparse(&x, 8, 4, &[1.0; 8], 2, None);
             assert!(y[2].is_nan() && y[3].is_nan() && y[0] == 0.0);
         });
     }
@@ -752,11 +749,9 @@ mod tests {
         let x = sparse(12, 30, 0.3, &mut rng).cast::<f64>();
         let w = Tensor::<f64>::rand_normal(&[7, 30], 0.0, 1.0, &mut rng);
         let g = Tensor::<f64>::rand_normal(&[12, 7], 0.0, 1.0, &mut rng);
-        let mut y = vec![0.0; 12 * 7];
-        linear_forward_sparse(x.data(), 12, 30, w.data(), 7, None, &mut y);
+        let y = linear_forward_sparse(x.data(), 12, 30, w.data(), 7, None);
         assert!(Tensor::from_vec(y, &[12, 7]).allclose(&x.matmul_naive(&w.t()), 1e-12, 1e-12));
-        let mut dw = vec![0.0; 7 * 30];
-        linear_weight_grad_sparse(g.data(), x.data(), 12, 30, 7, &mut dw);
+        let dw = linear_weight_grad_sparse(g.data(), x.data(), 12, 30, 7);
         assert!(Tensor::from_vec(dw, &[7, 30]).allclose(&g.t().matmul_naive(&x), 1e-12, 1e-12));
     }
 
