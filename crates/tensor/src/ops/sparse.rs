@@ -221,13 +221,27 @@ pub fn linear_weight_grad_sparse<E: Element>(
     #[cfg(target_arch = "x86_64")]
     if let (Some(vals), true) = (as_f32(&val), avx512()) {
         let mut dw: Vec<E> = Vec::with_capacity(out_f * in_f);
-        let (gf, dwp) = (as_f32(g).unwrap(), SendPtr(dw.as_mut_ptr() as *mut f32));
+        let dwp = SendPtr(dw.as_mut_ptr() as *mut f32);
+        // SAFETY: AVX-512F was detected.
+        let (ga, ns) = unsafe { simd::aligned_rows(as_f32(g).unwrap(), rows, out_f) };
+        let gp = SendPtr(ga.as_ptr() as *mut f32);
         // Sixteen columns of dw per task; tasks write disjoint columns.
-        let block = |tmp: &mut Vec<f32>, kb: usize| {
+        let block = |tmp: &mut Vec<simd::Line>, kb: usize| {
             // SAFETY: AVX-512F was detected; dw is [out_f, in_f]; the row indices are
-            // below `rows`, so every read of g is in bounds.
+            // below `rows`, so every read of the aligned copy of g is in bounds.
             unsafe {
-                simd::weight_grad_block(&ptr, &row, vals, gf, out_f, in_f, kb * 16, tmp, dwp.get())
+                simd::weight_grad_block(
+                    &ptr,
+                    &row,
+                    vals,
+                    gp.get(),
+                    ns,
+                    out_f,
+                    in_f,
+                    kb * 16,
+                    tmp,
+                    dwp.get(),
+                )
             }
         };
         let blocks = in_f.div_ceil(16);
@@ -278,7 +292,7 @@ unsafe fn transpose_into<E: Element>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(sf), true) = (as_f32(src), avx512()) {
-        unsafe { simd::transpose_f32(sf, rows, cols, dst as *mut f32, dst_stride) };
+        unsafe { simd::transpose_f32(sf.as_ptr(), rows, cols, cols, dst as *mut f32, dst_stride) };
         return;
     }
     const T: usize = 16;
@@ -459,8 +473,11 @@ mod simd {
             Some(b) => _mm512_maskz_loadu_ps(masks[s], b.as_ptr().add(c0 + 16 * s)),
             None => _mm512_setzero_ps(),
         });
-        let mut buf = [0f32; KB * GROUP];
-        let bp = buf.as_mut_ptr();
+        // 64-byte aligned, so no vector load straddles two cache lines
+        #[repr(align(64))]
+        struct Block([f32; KB * GROUP]);
+        let mut buf = Block([0f32; KB * GROUP]);
+        let bp = buf.0.as_mut_ptr();
         for kb in 0..kblocks {
             let k_lo = kb * KB;
             let k_hi = (k_lo + KB).min(in_f);
@@ -504,73 +521,85 @@ mod simd {
         }
     }
 
+    /// One cache line of floats; a `Vec<Line>` is 64-byte aligned.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(64))]
+    pub struct Line([f32; 16]);
+
+    /// `g: [rows, n]` copied into 64-byte aligned rows of `stride = n` rounded up to 16,
+    /// zero-padded, so the kernels' vector loads never straddle cache lines.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn aligned_rows(g: &[f32], rows: usize, n: usize) -> (Vec<Line>, usize) {
+        let lines = n.div_ceil(16);
+        let mut out = vec![Line([0.0; 16]); rows * lines];
+        let o = out.as_mut_ptr() as *mut f32;
+        for r in 0..rows {
+            for l in 0..lines {
+                let v = _mm512_maskz_loadu_ps(lanes(n - 16 * l), g.as_ptr().add(r * n + 16 * l));
+                _mm512_store_ps(o.add((r * lines + l) * 16), v);
+            }
+        }
+        (out, lines * 16)
+    }
+
     /// Columns `k0..k0 + 16` (fewer at the edge) of `dw = gᵀ·x`, given `x` by column
-    /// (`ptr`, `row`, `val`): each column's sum of rows of `g` (row-major, `[rows, n]`),
-    /// 128 outputs per pass in eight registers, into a `[16, n]` block that is then
-    /// transposed into place sixteen by sixteen.
+    /// (`ptr`, `row`, `val`) and `g` from [`aligned_rows`] (row stride `ns`): each column's
+    /// sum of rows of `g`, 128 outputs per pass in eight registers, into a `[16, ns]` block
+    /// that is then transposed into place sixteen by sixteen.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn weight_grad_block(
         ptr: &[usize],
         row: &[u32],
         val: &[f32],
-        g: &[f32],
+        g: *const f32,
+        ns: usize,
         n: usize,
         in_f: usize,
         k0: usize,
-        tmp: &mut Vec<f32>,
+        tmp: &mut Vec<Line>,
         dw: *mut f32,
     ) {
         let kn = (in_f - k0).min(16);
-        tmp.clear();
-        tmp.reserve(16 * n);
-        let t = tmp.as_mut_ptr();
+        tmp.resize(16 * ns / 16, Line([0.0; 16]));
+        let t = tmp.as_mut_ptr() as *mut f32;
         for kk in 0..kn {
             let k = k0 + kk;
             let (s, e) = (ptr[k], ptr[k + 1]);
+            let (rs, vs) = (&row[s..e], &val[s..e]);
             let mut c0 = 0;
-            while c0 + 128 <= n {
-                col_chunk::<8>(&row[s..e], &val[s..e], g, n, c0, 0xffff, t.add(kk * n));
+            while c0 + 128 <= ns {
+                col_chunk::<8>(rs, vs, g, ns, c0, t.add(kk * ns));
                 c0 += 128;
             }
-            while c0 < n {
-                let m = lanes(n - c0);
-                col_chunk::<1>(&row[s..e], &val[s..e], g, n, c0, m, t.add(kk * n));
+            while c0 < ns {
+                col_chunk::<1>(rs, vs, g, ns, c0, t.add(kk * ns));
                 c0 += 16;
             }
         }
-        transpose_f32(
-            std::slice::from_raw_parts(t, kn * n),
-            kn,
-            n,
-            dw.add(k0),
-            in_f,
-        );
+        transpose_f32(t, kn, n, ns, dw.add(k0), in_f);
     }
 
-    /// `out[c0..] = Σ val[i]·g[row[i], c0..]` over `V` vectors; `last` masks the final one.
+    /// `out[c0..] = Σ val[i]·g[row[i], c0..]` over `V` aligned vectors.
     #[inline(always)]
     unsafe fn col_chunk<const V: usize>(
         row: &[u32],
         val: &[f32],
-        g: &[f32],
-        n: usize,
+        g: *const f32,
+        ns: usize,
         c0: usize,
-        last: __mmask16,
         out: *mut f32,
     ) {
         let mut acc = [_mm512_setzero_ps(); V];
         for (&r, &v) in row.iter().zip(val) {
             let vb = _mm512_set1_ps(v);
-            let p = g.as_ptr().add(r as usize * n + c0);
+            let p = g.add(r as usize * ns + c0);
             for (i, a) in acc.iter_mut().enumerate() {
-                let m = if i + 1 == V { last } else { 0xffff };
-                *a = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, p.add(16 * i)), *a);
+                *a = _mm512_fmadd_ps(vb, _mm512_load_ps(p.add(16 * i)), *a);
             }
         }
         for (i, a) in acc.iter().enumerate() {
-            let m = if i + 1 == V { last } else { 0xffff };
-            _mm512_mask_storeu_ps(out.add(c0 + 16 * i), m, *a);
+            _mm512_store_ps(out.add(c0 + 16 * i), *a);
         }
     }
 
@@ -613,19 +642,19 @@ mod simd {
     /// scalar edges.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn transpose_f32(
-        src: &[f32],
+        s: *const f32,
         rows: usize,
         cols: usize,
+        src_stride: usize,
         dst: *mut f32,
         dst_stride: usize,
     ) {
         let (rf, cf) = (rows / 16 * 16, cols / 16 * 16);
-        let s = src.as_ptr();
         for r0 in (0..rf).step_by(16) {
             for c0 in (0..cf).step_by(16) {
                 let mut t = [_mm512_setzero_ps(); 16];
                 for (i, v) in t.iter_mut().enumerate() {
-                    *v = _mm512_loadu_ps(s.add((r0 + i) * cols + c0));
+                    *v = _mm512_loadu_ps(s.add((r0 + i) * src_stride + c0));
                 }
                 transpose16(&mut t);
                 for (i, v) in t.iter().enumerate() {
@@ -637,7 +666,7 @@ mod simd {
         for r in 0..rows {
             let c_start = if r < rf { cf } else { 0 };
             for c in c_start..cols {
-                *dst.add(c * dst_stride + r) = src[r * cols + c];
+                *dst.add(c * dst_stride + r) = *s.add(r * src_stride + c);
             }
         }
     }
