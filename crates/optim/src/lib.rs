@@ -25,5 +25,5 @@ pub mod clip;
 mod optimizer;
 pub mod schedule;
 
-pub use optimizer::{Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
+pub use optimizer::{blend, Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
 pub use schedule::LrSchedule;

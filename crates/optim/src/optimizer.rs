@@ -44,6 +44,12 @@ impl Default for Regularization {
 pub trait Optimizer<E: Element = f32>: Send {
     /// One update of every parameter that has a gradient in `grads` (others are left alone).
     fn step(&mut self, grads: &Grads<E>);
+    /// One update from the weighted sum `wa·a + wb·b` of two gradient stores (the trainer's
+    /// two half-batches), the same as [`Optimizer::step`] on [`blend`]`(a, wa, b, wb)`.
+    /// SGD with momentum fuses the sum into its update, so each gradient is read once.
+    fn step_blend(&mut self, a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) {
+        self.step(&blend(a, wa, b, wb));
+    }
     /// The learning rate η.
     fn lr(&self) -> f64;
     /// Sets η (schedules call this).
@@ -58,6 +64,35 @@ pub trait Optimizer<E: Element = f32>: Send {
     /// # Errors
     /// If a name is unknown or a shape does not match its parameter.
     fn load_state(&mut self, state: &[(String, Tensor<E>)]) -> Result<(), String>;
+}
+
+/// `wa·a + wb·b` for every gradient in `a` (a gradient missing from `b` counts as zero).
+/// Large gradients are summed over the thread pool in fixed chunks; the sum is elementwise,
+/// so the result does not depend on the thread count.
+pub fn blend<E: Element>(a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) -> Grads<E> {
+    let mut out = a.clone();
+    for (id, g) in out.iter_mut() {
+        let data = g.data_mut();
+        match b.get_id(*id) {
+            Some(other) => {
+                let mix = |x: &mut [E], y: &[E]| {
+                    for (x, &y) in x.iter_mut().zip(y) {
+                        *x = wa * *x + wb * y;
+                    }
+                };
+                if data.len() >= PARALLEL_UPDATE {
+                    use rayon::prelude::*;
+                    data.par_chunks_mut(UPDATE_CHUNK)
+                        .zip(other.data().par_chunks(UPDATE_CHUNK))
+                        .for_each(|(x, y)| mix(x, y));
+                } else {
+                    mix(data, other.data());
+                }
+            }
+            None => data.iter_mut().for_each(|x| *x = wa * *x),
+        }
+    }
+    out
 }
 
 /// Parameters with at least this many elements are updated by several threads.
@@ -219,11 +254,20 @@ macro_rules! common_methods {
 }
 
 macro_rules! impl_optimizer {
+    ($t:ident fused) => {
+        impl_optimizer!(@impl $t, ; fn step_blend(&mut self, a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) {
+            self.do_step_blend(a, wa, b, wb)
+        });
+    };
     ($t:ident $(, $inner:ident)?) => {
+        impl_optimizer!(@impl $t, $($inner)? ;);
+    };
+    (@impl $t:ident, $($inner:ident)? ; $($extra:item)*) => {
         impl<E: Element> Optimizer<E> for $t<E> {
             fn step(&mut self, grads: &Grads<E>) {
                 self.do_step(grads)
             }
+            $($extra)*
             fn lr(&self) -> f64 {
                 self$(.$inner)?.core.lr
             }
@@ -294,6 +338,61 @@ impl<E: Element> Sgd<E> {
     }
     common_methods!();
 
+    /// Momentum SGD on `wa·a + wb·b` without materialising the sum: per element,
+    /// `g = wa·a + wb·b`, then the usual update. Falls back to [`blend`] + step when
+    /// penalties are set or there is no momentum.
+    fn do_step_blend(&mut self, a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) {
+        let r = &self.core.reg;
+        if r.l1 != 0.0 || r.l2 != 0.0 || self.momentum == 0.0 {
+            return self.do_step(&blend(a, wa, b, wb));
+        }
+        let (lr, mu, nesterov) = (
+            E::from_f64(self.core.lr),
+            E::from_f64(self.momentum),
+            self.nesterov,
+        );
+        self.core.t += 1;
+        for s in &mut self.core.slots {
+            let Some(ga) = a.get(&s.var) else { continue };
+            let zeros;
+            let (gb, wb) = match b.get(&s.var) {
+                Some(g) => (g.data(), wb),
+                None => {
+                    zeros = vec![E::ZERO; ga.numel()];
+                    (zeros.as_slice(), E::ZERO)
+                }
+            };
+            let v = &mut s.state[0];
+            let name = &s.name;
+            s.var.update(|theta| {
+                assert!(
+                    theta.len() == ga.numel() && theta.len() == gb.len(),
+                    "optimizer: gradients of {name} do not match the parameter's {} elements",
+                    theta.len()
+                );
+                let update = |theta: &mut [E], ga: &[E], gb: &[E], v: &mut [E]| {
+                    let it = theta.iter_mut().zip(ga).zip(gb).zip(v.iter_mut());
+                    for (((t, &x), &y), v) in it {
+                        let g = wa * x + wb * y;
+                        *v = mu * *v + g;
+                        *t -= lr * if nesterov { g + mu * *v } else { *v };
+                    }
+                };
+                if theta.len() >= PARALLEL_UPDATE {
+                    use rayon::prelude::*;
+                    theta
+                        .par_chunks_mut(UPDATE_CHUNK)
+                        .zip(ga.data().par_chunks(UPDATE_CHUNK))
+                        .zip(gb.par_chunks(UPDATE_CHUNK))
+                        .zip(v.par_chunks_mut(UPDATE_CHUNK))
+                        .for_each(|(((t, x), y), v)| update(t, x, y, v));
+                } else {
+                    update(theta, ga.data(), gb, v);
+                }
+            });
+        }
+    }
+
     fn do_step(&mut self, grads: &Grads<E>) {
         let (lr, mu, nesterov) = (
             E::from_f64(self.core.lr),
@@ -334,7 +433,7 @@ impl<E: Element> Sgd<E> {
         });
     }
 }
-impl_optimizer!(Sgd);
+impl_optimizer!(Sgd fused);
 
 /// Adagrad (Duchi, Hazan & Singer 2011): per-parameter rates that shrink with the sum of
 /// squared gradients. `G ← G + g²`, `θ ← θ − η·g / (√G + ε)`, ε = 1e-10.

@@ -256,3 +256,70 @@ fn parameters_without_a_gradient_are_left_alone() {
     opt.step(&a.sum().backward());
     assert_eq!((a.item(), unused.item()), (0.5, 1.0));
 }
+
+/// Two gradient stores for the same parameters, one large enough for the parallel update.
+fn two_halves(big: &Var<f64>, small: &Var<f64>, seed: u64) -> (Grads<f64>, Grads<f64>) {
+    let mut rng = backprop_tensor::Rng::seed(seed);
+    let mut a = Grads::new();
+    let mut b = Grads::new();
+    for v in [big, small] {
+        let shape = v.shape();
+        a.insert(v, Tensor::rand_normal(&shape, 0.0, 1.0, &mut rng));
+        b.insert(v, Tensor::rand_normal(&shape, 0.0, 1.0, &mut rng));
+    }
+    (a, b)
+}
+
+#[test]
+fn step_blend_equals_a_step_on_the_blended_gradients() {
+    type Make = fn(Vec<(String, Var<f64>)>) -> Box<dyn Optimizer<f64>>;
+    let makers: [(&str, Make); 4] = [
+        ("momentum", |p| Box::new(Sgd::new(p, 0.05).momentum(0.9))),
+        ("nesterov", |p| {
+            Box::new(Sgd::new(p, 0.05).momentum(0.9).nesterov(true))
+        }),
+        ("momentum + l2", |p| {
+            Box::new(
+                Sgd::new(p, 0.05)
+                    .momentum(0.9)
+                    .regularization(Regularization {
+                        l2: 0.01,
+                        ..Default::default()
+                    }),
+            )
+        }),
+        ("adam", |p| Box::new(Adam::new(p, 0.01))),
+    ];
+    for (name, make) in makers {
+        let mut rng = backprop_tensor::Rng::seed(1);
+        let init_big = Tensor::<f64>::rand_normal(&[300, 300], 0.0, 1.0, &mut rng);
+        let init_small = Tensor::<f64>::rand_normal(&[7], 0.0, 1.0, &mut rng);
+        let run = |fused: bool| {
+            let big = Var::parameter(init_big.clone());
+            let small = Var::parameter(init_small.clone());
+            let mut opt = make(vec![
+                ("big".into(), big.clone()),
+                ("small".into(), small.clone()),
+            ]);
+            for step in 0..3 {
+                let (a, b) = two_halves(&big, &small, 10 + step);
+                let (wa, wb) = (0.4, 0.6);
+                if fused {
+                    opt.step_blend(&a, wa, &b, wb);
+                } else {
+                    opt.step(&backprop_optim::blend(&a, wa, &b, wb));
+                }
+            }
+            assert_eq!(opt.steps(), 3);
+            (big.value(), small.value())
+        };
+        let (fb, fs) = run(true);
+        let (sb, ss) = run(false);
+        assert!(fb.allclose(&sb, 1e-12, 1e-12), "{name}: large parameter");
+        assert!(fs.allclose(&ss, 1e-12, 1e-12), "{name}: small parameter");
+        assert!(
+            !fb.allclose(&init_big, 1e-3, 1e-3),
+            "{name}: the update moved"
+        );
+    }
+}

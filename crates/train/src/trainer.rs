@@ -323,9 +323,22 @@ fn sample_independent(m: &dyn Module<f32>) -> bool {
 /// Splits a batch so that each half keeps at least this many samples.
 const MIN_SHARD: usize = 16;
 
-/// Gradients at least this large are blended over the thread pool, `BLEND_CHUNK` at a time.
-const BLEND_PARALLEL: usize = 1 << 16;
-const BLEND_CHUNK: usize = 1 << 14;
+/// A step's gradients: of the whole batch, or of its two halves with their size weights
+/// (the optimizer blends them as it updates).
+enum StepGrads {
+    Whole(Grads<f32>),
+    Halves(Grads<f32>, f32, Grads<f32>, f32),
+}
+
+impl StepGrads {
+    /// The whole batch's gradients.
+    fn whole(self) -> Grads<f32> {
+        match self {
+            StepGrads::Whole(g) => g,
+            StepGrads::Halves(a, wa, b, wb) => backprop_optim::blend(&a, wa, &b, wb),
+        }
+    }
+}
 
 fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
     match t {
@@ -387,7 +400,7 @@ impl<'m> Trainer<'m> {
     /// [`sample_independent`]) split the batch in two halves computed side by side on the
     /// thread pool and combine their gradients weighted by size; the split does not depend
     /// on the number of threads, so neither do the results.
-    fn forward_backward(&self, x: Tensor<f32>, targets: &BatchTargets) -> (f64, usize, Grads<f32>) {
+    fn forward_backward(&self, x: Tensor<f32>, targets: &BatchTargets) -> (f64, usize, StepGrads) {
         let kind = self.config.loss;
         let run = |x: Tensor<f32>, t: &BatchTargets| -> (f64, usize, Grads<f32>) {
             let out = self.model.forward(&Var::constant(x), Mode::Train);
@@ -408,7 +421,8 @@ impl<'m> Trainer<'m> {
         };
         let n = x.shape()[0];
         if !self.shardable || n < 2 * MIN_SHARD {
-            return run(x, targets);
+            let (l, r, g) = run(x, targets);
+            return (l, r, StepGrads::Whole(g));
         }
         let h = n / 2;
         let (xa, xb) = (x.narrow(0, 0, h), x.narrow(0, h, n - h));
@@ -416,29 +430,13 @@ impl<'m> Trainer<'m> {
             slice_targets(targets, 0, h),
             slice_targets(targets, h, n - h),
         );
-        let ((la, ra, mut ga), (lb, rb, gb)) = rayon::join(|| run(xa, &ta), || run(xb, &tb));
+        let ((la, ra, ga), (lb, rb, gb)) = rayon::join(|| run(xa, &ta), || run(xb, &tb));
         let (wa, wb) = (h as f32 / n as f32, (n - h) as f32 / n as f32);
-        for (id, g) in ga.iter_mut() {
-            let other = gb
-                .get_id(*id)
-                .expect("both halves reach the same parameters");
-            let blend = |a: &mut [f32], b: &[f32]| {
-                for (a, b) in a.iter_mut().zip(b) {
-                    *a = wa * *a + wb * *b;
-                }
-            };
-            // elementwise: large gradients are blended over the pool, in fixed chunks
-            if g.numel() >= BLEND_PARALLEL {
-                use rayon::prelude::*;
-                g.data_mut()
-                    .par_chunks_mut(BLEND_CHUNK)
-                    .zip(other.data().par_chunks(BLEND_CHUNK))
-                    .for_each(|(a, b)| blend(a, b));
-            } else {
-                blend(g.data_mut(), other.data());
-            }
-        }
-        (f64::from(wa) * la + f64::from(wb) * lb, ra + rb, ga)
+        (
+            f64::from(wa) * la + f64::from(wb) * lb,
+            ra + rb,
+            StepGrads::Halves(ga, wa, gb, wb),
+        )
     }
 
     fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
@@ -522,7 +520,7 @@ impl<'m> Trainer<'m> {
                 if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
                     random_shift(&mut bx, img, s, &mut rng);
                 }
-                let (lv, batch_right, mut grads) = self.forward_backward(bx, &batch.targets);
+                let (lv, batch_right, grads) = self.forward_backward(bx, &batch.targets);
                 if !lv.is_finite() {
                     let parameter = self
                         .model
@@ -537,10 +535,18 @@ impl<'m> Trainer<'m> {
                         loss: lv,
                     });
                 }
-                if let Some(c) = self.config.clip {
-                    clip_grad_norm(&mut grads, c);
+                match (grads, self.config.clip) {
+                    (StepGrads::Halves(a, wa, b, wb), None) => {
+                        self.optimizer.step_blend(&a, wa, &b, wb)
+                    }
+                    (g, clip) => {
+                        let mut g = g.whole();
+                        if let Some(c) = clip {
+                            clip_grad_norm(&mut g, c);
+                        }
+                        self.optimizer.step(&g);
+                    }
                 }
-                self.optimizer.step(&grads);
                 self.step += 1;
                 loss_sum += lv * n as f64;
                 right += batch_right;
@@ -770,8 +776,11 @@ mod tests {
         let labels: Vec<usize> = (0..45).map(|i| (i * 7) % 3).collect();
         let targets = BatchTargets::Classes(labels);
         let (l2, r2, g2) = t.forward_backward(x.clone(), &targets);
+        assert!(matches!(g2, StepGrads::Halves(..)));
+        let g2 = g2.whole();
         t.shardable = false;
         let (l1, r1, g1) = t.forward_backward(x, &targets);
+        let g1 = g1.whole();
         assert!((l1 - l2).abs() < 1e-6 * l1.abs().max(1.0), "{l1} vs {l2}");
         assert_eq!(r1, r2);
         assert_eq!(g1.len(), g2.len());
