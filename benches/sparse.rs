@@ -1,6 +1,7 @@
 //! Sparse-input linear kernels against the dense GEMM path on the MLP's shapes, over input
 //! densities, single-threaded as inside the trainer's half-batch tasks. Prints the ratio
-//! sparse / dense measured in this run; it is how `sparse::MAX_DENSITY` was chosen.
+//! sparse / dense measured in this run; it is how `sparse::MAX_DENSITY_FORWARD` and
+//! `sparse::MAX_DENSITY_WEIGHT_GRAD` were chosen.
 //! Run with `cargo bench --bench sparse`.
 
 use std::time::Instant;

@@ -208,7 +208,8 @@ fn matrix_products() {
             *v = 0.0;
         }
     }
-    assert!(backprop_tensor::ops::sparse::worth_it(sx.data(), 10));
+    let sp = backprop_tensor::ops::sparse::MAX_DENSITY_WEIGHT_GRAD;
+    assert!(backprop_tensor::ops::sparse::worth_it(sx.data(), 10, sp));
     let sw = normal(&[5, 12], 17);
     check(
         "linear, sparse input",

@@ -254,7 +254,7 @@ pub fn try_linear_forward<E: Element>(
     let rows = x.numel() / in_f.max(1);
     let mut shape = x.shape().to_vec();
     *shape.last_mut().unwrap() = out_f;
-    if in_f > 0 && sparse::worth_it(x.data(), rows) {
+    if in_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD) {
         let out = sparse::linear_forward_sparse(
             x.data(),
             rows,
@@ -315,7 +315,7 @@ pub fn linear_weight_grad<E: Element>(g: &Tensor<E>, x: &Tensor<E>) -> Tensor<E>
         x.shape()
     );
     let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
-    if out_f > 0 && sparse::worth_it(x.data(), rows) {
+    if out_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_WEIGHT_GRAD) {
         let dw = sparse::linear_weight_grad_sparse(g.data(), x.data(), rows, in_f, out_f);
         return Tensor::from_parts(dw, vec![out_f, in_f]);
     }

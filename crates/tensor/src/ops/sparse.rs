@@ -24,21 +24,27 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 
-/// Inputs at most this dense take the sparse path: measured on the 784-256 layer at batch
-/// 32, the sparse forward and weight gradient beat the GEMM crate below about half density
-/// (`cargo bench --bench sparse`); a margin keeps borderline inputs on the GEMM.
-pub const MAX_DENSITY: f64 = 0.4;
+/// Inputs at most this dense take the sparse forward. Measured with `cargo bench --bench
+/// sparse` (one thread, this project's machine): on the 784-256 layer at batch 32 the sparse
+/// forward beats the GEMM crate up to about 0.6 density, on 256-128 at every density tried;
+/// a margin keeps borderline inputs on the GEMM.
+pub const MAX_DENSITY_FORWARD: f64 = 0.5;
 
-/// Fewer rows than this stay dense: transposing `w` costs as much as a few rows of work.
+/// Inputs at most this dense take the sparse weight gradient, which wins up to about 0.45
+/// density on the 784-256 layer and 0.3 on 256-128.
+pub const MAX_DENSITY_WEIGHT_GRAD: f64 = 0.3;
+
+/// Fewer rows than this stay dense: packing `w` costs as much as a few rows of work.
 pub const MIN_ROWS: usize = 8;
 
-/// True when `x` (`rows` rows) is sparse enough for these kernels.
-pub fn worth_it<E: Element>(x: &[E], rows: usize) -> bool {
+/// True when `x` (`rows` rows) has at most `max_density` nonzeros, enough rows, and the
+/// sparse kernels are [`enabled`].
+pub fn worth_it<E: Element>(x: &[E], rows: usize, max_density: f64) -> bool {
     if rows < MIN_ROWS || x.is_empty() || !enabled() {
         return false;
     }
     let nnz = x.iter().filter(|v| **v != E::ZERO).count();
-    (nnz as f64) <= MAX_DENSITY * x.len() as f64
+    (nnz as f64) <= max_density * x.len() as f64
 }
 
 /// False when the environment sets `BACKPROP_SPARSE=0`: every linear map then takes the
@@ -420,9 +426,10 @@ mod simd {
         }
     }
 
-    /// Inputs per block: a block of packed weights (64 inputs × 64 outputs, 16 KB) stays
-    /// in L1 while every row reads it.
-    const KB: usize = 64;
+    /// Inputs per block: a block of packed weights (128 inputs × 64 outputs, 32 KB) is
+    /// read by every row before the next is packed. Measured with `cargo bench --bench
+    /// sparse`: 128 and 256 are best on the MLP's shapes (64 costs 6–15% more, 1024 20%).
+    const KB: usize = 128;
     /// Outputs per group: four slabs of sixteen, so each nonzero's index and value are
     /// loaded once for four vector FMAs.
     pub const GROUP: usize = 64;
@@ -787,8 +794,9 @@ mod tests {
     #[test]
     fn worth_it_needs_rows_and_zeros() {
         let mut rng = Rng::seed(4);
-        assert!(worth_it(sparse(32, 100, 0.2, &mut rng).data(), 32));
-        assert!(!worth_it(sparse(32, 100, 0.9, &mut rng).data(), 32));
-        assert!(!worth_it(sparse(2, 100, 0.1, &mut rng).data(), 2));
+        assert!(worth_it(sparse(32, 100, 0.2, &mut rng).data(), 32, 0.3));
+        assert!(!worth_it(sparse(32, 100, 0.45, &mut rng).data(), 32, 0.3));
+        assert!(!worth_it(sparse(32, 100, 0.9, &mut rng).data(), 32, 0.5));
+        assert!(!worth_it(sparse(2, 100, 0.1, &mut rng).data(), 2, 0.5));
     }
 }
