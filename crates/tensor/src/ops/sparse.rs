@@ -43,7 +43,12 @@ pub fn worth_it<E: Element>(x: &[E], rows: usize, max_density: f64) -> bool {
     if rows < MIN_ROWS || x.is_empty() || !enabled() {
         return false;
     }
-    let nnz = x.iter().filter(|v| **v != E::ZERO).count();
+    let count = |c: &[E]| c.iter().filter(|v| **v != E::ZERO).count();
+    let nnz = if split_over_pool(x.len() * 64) {
+        x.par_chunks(1 << 16).map(count).sum()
+    } else {
+        count(x)
+    };
     (nnz as f64) <= max_density * x.len() as f64
 }
 
@@ -67,8 +72,32 @@ impl<E: Element> Csr<E> {
         if let (Some(xf), true) = (as_f32(x), avx512()) {
             #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY: AVX-512F was detected; `E` is `f32`.
-                let c = unsafe { simd::csr_f32(xf, rows, cols) };
+                // SAFETY (both calls): AVX-512F was detected; `E` is `f32`.
+                let c = if split_over_pool(x.len() * 64) && rows >= 64 {
+                    // large inputs (batched inference): compress row chunks side by side,
+                    // then join them in order
+                    let per = rows.div_ceil(rayon::current_num_threads() * 2);
+                    let parts: Vec<simd::CsrF32> = xf
+                        .par_chunks(per * cols)
+                        .map(|chunk| unsafe { simd::csr_f32(chunk, chunk.len() / cols, cols) })
+                        .collect();
+                    let nnz = parts.iter().map(|p| p.col.len()).sum();
+                    let mut all = simd::CsrF32 {
+                        ptr: Vec::with_capacity(rows + 1),
+                        col: Vec::with_capacity(nnz),
+                        val: Vec::with_capacity(nnz),
+                    };
+                    all.ptr.push(0);
+                    for p in parts {
+                        let base = all.col.len();
+                        all.ptr.extend(p.ptr[1..].iter().map(|o| o + base));
+                        all.col.extend_from_slice(&p.col);
+                        all.val.extend_from_slice(&p.val);
+                    }
+                    all
+                } else {
+                    unsafe { simd::csr_f32(xf, rows, cols) }
+                };
                 return Csr {
                     ptr: c.ptr,
                     col: c.col,
