@@ -10,18 +10,8 @@ use std::time::Instant;
 use backprop::autograd::Var;
 use backprop::tensor::{profile, Rng, Tensor};
 
-/// Best seconds per call of `f` over `rounds` rounds of `reps` calls.
-fn best_of(rounds: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+mod common;
+use common::{best_of, gemm_once};
 
 fn raw_gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     let par = if rayon::current_num_threads() > 1 {
@@ -29,29 +19,7 @@ fn raw_gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     } else {
         gemm::Parallelism::None
     };
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    gemm_once((m, n, k), a, b, c, par);
 }
 
 fn main() {

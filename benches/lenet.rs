@@ -11,35 +11,8 @@ use backprop::tensor::{profile, Rng, Tensor};
 use backprop::train::ModelSpec;
 use rayon::prelude::*;
 
-/// (m, n, k): dst[m×n] = a[m×k]·b[k×n].
-type Shape = (usize, usize, usize);
-
-fn gemm_once(s: Shape, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
-    let (m, n, k) = s;
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
+mod common;
+use common::{gemm_once, Shape};
 
 fn main() {
     let batch = 64;

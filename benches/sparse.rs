@@ -4,22 +4,11 @@
 //! `sparse::MAX_DENSITY_WEIGHT_GRAD` were chosen.
 //! Run with `cargo bench --bench sparse`.
 
-use std::time::Instant;
-
 use backprop::tensor::ops::sparse;
 use backprop::tensor::{Rng, Tensor};
 
-fn best_of(rounds: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+mod common;
+use common::best_of;
 
 fn with_density(rows: usize, cols: usize, density: f64, rng: &mut Rng) -> Tensor<f32> {
     let v = Tensor::<f32>::rand_uniform(&[rows, cols], 0.0, 1.0, rng);
