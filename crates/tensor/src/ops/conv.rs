@@ -159,8 +159,100 @@ impl Geom {
     }
 }
 
+impl Geom {
+    /// Stride 1 and dilation 1 in both directions: im2col and col2im take a path without
+    /// per-row divisions.
+    fn unit_steps(&self) -> bool {
+        self.p.stride == (1, 1) && self.p.dilation == (1, 1)
+    }
+    /// For unit steps and kernel column `j`: the output columns `[lo, hi)` whose input
+    /// column `ox + j − PW` lies inside the image.
+    #[inline]
+    fn unit_cols(&self, j: usize) -> (usize, usize) {
+        let pw = self.p.padding.1;
+        let lo = pw.saturating_sub(j).min(self.wo);
+        let hi = (self.w + pw).saturating_sub(j).min(self.wo).max(lo);
+        (lo, hi)
+    }
+    /// For unit steps and kernel row `i`: the output rows `[lo, hi)` whose input row
+    /// `oy + i − PH` lies inside the image.
+    #[inline]
+    fn unit_rows(&self, i: usize) -> (usize, usize) {
+        let ph = self.p.padding.0;
+        let lo = ph.saturating_sub(i).min(self.ho);
+        let hi = (self.h + ph).saturating_sub(i).min(self.ho).max(lo);
+        (lo, hi)
+    }
+}
+
+/// [`im2col`] for stride 1 and dilation 1.
+fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+    let (pp, wo) = (g.positions(), g.wo);
+    let (ph, pw) = g.p.padding;
+    for c in 0..g.c {
+        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            let (ylo, yhi) = g.unit_rows(i);
+            for j in 0..g.kw {
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                row[..ylo * wo].fill(E::ZERO);
+                row[yhi * wo..].fill(E::ZERO);
+                let (lo, hi) = g.unit_cols(j);
+                if lo == hi {
+                    row[ylo * wo..yhi * wo].fill(E::ZERO);
+                    continue;
+                }
+                for oy in ylo..yhi {
+                    let out = &mut row[oy * wo..(oy + 1) * wo];
+                    let src = &plane[(oy + i - ph) * g.w..][..g.w];
+                    out[..lo].fill(E::ZERO);
+                    out[hi..].fill(E::ZERO);
+                    let x0 = lo + j - pw;
+                    out[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im`] for stride 1 and dilation 1.
+fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+    let (pp, wo) = (g.positions(), g.wo);
+    let (ph, pw) = g.p.padding;
+    for c in 0..g.c {
+        let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            let (ylo, yhi) = g.unit_rows(i);
+            for j in 0..g.kw {
+                let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                let (lo, hi) = g.unit_cols(j);
+                if lo == hi {
+                    continue;
+                }
+                let x0 = lo + j - pw;
+                for oy in ylo..yhi {
+                    let inp = &row[oy * wo + lo..oy * wo + hi];
+                    let dst = &mut plane[(oy + i - ph) * g.w + x0..][..hi - lo];
+                    for (d, &v) in dst.iter_mut().zip(inp) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Unfolds one image `[C, H, W]` into `col: [C·KH·KW, HO·WO]`.
 fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+    if g.unit_steps() {
+        im2col_unit(g, img, col)
+    } else {
+        im2col_general(g, img, col)
+    }
+}
+
+/// [`im2col`] for any stride and dilation.
+fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
     let pp = g.positions();
     let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
@@ -193,6 +285,15 @@ fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
 
 /// Folds `col` back into an image, adding overlapping contributions.
 fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+    if g.unit_steps() {
+        col2im_unit(g, col, img)
+    } else {
+        col2im_general(g, col, img)
+    }
+}
+
+/// [`col2im`] for any stride and dilation.
+fn col2im_general<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
     let pp = g.positions();
     let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
@@ -532,6 +633,38 @@ mod tests {
         );
         assert_eq!(y2.shape(), &[1, 2, 2, 2]);
         assert_eq!(y2.to_vec(), vec![3., -3., -3., 0., -1., -1., -1., -2.]);
+    }
+
+    #[test]
+    fn the_unit_step_im2col_and_col2im_agree_with_the_general_ones() {
+        let mut rng = Rng::seed(5);
+        // (C, H, W, KH, KW, PH, PW): LeNet's two layers, padding wider than the kernel,
+        // a kernel as wide as the padded input
+        for &(c, h, w, kh, kw, ph, pw) in &[
+            (1, 28, 28, 5, 5, 2, 2),
+            (6, 14, 14, 5, 5, 0, 0),
+            (2, 4, 5, 2, 3, 3, 4),
+            (1, 3, 3, 5, 5, 1, 1),
+            (3, 6, 2, 1, 1, 0, 0),
+        ] {
+            let p = Conv2dParams {
+                padding: (ph, pw),
+                ..Default::default()
+            };
+            let g = Geom::new(&[1, c, h, w], &[1, c, kh, kw], p).unwrap();
+            let img: Vec<f64> = (0..c * h * w).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let n = g.ckk() * g.positions();
+            let (mut a, mut b) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+            im2col_unit(&g, &img, &mut a);
+            im2col_general(&g, &img, &mut b);
+            assert_eq!(a, b, "im2col {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
+            let col: Vec<f64> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let (mut a, mut b) = (vec![0.5; c * h * w], vec![0.5; c * h * w]);
+            col2im_unit(&g, &col, &mut a);
+            col2im_general(&g, &col, &mut b);
+            let close = a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12);
+            assert!(close, "col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
+        }
     }
 
     #[test]

@@ -120,6 +120,91 @@ pub fn pool2d_output_shape(s: &[usize], p: Pool2dParams) -> Result<Vec<usize>> {
     Ok(vec![s[0], s[1], ho, wo])
 }
 
+/// Planes handed to one task at a time, so small planes (a 5×5 map) do not each pay for a
+/// task of their own.
+fn planes_per_task(plane_outputs: usize) -> usize {
+    (4096 / plane_outputs.max(1)).max(1)
+}
+
+/// Max pooling of one plane when no window reaches into padding: straight loops, with the
+/// common 2×2 window of stride 2 unrolled. Same tie and NaN rules as the general path.
+fn max_plane_unpadded<E: Element>(
+    p: Pool2dParams,
+    plane: &[E],
+    w: usize,
+    wo: usize,
+    yp: &mut [E],
+    ip: &mut [u32],
+) {
+    #[inline(always)]
+    fn take<E: Element>(best: &mut E, bi: &mut usize, v: E, k: usize) {
+        if !best.is_nan() && (v > *best || v.is_nan()) {
+            *best = v;
+            *bi = k;
+        }
+    }
+    let ((kh, kw), (sh, sw)) = (p.kernel, p.stride);
+    for (oy, (yrow, irow)) in yp
+        .chunks_exact_mut(wo)
+        .zip(ip.chunks_exact_mut(wo))
+        .enumerate()
+    {
+        let top = oy * sh * w;
+        if (kh, kw, sh, sw) == (2, 2, 2, 2) {
+            let (r0, r1) = (&plane[top..top + w], &plane[top + w..top + 2 * w]);
+            for (ox, (yv, iv)) in yrow.iter_mut().zip(irow.iter_mut()).enumerate() {
+                let x = 2 * ox;
+                let (mut best, mut bi) = (r0[x], top + x);
+                take(&mut best, &mut bi, r0[x + 1], top + x + 1);
+                take(&mut best, &mut bi, r1[x], top + w + x);
+                take(&mut best, &mut bi, r1[x + 1], top + w + x + 1);
+                *yv = best;
+                *iv = bi as u32;
+            }
+            continue;
+        }
+        for (ox, (yv, iv)) in yrow.iter_mut().zip(irow.iter_mut()).enumerate() {
+            let base = top + ox * sw;
+            let (mut best, mut bi) = (plane[base], base);
+            for i in 0..kh {
+                let row = base + i * w;
+                for (j, &v) in plane[row..row + kw].iter().enumerate() {
+                    take(&mut best, &mut bi, v, row + j);
+                }
+            }
+            *yv = best;
+            *iv = bi as u32;
+        }
+    }
+}
+
+/// Max pooling of one plane, any padding (padded positions never win).
+fn max_plane_general<E: Element>(
+    p: Pool2dParams,
+    plane: &[E],
+    h: usize,
+    w: usize,
+    wo: usize,
+    yp: &mut [E],
+    ip: &mut [u32],
+) {
+    for (k_out, (yv, iv)) in yp.iter_mut().zip(ip.iter_mut()).enumerate() {
+        let (oy, ox) = (k_out / wo, k_out % wo);
+        let mut best = E::neg_infinity();
+        let mut bi = u32::MAX;
+        for_each_in_window(p, h, w, oy, ox, |k| {
+            let v = plane[k];
+            // the first maximum wins ties; a NaN wins and then stays (it propagates)
+            if !best.is_nan() && (v > best || bi == u32::MAX || v.is_nan()) {
+                best = v;
+                bi = k as u32;
+            }
+        });
+        *yv = best;
+        *iv = bi;
+    }
+}
+
 /// Max pooling: the output and, for each output, the flat index `y·W + x` of its maximum
 /// within its `H×W` plane.
 ///
@@ -133,26 +218,22 @@ pub fn max_pool2d_forward<E: Element>(
     let mut y = vec![E::ZERO; planes * ho * wo];
     let mut idx = vec![0u32; planes * ho * wo];
     let xd = x.data();
+    if ho * wo == 0 {
+        return Ok((
+            Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
+            idx,
+        ));
+    }
     y.par_chunks_mut(ho * wo)
         .zip(idx.par_chunks_mut(ho * wo))
         .enumerate()
+        .with_min_len(planes_per_task(ho * wo))
         .for_each(|(pl, (yp, ip))| {
             let plane = &xd[pl * h * w..(pl + 1) * h * w];
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut best = E::neg_infinity();
-                    let mut bi = u32::MAX;
-                    for_each_in_window(p, h, w, oy, ox, |k| {
-                        let v = plane[k];
-                        // the first maximum wins ties; a NaN wins and then stays (it propagates)
-                        if !best.is_nan() && (v > best || bi == u32::MAX || v.is_nan()) {
-                            best = v;
-                            bi = k as u32;
-                        }
-                    });
-                    yp[oy * wo + ox] = best;
-                    ip[oy * wo + ox] = bi;
-                }
+            if p.padding == (0, 0) {
+                max_plane_unpadded(p, plane, w, wo, yp, ip);
+            } else {
+                max_plane_general(p, plane, h, w, wo, yp, ip);
             }
         });
     Ok((
@@ -170,12 +251,18 @@ pub fn max_pool2d_backward<E: Element>(
     let (h, w) = (x_shape[2], x_shape[3]);
     let (ho, wo) = (dy.shape()[2], dy.shape()[3]);
     let mut dx = vec![E::ZERO; x_shape.iter().product()];
+    if h * w == 0 {
+        return Tensor::from_parts(dx, x_shape.to_vec());
+    }
     let g = dy.data();
-    dx.par_chunks_mut(h * w).enumerate().for_each(|(pl, dp)| {
-        for k in 0..ho * wo {
-            dp[idx[pl * ho * wo + k] as usize] += g[pl * ho * wo + k];
-        }
-    });
+    dx.par_chunks_mut(h * w)
+        .enumerate()
+        .with_min_len(planes_per_task(h * w))
+        .for_each(|(pl, dp)| {
+            for k in 0..ho * wo {
+                dp[idx[pl * ho * wo + k] as usize] += g[pl * ho * wo + k];
+            }
+        });
     Tensor::from_parts(dx, x_shape.to_vec())
 }
 
@@ -245,6 +332,39 @@ mod tests {
         let x = Tensor::<f64>::from_vec(maps.to_vec(), &[1, 2, 4, 4]);
         let (y, _) = max_pool2d_forward(&x, Pool2dParams::square(2)).unwrap();
         assert_eq!(y.to_vec(), vec![3., 0., 3., 1., -1., 1., 0., 3.]);
+    }
+
+    #[test]
+    fn the_unpadded_fast_path_agrees_with_the_general_one() {
+        let mut rng = crate::Rng::seed(3);
+        for &(kh, kw, sh, sw, h, w) in &[
+            (2, 2, 2, 2, 14, 14),
+            (2, 2, 2, 2, 7, 9),
+            (3, 3, 2, 2, 9, 11),
+            (2, 3, 1, 2, 6, 8),
+            (1, 1, 1, 1, 3, 4),
+        ] {
+            let p = Pool2dParams {
+                kernel: (kh, kw),
+                stride: (sh, sw),
+                padding: (0, 0),
+            };
+            // few distinct values (many ties), one NaN
+            let mut plane: Vec<f64> = (0..h * w).map(|_| rng.below(4) as f64).collect();
+            plane[h * w / 2] = f64::NAN;
+            let (ho, wo) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
+            let (mut y1, mut i1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
+            let (mut y2, mut i2) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
+            max_plane_unpadded(p, &plane, w, wo, &mut y1, &mut i1);
+            max_plane_general(p, &plane, h, w, wo, &mut y2, &mut i2);
+            assert_eq!(i1, i2, "{p:?} on {h}×{w}");
+            let same = y1
+                .iter()
+                .zip(&y2)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "{p:?} on {h}×{w}: {y1:?} vs {y2:?}");
+            assert!(y1.iter().any(|v| v.is_nan()));
+        }
     }
 
     #[test]
