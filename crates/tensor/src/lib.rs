@@ -32,8 +32,8 @@ mod tensor;
 pub use element::Element;
 pub use error::{Result, TensorError};
 pub use ops::conv::{
-    conv2d_backward, conv2d_direct, conv2d_forward, conv2d_output_shape, try_conv2d_forward,
-    Conv2dParams,
+    conv2d_backward, conv2d_backward_unfolded, conv2d_direct, conv2d_forward, conv2d_output_shape,
+    try_conv2d_forward, try_conv2d_forward_keep, Conv2dParams, Unfolded,
 };
 pub use ops::matmul::{linear_forward, linear_weight_grad, try_linear_forward};
 pub use ops::norm::{

@@ -1,16 +1,18 @@
 //! Convolution and pooling.
 //!
 //! Gradients (kernels in `backprop_tensor::ops::conv` and `::pool`): for `y = conv(x, w) + b`,
-//! `dw = Σ_images dY·colᵀ`, `dx = col2im(Wᵀ·dY)`, `db = Σ dY`; max pooling sends each
+//! `dw = Σ_images dY·colᵀ`, `dx = col2im(Wᵀ·dY)`, `db = Σ dY` (the forward pass keeps `col`
+//! for `dw` when the weight needs a gradient); max pooling sends each
 //! output's gradient to its window's first maximum; average pooling spreads `dy/(KH·KW)`
 //! over the window.
 
 use backprop_tensor::{
-    avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward, max_pool2d_backward,
-    max_pool2d_forward, Conv2dParams, Element, Pool2dParams,
+    avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_backward_unfolded,
+    conv2d_forward, max_pool2d_backward, max_pool2d_forward, try_conv2d_forward_keep, Conv2dParams,
+    Element, Pool2dParams,
 };
 
-use crate::Var;
+use crate::{is_grad_disabled, Var};
 
 impl<E: Element> Var<E> {
     /// 2-D convolution of `[N, C, H, W]` with weights `[O, C/groups, KH, KW]` and an optional
@@ -31,14 +33,26 @@ impl<E: Element> Var<E> {
     #[track_caller]
     pub fn conv2d(&self, w: &Var<E>, b: Option<&Var<E>>, p: Conv2dParams) -> Var<E> {
         let (x, wv) = (self.value(), w.value());
-        let y = conv2d_forward(&x, &wv, b.map(|b| b.value()).as_ref(), p);
+        let bv = b.map(|b| b.value());
+        // when the weight's gradient will be wanted, keep the unfolded input for it
+        let (y, kept) = if w.requires_grad() && !is_grad_disabled() {
+            let (y, kept) =
+                try_conv2d_forward_keep(&x, &wv, bv.as_ref(), p).unwrap_or_else(|e| panic!("{e}"));
+            (y, Some(kept))
+        } else {
+            (conv2d_forward(&x, &wv, bv.as_ref(), p), None)
+        };
         let mut parents = vec![self.clone(), w.clone()];
         if let Some(b) = b {
             parents.push(b.clone());
         }
         Var::from_op("conv2d", y, parents, move |g, needs| {
             let want_b = needs.get(2).copied().unwrap_or(false);
-            let (dx, dw, db) = conv2d_backward(&x, &wv, g, p, (needs[0], needs[1], want_b));
+            let want = (needs[0], needs[1], want_b);
+            let (dx, dw, db) = match &kept {
+                Some(kept) => conv2d_backward_unfolded(&x, &wv, g, p, want, kept),
+                None => conv2d_backward(&x, &wv, g, p, want),
+            };
             let mut out = vec![dx, dw];
             if needs.len() > 2 {
                 out.push(db);

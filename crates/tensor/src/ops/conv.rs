@@ -391,6 +391,46 @@ pub fn try_conv2d_forward<E: Element>(
     b: Option<&Tensor<E>>,
     p: Conv2dParams,
 ) -> Result<Tensor<E>> {
+    forward(x, w, b, p, false).map(|(y, _)| y)
+}
+
+/// The unfolded input (`[N, C·KH·KW, HO·WO]`) of a forward convolution, kept so the weight
+/// gradient need not unfold the images again. See [`try_conv2d_forward_keep`].
+#[derive(Debug, Clone)]
+pub struct Unfolded<E: Element> {
+    cols: Vec<E>,
+    x_shape: Vec<usize>,
+    w_shape: Vec<usize>,
+    p: Conv2dParams,
+}
+
+/// [`try_conv2d_forward`] that also returns the unfolded input, for
+/// [`conv2d_backward_unfolded`]. It costs `N·C·KH·KW·HO·WO` elements of memory until the
+/// backward pass (2.5 MB for LeNet's first layer at 32 images) and saves the backward pass
+/// one unfolding per image.
+pub fn try_conv2d_forward_keep<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+) -> Result<(Tensor<E>, Unfolded<E>)> {
+    let (y, cols) = forward(x, w, b, p, true)?;
+    let kept = Unfolded {
+        cols: cols.unwrap_or_default(),
+        x_shape: x.shape().to_vec(),
+        w_shape: w.shape().to_vec(),
+        p,
+    };
+    Ok((y, kept))
+}
+
+fn forward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+    keep: bool,
+) -> Result<(Tensor<E>, Option<Vec<E>>)> {
     let g = Geom::new(x.shape(), w.shape(), p)?;
     if let Some(b) = b {
         if b.shape() != [g.o] {
@@ -406,36 +446,48 @@ pub fn try_conv2d_forward<E: Element>(
     let (og, ckkg) = (g.o / groups, ckk / groups);
     let mut y = vec![E::ZERO; g.n * g.o * pp];
     if g.n == 0 || pp == 0 {
-        return Ok(Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]));
+        let cols = keep.then(Vec::new);
+        return Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols));
     }
     let (xd, wd) = (x.data(), w.data());
     let img_len = g.c * g.h * g.w;
-    y.par_chunks_mut(g.o * pp).enumerate().for_each_init(
-        || vec![E::ZERO; ckk * pp],
-        |col, (i, yi)| {
-            im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
-            for k in 0..groups {
-                gemm_rm(
-                    og,
-                    pp,
-                    ckkg,
-                    &mut yi[k * og * pp..(k + 1) * og * pp],
-                    false,
-                    &wd[k * og * ckkg..(k + 1) * og * ckkg],
-                    false,
-                    &col[k * ckkg * pp..(k + 1) * ckkg * pp],
-                    false,
-                );
+    let one_image = |i: usize, yi: &mut [E], col: &mut [E]| {
+        im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
+        for k in 0..groups {
+            gemm_rm(
+                og,
+                pp,
+                ckkg,
+                &mut yi[k * og * pp..(k + 1) * og * pp],
+                false,
+                &wd[k * og * ckkg..(k + 1) * og * ckkg],
+                false,
+                &col[k * ckkg * pp..(k + 1) * ckkg * pp],
+                false,
+            );
+        }
+        if let Some(b) = b {
+            for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
+                let bo = b.data()[o];
+                row.iter_mut().for_each(|v| *v += bo);
             }
-            if let Some(b) = b {
-                for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
-                    let bo = b.data()[o];
-                    row.iter_mut().for_each(|v| *v += bo);
-                }
-            }
-        },
-    );
-    Ok(Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]))
+        }
+    };
+    let cols = if keep {
+        let mut cols = vec![E::ZERO; g.n * ckk * pp];
+        y.par_chunks_mut(g.o * pp)
+            .zip(cols.par_chunks_mut(ckk * pp))
+            .enumerate()
+            .for_each(|(i, (yi, col))| one_image(i, yi, col));
+        Some(cols)
+    } else {
+        y.par_chunks_mut(g.o * pp).enumerate().for_each_init(
+            || vec![E::ZERO; ckk * pp],
+            |col, (i, yi)| one_image(i, yi, col),
+        );
+        None
+    };
+    Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols))
 }
 
 /// Gradients of a convolution: given `x`, `w` and `dy`, returns `(dx, dw, db)`, each only
@@ -450,6 +502,46 @@ pub fn conv2d_backward<E: Element>(
     dy: &Tensor<E>,
     p: Conv2dParams,
     want: (bool, bool, bool),
+) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+    backward(x, w, dy, p, want, None)
+}
+
+/// [`conv2d_backward`] reading the weight gradient's unfolded images from `kept` (what
+/// [`try_conv2d_forward_keep`] returned for the same `x`, `w` and parameters).
+///
+/// # Panics
+/// If the shapes do not fit, or `kept` belongs to other shapes or parameters.
+#[track_caller]
+pub fn conv2d_backward_unfolded<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    dy: &Tensor<E>,
+    p: Conv2dParams,
+    want: (bool, bool, bool),
+    kept: &Unfolded<E>,
+) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+    assert!(
+        kept.x_shape == x.shape() && kept.w_shape == w.shape() && kept.p == p,
+        "conv2d_backward_unfolded: the kept columns are of input {:?}, weight {:?}, {:?}; \
+         called with {:?}, {:?}, {:?}",
+        kept.x_shape,
+        kept.w_shape,
+        kept.p,
+        x.shape(),
+        w.shape(),
+        p
+    );
+    backward(x, w, dy, p, want, Some(&kept.cols))
+}
+
+#[track_caller]
+fn backward<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    dy: &Tensor<E>,
+    p: Conv2dParams,
+    want: (bool, bool, bool),
+    kept: Option<&[E]>,
 ) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
     let g = or_panic(Geom::new(x.shape(), w.shape(), p));
     assert_eq!(
@@ -479,11 +571,17 @@ pub fn conv2d_backward<E: Element>(
         let chunks: Vec<Vec<E>> = (0..g.n.div_ceil(CHUNK))
             .into_par_iter()
             .map_init(
-                || vec![E::ZERO; ckk * pp],
-                |col, ch| {
+                || vec![E::ZERO; if kept.is_some() { 0 } else { ckk * pp }],
+                |scratch, ch| {
                     let mut acc = vec![E::ZERO; g.o * ckkg];
                     for i in ch * CHUNK..((ch + 1) * CHUNK).min(g.n) {
-                        im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
+                        let col: &[E] = match kept {
+                            Some(cols) => &cols[i * ckk * pp..(i + 1) * ckk * pp],
+                            None => {
+                                im2col(&g, &xd[i * img_len..(i + 1) * img_len], scratch);
+                                scratch
+                            }
+                        };
                         let gi = &gd[i * out_len..(i + 1) * out_len];
                         for k in 0..groups {
                             // dW_k += dY_k · col_kᵀ : [og, pp] × [pp, ckkg]
@@ -652,7 +750,9 @@ mod tests {
                 ..Default::default()
             };
             let g = Geom::new(&[1, c, h, w], &[1, c, kh, kw], p).unwrap();
-            let img: Vec<f64> = (0..c * h * w).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let img: Vec<f64> = (0..c * h * w)
+                .map(|_| rng.uniform_range(-1.0, 1.0))
+                .collect();
             let n = g.ckk() * g.positions();
             let (mut a, mut b) = (vec![f64::NAN; n], vec![f64::NAN; n]);
             im2col_unit(&g, &img, &mut a);
@@ -665,6 +765,37 @@ mod tests {
             let close = a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12);
             assert!(close, "col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
         }
+    }
+
+    #[test]
+    fn the_kept_unfolding_gives_the_same_gradients() {
+        let mut rng = Rng::seed(8);
+        let p = Conv2dParams {
+            padding: (1, 2),
+            stride: (2, 1),
+            groups: 2,
+            ..Default::default()
+        };
+        let x = Tensor::<f64>::rand_normal(&[5, 4, 7, 6], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[6, 2, 3, 3], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[6], 0.0, 1.0, &mut rng);
+        let (y, kept) = try_conv2d_forward_keep(&x, &w, Some(&b), p).unwrap();
+        assert_eq!(y.to_vec(), conv2d_forward(&x, &w, Some(&b), p).to_vec());
+        let dy = Tensor::<f64>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+        let all = (true, true, true);
+        let (a, b_) = (
+            conv2d_backward(&x, &w, &dy, p, all),
+            conv2d_backward_unfolded(&x, &w, &dy, p, all, &kept),
+        );
+        assert_eq!(a.0.unwrap().to_vec(), b_.0.unwrap().to_vec());
+        assert_eq!(a.1.unwrap().to_vec(), b_.1.unwrap().to_vec());
+        assert_eq!(a.2.unwrap().to_vec(), b_.2.unwrap().to_vec());
+        // columns kept for other shapes are refused
+        let other = Tensor::<f64>::zeros(&[6, 2, 3, 2]);
+        let refused = std::panic::catch_unwind(|| {
+            conv2d_backward_unfolded(&x, &other, &dy, p, all, &kept);
+        });
+        assert!(refused.is_err());
     }
 
     #[test]

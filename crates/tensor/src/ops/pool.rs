@@ -143,6 +143,18 @@ fn max_plane_unpadded<E: Element>(
             *bi = k;
         }
     }
+    /// Of positions `i` (earlier) and `j` (later), the one that wins by the rules above: an
+    /// integer select, so the data-dependent choice costs no mispredicted branch.
+    #[inline(always)]
+    fn pick<E: Element>(plane: &[E], i: usize, j: usize) -> usize {
+        let (a, b) = (plane[i], plane[j]);
+        let later = !a.is_nan() & ((b > a) | b.is_nan());
+        if later {
+            j
+        } else {
+            i
+        }
+    }
     let ((kh, kw), (sh, sw)) = (p.kernel, p.stride);
     for (oy, (yrow, irow)) in yp
         .chunks_exact_mut(wo)
@@ -151,15 +163,15 @@ fn max_plane_unpadded<E: Element>(
     {
         let top = oy * sh * w;
         if (kh, kw, sh, sw) == (2, 2, 2, 2) {
-            let (r0, r1) = (&plane[top..top + w], &plane[top + w..top + 2 * w]);
+            // a tournament: (top-left vs top-right) vs (bottom-left vs bottom-right); the
+            // earlier pair wins ties, so the first maximum in row-major order still wins
             for (ox, (yv, iv)) in yrow.iter_mut().zip(irow.iter_mut()).enumerate() {
-                let x = 2 * ox;
-                let (mut best, mut bi) = (r0[x], top + x);
-                take(&mut best, &mut bi, r0[x + 1], top + x + 1);
-                take(&mut best, &mut bi, r1[x], top + w + x);
-                take(&mut best, &mut bi, r1[x + 1], top + w + x + 1);
-                *yv = best;
-                *iv = bi as u32;
+                let k = top + 2 * ox;
+                let upper = pick(plane, k, k + 1);
+                let lower = pick(plane, k + w, k + w + 1);
+                let k = pick(plane, upper, lower);
+                *yv = plane[k];
+                *iv = k as u32;
             }
             continue;
         }
