@@ -165,77 +165,71 @@ impl Geom {
     fn unit_steps(&self) -> bool {
         self.p.stride == (1, 1) && self.p.dilation == (1, 1)
     }
-    /// For unit steps and kernel column `j`: the output columns `[lo, hi)` whose input
-    /// column `ox + j − PW` lies inside the image.
-    #[inline]
-    fn unit_cols(&self, j: usize) -> (usize, usize) {
-        let pw = self.p.padding.1;
-        let lo = pw.saturating_sub(j).min(self.wo);
-        let hi = (self.w + pw).saturating_sub(j).min(self.wo).max(lo);
-        (lo, hi)
-    }
-    /// For unit steps and kernel row `i`: the output rows `[lo, hi)` whose input row
-    /// `oy + i − PH` lies inside the image.
-    #[inline]
-    fn unit_rows(&self, i: usize) -> (usize, usize) {
-        let ph = self.p.padding.0;
-        let lo = ph.saturating_sub(i).min(self.ho);
-        let hi = (self.h + ph).saturating_sub(i).min(self.ho).max(lo);
-        (lo, hi)
-    }
 }
 
-/// [`im2col`] for stride 1 and dilation 1.
+/// [`im2col`] for stride 1 and dilation 1. A padded input is first copied into a zeroed
+/// plane with the margins, so every row of `col` is `HO` copies of `WO` elements with no
+/// clipping.
 fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
     let (pp, wo) = (g.positions(), g.wo);
     let (ph, pw) = g.p.padding;
+    let wp = g.w + 2 * pw;
+    let mut padded = Vec::new();
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let src: &[E] = if (ph, pw) == (0, 0) {
+            plane
+        } else {
+            padded.clear();
+            padded.resize((g.h + 2 * ph) * wp, E::ZERO);
+            for (y, line) in plane.chunks_exact(g.w).enumerate() {
+                copy_n(&mut padded[(y + ph) * wp + pw..][..g.w], line);
+            }
+            &padded
+        };
         for i in 0..g.kh {
-            let (ylo, yhi) = g.unit_rows(i);
             for j in 0..g.kw {
                 let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
-                row[..ylo * wo].fill(E::ZERO);
-                row[yhi * wo..].fill(E::ZERO);
-                let (lo, hi) = g.unit_cols(j);
-                if lo == hi {
-                    row[ylo * wo..yhi * wo].fill(E::ZERO);
-                    continue;
-                }
-                for oy in ylo..yhi {
-                    let out = &mut row[oy * wo..(oy + 1) * wo];
-                    let src = &plane[(oy + i - ph) * g.w..][..g.w];
-                    zero_run(&mut out[..lo]);
-                    zero_run(&mut out[hi..]);
-                    let x0 = lo + j - pw;
-                    copy_run(&mut out[lo..hi], &src[x0..x0 + (hi - lo)]);
+                for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
+                    copy_n(out, &src[(oy + i) * wp + j..][..wo]);
                 }
             }
         }
     }
 }
 
-/// [`col2im`] for stride 1 and dilation 1.
+/// [`col2im`] for stride 1 and dilation 1: sums into a padded plane (no clipping), then
+/// adds its inside to the image.
 fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
     let (pp, wo) = (g.positions(), g.wo);
     let (ph, pw) = g.p.padding;
+    let wp = g.w + 2 * pw;
+    let mut padded = Vec::new();
     for c in 0..g.c {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let is_padded = (ph, pw) != (0, 0);
+        if is_padded {
+            padded.clear();
+            padded.resize((g.h + 2 * ph) * wp, E::ZERO);
+        }
+        let dst: &mut [E] = if is_padded { &mut padded } else { plane };
         for i in 0..g.kh {
-            let (ylo, yhi) = g.unit_rows(i);
             for j in 0..g.kw {
                 let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
-                let (lo, hi) = g.unit_cols(j);
-                if lo == hi {
-                    continue;
-                }
-                let x0 = lo + j - pw;
-                for oy in ylo..yhi {
-                    let inp = &row[oy * wo + lo..oy * wo + hi];
-                    let dst = &mut plane[(oy + i - ph) * g.w + x0..][..hi - lo];
-                    for (d, &v) in dst.iter_mut().zip(inp) {
+                for (oy, inp) in row.chunks_exact(wo).enumerate() {
+                    let d = &mut dst[(oy + i) * wp + j..][..wo];
+                    for (d, &v) in d.iter_mut().zip(inp) {
                         *d += v;
                     }
+                }
+            }
+        }
+        if is_padded {
+            let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (y, line) in plane.chunks_exact_mut(g.w).enumerate() {
+                let src = &padded[(y + ph) * wp + pw..][..g.w];
+                for (d, &v) in line.iter_mut().zip(src) {
+                    *d += v;
                 }
             }
         }
@@ -384,57 +378,29 @@ fn sum_lanes<E: Element>(v: &[E]) -> E {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// Copies a short run without a call into the C library's `memcpy` (whose entry costs more
-/// than moving the 10–28 elements of a convolution's row).
+/// Copies `src[..dst.len()]` into `dst`. Runs shorter than 32 elements are moved as two
+/// overlapping fixed-size blocks, without a call into the C library's `memcpy` (whose entry
+/// costs more than moving the 10–28 elements of a convolution's row); longer ones use it.
 #[inline(always)]
-fn copy_run<E: Element>(dst: &mut [E], src: &[E]) {
-    let n = dst.len().min(src.len());
-    let (mut d, mut s) = (&mut dst[..n], &src[..n]);
-    while d.len() >= 8 {
-        let (dh, dt) = d.split_at_mut(8);
-        let (sh, st) = s.split_at(8);
-        let block: [E; 8] = sh.try_into().expect("8 elements");
-        dh.copy_from_slice(&block);
-        d = dt;
-        s = st;
+fn copy_n<E: Element>(dst: &mut [E], src: &[E]) {
+    let n = dst.len();
+    let src = &src[..n];
+    macro_rules! ends {
+        ($k:expr) => {{
+            let head: [E; $k] = src[..$k].try_into().expect("block");
+            let tail: [E; $k] = src[n - $k..].try_into().expect("block");
+            dst[..$k].copy_from_slice(&head);
+            dst[n - $k..].copy_from_slice(&tail);
+        }};
     }
-    // the tail without a loop (a loop would be turned back into a `memcpy` call)
-    let mut k = 0;
-    if d.len() - k >= 4 {
-        let block: [E; 4] = s[k..k + 4].try_into().expect("4 elements");
-        d[k..k + 4].copy_from_slice(&block);
-        k += 4;
-    }
-    if d.len() - k >= 2 {
-        let block: [E; 2] = s[k..k + 2].try_into().expect("2 elements");
-        d[k..k + 2].copy_from_slice(&block);
-        k += 2;
-    }
-    if d.len() > k {
-        d[k] = s[k];
-    }
-}
-
-/// Zeroes a short run (a padding margin) without a call into `memset`.
-#[inline(always)]
-fn zero_run<E: Element>(d: &mut [E]) {
-    let mut d = d;
-    while d.len() >= 8 {
-        let (dh, dt) = d.split_at_mut(8);
-        dh.copy_from_slice(&[E::ZERO; 8]);
-        d = dt;
-    }
-    let mut k = 0;
-    if d.len() - k >= 4 {
-        d[k..k + 4].copy_from_slice(&[E::ZERO; 4]);
-        k += 4;
-    }
-    if d.len() - k >= 2 {
-        d[k..k + 2].copy_from_slice(&[E::ZERO; 2]);
-        k += 2;
-    }
-    if d.len() > k {
-        d[k] = E::ZERO;
+    match n {
+        0 => {}
+        1 => dst[0] = src[0],
+        2..=3 => ends!(2),
+        4..=7 => ends!(4),
+        8..=15 => ends!(8),
+        16..=31 => ends!(16),
+        _ => dst.copy_from_slice(src),
     }
 }
 
