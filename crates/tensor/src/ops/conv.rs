@@ -217,10 +217,7 @@ fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
             for j in 0..g.kw {
                 let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
                 for (oy, inp) in row.chunks_exact(wo).enumerate() {
-                    let d = &mut dst[(oy + i) * wp + j..][..wo];
-                    for (d, &v) in d.iter_mut().zip(inp) {
-                        *d += v;
-                    }
+                    add_n(&mut dst[(oy + i) * wp + j..][..wo], inp);
                 }
             }
         }
@@ -404,6 +401,38 @@ fn copy_n<E: Element>(dst: &mut [E], src: &[E]) {
     }
 }
 
+/// `dst += src[..dst.len()]` in fixed-size blocks: short runs without the run-time overlap
+/// checks and scalar tails of a plain loop.
+#[inline(always)]
+fn add_n<E: Element>(dst: &mut [E], src: &[E]) {
+    #[inline(always)]
+    fn block<E: Element, const K: usize>(dst: &mut [E], src: &[E]) {
+        let s: [E; K] = src[..K].try_into().expect("block");
+        let d: &mut [E; K] = (&mut dst[..K]).try_into().expect("block");
+        for (d, s) in d.iter_mut().zip(s) {
+            *d += s;
+        }
+    }
+    let n = dst.len();
+    let src = &src[..n];
+    let mut k = 0;
+    while n - k >= 8 {
+        block::<E, 8>(&mut dst[k..], &src[k..]);
+        k += 8;
+    }
+    if n - k >= 4 {
+        block::<E, 4>(&mut dst[k..], &src[k..]);
+        k += 4;
+    }
+    if n - k >= 2 {
+        block::<E, 2>(&mut dst[k..], &src[k..]);
+        k += 2;
+    }
+    if n > k {
+        dst[k] += src[k];
+    }
+}
+
 /// Images per chunk when summing weight gradients (fixed, so sums do not depend on threads).
 const CHUNK: usize = 4;
 
@@ -432,13 +461,62 @@ pub fn try_conv2d_forward<E: Element>(
 }
 
 /// The unfolded input (`[N, C·KH·KW, HO·WO]`) of a forward convolution, kept so the weight
-/// gradient need not unfold the images again. See [`try_conv2d_forward_keep`].
+/// gradient need not unfold the images again. See [`try_conv2d_forward_keep`]. Its buffer
+/// goes back to a small pool when dropped, for the next forward pass to reuse.
 #[derive(Debug, Clone)]
 pub struct Unfolded<E: Element> {
     cols: Vec<E>,
     x_shape: Vec<usize>,
     w_shape: Vec<usize>,
     p: Conv2dParams,
+}
+
+impl<E: Element> Drop for Unfolded<E> {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.cols));
+    }
+}
+
+/// Buffers of dropped [`Unfolded`]s: im2col overwrites every element, so a reused buffer
+/// need not be zeroed as a fresh one must (for LeNet at batch 64 that is 9 MB a step).
+static SPARE: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
+/// At most this many buffers wait in [`SPARE`].
+const MAX_SPARE: usize = 8;
+
+/// A buffer of `len` elements, reused from [`SPARE`] when one is large enough (its old
+/// contents are left in place: the caller overwrites them all).
+fn take_buffer<E: Element>(len: usize) -> Vec<E> {
+    let found = {
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        // the smallest that fits, so the two layers of a network keep their own buffers
+        spare
+            .iter()
+            .enumerate()
+            .filter_map(|(at, b)| {
+                let cap = b.downcast_ref::<Vec<E>>()?.capacity();
+                (cap >= len).then_some((cap, at))
+            })
+            .min()
+            .map(|(_, at)| spare.swap_remove(at))
+    };
+    match found.and_then(|b| b.downcast::<Vec<E>>().ok()) {
+        Some(mut v) => {
+            v.resize(len, E::ZERO);
+            *v
+        }
+        None => vec![E::ZERO; len],
+    }
+}
+
+fn give_back<E: Element>(v: Vec<E>) {
+    if v.capacity() == 0 {
+        return;
+    }
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < MAX_SPARE {
+        spare.push(Box::new(v));
+    }
 }
 
 /// [`try_conv2d_forward`] that also returns the unfolded input, for
@@ -511,7 +589,7 @@ fn forward<E: Element>(
         }
     };
     let cols = if keep {
-        let mut cols = vec![E::ZERO; g.n * ckk * pp];
+        let mut cols = take_buffer(g.n * ckk * pp);
         y.par_chunks_mut(g.o * pp)
             .zip(cols.par_chunks_mut(ckk * pp))
             .enumerate()
