@@ -66,7 +66,7 @@ impl Observer for Bars {
         self.acc += (accuracy - self.acc) / self.steps as f64;
         if let Some(b) = &self.bar {
             b.inc(1);
-            if self.steps % 20 == 0 {
+            if self.steps.is_multiple_of(20) {
                 let rate = self.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
                 b.set_message(format!(
                     "loss {:.4} acc {} {:.0} samples/s",

@@ -196,10 +196,11 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `(stride, padding, dilation)`, each as (rows, columns).
+type ConvGeometry = ((usize, usize), (usize, usize), (usize, usize));
+
 /// Stride, padding and dilation of the first conv layer, from the model's saved spec.
-fn first_conv_geometry(
-    meta: &std::collections::BTreeMap<String, String>,
-) -> Result<((usize, usize), (usize, usize), (usize, usize))> {
+fn first_conv_geometry(meta: &std::collections::BTreeMap<String, String>) -> Result<ConvGeometry> {
     let spec: ModelSpec = serde_json::from_str(
         meta.get("backprop.spec")
             .ok_or_else(|| anyhow!("the model has no spec"))?,

@@ -289,7 +289,7 @@ impl<E: Element> Module<E> for PRelu<E> {
             );
             // [C] -> [C, 1, ..., 1] so it broadcasts over the axes after the channel axis
             let mut s = vec![c];
-            s.extend(std::iter::repeat(1).take(shape.len() - 2));
+            s.extend(std::iter::repeat_n(1, shape.len() - 2));
             self.weight.reshape(&s)
         };
         let mask = x.with_value(|v| v.gt_scalar(E::ZERO));

@@ -55,7 +55,7 @@ impl<E: Element> Conv2d<E> {
         rng: &mut Rng,
     ) -> Self {
         assert!(
-            groups > 0 && inputs % groups == 0 && outputs % groups == 0,
+            groups > 0 && inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
             "Conv2d: {groups} groups must divide {inputs} and {outputs} channels"
         );
         let shape = [outputs, inputs / groups, kernel.0, kernel.1];

@@ -65,7 +65,7 @@ impl Observer for Progress<'_> {
     }
     fn step(&mut self, loss: f64, _accuracy: f64, _samples: usize) {
         self.done += 1;
-        if self.done % 20 == 0 || self.done == self.batches {
+        if self.done.is_multiple_of(20) || self.done == self.batches {
             let p = (self.epoch as f64 + self.done as f64 / self.batches.max(1) as f64)
                 / self.epochs.max(1) as f64;
             self.digits.set_working(

@@ -46,7 +46,7 @@ impl Checkpoint {
             offset += len;
         }
         let mut h = serde_json::to_vec(&Value::Object(header)).expect("a JSON map serialises");
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut out = Vec::with_capacity(8 + h.len() + offset);

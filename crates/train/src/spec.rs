@@ -613,7 +613,8 @@ impl ModelSpec {
                             )));
                         }
                     }
-                    if *out == 0 || *groups == 0 || c % groups != 0 || out % groups != 0 {
+                    if *out == 0 || *groups == 0 || !c.is_multiple_of(*groups) || out % groups != 0
+                    {
                         return Err(err(format!("{groups} groups must divide both {c} input and {out} output channels (and out must be at least 1)")));
                     }
                     let init = parse_init(n, init.as_deref().unwrap_or("lecun_uniform"))?;

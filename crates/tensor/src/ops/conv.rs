@@ -4,10 +4,15 @@
 //! Shapes: `x: [N, C, H, W]`, `w: [O, C/groups, KH, KW]`, `b: [O]` →
 //! `y: [N, O, HO, WO]` with `HO = (H + 2·PH − DH·(KH−1) − 1)/SH + 1` (likewise `WO`).
 //!
-//! Memory stays bounded: im2col runs one image at a time (a `[C·KH·KW, HO·WO]` buffer per
-//! worker thread), never for the whole batch. Images are spread over rayon's threads;
-//! weight gradients are summed per fixed chunk of images and the chunks added in order, so
-//! results do not depend on the number of threads.
+//! im2col runs one image at a time into a `[C·KH·KW, HO·WO]` buffer per worker thread. When
+//! the weight's gradient will be wanted, [`try_conv2d_forward_keep`] writes every image's
+//! columns into one batch buffer instead and hands it to the backward pass (`N·C·KH·KW·HO·WO`
+//! elements until then; for LeNet's first layer 78 KB an image), which then does not unfold
+//! the images again; those buffers are reused from a small pool. Stride-1 convolutions
+//! unfold through a zero-padded copy of each plane, so every row is whole-width copies.
+//! Images are spread over rayon's threads; weight gradients are summed per fixed chunk of
+//! images (transposed, `col · dYᵀ`) and the chunks added in order, so results do not depend
+//! on the number of threads.
 
 use rayon::prelude::*;
 
@@ -605,6 +610,9 @@ fn forward<E: Element>(
     Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols))
 }
 
+/// `(dx, dw, db)`, each present if it was asked for.
+pub type ConvGrads<E> = (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>);
+
 /// Gradients of a convolution: given `x`, `w` and `dy`, returns `(dx, dw, db)`, each only
 /// if asked for.
 ///
@@ -617,7 +625,7 @@ pub fn conv2d_backward<E: Element>(
     dy: &Tensor<E>,
     p: Conv2dParams,
     want: (bool, bool, bool),
-) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+) -> ConvGrads<E> {
     backward(x, w, dy, p, want, None)
 }
 
@@ -634,7 +642,7 @@ pub fn conv2d_backward_unfolded<E: Element>(
     p: Conv2dParams,
     want: (bool, bool, bool),
     kept: &Unfolded<E>,
-) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+) -> ConvGrads<E> {
     assert!(
         kept.x_shape == x.shape() && kept.w_shape == w.shape() && kept.p == p,
         "conv2d_backward_unfolded: the kept columns are of input {:?}, weight {:?}, {:?}; \
@@ -657,7 +665,7 @@ fn backward<E: Element>(
     p: Conv2dParams,
     want: (bool, bool, bool),
     kept: Option<&[E]>,
-) -> (Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>) {
+) -> ConvGrads<E> {
     let g = or_panic(Geom::new(x.shape(), w.shape(), p));
     assert_eq!(
         dy.shape(),
