@@ -937,6 +937,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_buffer_is_overwritten_in_full() {
+        let mut rng = Rng::seed(9);
+        let p = Conv2dParams {
+            padding: (2, 2),
+            ..Default::default()
+        };
+        let x = Tensor::<f64>::rand_normal(&[3, 2, 6, 5], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[4, 2, 3, 3], 0.0, 1.0, &mut rng);
+        // kept alive to the end, so its buffer is not the one reused below
+        let (_, first) = try_conv2d_forward_keep(&x, &w, None, p).unwrap();
+        // a stale, larger buffer full of NaN waits in the pool; the next forward pass takes
+        // the smallest that fits, which is this one unless a parallel test took it first
+        give_back(vec![f64::NAN; first.cols.len() + 7]);
+        let (_, kept) = try_conv2d_forward_keep(&x, &w, None, p).unwrap();
+        assert_eq!(kept.cols.len(), first.cols.len());
+        assert_eq!(kept.cols, first.cols);
+    }
+
+    #[test]
     fn im2col_gemm_agrees_with_the_direct_kernel() {
         let mut rng = Rng::seed(3);
         let cases = [
