@@ -15,6 +15,14 @@ mod common;
 use common::{gemm_once, Shape};
 
 fn main() {
+    // the same allocator settings as the `backprop` binary (src/main.rs), so the step is
+    // measured as `train` runs it, without page faults on every step's buffers
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     let batch = 64;
     let threads = rayon::current_num_threads();
     println!("backprop LeNet-5 benchmark ({threads} threads, batch {batch})");
