@@ -78,3 +78,15 @@ pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     }
 }
+
+/// Elementwise work on at least this many elements is split over the thread pool.
+const PARALLEL_ELEMENTS: usize = 1 << 17;
+
+/// Whether an elementwise pass over `n` elements should split over the pool: only when it is
+/// large (batched inference: a 1024×256 activation) and the caller is not already one of the
+/// pool's tasks (training's half-batches keep both threads busy already).
+pub(crate) fn split_elementwise(n: usize) -> bool {
+    n >= PARALLEL_ELEMENTS
+        && rayon::current_num_threads() > 1
+        && rayon::current_thread_index().is_none()
+}

@@ -218,10 +218,22 @@ impl<E: Element> Tensor<E> {
         Arc::ptr_eq(&self.data, &other.data)
     }
 
-    /// Applies `f` to every element.
-    pub fn map(&self, f: impl Fn(E) -> E) -> Self {
+    /// Applies `f` to every element (over the thread pool for large tensors outside pool
+    /// tasks; the result does not depend on it).
+    pub fn map(&self, f: impl Fn(E) -> E + Sync) -> Self {
+        let data = if crate::profile::split_elementwise(self.data.len()) {
+            use rayon::prelude::*;
+            let mut out = Vec::with_capacity(self.data.len());
+            self.data
+                .par_iter()
+                .map(|&x| f(x))
+                .collect_into_vec(&mut out);
+            out
+        } else {
+            self.data.iter().map(|&x| f(x)).collect()
+        };
         Tensor {
-            data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
+            data: Arc::new(data),
             shape: self.shape.clone(),
         }
     }
@@ -322,6 +334,17 @@ impl<E: Element> PartialEq for Tensor<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_map_splits_over_the_pool_and_keeps_every_element_in_place() {
+        let n = 300_007; // above the split threshold, not a multiple of any chunk size
+        let t = Tensor::<f64>::from_vec((0..n).map(|i| i as f64 - 1000.0).collect(), &[n]);
+        assert!(crate::profile::split_elementwise(n) || rayon::current_num_threads() == 1);
+        let r = t.relu();
+        for (i, &v) in r.data().iter().enumerate() {
+            assert_eq!(v, (i as f64 - 1000.0).max(0.0), "element {i}");
+        }
+    }
 
     #[test]
     fn creation_and_access() {

@@ -81,18 +81,41 @@ impl<E: Element> Csr<E> {
                         .par_chunks(per * cols)
                         .map(|chunk| unsafe { simd::csr_f32(chunk, chunk.len() / cols, cols) })
                         .collect();
-                    let nnz = parts.iter().map(|p| p.col.len()).sum();
+                    let nnz: usize = parts.iter().map(|p| p.col.len()).sum();
                     let mut all = simd::CsrF32 {
                         ptr: Vec::with_capacity(rows + 1),
                         col: Vec::with_capacity(nnz),
                         val: Vec::with_capacity(nnz),
                     };
                     all.ptr.push(0);
-                    for p in parts {
-                        let base = all.col.len();
+                    let mut bases = Vec::with_capacity(parts.len());
+                    for p in &parts {
+                        let base = all.ptr[all.ptr.len() - 1];
+                        bases.push(base);
                         all.ptr.extend(p.ptr[1..].iter().map(|o| o + base));
-                        all.col.extend_from_slice(&p.col);
-                        all.val.extend_from_slice(&p.val);
+                    }
+                    // the parts' entries copied into place side by side
+                    let (cp, vp) = (SendPtr(all.col.as_mut_ptr()), SendPtr(all.val.as_mut_ptr()));
+                    parts.par_iter().zip(&bases).for_each(|(p, &base)| {
+                        // SAFETY: part k goes to base_k..base_k + len_k; these ranges are
+                        // disjoint and end at nnz, the buffers' capacity.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                p.col.as_ptr(),
+                                cp.get().add(base),
+                                p.col.len(),
+                            );
+                            std::ptr::copy_nonoverlapping(
+                                p.val.as_ptr(),
+                                vp.get().add(base),
+                                p.val.len(),
+                            );
+                        }
+                    });
+                    // SAFETY: every one of the nnz entries was written above.
+                    unsafe {
+                        all.col.set_len(nnz);
+                        all.val.set_len(nnz);
                     }
                     all
                 } else {
@@ -468,17 +491,29 @@ mod simd {
     pub fn block_bounds(ptr: &[usize], cols: &[u32], in_f: usize) -> Vec<usize> {
         let kblocks = in_f.div_ceil(KB).max(1);
         let rows = ptr.len() - 1;
-        let mut bounds = Vec::with_capacity(rows * (kblocks + 1));
-        for r in 0..rows {
+        let mut bounds = vec![0usize; rows * (kblocks + 1)];
+        let one = |r: usize, out: &mut [usize]| {
             let row = &cols[ptr[r]..ptr[r + 1]];
             let mut at = 0;
-            for kb in 0..kblocks {
+            for (kb, o) in out[..kblocks].iter_mut().enumerate() {
                 while at < row.len() && (row[at] as usize) < kb * KB {
                     at += 1;
                 }
-                bounds.push(ptr[r] + at);
+                *o = ptr[r] + at;
             }
-            bounds.push(ptr[r + 1]);
+            out[kblocks] = ptr[r + 1];
+        };
+        if crate::profile::split_elementwise(cols.len()) {
+            use rayon::prelude::*;
+            bounds
+                .par_chunks_mut(kblocks + 1)
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(r, out)| one(r, out));
+        } else {
+            for (r, out) in bounds.chunks_exact_mut(kblocks + 1).enumerate() {
+                one(r, out);
+            }
         }
         bounds
     }
@@ -759,6 +794,8 @@ mod tests {
             for &(rows, inf, outf) in &[
                 (8, 784, 256),
                 (300, 784, 256),
+                // enough nonzeros (≈ 170k) that the row index is also built over the pool
+                (1100, 784, 40),
                 (9, 33, 129),
                 (32, 256, 128),
                 (40, 17, 10),
