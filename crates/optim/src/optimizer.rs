@@ -95,33 +95,28 @@ pub fn blend<E: Element>(a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) -> Grads<E> {
     out
 }
 
-/// `g = wa·a + wb·b; v ← μ·v + g; θ ← θ − η·v` (or Nesterov's `θ ← θ − η·(g + μ·v)`),
-/// elementwise; with AVX-512 when the CPU has it (the loop is the same, compiled wider).
-#[allow(clippy::too_many_arguments)]
-fn blended_momentum<E: Element>(
-    theta: &mut [E],
-    a: &[E],
+/// The scalars of one blended momentum update: the two gradients' weights, μ, η, Nesterov.
+#[derive(Clone, Copy)]
+struct Blend<E> {
     wa: E,
-    b: &[E],
     wb: E,
-    v: &mut [E],
     mu: E,
     lr: E,
     nesterov: bool,
-) {
+}
+
+/// `g = wa·a + wb·b; v ← μ·v + g; θ ← θ − η·v` (or Nesterov's `θ ← θ − η·(g + μ·v)`),
+/// elementwise; with AVX-512 when the CPU has it (the loop is the same, compiled wider).
+fn blended_momentum<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn body<E: Element>(
-        theta: &mut [E],
-        a: &[E],
-        wa: E,
-        b: &[E],
-        wb: E,
-        v: &mut [E],
-        mu: E,
-        lr: E,
-        nesterov: bool,
-    ) {
+    fn body<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
+        let Blend {
+            wa,
+            wb,
+            mu,
+            lr,
+            nesterov,
+        } = k;
         let it = theta.iter_mut().zip(a).zip(b).zip(v.iter_mut());
         if nesterov {
             for (((t, &x), &y), v) in it {
@@ -139,27 +134,16 @@ fn blended_momentum<E: Element>(
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn wide<E: Element>(
-            theta: &mut [E],
-            a: &[E],
-            wa: E,
-            b: &[E],
-            wb: E,
-            v: &mut [E],
-            mu: E,
-            lr: E,
-            nesterov: bool,
-        ) {
-            body(theta, a, wa, b, wb, v, mu, lr, nesterov)
+        unsafe fn wide<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
+            body(theta, a, b, v, k)
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            unsafe { wide(theta, a, wa, b, wb, v, mu, lr, nesterov) };
+            unsafe { wide(theta, a, b, v, k) };
             return;
         }
     }
-    body(theta, a, wa, b, wb, v, mu, lr, nesterov)
+    body(theta, a, b, v, k)
 }
 
 /// Parameters with at least this many elements are updated by several threads.
@@ -437,8 +421,15 @@ impl<E: Element> Sgd<E> {
                     "optimizer: gradients of {name} do not match the parameter's {} elements",
                     theta.len()
                 );
+                let k = Blend {
+                    wa,
+                    wb,
+                    mu,
+                    lr,
+                    nesterov,
+                };
                 let update = |theta: &mut [E], ga: &[E], gb: &[E], v: &mut [E]| {
-                    blended_momentum(theta, ga, wa, gb, wb, v, mu, lr, nesterov)
+                    blended_momentum(theta, ga, gb, v, k)
                 };
                 if theta.len() >= PARALLEL_UPDATE {
                     use rayon::prelude::*;
