@@ -26,8 +26,8 @@ use backprop_train::{
     Trainer,
 };
 
-use crate::data::default_mnist_dir;
-use crate::BenchArgs;
+use crate::args::BenchArgs;
+use backprop_train::run::default_mnist_dir;
 
 /// Times each epoch.
 #[derive(Default)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use backprop_playground::{DigitsOptions, Options};
 
-use crate::data::default_mnist_dir;
-use crate::PlaygroundArgs;
+use crate::args::PlaygroundArgs;
+use backprop_train::run::default_mnist_dir;
 
 pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
     if a.host.trim().is_empty() {

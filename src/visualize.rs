@@ -18,8 +18,8 @@ use backprop_train::plot::{tile_grid, write_png};
 use backprop_train::{LayerSpec, ModelSpec};
 use serde_json::json;
 
+use crate::args::VisualizeArgs;
 use crate::commands::{load_saved_model, saved_test_set};
-use crate::VisualizeArgs;
 
 /// Width and height of one input image of a saved model.
 fn image_of(meta: &std::collections::BTreeMap<String, String>, inputs: usize) -> [usize; 3] {

@@ -451,7 +451,7 @@ fn bad_specs_and_flags_are_rejected_before_training() {
     );
     fails_with(
         &["train", "--dataset", "xor", "--optimizer", "lbfgs"],
-        &["--optimizer lbfgs"],
+        &["--optimizer", "lbfgs", "possible values: sgd"],
     );
     fails_with(
         &["train", "--dataset", "xor", "--activation", "swoosh"],

@@ -21,9 +21,11 @@
 
 #![warn(missing_docs)]
 
+mod choice;
 pub mod clip;
 mod optimizer;
 pub mod schedule;
 
+pub use choice::{OptimizerKind, OptimizerSettings, ScheduleKind, UnknownName};
 pub use optimizer::{blend, Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
 pub use schedule::LrSchedule;

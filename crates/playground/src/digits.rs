@@ -185,7 +185,7 @@ impl Digits {
             schedule: ScheduleKind::Cosine,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(&built.model, config)?;
+        let mut trainer = Trainer::new(&built.model, config).map_err(|e| e.to_string())?;
         let mut progress = Progress {
             digits: self,
             epochs: self.opts.epochs,

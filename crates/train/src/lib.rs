@@ -8,19 +8,24 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+mod config;
 pub mod history;
 pub mod metrics;
 pub mod plot;
+pub mod run;
 pub mod saved;
 pub mod spec;
 pub mod trace;
 mod trainer;
 
+pub use backprop_optim::{OptimizerKind, ScheduleKind};
 pub use checkpoint::Checkpoint;
+pub use config::{ConfigError, Field, LossKind, TrainConfig};
 pub use history::{EpochRecord, History};
+pub use run::{DataConfig, DataSource, LoadedData, ModelChoice, PreparedRun, RunConfig};
 pub use saved::SavedModel;
 pub use spec::{LayerSpec, ModelSpec, SpecError};
 pub use trainer::{
-    batch_loss, evaluate, load_weights, predict_proba, Evaluation, LossKind, Observer,
-    OptimizerKind, Quiet, ScheduleKind, Stop, TrainConfig, Trainer,
+    batch_loss, evaluate, load_weights, predict_proba, EpochOutcome, EpochStats, Evaluation,
+    Observer, Quiet, Stop, Trainer,
 };

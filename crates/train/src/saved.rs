@@ -78,6 +78,12 @@ impl SavedModel {
         })
     }
 
+    /// The loss the model was trained with, if its training state records it.
+    pub fn loss(&self) -> Option<crate::LossKind> {
+        let state: Value = serde_json::from_str(self.meta.get("backprop.training")?).ok()?;
+        serde_json::from_value(state["config"]["loss"].clone()).ok()
+    }
+
     /// The recorded input encoding.
     ///
     /// # Errors

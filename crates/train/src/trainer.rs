@@ -14,182 +14,16 @@ use std::time::Instant;
 use backprop_autograd::{no_grad, Grads, Var};
 use backprop_data::{random_shift, BatchTargets, Dataset, Targets};
 use backprop_nn::loss::{self, Reduction};
-use backprop_nn::{mix_seed, Mode, Module, Sequential};
+use backprop_nn::{mix_seed, Mode, Module};
 use backprop_optim::clip::clip_grad_norm;
-use backprop_optim::schedule::{
-    Constant, Cosine, Exponential, InvSqrt, LrSchedule, ReduceOnPlateau, StepDecay, Warmup,
-};
-use backprop_optim::{Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
-use backprop_tensor::{Rng, Tensor};
-use serde::{Deserialize, Serialize};
+use backprop_optim::schedule::LrSchedule;
+use backprop_optim::Optimizer;
+use backprop_tensor::{Element, Rng, Tensor};
 
 use crate::checkpoint::Checkpoint;
+use crate::config::{ConfigError, LossKind, TrainConfig};
 use crate::history::{EpochRecord, History};
 use crate::metrics::Confusion;
-
-/// The loss to train with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    /// Softmax cross-entropy on logits (classification).
-    CrossEntropy,
-    /// The lectures' quadratic cost `1/(2n) Σ‖y − a‖²` (one-hot targets for classes).
-    Squared,
-    /// Absolute error (one-hot targets for classes).
-    Absolute,
-    /// Multiclass hinge loss (classification).
-    Hinge,
-}
-
-/// The optimizer to train with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerKind {
-    /// SGD, with momentum if `momentum > 0`.
-    Sgd,
-    /// SGD with Nesterov momentum.
-    Nesterov,
-    /// Adagrad.
-    Adagrad,
-    /// RMSprop.
-    Rmsprop,
-    /// Adam.
-    Adam,
-    /// AdamW (decoupled weight decay from `weight_decay`).
-    Adamw,
-}
-
-/// The learning-rate schedule, in epochs (converted to optimizer steps by the trainer).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum ScheduleKind {
-    /// η₀ throughout.
-    Constant,
-    /// ×gamma every `epochs` epochs.
-    Step {
-        /// Epochs between decays.
-        epochs: usize,
-        /// Factor.
-        gamma: f64,
-    },
-    /// ×gamma per epoch, applied smoothly per step.
-    Exponential {
-        /// Factor per epoch.
-        gamma: f64,
-    },
-    /// η₀/√(epoch+1), the lectures' decay.
-    InvSqrt,
-    /// Cosine annealing to 0 over the run.
-    Cosine,
-    /// ×factor when the validation loss has not improved for `patience` epochs.
-    Plateau {
-        /// Epochs without improvement tolerated.
-        patience: usize,
-        /// Factor.
-        factor: f64,
-    },
-}
-
-/// Everything that defines a training run besides the model and data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Epochs to run (in total, counting resumed ones).
-    pub epochs: usize,
-    /// Samples per step: 1 is SGD, the dataset size is full-batch gradient descent.
-    pub batch_size: usize,
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
-    /// η₀.
-    pub lr: f64,
-    /// Momentum for SGD/Nesterov.
-    pub momentum: f64,
-    /// Decoupled weight decay for AdamW.
-    pub weight_decay: f64,
-    /// L1 penalty λ₁.
-    pub l1: f64,
-    /// L2 penalty λ₂.
-    pub l2: f64,
-    /// Clip the global gradient norm to this, if set.
-    pub clip: Option<f64>,
-    /// The schedule.
-    pub schedule: ScheduleKind,
-    /// Linear warm-up, in optimizer steps.
-    pub warmup: usize,
-    /// Stop after this many epochs without a better validation loss.
-    pub early_stopping: Option<usize>,
-    /// With early stopping, end with the best epoch's weights.
-    pub restore_best: bool,
-    /// The run's seed (data order, dropout masks).
-    pub seed: u64,
-    /// The loss.
-    pub loss: LossKind,
-    /// Augmentation for image data: shift each training image by up to this many pixels
-    /// (0 = none).
-    #[serde(default)]
-    pub augment_shift: usize,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 10,
-            batch_size: 64,
-            optimizer: OptimizerKind::Sgd,
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            l1: 0.0,
-            l2: 0.0,
-            clip: None,
-            schedule: ScheduleKind::Constant,
-            warmup: 0,
-            early_stopping: None,
-            restore_best: true,
-            seed: 0,
-            loss: LossKind::CrossEntropy,
-            augment_shift: 0,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Checks the numbers a user can get wrong.
-    ///
-    /// # Errors
-    /// Names the setting and the problem.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!(
-                "the learning rate must be a positive number, got {}",
-                self.lr
-            ));
-        }
-        if self.batch_size == 0 {
-            return Err("the batch size must be at least 1".into());
-        }
-        if self.epochs == 0 {
-            return Err("the number of epochs must be at least 1".into());
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
-        }
-        for (n, v) in [
-            ("l1", self.l1),
-            ("l2", self.l2),
-            ("weight decay", self.weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{n} must be a non-negative number, got {v}"));
-            }
-        }
-        if let Some(c) = self.clip {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(format!("the clipping norm must be positive, got {c}"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,11 +73,13 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// Builds the loss for a batch.
+/// Builds the loss for a batch: the one place a [`LossKind`] becomes a loss function (the
+/// trainer, the playground and `gradcheck` all call it). Generic so that gradient checks
+/// run it in f64.
 ///
 /// # Panics
 /// If a classification loss is asked of regression targets (checked earlier by `fit`).
-pub fn batch_loss(kind: LossKind, out: &Var<f32>, targets: &BatchTargets) -> Var<f32> {
+pub fn batch_loss<E: Element>(kind: LossKind, out: &Var<E>, targets: &BatchTargets) -> Var<E> {
     match targets {
         BatchTargets::Classes(labels) => {
             let classes = out.shape()[1];
@@ -260,15 +96,18 @@ pub fn batch_loss(kind: LossKind, out: &Var<f32>, targets: &BatchTargets) -> Var
                 LossKind::Hinge => loss::multiclass_hinge(out, labels, 1.0, Reduction::Mean),
             }
         }
-        BatchTargets::Values(v) => match kind {
-            LossKind::Absolute => loss::absolute_error(out, v, Reduction::Mean),
-            _ => loss::half_squared_error(out, v, Reduction::Mean),
-        },
+        BatchTargets::Values(v) => {
+            let v = v.cast::<E>();
+            match kind {
+                LossKind::Absolute => loss::absolute_error(out, &v, Reduction::Mean),
+                _ => loss::half_squared_error(out, &v, Reduction::Mean),
+            }
+        }
     }
 }
 
 /// Evaluates a model (evaluation mode, nothing recorded) in batches of 1000.
-pub fn evaluate(model: &Sequential<f32>, data: &Dataset, kind: LossKind) -> Evaluation {
+pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Evaluation {
     let _g = backprop_autograd::NoGradGuard::new();
     let mut loss_sum = 0.0;
     let mut preds = Vec::with_capacity(data.len());
@@ -294,11 +133,28 @@ pub fn evaluate(model: &Sequential<f32>, data: &Dataset, kind: LossKind) -> Eval
     }
 }
 
-/// The run-time state of a training run.
+/// The run-time state of a training run over any [`Module`].
+///
+/// ```
+/// use backprop_data::synthetic;
+/// use backprop_nn::{Activation, Linear, Module, Sequential};
+/// use backprop_tensor::Rng;
+/// use backprop_train::{Quiet, Stop, TrainConfig, Trainer};
+/// let data = synthetic("gauss", 200, 0.1, 1).unwrap();
+/// let mut rng = Rng::seed(0);
+/// let net = Sequential::<f32>::new()
+///     .add("fc1", Linear::new(2, 8, &mut rng))
+///     .add("tanh1", Activation::Tanh)
+///     .add("fc2", Linear::new(8, 2, &mut rng));
+/// let config = TrainConfig { epochs: 20, batch_size: 16, ..TrainConfig::default() };
+/// let mut t = Trainer::new(&net, config).unwrap();
+/// assert_eq!(t.fit(&data, None, &mut Quiet, |_| Ok(())).unwrap(), Stop::Completed);
+/// assert!(t.history.epochs.last().unwrap().train_accuracy > 0.9);
+/// ```
 pub struct Trainer<'m> {
     /// The settings.
     pub config: TrainConfig,
-    model: &'m Sequential<f32>,
+    model: &'m dyn Module<f32>,
     optimizer: Box<dyn Optimizer<f32>>,
     /// Epochs finished so far.
     pub epochs_done: usize,
@@ -309,6 +165,8 @@ pub struct Trainer<'m> {
     bad_epochs: usize,
     /// Whether a step may split its batch in two halves computed side by side.
     shardable: bool,
+    /// The schedule for the current data size (steps per epoch), built on first use.
+    schedule: Option<(usize, Box<dyn LrSchedule>)>,
 }
 
 /// True if every sample's loss depends on that sample alone and no layer draws random
@@ -347,41 +205,36 @@ fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
     }
 }
 
-fn build_optimizer(c: &TrainConfig, params: Vec<(String, Var<f32>)>) -> Box<dyn Optimizer<f32>> {
-    let reg = Regularization {
-        l1: c.l1,
-        l2: c.l2,
-        exclude_bias: true,
-    };
-    match c.optimizer {
-        OptimizerKind::Sgd => Box::new(
-            Sgd::new(params, c.lr)
-                .momentum(c.momentum)
-                .regularization(reg),
-        ),
-        OptimizerKind::Nesterov => Box::new(
-            Sgd::new(params, c.lr)
-                .momentum(c.momentum)
-                .nesterov(true)
-                .regularization(reg),
-        ),
-        OptimizerKind::Adagrad => Box::new(Adagrad::new(params, c.lr).regularization(reg)),
-        OptimizerKind::Rmsprop => Box::new(RmsProp::new(params, c.lr).regularization(reg)),
-        OptimizerKind::Adam => Box::new(Adam::new(params, c.lr).regularization(reg)),
-        OptimizerKind::Adamw => {
-            Box::new(AdamW::new(params, c.lr, c.weight_decay).regularization(reg))
-        }
-    }
+/// What one epoch of training measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochStats {
+    /// Mean training loss over the epoch's steps (weighted by batch size).
+    pub loss: f64,
+    /// Share of training samples classified right during the epoch (NaN for regression).
+    pub accuracy: f64,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+}
+
+/// How an epoch of training ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EpochOutcome {
+    /// Every step ran.
+    Done(EpochStats),
+    /// The loss became NaN or infinite (see [`Stop::Diverged`]).
+    Diverged(Stop),
 }
 
 impl<'m> Trainer<'m> {
-    /// A trainer for `model`.
+    /// A trainer for `model`, any [`Module`].
     ///
     /// # Errors
     /// If the configuration is invalid.
-    pub fn new(model: &'m Sequential<f32>, config: TrainConfig) -> Result<Self, String> {
+    pub fn new(model: &'m dyn Module<f32>, config: TrainConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let optimizer = build_optimizer(&config, model.params());
+        let optimizer = config
+            .optimizer
+            .build(model.params(), &config.optimizer_settings());
         Ok(Trainer {
             config,
             model,
@@ -392,7 +245,18 @@ impl<'m> Trainer<'m> {
             best: None,
             bad_epochs: 0,
             shardable: sample_independent(model),
+            schedule: None,
         })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &dyn Module<f32> {
+        self.model
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.step
     }
 
     /// One batch's forward and backward pass: its mean loss, how many samples it classified
@@ -439,38 +303,134 @@ impl<'m> Trainer<'m> {
         )
     }
 
-    fn schedule(&self, steps_per_epoch: usize) -> Box<dyn LrSchedule> {
-        let c = &self.config;
-        let spe = steps_per_epoch.max(1);
-        let base: Box<dyn LrSchedule> = match c.schedule {
-            ScheduleKind::Constant => Box::new(Constant(c.lr)),
-            ScheduleKind::Step { epochs, gamma } => Box::new(StepDecay {
-                lr: c.lr,
-                step_size: epochs.max(1) * spe,
-                gamma,
-            }),
-            ScheduleKind::Exponential { gamma } => Box::new(Exponential {
-                lr: c.lr,
-                gamma: gamma.powf(1.0 / spe as f64),
-            }),
-            ScheduleKind::InvSqrt => Box::new(PerEpoch {
-                inner: InvSqrt(c.lr),
-                steps_per_epoch: spe,
-            }),
-            ScheduleKind::Cosine => Box::new(Cosine {
-                lr: c.lr,
-                min_lr: 0.0,
-                period: c.epochs * spe,
-            }),
-            ScheduleKind::Plateau { patience, factor } => {
-                Box::new(ReduceOnPlateau::new(c.lr, factor, patience))
+    /// The schedule for `steps_per_epoch`, (re)built when the data size changes; a resumed
+    /// run replays its validation history into it so a plateau schedule continues.
+    fn schedule_for(&mut self, steps_per_epoch: usize) -> &mut Box<dyn LrSchedule> {
+        if self
+            .schedule
+            .as_ref()
+            .is_none_or(|(s, _)| *s != steps_per_epoch)
+        {
+            let c = &self.config;
+            let mut s = c.schedule.build(c.lr, c.epochs, steps_per_epoch, c.warmup);
+            for r in &self.history.epochs {
+                if r.val_loss.is_finite() {
+                    s.observe(r.val_loss);
+                }
             }
-        };
-        if c.warmup > 0 {
-            Box::new(Warmup::new(c.warmup, base))
-        } else {
-            base
+            self.schedule = Some((steps_per_epoch, s));
         }
+        &mut self.schedule.as_mut().expect("just built").1
+    }
+
+    /// One training step on a batch: the schedule's learning rate, forward, loss, backward,
+    /// clipping, the optimizer's update. Returns the batch's mean loss and how many samples
+    /// it classified right, or the loss (and no update) if it is not finite.
+    ///
+    /// This is the step `backprop train` and the playground share.
+    pub fn step(
+        &mut self,
+        x: Tensor<f32>,
+        targets: &BatchTargets,
+        steps_per_epoch: usize,
+    ) -> Result<(f64, usize), f64> {
+        let t = self.step;
+        let lr = self.schedule_for(steps_per_epoch).lr(t);
+        self.optimizer.set_lr(lr);
+        let (lv, right, grads) = self.forward_backward(x, targets);
+        if !lv.is_finite() {
+            return Err(lv);
+        }
+        match (grads, self.config.clip) {
+            (StepGrads::Halves(a, wa, b, wb), None) => self.optimizer.step_blend(&a, wa, &b, wb),
+            (g, clip) => {
+                let mut g = g.whole();
+                if let Some(c) = clip {
+                    clip_grad_norm(&mut g, c);
+                }
+                self.optimizer.step(&g);
+            }
+        }
+        self.step += 1;
+        Ok((lv, right))
+    }
+
+    /// The data's batch size and steps per epoch.
+    fn batching(&self, train: &Dataset) -> (usize, usize) {
+        let bs = self.config.batch_size.min(train.len().max(1));
+        (bs, train.len().div_ceil(bs))
+    }
+
+    /// Trains one epoch (epoch `epochs_done + 1`): the model's random streams reseeded and
+    /// the data shuffled from seeds derived from (run seed, epoch), then one [`step`] per
+    /// batch. Does not evaluate, record history or advance `epochs_done`; [`fit`] does.
+    ///
+    /// [`step`]: Trainer::step
+    /// [`fit`]: Trainer::fit
+    ///
+    /// # Errors
+    /// If the data does not fit the loss (a classification loss on regression data).
+    pub fn train_epoch(
+        &mut self,
+        train: &Dataset,
+        observer: &mut dyn Observer,
+    ) -> Result<EpochOutcome, String> {
+        if matches!(train.targets, Targets::Values(_)) && self.config.loss.needs_classes() {
+            return Err(format!(
+                "the {} loss needs classes but this dataset is a regression task; use squared or absolute",
+                self.config.loss
+            ));
+        }
+        let epoch = self.epochs_done + 1;
+        let (bs, steps_per_epoch) = self.batching(train);
+        self.model
+            .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
+        let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
+        observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
+        let classification = matches!(train.targets, Targets::Classes { .. });
+        let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
+        for (k, batch) in train.batches(bs, Some(&mut rng)).enumerate() {
+            let n = batch.x.shape()[0];
+            let mut bx = batch.x;
+            if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
+                random_shift(&mut bx, img, s, &mut rng);
+            }
+            let (lv, batch_right) = match self.step(bx, &batch.targets, steps_per_epoch) {
+                Ok(r) => r,
+                Err(loss) => {
+                    let parameter = self
+                        .model
+                        .params()
+                        .into_iter()
+                        .find(|(_, p)| !p.with_value(|v| v.all_finite()))
+                        .map(|(n, _)| n);
+                    return Ok(EpochOutcome::Diverged(Stop::Diverged {
+                        epoch,
+                        step: k + 1,
+                        parameter,
+                        loss,
+                    }));
+                }
+            };
+            loss_sum += lv * n as f64;
+            right += batch_right;
+            seen += n;
+            let acc = if classification {
+                batch_right as f64 / n as f64
+            } else {
+                f64::NAN
+            };
+            observer.step(lv, acc, n);
+        }
+        Ok(EpochOutcome::Done(EpochStats {
+            loss: loss_sum / seen.max(1) as f64,
+            accuracy: if classification {
+                right as f64 / seen.max(1) as f64
+            } else {
+                f64::NAN
+            },
+            lr: self.optimizer.lr(),
+        }))
     }
 
     /// Trains until `config.epochs` epochs are done, early stopping fires, or the loss
@@ -487,133 +447,75 @@ impl<'m> Trainer<'m> {
         observer: &mut dyn Observer,
         mut on_epoch: impl FnMut(&Trainer) -> Result<(), String>,
     ) -> Result<Stop, String> {
-        if matches!(train.targets, Targets::Values(_))
-            && matches!(self.config.loss, LossKind::CrossEntropy | LossKind::Hinge)
-        {
-            return Err(
-                "this dataset is a regression task: use --loss squared or --loss absolute".into(),
-            );
-        }
-        let bs = self.config.batch_size.min(train.len().max(1));
-        let steps_per_epoch = train.len().div_ceil(bs);
-        let mut schedule = self.schedule(steps_per_epoch);
-        // replay the validation history into a plateau schedule so a resumed run continues it
-        for r in &self.history.epochs {
-            if r.val_loss.is_finite() {
-                schedule.observe(r.val_loss);
-            }
-        }
-        let classification = matches!(train.targets, Targets::Classes { .. });
         while self.epochs_done < self.config.epochs {
-            let epoch = self.epochs_done + 1;
             let t0 = Instant::now();
-            self.model
-                .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
-            let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
-            observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
-            let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
-            for (k, batch) in train.batches(bs, Some(&mut rng)).enumerate() {
-                let lr = schedule.lr(self.step);
-                self.optimizer.set_lr(lr);
-                let n = batch.x.shape()[0];
-                let mut bx = batch.x;
-                if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
-                    random_shift(&mut bx, img, s, &mut rng);
-                }
-                let (lv, batch_right, grads) = self.forward_backward(bx, &batch.targets);
-                if !lv.is_finite() {
-                    let parameter = self
-                        .model
-                        .params()
-                        .into_iter()
-                        .find(|(_, p)| !p.with_value(|v| v.all_finite()))
-                        .map(|(n, _)| n);
-                    return Ok(Stop::Diverged {
-                        epoch,
-                        step: k + 1,
-                        parameter,
-                        loss: lv,
-                    });
-                }
-                match (grads, self.config.clip) {
-                    (StepGrads::Halves(a, wa, b, wb), None) => {
-                        self.optimizer.step_blend(&a, wa, &b, wb)
-                    }
-                    (g, clip) => {
-                        let mut g = g.whole();
-                        if let Some(c) = clip {
-                            clip_grad_norm(&mut g, c);
-                        }
-                        self.optimizer.step(&g);
-                    }
-                }
-                self.step += 1;
-                loss_sum += lv * n as f64;
-                right += batch_right;
-                seen += n;
-                observer.step(
-                    lv,
-                    if classification {
-                        batch_right as f64 / n as f64
-                    } else {
-                        f64::NAN
-                    },
-                    n,
-                );
-            }
-            let (val_loss, val_accuracy) = match val {
-                Some(v) if !v.is_empty() => {
-                    let e = evaluate(self.model, v, self.config.loss);
-                    (e.loss, e.accuracy)
-                }
-                _ => (f64::NAN, f64::NAN),
+            let stats = match self.train_epoch(train, observer)? {
+                EpochOutcome::Done(s) => s,
+                EpochOutcome::Diverged(stop) => return Ok(stop),
             };
-            if val_loss.is_finite() {
-                schedule.observe(val_loss);
-            }
-            let record = EpochRecord {
-                epoch,
-                train_loss: loss_sum / seen.max(1) as f64,
-                train_accuracy: if classification {
-                    right as f64 / seen.max(1) as f64
-                } else {
-                    f64::NAN
-                },
-                val_loss,
-                val_accuracy,
-                lr: self.optimizer.lr(),
-                seconds: t0.elapsed().as_secs_f64(),
-            };
-            observer.epoch_end(&record);
-            self.history.epochs.push(record);
-            self.epochs_done = epoch;
-            let mut stop = None;
-            if let Some(patience) = self.config.early_stopping {
-                if val_loss.is_finite() {
-                    if self.best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
-                        self.best = Some((val_loss, epoch, self.snapshot()));
-                        self.bad_epochs = 0;
-                    } else {
-                        self.bad_epochs += 1;
-                        if self.bad_epochs >= patience {
-                            let best_epoch = self.best.as_ref().unwrap().1;
-                            stop = Some(Stop::EarlyStopped { best_epoch });
-                        }
-                    }
-                }
-            }
-            let last = stop.is_some() || self.epochs_done == self.config.epochs;
-            if last && self.config.restore_best {
-                if let Some((_, _, w)) = &self.best {
-                    self.restore_snapshot(&w.clone());
-                }
-            }
+            let stop = self.end_epoch(stats, val, t0, observer);
             on_epoch(self)?;
             if let Some(s) = stop {
                 return Ok(s);
             }
         }
         Ok(Stop::Completed)
+    }
+
+    /// After an epoch: validation, the schedule told, the history record, early stopping
+    /// consulted (and the best weights restored at the end).
+    fn end_epoch(
+        &mut self,
+        stats: EpochStats,
+        val: Option<&Dataset>,
+        t0: Instant,
+        observer: &mut dyn Observer,
+    ) -> Option<Stop> {
+        let epoch = self.epochs_done + 1;
+        let (val_loss, val_accuracy) = match val {
+            Some(v) if !v.is_empty() => {
+                let e = evaluate(self.model, v, self.config.loss);
+                (e.loss, e.accuracy)
+            }
+            _ => (f64::NAN, f64::NAN),
+        };
+        if val_loss.is_finite() {
+            if let Some((_, s)) = self.schedule.as_mut() {
+                s.observe(val_loss);
+            }
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: stats.loss,
+            train_accuracy: stats.accuracy,
+            val_loss,
+            val_accuracy,
+            lr: stats.lr,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        observer.epoch_end(&record);
+        self.history.epochs.push(record);
+        self.epochs_done = epoch;
+        let mut stop = None;
+        if let (Some(patience), true) = (self.config.early_stopping, val_loss.is_finite()) {
+            if self.best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
+                self.best = Some((val_loss, epoch, self.snapshot()));
+                self.bad_epochs = 0;
+            } else {
+                self.bad_epochs += 1;
+                if self.bad_epochs >= patience {
+                    let best_epoch = self.best.as_ref().map_or(epoch, |b| b.1);
+                    stop = Some(Stop::EarlyStopped { best_epoch });
+                }
+            }
+        }
+        let last = stop.is_some() || self.epochs_done == self.config.epochs;
+        if last && self.config.restore_best {
+            if let Some((_, _, w)) = &self.best {
+                self.restore_snapshot(&w.clone());
+            }
+        }
+        stop
     }
 
     fn snapshot(&self) -> Vec<Tensor<f32>> {
@@ -706,7 +608,7 @@ impl<'m> Trainer<'m> {
 }
 
 /// Everything a checkpoint holds of a model: its parameters, then its buffers.
-fn state_vars(model: &Sequential<f32>) -> Vec<(String, Var<f32>)> {
+fn state_vars(model: &dyn Module<f32>) -> Vec<(String, Var<f32>)> {
     let mut v = model.params();
     v.extend(model.buffers());
     v
@@ -716,7 +618,7 @@ fn state_vars(model: &Sequential<f32>) -> Vec<(String, Var<f32>)> {
 ///
 /// # Errors
 /// If a parameter is missing from the checkpoint or has another shape.
-pub fn load_weights(model: &Sequential<f32>, ck: &Checkpoint) -> Result<(), String> {
+pub fn load_weights(model: &dyn Module<f32>, ck: &Checkpoint) -> Result<(), String> {
     for (name, p) in state_vars(model) {
         let t = ck
             .get(&name)
@@ -733,23 +635,8 @@ pub fn load_weights(model: &Sequential<f32>, ck: &Checkpoint) -> Result<(), Stri
     Ok(())
 }
 
-/// Steps an epoch-based schedule from a step count.
-struct PerEpoch<S: LrSchedule> {
-    inner: S,
-    steps_per_epoch: usize,
-}
-
-impl<S: LrSchedule> LrSchedule for PerEpoch<S> {
-    fn lr(&self, t: usize) -> f64 {
-        self.inner.lr(t / self.steps_per_epoch)
-    }
-    fn describe(&self) -> String {
-        format!("{} per epoch", self.inner.describe())
-    }
-}
-
 /// Predicted class probabilities for a batch of inputs (softmax of the outputs).
-pub fn predict_proba(model: &Sequential<f32>, x: &Tensor<f32>) -> Tensor<f32> {
+pub fn predict_proba(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
     no_grad(|| {
         model
             .forward(&Var::constant(x.clone()), Mode::Eval)

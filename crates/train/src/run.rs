@@ -1,0 +1,708 @@
+//! The one definition of a training run: [`RunConfig`] says what to train on what, with
+//! which settings, and where the results go; it owns the defaults policy (the learning rate
+//! per optimizer, epochs and augmentation per preset, the regression loss) and validates
+//! itself, returning a [`ConfigError`] that names the [`Field`]. The CLI only translates its
+//! flags into a `RunConfig` and renders what [`RunConfig::prepare`] and the
+//! [`Trainer`](crate::Trainer) return.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use backprop_data::{
+    digit_names, load_csv, load_idx_pair, synthetic, CsvOptions, Dataset, Encoding, LabelColumn,
+    Targets, Task, SYNTHETIC,
+};
+use backprop_nn::{Module, Sequential};
+use backprop_optim::{OptimizerKind, ScheduleKind};
+use serde_json::{json, Value};
+
+use crate::config::{non_negative, ConfigError, Field, LossKind, TrainConfig};
+use crate::saved::{encoding_to_json, model_metadata};
+use crate::spec::ModelSpec;
+
+/// Where the data comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// The shipped MNIST (`data/mnist`).
+    Mnist,
+    /// An MNIST-layout directory of IDX files (`train-`/`t10k-`, gzipped or raw).
+    Idx(PathBuf),
+    /// A CSV table; a fifth of its rows is held out as the test set.
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The label column (default: the last).
+        label_column: Option<String>,
+        /// Classification or regression.
+        task: Task,
+    },
+    /// A synthetic 2-D set (a test set of the same size is drawn with another seed).
+    Synthetic {
+        /// One of [`SYNTHETIC`].
+        name: String,
+        /// Points.
+        samples: usize,
+        /// Noise.
+        noise: f64,
+    },
+}
+
+impl DataSource {
+    /// The short name a run directory and a checkpoint use (`mnist`, `spiral`, `iris`).
+    pub fn short_name(&self) -> String {
+        match self {
+            DataSource::Mnist => "mnist".into(),
+            DataSource::Idx(_) => "idx".into(),
+            DataSource::Csv { path, .. } => path
+                .file_stem()
+                .map_or("csv".into(), |s| s.to_string_lossy().into_owned()),
+            DataSource::Synthetic { name, .. } => name.clone(),
+        }
+    }
+
+    /// Whether this is a synthetic 2-D set.
+    pub fn is_synthetic(&self) -> bool {
+        matches!(self, DataSource::Synthetic { .. })
+    }
+}
+
+/// The data of a run and how it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataConfig {
+    /// Where it comes from.
+    pub source: DataSource,
+    /// How IDX images are encoded (`None`: grey levels in [0, 1]).
+    pub encoding: Option<String>,
+    /// Use only the first N training samples.
+    pub limit: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: DataSource::Mnist,
+            encoding: None,
+            limit: None,
+        }
+    }
+}
+
+/// The shipped MNIST: `data/mnist` under the working directory, else under the source tree.
+pub fn default_mnist_dir() -> PathBuf {
+    let local = PathBuf::from("data/mnist");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+    }
+}
+
+/// What [`DataConfig::load`] read.
+#[derive(Debug, Clone)]
+pub struct LoadedData {
+    /// The dataset's short name (`mnist`, `idx`, a synthetic set's name, the CSV's path).
+    pub name: String,
+    /// Training samples (before any validation split).
+    pub train: Dataset,
+    /// Test samples.
+    pub test: Option<Dataset>,
+    /// How inputs were encoded, as recorded in checkpoints.
+    pub encoding: Value,
+    /// Where IDX files came from, if anywhere.
+    pub data_dir: Option<PathBuf>,
+}
+
+fn data_err(field: Field) -> impl Fn(backprop_data::DataError) -> ConfigError {
+    move |e| ConfigError::new(field, e.to_string())
+}
+
+impl DataConfig {
+    /// Reads the data. `recorded` is the encoding saved with a model, which then takes
+    /// precedence so a model sees inputs encoded as in training; `need_train` false reads
+    /// only the test split where the format allows.
+    ///
+    /// # Errors
+    /// A missing or malformed file, an unknown encoding, a bad synthetic size, naming the
+    /// setting.
+    pub fn load(
+        &self,
+        seed: u64,
+        recorded: Option<&Value>,
+        need_train: bool,
+    ) -> Result<LoadedData, ConfigError> {
+        let mut loaded = match &self.source {
+            DataSource::Mnist => self.load_idx(&default_mnist_dir(), true, recorded, need_train)?,
+            DataSource::Idx(dir) => self.load_idx(dir, false, recorded, need_train)?,
+            DataSource::Synthetic {
+                name,
+                samples,
+                noise,
+            } => load_synthetic(name, *samples, *noise, seed)?,
+            DataSource::Csv {
+                path,
+                label_column,
+                task,
+            } => load_table(path, label_column.as_deref(), *task, seed)?,
+        };
+        if let Some(n) = self.limit {
+            if n == 0 {
+                return Err(ConfigError::new(Field::Limit, "0: must be at least 1"));
+            }
+            let n = n.min(loaded.train.len());
+            loaded.train = loaded.train.subset(&(0..n).collect::<Vec<_>>());
+        }
+        Ok(loaded)
+    }
+
+    fn encoding(&self, pixels: &[u8], recorded: Option<&Value>) -> Result<Encoding, ConfigError> {
+        if let Some(v) = recorded {
+            return crate::saved::encoding_from_json(v)
+                .map_err(|e| ConfigError::new(Field::Encoding, e));
+        }
+        let name = self.encoding.as_deref().unwrap_or("grey");
+        match Encoding::parse(name) {
+            Some("grey") => Ok(Encoding::Grey),
+            Some("binary") => Ok(Encoding::Binary),
+            Some(_) => Ok(Encoding::standardized_from(pixels)),
+            None => Err(ConfigError::new(
+                Field::Encoding,
+                format!("{name}: choose grey, standardized or binary"),
+            )),
+        }
+    }
+
+    fn load_idx(
+        &self,
+        dir: &Path,
+        shipped: bool,
+        recorded: Option<&Value>,
+        need_train: bool,
+    ) -> Result<LoadedData, ConfigError> {
+        if !dir.is_dir() {
+            return Err(ConfigError::new(
+                Field::DataDir,
+                format!("{}: no such directory", dir.display()),
+            ));
+        }
+        let test_raw = load_idx_pair(dir, "t10k").map_err(data_err(Field::DataDir))?;
+        let train_raw = if need_train {
+            Some(load_idx_pair(dir, "train").map_err(data_err(Field::DataDir))?)
+        } else {
+            None
+        };
+        let classes = train_raw
+            .as_ref()
+            .map_or(0, |t| t.num_classes())
+            .max(test_raw.num_classes())
+            .max(2);
+        let encoding = self.encoding(&train_raw.as_ref().unwrap_or(&test_raw).pixels, recorded)?;
+        let dname = if shipped {
+            "mnist".to_string()
+        } else {
+            dir.display().to_string()
+        };
+        let names = digit_names(classes);
+        let test = test_raw
+            .clone()
+            .into_dataset(&dname, encoding, names.clone())
+            .map_err(data_err(Field::DataDir))?;
+        let train = match train_raw {
+            Some(r) => r
+                .into_dataset(&dname, encoding, names)
+                .map_err(data_err(Field::DataDir))?,
+            None => test.clone(),
+        };
+        Ok(LoadedData {
+            name: if shipped { "mnist" } else { "idx" }.into(),
+            train,
+            test: Some(test),
+            encoding: encoding_to_json(&encoding),
+            data_dir: Some(dir.to_path_buf()),
+        })
+    }
+}
+
+fn load_synthetic(
+    name: &str,
+    samples: usize,
+    noise: f64,
+    seed: u64,
+) -> Result<LoadedData, ConfigError> {
+    if samples < 2 {
+        return Err(ConfigError::new(
+            Field::Samples,
+            format!("{samples}: a synthetic set needs at least 2 samples"),
+        ));
+    }
+    non_negative(Field::Noise, noise)?;
+    let train = synthetic(name, samples, noise, seed).map_err(data_err(Field::Dataset))?;
+    let test = synthetic(name, samples, noise, seed.wrapping_add(1_000_003))
+        .map_err(data_err(Field::Dataset))?;
+    Ok(LoadedData {
+        name: name.to_string(),
+        train,
+        test: Some(test),
+        encoding: json!({"encoding": "none"}),
+        data_dir: None,
+    })
+}
+
+fn load_table(
+    path: &Path,
+    label: Option<&str>,
+    task: Task,
+    seed: u64,
+) -> Result<LoadedData, ConfigError> {
+    let opts = CsvOptions {
+        label: label.map_or(LabelColumn::Last, LabelColumn::parse),
+        header: None,
+        task,
+    };
+    let all = load_csv(path, &opts).map_err(data_err(Field::Dataset))?;
+    if all.len() < 5 {
+        return Err(ConfigError::new(
+            Field::Dataset,
+            format!(
+                "{}: {} rows are too few to train and test on (at least 5)",
+                path.display(),
+                all.len()
+            ),
+        ));
+    }
+    // hold out a fifth as the test set
+    let (train, test) = all
+        .split(all.len() / 5, seed ^ 0x7E57)
+        .map_err(data_err(Field::Dataset))?;
+    Ok(LoadedData {
+        name: path.display().to_string(),
+        train,
+        test: Some(test),
+        encoding: json!({"encoding": "none"}),
+        data_dir: None,
+    })
+}
+
+/// Which model to build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelChoice {
+    /// A named preset: `mlp`, `lenet5` or `cnn`.
+    Preset(String),
+    /// The quick MLP: hidden widths, their activation, dropout after each.
+    Mlp {
+        /// Hidden widths.
+        hidden: Vec<usize>,
+        /// Their activation, by its spec name (`relu`, `tanh`, `prelu`, ...).
+        activation: String,
+        /// Dropout probability after each (0: none).
+        dropout: f64,
+    },
+    /// A spec file (`.json` or `.toml`).
+    SpecFile(PathBuf),
+    /// A spec given directly.
+    Spec(ModelSpec),
+}
+
+impl ModelChoice {
+    /// The label a run directory uses (`mlp`, `lenet5`, a spec file's stem).
+    pub fn label(&self) -> String {
+        match self {
+            ModelChoice::Preset(p) => p.clone(),
+            ModelChoice::Mlp { .. } => "mlp".into(),
+            ModelChoice::SpecFile(p) => p
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            ModelChoice::Spec(_) => "model".into(),
+        }
+    }
+
+    /// Whether this is a convolutional preset (trained with shift augmentation by default).
+    fn is_conv_preset(&self) -> bool {
+        matches!(self, ModelChoice::Preset(p) if p == "lenet5" || p == "cnn")
+    }
+
+    /// The spec, with the output width the data needs.
+    ///
+    /// # Errors
+    /// An unknown preset, an unreadable spec file, hidden widths of 0, dropout outside
+    /// [0, 1).
+    pub fn spec(&self, outputs: usize) -> Result<ModelSpec, ConfigError> {
+        match self {
+            ModelChoice::Preset(name) => ModelSpec::preset(name, outputs)
+                .map_err(|e| ConfigError::new(Field::Model, format!("{name}: {e}"))),
+            ModelChoice::Mlp {
+                hidden,
+                activation,
+                dropout,
+            } => {
+                if hidden.contains(&0) {
+                    return Err(ConfigError::new(
+                        Field::Hidden,
+                        "every width must be at least 1",
+                    ));
+                }
+                if !(0.0..1.0).contains(dropout) {
+                    return Err(ConfigError::new(
+                        Field::Dropout,
+                        format!("{dropout}: must be in [0, 1)"),
+                    ));
+                }
+                ModelSpec::mlp(hidden, activation, *dropout, outputs)
+                    .map_err(|e| ConfigError::new(Field::Activation, e.to_string()))
+            }
+            ModelChoice::SpecFile(path) => ModelSpec::from_file(path)
+                .map_err(|e| ConfigError::new(Field::Model, e.to_string())),
+            ModelChoice::Spec(s) => Ok(s.clone()),
+        }
+    }
+}
+
+/// A whole training run as a user describes it. Unset options take the defaults policy
+/// of [`RunConfig::train_config`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// The data.
+    pub data: DataConfig,
+    /// The model.
+    pub model: ModelChoice,
+    /// Validation samples held out from the training data (default: 10%, at most 5000).
+    pub validation: Option<usize>,
+    /// The loss (default: cross-entropy, or squared for regression data).
+    pub loss: Option<LossKind>,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// η₀ (default: the optimizer's [`OptimizerKind::default_lr`]).
+    pub lr: Option<f64>,
+    /// Momentum (default 0.9; only SGD and Nesterov use it).
+    pub momentum: Option<f64>,
+    /// AdamW's decoupled weight decay (default 0.01).
+    pub weight_decay: Option<f64>,
+    /// The schedule.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up, in steps.
+    pub warmup: usize,
+    /// L1 penalty.
+    pub l1: f64,
+    /// L2 penalty.
+    pub l2: f64,
+    /// Clip the global gradient norm.
+    pub clip: Option<f64>,
+    /// Epochs (default: 10; 15 for the cnn preset; 200 for a synthetic 2-D set).
+    pub epochs: Option<usize>,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Stop after this many epochs without a better validation loss.
+    pub early_stopping: Option<usize>,
+    /// Shift training images by up to this many pixels (default 2 for the lenet5 and cnn
+    /// presets, 0 otherwise).
+    pub augment: Option<usize>,
+    /// The seed of initialization, shuffling, dropout and splits.
+    pub seed: u64,
+    /// Where the model, history and plots go (default: `runs/<dataset>-<model>`).
+    pub out: Option<PathBuf>,
+    /// Continue the run saved in the output directory.
+    pub resume: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            data: DataConfig::default(),
+            model: ModelChoice::Preset("mlp".into()),
+            validation: None,
+            loss: None,
+            optimizer: OptimizerKind::Sgd,
+            lr: None,
+            momentum: None,
+            weight_decay: None,
+            schedule: ScheduleKind::Cosine,
+            warmup: 0,
+            l1: 0.0,
+            l2: 0.0,
+            clip: None,
+            epochs: None,
+            batch_size: 64,
+            early_stopping: None,
+            augment: None,
+            seed: 0,
+            out: None,
+            resume: false,
+        }
+    }
+}
+
+/// A run ready to train: the data split, the model built, the settings resolved.
+pub struct PreparedRun {
+    /// The resolved settings.
+    pub config: TrainConfig,
+    /// The data as read.
+    pub data: LoadedData,
+    /// Training samples (after holding out validation).
+    pub train: Dataset,
+    /// Validation samples.
+    pub validation: Option<Dataset>,
+    /// The spec the model was built from.
+    pub spec: ModelSpec,
+    /// The model.
+    pub model: Sequential<f32>,
+    /// The output directory.
+    pub out: PathBuf,
+    /// What a checkpoint of this run records besides the training state.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl PreparedRun {
+    /// Where the model is saved.
+    pub fn model_path(&self) -> PathBuf {
+        self.out.join("model.safetensors")
+    }
+
+    /// The model as a [`Module`].
+    pub fn module(&self) -> &dyn Module<f32> {
+        &self.model
+    }
+}
+
+impl RunConfig {
+    /// The output directory.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "{}-{}",
+                self.data.source.short_name(),
+                self.model.label()
+            ))
+        })
+    }
+
+    /// The defaults policy: the settings for this run on data whose targets are `targets`.
+    ///
+    /// # Errors
+    /// A setting out of range, or a classification loss asked of regression data.
+    pub fn train_config(&self, regression: bool) -> Result<TrainConfig, ConfigError> {
+        let loss = match (self.loss, regression) {
+            (Some(l), true) if l.needs_classes() => {
+                return Err(ConfigError::new(
+                    Field::Loss,
+                    format!("{l}: the dataset is a regression task; use squared or absolute"),
+                ))
+            }
+            (Some(l), _) => l,
+            (None, true) => LossKind::Squared,
+            (None, false) => LossKind::CrossEntropy,
+        };
+        let epochs = self.epochs.unwrap_or(if self.data.source.is_synthetic() {
+            200
+        } else if self.model == ModelChoice::Preset("cnn".into()) {
+            15
+        } else {
+            10
+        });
+        let momentum = self.momentum.unwrap_or(0.9);
+        let config = TrainConfig {
+            epochs,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer,
+            lr: self.lr.unwrap_or(self.optimizer.default_lr()),
+            momentum: if self.optimizer.uses_momentum() {
+                momentum
+            } else {
+                0.0
+            },
+            weight_decay: self.weight_decay.unwrap_or(0.01),
+            l1: self.l1,
+            l2: self.l2,
+            clip: self.clip,
+            schedule: self.schedule,
+            warmup: self.warmup,
+            early_stopping: self.early_stopping,
+            restore_best: true,
+            seed: self.seed,
+            loss,
+            augment_shift: self
+                .augment
+                .unwrap_or(if self.model.is_conv_preset() { 2 } else { 0 }),
+        };
+        config.validate()?;
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(ConfigError::new(
+                Field::Momentum,
+                format!("{momentum}: must be in [0, 1)"),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Checks what can be checked before reading any data.
+    ///
+    /// # Errors
+    /// The first setting out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.train_config(false).map(|_| ())?;
+        if self.resume && !self.out_dir().join("model.safetensors").is_file() {
+            return Err(ConfigError::new(
+                Field::Resume,
+                format!(
+                    "there is no saved run at {}",
+                    self.out_dir().join("model.safetensors").display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the data, resolves the settings, builds the model and holds out validation.
+    ///
+    /// # Errors
+    /// Any setting, file or spec problem, naming the setting.
+    pub fn prepare(&self) -> Result<PreparedRun, ConfigError> {
+        self.validate()?;
+        let data = self.data.load(self.seed, None, true)?;
+        let regression = matches!(data.train.targets, Targets::Values(_));
+        let config = self.train_config(regression)?;
+        let (inputs, outputs) = (data.train.features(), data.train.outputs());
+        if let (Some(img), s) = (data.train.image_shape, config.augment_shift) {
+            if s >= img[1].min(img[2]) {
+                return Err(ConfigError::new(
+                    Field::Augment,
+                    format!(
+                        "{s}: a shift must be smaller than the {}×{} images",
+                        img[1], img[2]
+                    ),
+                ));
+            }
+        }
+        let spec = self.model.spec(outputs)?;
+        let built = spec
+            .build_shaped::<f32>(inputs, data.train.image_shape, Some(outputs), self.seed)
+            .map_err(|e| ConfigError::new(Field::Model, e.to_string()))?;
+        let val_count = self
+            .validation
+            .unwrap_or_else(|| (data.train.len() / 10).min(5000));
+        let (train, validation) = if val_count > 0 {
+            let (t, v) = data.train.split(val_count, self.seed).map_err(|e| {
+                ConfigError::new(Field::Validation, format!("{val_count}: {}", e.message))
+            })?;
+            (t, Some(v))
+        } else {
+            (data.train.clone(), None)
+        };
+        let metadata = model_metadata(
+            &spec,
+            &data.name,
+            &data.train,
+            &data.encoding,
+            data.data_dir.as_deref(),
+        );
+        Ok(PreparedRun {
+            config,
+            train,
+            validation,
+            spec,
+            model: built.model,
+            out: self.out_dir(),
+            metadata,
+            data,
+        })
+    }
+}
+
+/// The names of the synthetic sets, for messages.
+pub fn synthetic_names() -> String {
+    SYNTHETIC.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spiral() -> RunConfig {
+        RunConfig {
+            data: DataConfig {
+                source: DataSource::Synthetic {
+                    name: "spiral".into(),
+                    samples: 100,
+                    noise: 0.1,
+                },
+                ..DataConfig::default()
+            },
+            ..RunConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_defaults_policy_lives_here() {
+        let c = RunConfig::default().train_config(false).unwrap();
+        assert_eq!((c.lr, c.momentum, c.epochs), (0.05, 0.9, 10));
+        assert_eq!(c.loss, LossKind::CrossEntropy);
+        let adam = RunConfig {
+            optimizer: OptimizerKind::Adam,
+            ..RunConfig::default()
+        };
+        let c = adam.train_config(true).unwrap();
+        assert_eq!((c.lr, c.momentum, c.loss), (0.001, 0.0, LossKind::Squared));
+        assert_eq!(spiral().train_config(false).unwrap().epochs, 200);
+        let cnn = RunConfig {
+            model: ModelChoice::Preset("cnn".into()),
+            ..RunConfig::default()
+        };
+        let c = cnn.train_config(false).unwrap();
+        assert_eq!((c.epochs, c.augment_shift), (15, 2));
+        assert_eq!(cnn.out_dir(), PathBuf::from("runs/mnist-cnn"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let f = |c: RunConfig| c.prepare().err().map(|e| e.field);
+        assert_eq!(
+            f(RunConfig {
+                lr: Some(-1.0),
+                ..spiral()
+            }),
+            Some(Field::Lr)
+        );
+        assert_eq!(
+            f(RunConfig {
+                loss: Some(LossKind::Hinge),
+                data: DataConfig {
+                    source: DataSource::Synthetic {
+                        name: "plane".into(),
+                        samples: 50,
+                        noise: 0.0
+                    },
+                    ..DataConfig::default()
+                },
+                ..RunConfig::default()
+            }),
+            Some(Field::Loss)
+        );
+        assert_eq!(
+            f(RunConfig {
+                model: ModelChoice::Preset("resnet".into()),
+                ..spiral()
+            }),
+            Some(Field::Model)
+        );
+        let mut c = spiral();
+        c.data.source = DataSource::Synthetic {
+            name: "spiral".into(),
+            samples: 1,
+            noise: 0.1,
+        };
+        assert_eq!(f(c), Some(Field::Samples));
+        let mut c = spiral();
+        c.data.source = DataSource::Idx("/no/such/dir".into());
+        assert_eq!(f(c), Some(Field::DataDir));
+    }
+
+    #[test]
+    fn prepare_builds_the_model_for_the_data() {
+        let run = spiral().prepare().unwrap();
+        assert_eq!(
+            run.train.len() + run.validation.as_ref().unwrap().len(),
+            100
+        );
+        assert_eq!(run.model.params()[0].1.shape(), vec![256, 2]);
+        assert_eq!(run.metadata["backprop.dataset"], "spiral");
+        assert_eq!(run.out, PathBuf::from("runs/spiral-mlp"));
+    }
+}

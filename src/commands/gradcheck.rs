@@ -1,0 +1,88 @@
+//! `backprop gradcheck`: a model's gradients against central differences in f64.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use backprop_autograd::{gradcheck_vars, GradcheckOptions, Var};
+use backprop_data::BatchTargets;
+use backprop_nn::{Mode, Module};
+use backprop_tensor::{Rng, Tensor};
+use backprop_train::batch_loss;
+use serde_json::{json, Value};
+
+use super::summary::dims_for;
+use super::{flag_error, model_choice};
+use crate::args::GradcheckArgs;
+
+pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
+    let loss = a.loss;
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
+    let spec = model_choice(&a.model)?.spec(outputs).map_err(flag_error)?;
+    let built = spec
+        .build_shaped::<f64>(inputs, image, Some(outputs), a.seed)
+        .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
+    let model = built.model;
+    let mut rng = Rng::seed(a.seed ^ 0x6C);
+    let x = Var::constant(Tensor::<f64>::rand_normal(
+        &[a.batch, inputs],
+        0.0,
+        1.0,
+        &mut rng,
+    ));
+    let labels: Vec<usize> = (0..a.batch).map(|_| rng.below(outputs.max(1))).collect();
+    let params = model.params();
+    let vars: Vec<Var<f64>> = params.iter().map(|(_, p)| p.clone()).collect();
+    let f = || {
+        model.reseed(a.seed);
+        let out = model.forward(&x, Mode::Train);
+        batch_loss(loss, &out, &BatchTargets::Classes(labels.clone()))
+    };
+    let opts = GradcheckOptions {
+        max_elements: (a.max_elements > 0).then_some(a.max_elements),
+        ..Default::default()
+    };
+    let report = gradcheck_vars(f, &vars, opts);
+    if a.json {
+        let ps: Vec<Value> = report
+            .inputs
+            .iter()
+            .zip(&params)
+            .map(|(r, (n, _))| json!({"name": n, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err, "passed": r.passed}))
+            .collect();
+        println!(
+            "{}",
+            json!({"passed": report.passed(), "max_abs_err": report.max_abs_err(), "max_rel_err": report.max_rel_err(), "parameters": ps})
+        );
+    } else {
+        println!(
+            "{:<16} {:<12} {:>12} {:>12}  result",
+            "parameter", "shape", "max abs err", "max rel err"
+        );
+        for (r, (n, _)) in report.inputs.iter().zip(&params) {
+            println!(
+                "{:<16} {:<12} {:>12.3e} {:>12.3e}  {}",
+                n,
+                format!("{:?}", r.shape),
+                r.max_abs_err,
+                r.max_rel_err,
+                if r.passed { "ok" } else { "FAIL" }
+            );
+        }
+        println!(
+            "{}",
+            if report.passed() {
+                "gradcheck passed"
+            } else {
+                "gradcheck FAILED"
+            }
+        );
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,63 @@
+//! `backprop summary`: layers, output shapes and parameter counts.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use backprop_nn::Summary;
+use serde_json::{json, Value};
+
+use super::{flag_error, load_data, load_saved_model, model_choice};
+use crate::args::{DataArgs, SummaryArgs};
+
+/// Input width, output width and image shape: from the flags, else from the dataset.
+pub fn dims_for(
+    data: &DataArgs,
+    inputs: Option<usize>,
+    outputs: Option<usize>,
+) -> Result<(usize, usize, Option<[usize; 3]>)> {
+    for (flag, v) in [("--inputs", inputs), ("--outputs", outputs)] {
+        if v == Some(0) {
+            bail!("{flag} 0: a layer needs at least one unit");
+        }
+    }
+    if let (Some(i), Some(o)) = (inputs, outputs) {
+        // a square single-channel image if the width is a square number
+        let side = (i as f64).sqrt().round() as usize;
+        return Ok((
+            i,
+            o,
+            (side * side == i && side > 1).then_some([1, side, side]),
+        ));
+    }
+    let loaded = load_data(data, 0, None, false)?;
+    Ok((
+        inputs.unwrap_or(loaded.train.features()),
+        outputs.unwrap_or(loaded.train.outputs()),
+        loaded.train.image_shape,
+    ))
+}
+
+pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
+    let (model, inputs) = if let Some(p) = &a.model_path {
+        let s = load_saved_model(p)?;
+        (s.model, s.inputs)
+    } else {
+        let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
+        let spec = model_choice(&a.model)?.spec(outputs).map_err(flag_error)?;
+        let built = spec
+            .build_shaped::<f32>(inputs, image, Some(outputs), 0)
+            .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;
+        (built.model, inputs)
+    };
+    let s = Summary::of_sequential(&model, &[1, inputs]);
+    if a.json {
+        let layers: Vec<Value> = s.rows.iter().map(|r| json!({"name": r.name, "type": r.kind, "output_shape": r.output_shape, "params": r.params})).collect();
+        println!(
+            "{}",
+            json!({"input_shape": s.input_shape, "layers": layers, "total_params": s.total_params, "weights": s.weights, "biases": s.biases})
+        );
+    } else {
+        println!("{s}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
