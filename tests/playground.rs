@@ -119,7 +119,7 @@ fn trains_the_spiral_to_90_percent_and_streams_frames() {
         &s.addr,
         "PUT",
         &format!("/api/sessions/{id}/config"),
-        &json!({"dataset": "multigauss", "problem": "regression", "loss": "squared", "optimizer": "momentum", "regularization": "l2", "regularization_rate": 0.001}).to_string(),
+        &json!({"dataset": "multigauss", "problem": "regression", "loss": "squared", "optimizer": "sgd", "momentum": 0.9, "regularization": "l2", "regularization_rate": 0.001}).to_string(),
     );
     assert!(r["setup"]["classes"].is_null());
     json(

@@ -16,13 +16,14 @@ const DATASETS = [
   ["blobs", "Blobs (multiclass)", "classification"], ["spirals", "Spirals (multiclass)", "classification"],
   ["plane", "Plane (regression)", "regression"], ["multigauss", "Multi-Gaussian (regression)", "regression"],
 ];
-const ACTIVATIONS = [["relu", "ReLU"], ["tanh", "Tanh"], ["sigmoid", "Sigmoid"], ["linear", "Linear"], ["leaky_relu", "Leaky ReLU"], ["elu", "ELU"]];
+// The menus come from the server (/api/options), which reads the library's own lists.
+let ACTIVATIONS = [];
 const CLASS_COLORS = [[245, 147, 34], [8, 119, 189], [46, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [23, 190, 207]];
 const DEFAULTS = {
   dataset: "circle", classes: 3, points: 500, noise: 0, train_fraction: 0.5, batch_size: 10, seed: 1,
   features: ["x1", "x2"], layers: [{ neurons: 4, activation: "tanh" }, { neurons: 2, activation: "tanh" }],
   dropout: 0, learning_rate: 0.03, regularization: "none", regularization_rate: 0,
-  problem: "classification", loss: "cross_entropy", optimizer: "sgd", speed: 1,
+  problem: "classification", loss: "cross-entropy", optimizer: "sgd", momentum: 0, speed: 1,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -42,7 +43,7 @@ function cfgToHash(cfg) {
   p.set("layers", cfg.layers.map((l) => l.neurons + ":" + l.activation).join(","));
   p.set("dropout", cfg.dropout); p.set("lr", cfg.learning_rate); p.set("reg", cfg.regularization);
   p.set("regRate", cfg.regularization_rate); p.set("problem", cfg.problem); p.set("loss", cfg.loss);
-  p.set("optimizer", cfg.optimizer); p.set("speed", cfg.speed);
+  p.set("optimizer", cfg.optimizer); p.set("momentum", cfg.momentum); p.set("speed", cfg.speed);
   p.set("showTest", state.showTest ? 1 : 0); p.set("discretize", state.discretize ? 1 : 0);
   return "#" + p.toString();
 }
@@ -63,8 +64,11 @@ function cfgFromHash() {
   if (p.has("reg")) cfg.regularization = p.get("reg");
   num("regRate", (v) => cfg.regularization_rate = v);
   if (p.has("problem")) cfg.problem = p.get("problem");
-  if (p.has("loss")) cfg.loss = p.get("loss");
+  if (p.has("loss")) cfg.loss = p.get("loss") === "cross_entropy" ? "cross-entropy" : p.get("loss");
   if (p.has("optimizer")) cfg.optimizer = p.get("optimizer");
+  num("momentum", (v) => cfg.momentum = v);
+  // links from before the optimizer list: "momentum" was SGD with momentum 0.9
+  if (cfg.optimizer === "momentum") { cfg.optimizer = "sgd"; cfg.momentum = 0.9; }
   num("speed", (v) => cfg.speed = v);
   state.showTest = p.get("showTest") === "1";
   state.discretize = p.get("discretize") === "1";
@@ -213,7 +217,7 @@ function setSelect(id, value) {
 
 function buildControls() {
   const cfg = state.cfg;
-  setSelect("lr", cfg.learning_rate); setSelect("optimizer", cfg.optimizer);
+  setSelect("lr", cfg.learning_rate); setSelect("optimizer", cfg.optimizer); setSelect("momentum", cfg.momentum);
   setSelect("reg", cfg.regularization); setSelect("reg-rate", cfg.regularization_rate);
   setSelect("problem", cfg.problem); setSelect("loss", cfg.loss);
   setSelect("dropout", cfg.dropout); setSelect("speed", cfg.speed);
@@ -283,6 +287,7 @@ function drawThumbnails() {
 function bindControls() {
   const onSel = (id, key, conv) => $(id).addEventListener("change", (e) => setConfig({ [key]: conv(e.target.value) }));
   onSel("lr", "learning_rate", Number); onSel("optimizer", "optimizer", String);
+  onSel("momentum", "momentum", Number);
   onSel("reg", "regularization", String); onSel("reg-rate", "regularization_rate", Number);
   onSel("loss", "loss", String); onSel("dropout", "dropout", Number); onSel("speed", "speed", Number);
   onSel("classes", "classes", Number); onSel("points", "points", Number);
@@ -569,7 +574,7 @@ function renderMath(m) {
   const inputs = m.inputs.map((a, k) => `<tr><td>${k + 1}</td><td>${m.input_names[k]}</td><td>${n(a)}</td><td>${n(m.weights[k])}</td><td>${n(a * m.weights[k])}</td><td>${n(m.dC_dw[k])}</td></tr>`).join("");
   const target = state.setup.classes ? `class ${m.sample.target}` : `y = ${n(m.sample.target)}`;
   let html = `<h2>Layer ${l}${m.output_layer ? " (output)" : ""}, neuron ${j}</h2>
-  <p class="hint">One training sample, the first of the latest mini-batch: #${m.sample.index} at (x₁, x₂) = (${n(m.sample.point[0])}, ${n(m.sample.point[1])}), ${target}; its cost C = ${n(m.cost)}. Dropout off. Superscripts are layers, as in the lectures.</p>
+  <p class="hint">One training sample (it moves on every epoch): #${m.sample.index} at (x₁, x₂) = (${n(m.sample.point[0])}, ${n(m.sample.point[1])}), ${target}; its cost C = ${n(m.cost)}. Dropout off. Superscripts are layers, as in the lectures.</p>
   <table><tr><th>k</th><th>input</th><th>a${sub("k")}${sup(prev)}</th><th>w${sub(j + "k")}${sup(l)}</th><th>w·a</th><th>∂C/∂w${sub(j + "k")}${sup(l)} = a${sub("k")}${sup(prev)} δ${sub(j)}${sup(l)}</th></tr>${inputs}</table>
   <div class="eq">z${sub(j)}${sup(l)} = Σ${sub("k")} w${sub(j + "k")}${sup(l)} a${sub("k")}${sup(prev)} + b${sub(j)}${sup(l)} = ${n(m.z_check - m.bias)} + ${n(m.bias)} = <b id="math-z">${n(m.z)}</b></div>`;
   if (m.output_layer) {
@@ -594,7 +599,20 @@ setInterval(() => {
   if (state.playing && state.selected) refreshMath();
 }, 1000);
 
+/** Fills the optimizer, loss and activation menus from the server's lists. */
+async function loadOptions() {
+  const o = await (await fetch("/api/options")).json();
+  const fill = (id, items) => {
+    const sel = $(id); sel.innerHTML = "";
+    for (const it of items) { const opt = document.createElement("option"); opt.value = it.name; opt.text = it.label; sel.add(opt); }
+  };
+  fill("optimizer", o.optimizers);
+  fill("loss", o.losses);
+  ACTIVATIONS = o.activations.map((a) => [a.name, a.label]);
+}
+
 async function start() {
+  await loadOptions();
   bindControls();
   state.cfg = cfgFromHash();
   try {

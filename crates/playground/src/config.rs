@@ -1,6 +1,8 @@
 //! A playground set-up: the data, the network and the training settings, as the page sends
 //! them, with every number bounded.
 
+use backprop_optim::OptimizerKind;
+use backprop_train::{Field, LossKind};
 use serde::{Deserialize, Serialize};
 
 /// The input features a network can be given, computed from a point (x₁, x₂).
@@ -85,10 +87,12 @@ pub struct Config {
     pub regularization_rate: f64,
     /// `classification` or `regression`.
     pub problem: String,
-    /// `cross_entropy` or `squared`.
-    pub loss: String,
-    /// `sgd`, `momentum` or `adam`.
-    pub optimizer: String,
+    /// The loss, one of [`LossKind::ALL`].
+    pub loss: LossKind,
+    /// The optimizer, one of [`OptimizerKind::ALL`].
+    pub optimizer: OptimizerKind,
+    /// Momentum, 0 to 0.99 (SGD and Nesterov).
+    pub momentum: f64,
     /// Epochs per frame while playing.
     pub speed: usize,
 }
@@ -119,8 +123,9 @@ impl Default for Config {
             regularization: "none".into(),
             regularization_rate: 0.0,
             problem: "classification".into(),
-            loss: "cross_entropy".into(),
-            optimizer: "sgd".into(),
+            loss: LossKind::CrossEntropy,
+            optimizer: OptimizerKind::Sgd,
+            momentum: 0.0,
             speed: 1,
         }
     }
@@ -172,8 +177,6 @@ impl Config {
         sets.push("upload");
         one_of("dataset", &self.dataset, &sets)?;
         one_of("problem", &self.problem, &["classification", "regression"])?;
-        one_of("loss", &self.loss, &["cross_entropy", "squared"])?;
-        one_of("optimizer", &self.optimizer, &["sgd", "momentum", "adam"])?;
         one_of(
             "regularization",
             &self.regularization,
@@ -191,8 +194,11 @@ impl Config {
                 }
             ));
         }
-        if self.is_regression() && self.loss == "cross_entropy" {
-            return Err("loss: cross_entropy needs classes; use squared for regression".into());
+        if self.is_regression() && self.loss.needs_classes() {
+            return Err(format!(
+                "loss: {} needs classes; use squared or absolute for regression",
+                self.loss
+            ));
         }
         count("classes", self.classes, 2, MAX_CLASSES)?;
         let points = match (self.dataset.as_str(), upload_rows) {
@@ -238,9 +244,50 @@ impl Config {
             ));
         }
         within("regularization_rate", self.regularization_rate, 0.0, 10.0)?;
+        within("momentum", self.momentum, 0.0, 0.99)?;
         count("speed", self.speed, 1, MAX_SPEED)?;
         Ok(())
     }
+}
+
+/// The JSON field of a run setting, for errors the trainer's checks return.
+pub fn config_field(f: Field) -> &'static str {
+    match f {
+        Field::Lr => "learning_rate",
+        Field::L1 | Field::L2 => "regularization_rate",
+        Field::Activation => "layers",
+        other => other.name(),
+    }
+}
+
+fn activation_label(name: &str) -> String {
+    match name {
+        "relu" => "ReLU".into(),
+        "elu" => "ELU".into(),
+        "leaky_relu" => "Leaky ReLU".into(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+        }
+    }
+}
+
+/// The menus the page offers, read from the library's own lists.
+pub fn options() -> serde_json::Value {
+    let optimizers: Vec<_> = OptimizerKind::ALL
+        .iter()
+        .map(|o| serde_json::json!({"name": o, "label": o.label(), "momentum": o.uses_momentum()}))
+        .collect();
+    let losses: Vec<_> = LossKind::ALL
+        .iter()
+        .map(|l| serde_json::json!({"name": l, "label": l.label(), "needs_classes": l.needs_classes()}))
+        .collect();
+    let activations: Vec<_> = ACTIVATIONS
+        .iter()
+        .map(|a| serde_json::json!({"name": a, "label": activation_label(a)}))
+        .collect();
+    serde_json::json!({"optimizers": optimizers, "losses": losses, "activations": activations})
 }
 
 #[cfg(test)]
@@ -278,7 +325,7 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate(None).unwrap_err().starts_with("loss"));
-        c.loss = "squared".into();
+        c.loss = LossKind::Squared;
         assert_eq!(c.validate(None), Ok(()));
     }
 }

@@ -1,18 +1,18 @@
 //! One playground session's model: its data, network, optimizer and training state, with
 //! the frames the page draws and the lecture quantities of a single neuron.
 //!
-//! The network is built from the library's own pieces ([`Linear`], [`Activation`],
-//! [`Dropout`], the losses and optimizers), so what the page shows is what the CLI trains.
+//! The network is a [`ModelSpec`] built like any other, and it trains through the same
+//! [`Trainer`] step as `backprop train` (same optimizer builder, same losses, same
+//! regularization); the math panel's f′(z) and δ come from the autodiff engine.
 
 use backprop_autograd::{no_grad, Var};
-use backprop_data::{synthetic, synthetic_multiclass, Dataset, Targets};
-use backprop_nn::loss::{cross_entropy, half_squared_error};
-use backprop_nn::{mix_seed, Activation, Dropout, Linear, Mode, Module, Reduction};
-use backprop_optim::{Adam, Optimizer, Regularization, Sgd};
-use backprop_tensor::{Rng, Tensor};
+use backprop_data::{synthetic, synthetic_multiclass, BatchTargets, Dataset, Targets};
+use backprop_nn::{Mode, Module};
+use backprop_tensor::Tensor;
+use backprop_train::{evaluate, EpochOutcome, LossKind, ModelSpec, Quiet, TrainConfig, Trainer};
 use serde_json::{json, Value};
 
-use crate::config::{Config, MULTICLASS_SETS};
+use crate::config::{config_field, Config, MULTICLASS_SETS};
 
 /// Grid points per side of the output heatmap.
 pub const GRID: usize = 50;
@@ -57,15 +57,14 @@ pub struct Engine {
     classes: Option<usize>,
     train: Split,
     test: Split,
+    /// The training split as the trainer reads it.
+    train_set: Dataset,
+    /// The test split, for measuring.
+    test_set: Dataset,
     domain: [f32; 4],
     grid: Tensor<f32>,
-    layers: Vec<Linear<f32>>,
-    acts: Vec<Activation>,
-    dropout: Vec<Dropout>,
-    opt: Box<dyn Optimizer<f32>>,
-    order: Rng,
-    epoch: usize,
-    last_sample: Option<usize>,
+    /// The trainer, owning the network: `backprop train`'s step and loop.
+    trainer: Trainer<'static>,
     history: Vec<[f64; 3]>,
     /// Seconds of training so far (for the page's rate figure).
     train_seconds: f64,
@@ -74,54 +73,72 @@ pub struct Engine {
     measured: Option<[(f64, Option<f64>); 2]>,
 }
 
-fn activation(name: &str) -> Activation {
-    match name {
-        "relu" => Activation::Relu,
-        "tanh" => Activation::Tanh,
-        "sigmoid" => Activation::Sigmoid,
-        "leaky_relu" => Activation::LeakyRelu(0.01),
-        "elu" => Activation::Elu(1.0),
-        _ => Activation::Identity,
+/// The model spec of a set-up: per hidden layer a linear layer, its activation and (if set)
+/// dropout; then the linear output layer.
+fn model_spec(cfg: &Config, outputs: usize) -> Result<ModelSpec, String> {
+    let mut layers = Vec::new();
+    for l in &cfg.layers {
+        layers.push(json!({"type": "linear", "out": l.neurons}));
+        let act =
+            backprop_train::spec::activation_spec(&l.activation).map_err(|e| e.to_string())?;
+        layers.push(serde_json::to_value(act).map_err(|e| e.to_string())?);
+        if cfg.dropout > 0.0 {
+            layers.push(json!({"type": "dropout", "p": cfg.dropout}));
+        }
     }
+    layers.push(json!({"type": "linear", "out": outputs}));
+    ModelSpec::from_json(&json!({ "layers": layers }).to_string()).map_err(|e| e.to_string())
 }
 
-/// f′(z) of a hidden activation, for the math panel (the engine's δ does not use it).
-fn derivative(act: Activation, z: f64) -> f64 {
-    match act {
-        Activation::Relu => f64::from(u8::from(z > 0.0)),
-        Activation::Tanh => 1.0 - z.tanh().powi(2),
-        Activation::Sigmoid => {
-            let s = 1.0 / (1.0 + (-z).exp());
-            s * (1.0 - s)
+/// The training settings of a set-up: constant η, no momentum unless chosen, L1 or L2.
+fn train_config(cfg: &Config) -> TrainConfig {
+    let rate = |which: &str| {
+        if cfg.regularization == which {
+            cfg.regularization_rate
+        } else {
+            0.0
         }
-        Activation::LeakyRelu(a) => {
-            if z > 0.0 {
-                1.0
-            } else {
-                a
-            }
-        }
-        Activation::Elu(a) => {
-            if z > 0.0 {
-                1.0
-            } else {
-                a * z.exp()
-            }
-        }
-        _ => 1.0,
+    };
+    TrainConfig {
+        epochs: 1,
+        batch_size: cfg.batch_size,
+        optimizer: cfg.optimizer,
+        lr: cfg.learning_rate,
+        momentum: if cfg.optimizer.uses_momentum() {
+            cfg.momentum
+        } else {
+            0.0
+        },
+        weight_decay: 0.0,
+        l1: rate("l1"),
+        l2: rate("l2"),
+        restore_best: false,
+        seed: u64::from(cfg.seed),
+        loss: cfg.loss,
+        ..TrainConfig::default()
     }
 }
 
 /// The lecture's formula for an activation, for the math panel.
-fn formula(act: Activation) -> &'static str {
-    match act {
-        Activation::Relu => "a = max(0, z),  f′(z) = 1 if z > 0 else 0",
-        Activation::Tanh => "a = tanh z,  f′(z) = 1 − tanh² z",
-        Activation::Sigmoid => "a = σ(z) = 1/(1 + e^−z),  f′(z) = σ(z)(1 − σ(z))",
-        Activation::LeakyRelu(_) => "a = z if z > 0 else 0.01z,  f′(z) = 1 or 0.01",
-        Activation::Elu(_) => "a = z if z > 0 else e^z − 1,  f′(z) = 1 or e^z",
-        _ => "a = z,  f′(z) = 1",
+fn formula(name: &str) -> String {
+    match name {
+        "relu" => "a = max(0, z),  f′(z) = 1 if z > 0 else 0".into(),
+        "tanh" => "a = tanh z,  f′(z) = 1 − tanh² z".into(),
+        "sigmoid" => "a = σ(z) = 1/(1 + e^−z),  f′(z) = σ(z)(1 − σ(z))".into(),
+        "leaky_relu" => "a = z if z > 0 else αz,  f′(z) = 1 or α".into(),
+        "elu" => "a = z if z > 0 else e^z − 1,  f′(z) = 1 or e^z".into(),
+        _ => "a = z,  f′(z) = 1".into(),
     }
+}
+
+/// f′(z) of an elementwise activation layer, by the autodiff engine: ∂a/∂z at z.
+fn derivative(act: &dyn Module<f32>, z: f32) -> (f64, f64) {
+    let zv = Var::parameter(Tensor::from_vec(vec![z], &[1, 1]));
+    let a = act.forward(&zv, Mode::Eval);
+    let value = f64::from(a.item());
+    let g = a.sum().backward();
+    let fp = g.get(&zv).map_or(0.0, |t| f64::from(t.data()[0]));
+    (value, fp)
 }
 
 fn feature_values(p: [f32; 2], names: &[String], out: &mut Vec<f32>) {
@@ -262,63 +279,28 @@ impl Engine {
                 grid_pts.push([x, y]);
             }
         }
-        let mut init = Rng::seed(mix_seed(seed, 1));
-        let mut layers = Vec::new();
-        let mut width = cfg.features.len();
-        for l in &cfg.layers {
-            layers.push(Linear::new(width, l.neurons, &mut init));
-            width = l.neurons;
-        }
         let outputs = classes.unwrap_or(1);
-        layers.push(Linear::new(width, outputs, &mut init));
-        let params: Vec<(String, Var<f32>)> = layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| {
-                l.params()
-                    .into_iter()
-                    .map(move |(n, v)| (format!("layer{}.{n}", i + 1), v))
-            })
-            .collect();
-        let reg = Regularization {
-            l1: if cfg.regularization == "l1" {
-                cfg.regularization_rate
-            } else {
-                0.0
-            },
-            l2: if cfg.regularization == "l2" {
-                cfg.regularization_rate
-            } else {
-                0.0
-            },
-            exclude_bias: true,
+        let spec = model_spec(&cfg, outputs)?;
+        let built = spec
+            .build_shaped::<f32>(cfg.features.len(), None, Some(outputs), seed)
+            .map_err(|e| format!("layers: {e}"))?;
+        let train_split = split(&train);
+        let test_split = split(&test);
+        let as_set = |d: &Dataset, s: &Split| Dataset {
+            x: s.x.clone(),
+            ..d.clone()
         };
-        let lr = cfg.learning_rate;
-        let opt: Box<dyn Optimizer<f32>> = match cfg.optimizer.as_str() {
-            "adam" => Box::new(Adam::new(params, lr).regularization(reg)),
-            "momentum" => Box::new(Sgd::new(params, lr).momentum(0.9).regularization(reg)),
-            _ => Box::new(Sgd::new(params, lr).regularization(reg)),
-        };
-        let dropout = (0..cfg.layers.len())
-            .map(|i| Dropout::new(cfg.dropout, mix_seed(seed, 10 + i as u64)))
-            .collect();
+        let trainer = Trainer::owning(Box::new(built.model), train_config(&cfg))
+            .map_err(|e| format!("{}: {}", config_field(e.field), e.message))?;
         Ok(Engine {
-            acts: cfg
-                .layers
-                .iter()
-                .map(|l| activation(&l.activation))
-                .collect(),
-            train: split(&train),
-            test: split(&test),
+            train_set: as_set(&train, &train_split),
+            test_set: as_set(&test, &test_split),
+            train: train_split,
+            test: test_split,
             grid: features(&grid_pts, &cfg.features),
             classes,
             domain,
-            layers,
-            dropout,
-            opt,
-            order: Rng::seed(mix_seed(seed, 2)),
-            epoch: 0,
-            last_sample: None,
+            trainer,
             history: Vec::new(),
             train_seconds: 0.0,
             measured: None,
@@ -338,80 +320,82 @@ impl Engine {
 
     /// Epochs trained.
     pub fn epoch(&self) -> usize {
-        self.epoch
+        self.trainer.epochs_done
+    }
+
+    /// Layers per hidden layer in the model: linear, activation, and dropout if set.
+    fn per_hidden(&self) -> usize {
+        2 + usize::from(self.cfg.dropout > 0.0)
+    }
+
+    /// The model's layers in order.
+    fn layers(&self) -> Vec<(String, &dyn Module<f32>)> {
+        self.trainer.model().children()
+    }
+
+    /// Linear layers, the output layer included.
+    fn depth(&self) -> usize {
+        self.cfg.layers.len() + 1
+    }
+
+    /// The linear layer of layer `l` (from 1; the output layer last).
+    fn linear(&self, l: usize) -> &dyn Module<f32> {
+        self.layers()[(l - 1) * self.per_hidden()].1
+    }
+
+    /// Weight `[out, in]` and bias of layer `l`.
+    fn weights(&self, l: usize) -> (Tensor<f32>, Tensor<f32>) {
+        let p = self.linear(l).params();
+        (p[0].1.value(), p[1].1.value())
     }
 
     fn forward(&self, x: &Tensor<f32>, mode: Mode) -> Pass {
+        let layers = self.layers();
+        let per = self.per_hidden();
         let mut h = Var::constant(x.clone());
         let mut pass = Pass {
             z: Vec::new(),
             a: Vec::new(),
         };
-        let hidden = self.layers.len() - 1;
-        for l in 0..hidden {
-            let z = self.layers[l].forward(&h, mode);
-            let a = self.acts[l].forward(&z, mode);
-            h = self.dropout[l].forward(&a, mode);
+        for l in 0..self.cfg.layers.len() {
+            let z = layers[l * per].1.forward(&h, mode);
+            h = layers[l * per + 1].1.forward(&z, mode);
+            if per == 3 {
+                h = layers[l * per + 2].1.forward(&h, mode);
+            }
             pass.z.push(z);
             pass.a.push(h.clone());
         }
-        pass.z.push(self.layers[hidden].forward(&h, mode));
+        let out = layers[self.cfg.layers.len() * per].1.forward(&h, mode);
+        pass.z.push(out);
         pass
     }
 
-    fn loss(&self, out: &Var<f32>, labels: &[usize], y: &Tensor<f32>) -> Var<f32> {
-        match (self.classes, self.cfg.loss.as_str()) {
-            (Some(_), "cross_entropy") => cross_entropy(out, labels, Reduction::Mean),
-            (Some(_), _) => half_squared_error(&out.softmax(-1), y, Reduction::Mean),
-            (None, _) => half_squared_error(out, y, Reduction::Mean),
-        }
-    }
-
     /// Loss and accuracy (classification) on a split, in evaluation mode.
-    fn measure(&self, s: &Split) -> (f64, Option<f64>) {
-        no_grad(|| {
-            let pass = self.forward(&s.x, Mode::Eval);
-            let out = pass.z.last().expect("an output layer");
-            let loss = f64::from(self.loss(out, &s.labels, &s.y).item());
-            let acc = self.classes.map(|_| {
-                let pred = backprop_nn::loss::predictions(&out.value());
-                let right = pred.iter().zip(&s.labels).filter(|(p, l)| p == l).count();
-                right as f64 / s.len().max(1) as f64
-            });
-            (loss, acc)
-        })
+    fn measure(&self, d: &Dataset) -> (f64, Option<f64>) {
+        let e = evaluate(self.trainer.model(), d, self.cfg.loss);
+        (e.loss, self.classes.map(|_| e.accuracy))
     }
 
     fn measurements(&self) -> [(f64, Option<f64>); 2] {
-        [self.measure(&self.train), self.measure(&self.test)]
+        [self.measure(&self.train_set), self.measure(&self.test_set)]
     }
 
-    /// Trains `epochs` epochs of mini-batch updates, each over the training points in a
-    /// fresh seeded order.
+    /// The training sample the math panel shows: it moves on with every epoch.
+    fn math_sample(&self) -> usize {
+        self.trainer.epochs_done % self.train.len().max(1)
+    }
+
+    /// Trains `epochs` epochs through the trainer's shared step, each over the training
+    /// points in a fresh seeded order. A diverged loss stops the request (the weights are
+    /// kept as they were before the bad step).
     pub fn train_epochs(&mut self, epochs: usize) {
         let started = std::time::Instant::now();
         for _ in 0..epochs {
-            let seed = mix_seed(u64::from(self.cfg.seed), 1000 + self.epoch as u64);
-            for (i, d) in self.dropout.iter().enumerate() {
-                Module::<f32>::reseed(d, mix_seed(seed, i as u64));
+            match self.trainer.train_epoch(&self.train_set, &mut Quiet) {
+                Ok(EpochOutcome::Done(_)) => {}
+                Ok(EpochOutcome::Diverged(_)) | Err(_) => break,
             }
-            let mut idx: Vec<usize> = (0..self.train.len()).collect();
-            self.order.shuffle(&mut idx);
-            for chunk in idx.chunks(self.cfg.batch_size) {
-                let x = self.train.x.index_select(0, chunk);
-                let y = self.train.y.index_select(0, chunk);
-                let labels: Vec<usize> = if self.classes.is_some() {
-                    chunk.iter().map(|&i| self.train.labels[i]).collect()
-                } else {
-                    Vec::new()
-                };
-                let pass = self.forward(&x, Mode::Train);
-                let loss = self.loss(pass.z.last().expect("an output layer"), &labels, &y);
-                let grads = loss.backward();
-                self.opt.step(&grads);
-                self.last_sample = Some(chunk[0]);
-            }
-            self.epoch += 1;
         }
         self.train_seconds += started.elapsed().as_secs_f64();
         let m = self.measurements();
@@ -425,7 +409,7 @@ impl Engine {
                 k % 2 == 1
             });
         }
-        self.history.push([self.epoch as f64, tr, te]);
+        self.history.push([self.trainer.epochs_done as f64, tr, te]);
     }
 
     /// The points and the fixed facts of the set-up, sent once per reset.
@@ -513,35 +497,28 @@ impl Engine {
                 .collect();
             (output, class, neurons)
         });
-        let weights: Vec<Value> = self
-            .layers
-            .iter()
+        let weights: Vec<Value> = (1..=self.depth())
             .map(|l| {
-                let w = l.weight.value();
+                let (w, b) = self.weights(l);
                 let cols = w.shape()[1];
                 let rows: Vec<Vec<f64>> = w
                     .data()
                     .chunks(cols)
                     .map(|r| r.iter().map(|&v| round3(v)).collect())
                     .collect();
-                let b = l
-                    .bias
-                    .as_ref()
-                    .map(|b| rounded(&b.value()))
-                    .unwrap_or_default();
-                json!({"w": rows, "b": b})
+                json!({"w": rows, "b": rounded(&b)})
             })
             .collect();
         let nan = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
         json!({
-            "epoch": self.epoch,
-            "steps": self.opt.steps(),
+            "epoch": self.epoch(),
+            "steps": self.trainer.steps(),
             "train_loss": nan(train_loss),
             "test_loss": nan(test_loss),
             "train_accuracy": train_acc,
             "test_accuracy": test_acc,
             "samples_per_second": if self.train_seconds > 0.0 {
-                (self.epoch * self.train.len()) as f64 / self.train_seconds
+                (self.epoch() * self.train.len()) as f64 / self.train_seconds
             } else { 0.0 },
             "output": output,
             "output_class": output_class,
@@ -566,40 +543,41 @@ impl Engine {
     /// # Errors
     /// If the layer or neuron does not exist.
     pub fn neuron_math(&self, layer: usize, neuron: usize) -> Result<Value, String> {
-        let depth = self.layers.len();
+        let depth = self.depth();
         if layer == 0 || layer > depth {
             return Err(format!(
                 "layer: {layer} is outside 1..={depth} (layer {depth} is the output)"
             ));
         }
-        let width = self.layers[layer - 1].out_features();
+        let (w, b) = self.weights(layer);
+        let width = w.shape()[0];
         if neuron >= width {
             return Err(format!(
                 "neuron: layer {layer} has {width} neurons (0..={})",
                 width - 1
             ));
         }
-        let s = self.last_sample.unwrap_or(0);
+        let s = self.math_sample();
         let x = self.train.x.index_select(0, &[s]);
         let y = self.train.y.index_select(0, &[s]);
-        let labels: Vec<usize> = if self.classes.is_some() {
-            vec![self.train.labels[s]]
-        } else {
-            Vec::new()
+        let targets = match self.classes {
+            Some(_) => BatchTargets::Classes(vec![self.train.labels[s]]),
+            None => BatchTargets::Values(y.clone()),
         };
         let pass = self.forward(&x, Mode::Eval);
         for z in &pass.z {
             z.retain_grad();
         }
         let out = pass.z.last().expect("an output layer");
-        let loss = self.loss(out, &labels, &y);
+        let loss = backprop_train::batch_loss(self.cfg.loss, out, &targets);
         let cost = f64::from(loss.item());
         let grads = loss.backward();
         let delta = |l: usize| -> Vec<f64> {
+            let n = pass.z[l - 1].shape()[1];
             grads
                 .get(&pass.z[l - 1])
                 .map(|g| g.data().iter().map(|&v| f64::from(v)).collect())
-                .unwrap_or_else(|| vec![0.0; self.layers[l - 1].out_features()])
+                .unwrap_or_else(|| vec![0.0; n])
         };
         let (inputs, input_names): (Vec<f64>, Vec<String>) = if layer == 1 {
             (
@@ -615,18 +593,13 @@ impl Engine {
                     .collect(),
             )
         };
-        let lin = &self.layers[layer - 1];
-        let w = lin.weight.value();
         let k = w.shape()[1];
         let wj: Vec<f64> = w.data()[neuron * k..(neuron + 1) * k]
             .iter()
             .map(|&v| f64::from(v))
             .collect();
-        let b = lin
-            .bias
-            .as_ref()
-            .map_or(0.0, |b| f64::from(b.value().data()[neuron]));
-        let z = f64::from(pass.z[layer - 1].value().data()[neuron]);
+        let bj = f64::from(b.data()[neuron]);
+        let z = pass.z[layer - 1].value().data()[neuron];
         let dj = delta(layer)[neuron];
         let mut v = json!({
             "sample": {
@@ -641,34 +614,27 @@ impl Engine {
             "input_names": input_names,
             "inputs": inputs,
             "weights": wj,
-            "bias": b,
-            "z": z,
-            "z_check": inputs.iter().zip(&wj).map(|(a, w)| a * w).sum::<f64>() + b,
+            "bias": bj,
+            "z": f64::from(z),
+            "z_check": inputs.iter().zip(&wj).map(|(a, w)| a * w).sum::<f64>() + bj,
             "delta": dj,
             "dC_db": dj,
             "dC_dw": inputs.iter().map(|a| a * dj).collect::<Vec<f64>>(),
             "learning_rate": self.cfg.learning_rate,
         });
         if layer < depth {
-            let act = self.acts[layer - 1];
-            let a = f64::from(
-                self.acts[layer - 1]
-                    .forward(
-                        &Var::constant(Tensor::from_vec(vec![z as f32], &[1, 1])),
-                        Mode::Eval,
-                    )
-                    .item(),
-            );
-            let fp = derivative(act, z);
-            let next = self.layers[layer].weight.value();
+            let act = self.layers()[(layer - 1) * self.per_hidden() + 1].1;
+            let (a, fp) = derivative(act, z);
+            let (next, _) = self.weights(layer + 1);
             let nk = next.shape()[1];
             let w_next: Vec<f64> = (0..next.shape()[0])
                 .map(|i| f64::from(next.data()[i * nk + neuron]))
                 .collect();
             let d_next = delta(layer + 1);
             let back: f64 = w_next.iter().zip(&d_next).map(|(w, d)| w * d).sum();
-            v["activation"] = json!(self.cfg.layers[layer - 1].activation);
-            v["formula"] = json!(formula(act));
+            let name = &self.cfg.layers[layer - 1].activation;
+            v["activation"] = json!(name);
+            v["formula"] = json!(formula(name));
             v["a"] = json!(a);
             v["fprime"] = json!(fp);
             v["w_next"] = json!(w_next);
@@ -676,22 +642,26 @@ impl Engine {
             v["delta_bp2"] = json!(back * fp);
         } else {
             let o = out.value();
-            let (a, rule) = match (self.classes, self.cfg.loss.as_str()) {
-                (Some(_), "cross_entropy") => {
-                    let p = o.softmax(-1);
-                    (
-                        f64::from(p.data()[neuron]),
-                        "softmax output, cross-entropy: δ = a − y (a = softmax(z))",
-                    )
-                }
-                (Some(_), _) => (
+            let (a, rule) = match (self.classes, self.cfg.loss) {
+                (Some(_), LossKind::CrossEntropy) => (
                     f64::from(o.softmax(-1).data()[neuron]),
-                    "softmax output, squared error: δ = Σ_i (a_i − y_i) ∂a_i/∂z",
+                    "softmax output, cross-entropy: δ = a − y (a = softmax(z))",
                 ),
-                (None, _) => (z, "linear output, squared error: δ = a − y (a = z)"),
+                (Some(_), _) => (
+                    f64::from(z),
+                    "linear output, squared error on the one-hot target: δ = a − y (a = z)",
+                ),
+                (None, _) => (
+                    f64::from(z),
+                    "linear output, squared error: δ = a − y (a = z)",
+                ),
+            };
+            let target = match self.classes {
+                Some(_) => f64::from(u8::from(self.train.labels[s] == neuron)),
+                None => f64::from(y.data()[neuron]),
             };
             v["a"] = json!(a);
-            v["y"] = json!(f64::from(y.data()[neuron]));
+            v["y"] = json!(target);
             v["formula"] = json!(rule);
         }
         Ok(v)
@@ -712,9 +682,9 @@ mod tests {
             ..Config::default()
         };
         let mut e = Engine::new(cfg, None).unwrap();
-        let before = e.measure(&e.train).0;
+        let before = e.measure(&e.train_set).0;
         e.train_epochs(30);
-        let (after, acc) = e.measure(&e.train);
+        let (after, acc) = e.measure(&e.train_set);
         assert!(after < before * 0.5, "{before} → {after}");
         assert!(acc.unwrap() > 0.9, "{acc:?}");
         // the engine's δ agrees with BP2 and z with Σ w a + b
@@ -744,7 +714,7 @@ mod tests {
             dataset: "spirals".into(),
             classes: 3,
             dropout: 0.2,
-            optimizer: "adam".into(),
+            optimizer: backprop_optim::OptimizerKind::Adam,
             layers: vec![LayerConfig {
                 neurons: 6,
                 activation: "relu".into(),

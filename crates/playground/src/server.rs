@@ -393,7 +393,7 @@ async fn upload(
     cfg.dataset = "upload".into();
     cfg.problem = problem;
     if task == Task::Regression {
-        cfg.loss = "squared".into();
+        cfg.loss = backprop_train::LossKind::Squared;
     }
     cfg.batch_size = cfg.batch_size.min(limits::MAX_BATCH);
     rebuild(s, cfg).await
@@ -450,6 +450,10 @@ async fn close(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult
     s.closed.store(true, Ordering::SeqCst);
     s.playing.store(false, Ordering::SeqCst);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn options_json() -> Json<Value> {
+    Json(crate::config::options())
 }
 
 async fn limits_json(State(app): State<Arc<App>>) -> Json<Value> {
@@ -552,6 +556,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { asset("text/css; charset=utf-8", crate::assets::STYLE_CSS) }),
         )
         .route("/api/limits", get(limits_json))
+        .route("/api/options", get(options_json))
         .route("/api/sessions", post(create))
         .route("/api/sessions/{id}", get(show).delete(close))
         .route("/api/sessions/{id}/config", put(configure))

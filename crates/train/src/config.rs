@@ -142,6 +142,7 @@ impl std::error::Error for ConfigError {}
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// Softmax cross-entropy on logits (classification).
+    #[serde(alias = "cross_entropy")]
     CrossEntropy,
     /// The lectures' quadratic cost `1/(2n) Σ‖y − a‖²` (one-hot targets for classes).
     Squared,

@@ -154,7 +154,7 @@ pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Eval
 pub struct Trainer<'m> {
     /// The settings.
     pub config: TrainConfig,
-    model: &'m dyn Module<f32>,
+    model: Held<'m>,
     optimizer: Box<dyn Optimizer<f32>>,
     /// Epochs finished so far.
     pub epochs_done: usize,
@@ -167,6 +167,22 @@ pub struct Trainer<'m> {
     shardable: bool,
     /// The schedule for the current data size (steps per epoch), built on first use.
     schedule: Option<(usize, Box<dyn LrSchedule>)>,
+}
+
+/// The model a trainer trains: borrowed from the caller, or owned (a session that keeps
+/// its trainer alive between requests).
+enum Held<'m> {
+    Borrowed(&'m dyn Module<f32>),
+    Owned(Box<dyn Module<f32>>),
+}
+
+impl Held<'_> {
+    fn get(&self) -> &dyn Module<f32> {
+        match self {
+            Held::Borrowed(m) => *m,
+            Held::Owned(m) => m.as_ref(),
+        }
+    }
 }
 
 /// True if every sample's loss depends on that sample alone and no layer draws random
@@ -225,16 +241,32 @@ pub enum EpochOutcome {
     Diverged(Stop),
 }
 
+impl Trainer<'static> {
+    /// A trainer that owns its model (for a caller that keeps the trainer between calls,
+    /// as a playground session does).
+    ///
+    /// # Errors
+    /// If the configuration is invalid.
+    pub fn owning(model: Box<dyn Module<f32>>, config: TrainConfig) -> Result<Self, ConfigError> {
+        Self::holding(Held::Owned(model), config)
+    }
+}
+
 impl<'m> Trainer<'m> {
     /// A trainer for `model`, any [`Module`].
     ///
     /// # Errors
     /// If the configuration is invalid.
     pub fn new(model: &'m dyn Module<f32>, config: TrainConfig) -> Result<Self, ConfigError> {
+        Self::holding(Held::Borrowed(model), config)
+    }
+
+    fn holding(model: Held<'m>, config: TrainConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let shardable = sample_independent(model.get());
         let optimizer = config
             .optimizer
-            .build(model.params(), &config.optimizer_settings());
+            .build(model.get().params(), &config.optimizer_settings());
         Ok(Trainer {
             config,
             model,
@@ -244,14 +276,14 @@ impl<'m> Trainer<'m> {
             history: History::default(),
             best: None,
             bad_epochs: 0,
-            shardable: sample_independent(model),
+            shardable,
             schedule: None,
         })
     }
 
     /// The model being trained.
     pub fn model(&self) -> &dyn Module<f32> {
-        self.model
+        self.model.get()
     }
 
     /// Optimizer steps taken so far.
@@ -266,8 +298,9 @@ impl<'m> Trainer<'m> {
     /// on the number of threads, so neither do the results.
     fn forward_backward(&self, x: Tensor<f32>, targets: &BatchTargets) -> (f64, usize, StepGrads) {
         let kind = self.config.loss;
+        let model = self.model.get();
         let run = |x: Tensor<f32>, t: &BatchTargets| -> (f64, usize, Grads<f32>) {
-            let out = self.model.forward(&Var::constant(x), Mode::Train);
+            let out = model.forward(&Var::constant(x), Mode::Train);
             let l = batch_loss(kind, &out, t);
             let lv = f64::from(l.item());
             let mut right = 0;
@@ -363,7 +396,8 @@ impl<'m> Trainer<'m> {
 
     /// Trains one epoch (epoch `epochs_done + 1`): the model's random streams reseeded and
     /// the data shuffled from seeds derived from (run seed, epoch), then one [`step`] per
-    /// batch. Does not evaluate, record history or advance `epochs_done`; [`fit`] does.
+    /// batch; a completed epoch advances `epochs_done`. Does not evaluate or record history;
+    /// [`fit`] does.
     ///
     /// [`step`]: Trainer::step
     /// [`fit`]: Trainer::fit
@@ -383,7 +417,7 @@ impl<'m> Trainer<'m> {
         }
         let epoch = self.epochs_done + 1;
         let (bs, steps_per_epoch) = self.batching(train);
-        self.model
+        self.model()
             .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
         let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
         observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
@@ -399,7 +433,7 @@ impl<'m> Trainer<'m> {
                 Ok(r) => r,
                 Err(loss) => {
                     let parameter = self
-                        .model
+                        .model()
                         .params()
                         .into_iter()
                         .find(|(_, p)| !p.with_value(|v| v.all_finite()))
@@ -422,6 +456,7 @@ impl<'m> Trainer<'m> {
             };
             observer.step(lv, acc, n);
         }
+        self.epochs_done = epoch;
         Ok(EpochOutcome::Done(EpochStats {
             loss: loss_sum / seen.max(1) as f64,
             accuracy: if classification {
@@ -471,10 +506,10 @@ impl<'m> Trainer<'m> {
         t0: Instant,
         observer: &mut dyn Observer,
     ) -> Option<Stop> {
-        let epoch = self.epochs_done + 1;
+        let epoch = self.epochs_done;
         let (val_loss, val_accuracy) = match val {
             Some(v) if !v.is_empty() => {
-                let e = evaluate(self.model, v, self.config.loss);
+                let e = evaluate(self.model(), v, self.config.loss);
                 (e.loss, e.accuracy)
             }
             _ => (f64::NAN, f64::NAN),
@@ -495,7 +530,6 @@ impl<'m> Trainer<'m> {
         };
         observer.epoch_end(&record);
         self.history.epochs.push(record);
-        self.epochs_done = epoch;
         let mut stop = None;
         if let (Some(patience), true) = (self.config.early_stopping, val_loss.is_finite()) {
             if self.best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
@@ -519,14 +553,14 @@ impl<'m> Trainer<'m> {
     }
 
     fn snapshot(&self) -> Vec<Tensor<f32>> {
-        state_vars(self.model)
+        state_vars(self.model())
             .iter()
             .map(|(_, p)| p.value())
             .collect()
     }
 
     fn restore_snapshot(&self, w: &[Tensor<f32>]) {
-        for ((_, p), t) in state_vars(self.model).iter().zip(w) {
+        for ((_, p), t) in state_vars(self.model()).iter().zip(w) {
             p.set_value(t.clone());
         }
     }
@@ -534,7 +568,7 @@ impl<'m> Trainer<'m> {
     /// The model, the optimizer state and the training state as a checkpoint (with
     /// `metadata` added to the training keys).
     pub fn checkpoint(&self, mut metadata: BTreeMap<String, String>) -> Checkpoint {
-        let mut tensors: Vec<(String, Tensor<f32>)> = state_vars(self.model)
+        let mut tensors: Vec<(String, Tensor<f32>)> = state_vars(self.model())
             .into_iter()
             .map(|(n, p)| (n, p.value()))
             .collect();
@@ -542,7 +576,10 @@ impl<'m> Trainer<'m> {
             tensors.push((format!("optimizer.{n}"), t));
         }
         if let Some((_, _, w)) = &self.best {
-            let names: Vec<String> = state_vars(self.model).into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = state_vars(self.model())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             for (n, t) in names.iter().zip(w) {
                 tensors.push((format!("best.{n}"), t.clone()));
             }
@@ -567,7 +604,7 @@ impl<'m> Trainer<'m> {
     /// If the checkpoint does not match the model (missing tensor, other shape) or its
     /// training state is unreadable.
     pub fn resume(&mut self, ck: &Checkpoint) -> Result<(), String> {
-        load_weights(self.model, ck)?;
+        load_weights(self.model(), ck)?;
         let opt: Vec<(String, Tensor<f32>)> = ck
             .tensors
             .iter()
@@ -591,7 +628,10 @@ impl<'m> Trainer<'m> {
             state.get("best_val_loss").and_then(|v| v.as_f64()),
             state.get("best_epoch").and_then(|v| v.as_u64()),
         ) {
-            let names: Vec<String> = state_vars(self.model).into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = state_vars(self.model())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             let w: Option<Vec<Tensor<f32>>> = names
                 .iter()
                 .map(|n| ck.get(&format!("best.{n}")).cloned())
