@@ -816,6 +816,7 @@ mod tests {
             let (mut want_t, mut want_v) = (theta0.clone(), v0.clone());
             reference(&mut want_t, &mut want_v, &blended, k);
             type Kernel<E> = fn(&mut [E], Grad<'_, E>, &mut [E], Momentum<E>);
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let mut kernels: Vec<(&str, Kernel<E>)> = vec![
                 ("portable", momentum_portable::<E>),
                 ("dispatched and split", momentum_update::<E>),
