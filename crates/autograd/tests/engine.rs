@@ -191,6 +191,48 @@ fn shape_mismatch_panics_name_the_op_and_both_shapes() {
     }
 }
 
+/// Negative axes mean the same in every op of the autograd layer as in the tensor layer
+/// (one normaliser), and an axis out of range panics naming the op.
+#[test]
+fn negative_axes_count_from_the_end_and_bad_axes_name_the_op() {
+    let x = Var::parameter(t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]));
+    let same = |a: &Var<f64>, b: &Var<f64>| {
+        assert_eq!(a.shape(), b.shape());
+        assert_eq!(a.value().to_vec(), b.value().to_vec());
+    };
+    same(&x.sum_axis(-1, false), &x.sum_axis(1, false));
+    same(&x.mean_axis(-2, true), &x.mean_axis(0, true));
+    same(&x.max_axis(-1, false), &x.max_axis(1, false));
+    same(&x.min_axis(-2, false), &x.min_axis(0, false));
+    same(&x.transpose(-1, -2), &x.transpose(0, 1));
+    same(&x.narrow(-1, 1, 2), &x.narrow(1, 1, 2));
+    same(&Var::concat(&[&x, &x], -1), &Var::concat(&[&x, &x], 1));
+    // the gradients travel back to the right axis too
+    let g = x.narrow(-1, 1, 2).exp().mean().backward();
+    let want = x.narrow(1, 1, 2).exp().mean().backward();
+    assert_eq!(g.get(&x).unwrap().to_vec(), want.get(&x).unwrap().to_vec());
+    assert_eq!(g.get(&x).unwrap().to_vec()[0], 0.0);
+    for (op, f) in [
+        (
+            "sum_axis",
+            Box::new(|| drop(x.sum_axis(2, false))) as Box<dyn Fn()>,
+        ),
+        ("mean_axis", Box::new(|| drop(x.mean_axis(-3, false)))),
+        ("max_axis", Box::new(|| drop(x.max_axis(2, false)))),
+        ("min_axis", Box::new(|| drop(x.min_axis(-3, false)))),
+        ("transpose", Box::new(|| drop(x.transpose(0, 2)))),
+        ("narrow", Box::new(|| drop(x.narrow(-3, 0, 1)))),
+        ("concat", Box::new(|| drop(Var::concat(&[&x, &x], 2)))),
+    ] {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let msg = panic_message(r.unwrap_err());
+        assert!(
+            msg.starts_with(op) && msg.contains("out of range for a tensor of rank 2"),
+            "{op}: {msg}"
+        );
+    }
+}
+
 #[test]
 fn parameters_can_be_updated_in_place_without_copying_after_backward() {
     let w = Var::parameter(Tensor::<f32>::ones(&[1000]));

@@ -95,55 +95,149 @@ pub fn blend<E: Element>(a: &Grads<E>, wa: E, b: &Grads<E>, wb: E) -> Grads<E> {
     out
 }
 
-/// The scalars of one blended momentum update: the two gradients' weights, μ, η, Nesterov.
+/// μ, η and the Nesterov switch of one momentum update.
 #[derive(Clone, Copy)]
-struct Blend<E> {
-    wa: E,
-    wb: E,
+struct Momentum<E> {
     mu: E,
     lr: E,
     nesterov: bool,
 }
 
-/// `g = wa·a + wb·b; v ← μ·v + g; θ ← θ − η·v` (or Nesterov's `θ ← θ − η·(g + μ·v)`),
-/// elementwise; with AVX-512 when the CPU has it (the loop is the same, compiled wider).
-fn blended_momentum<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
+/// Where a momentum update reads its gradient: one store's, or the weighted sum
+/// `wa·a + wb·b` of two (the trainer's half-batches), formed per element as it is read.
+#[derive(Clone, Copy)]
+enum Grad<'a, E> {
+    One(&'a [E]),
+    Blend {
+        a: &'a [E],
+        wa: E,
+        b: &'a [E],
+        wb: E,
+    },
+}
+
+impl<'a, E: Element> Grad<'a, E> {
+    fn len(&self) -> usize {
+        match self {
+            Grad::One(g) => g.len(),
+            Grad::Blend { a, .. } => a.len(),
+        }
+    }
+    /// Elements `start..start + len`.
+    fn slice(self, start: usize, len: usize) -> Self {
+        match self {
+            Grad::One(g) => Grad::One(&g[start..start + len]),
+            Grad::Blend { a, wa, b, wb } => Grad::Blend {
+                a: &a[start..start + len],
+                wa,
+                b: &b[start..start + len],
+                wb,
+            },
+        }
+    }
+}
+
+/// The momentum rule for one element, the only place it is written:
+/// `v ← μ·v + g; θ ← θ − η·v`, or with Nesterov `θ ← θ − η·(g + μ·v)`.
+#[inline(always)]
+fn momentum_rule<E: Element, const NESTEROV: bool>(t: &mut E, v: &mut E, g: E, k: Momentum<E>) {
+    *v = k.mu * *v + g;
+    *t -= k.lr * if NESTEROV { g + k.mu * *v } else { *v };
+}
+
+/// [`momentum_rule`] over slices, with the Nesterov switch and the gradient's source
+/// hoisted out of the loop so each of the four loops compiles to straight vector code.
+#[inline(always)]
+fn momentum_portable<E: Element>(theta: &mut [E], grad: Grad<'_, E>, v: &mut [E], k: Momentum<E>) {
+    // inlined all the way, so that the AVX-512 kernel's copy is compiled for AVX-512
     #[inline(always)]
-    fn body<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
-        let Blend {
-            wa,
-            wb,
-            mu,
-            lr,
-            nesterov,
-        } = k;
-        let it = theta.iter_mut().zip(a).zip(b).zip(v.iter_mut());
-        if nesterov {
-            for (((t, &x), &y), v) in it {
-                let g = wa * x + wb * y;
-                *v = mu * *v + g;
-                *t -= lr * (g + mu * *v);
+    fn run<E: Element, const N: bool>(
+        theta: &mut [E],
+        grad: Grad<'_, E>,
+        v: &mut [E],
+        k: Momentum<E>,
+    ) {
+        let tv = theta.iter_mut().zip(v.iter_mut());
+        match grad {
+            Grad::One(g) => {
+                for ((t, v), &g) in tv.zip(g) {
+                    momentum_rule::<E, N>(t, v, g, k);
+                }
             }
-        } else {
-            for (((t, &x), &y), v) in it {
-                *v = mu * *v + (wa * x + wb * y);
-                *t -= lr * *v;
+            Grad::Blend { a, wa, b, wb } => {
+                for (((t, v), &x), &y) in tv.zip(a).zip(b) {
+                    momentum_rule::<E, N>(t, v, wa * x + wb * y, k);
+                }
             }
         }
     }
+    if k.nesterov {
+        run::<E, true>(theta, grad, v, k)
+    } else {
+        run::<E, false>(theta, grad, v, k)
+    }
+}
+
+/// The same loops compiled for AVX-512F (the source is [`momentum_portable`], inlined here).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn momentum_avx512<E: Element>(
+    theta: &mut [E],
+    grad: Grad<'_, E>,
+    v: &mut [E],
+    k: Momentum<E>,
+) {
+    momentum_portable(theta, grad, v, k)
+}
+
+/// One momentum update of a block of elements, on the widest kernel this CPU runs
+/// (AVX-512F when detected at run time, the portable loops elsewhere).
+fn momentum_kernel<E: Element>(theta: &mut [E], grad: Grad<'_, E>, v: &mut [E], k: Momentum<E>) {
     #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn wide<E: Element>(theta: &mut [E], a: &[E], b: &[E], v: &mut [E], k: Blend<E>) {
-            body(theta, a, b, v, k)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            unsafe { wide(theta, a, b, v, k) };
-            return;
-        }
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected on this CPU just above, which is all the
+        // `target_feature` function needs; its body is safe code.
+        unsafe { momentum_avx512(theta, grad, v, k) };
+        return;
     }
-    body(theta, a, b, v, k)
+    momentum_portable(theta, grad, v, k)
+}
+
+/// The momentum update of one parameter: `θ`, its velocity `v` and its gradient, all of one
+/// length. Plain and blended steps, on every CPU, go through here. Large parameters are
+/// split over the thread pool in fixed chunks; the update is elementwise, so the result does
+/// not depend on the thread count.
+///
+/// # Panics
+/// If the lengths differ.
+fn momentum_update<E: Element>(theta: &mut [E], grad: Grad<'_, E>, v: &mut [E], k: Momentum<E>) {
+    let n = theta.len();
+    let b_len = match grad {
+        Grad::One(_) => n,
+        Grad::Blend { b, .. } => b.len(),
+    };
+    assert!(
+        grad.len() == n && b_len == n && v.len() == n,
+        "optimizer: a momentum update of {n} elements got a gradient of {} and a velocity of {}",
+        grad.len().min(b_len),
+        v.len()
+    );
+    if n >= PARALLEL_UPDATE {
+        use rayon::prelude::*;
+        theta
+            .par_chunks_mut(UPDATE_CHUNK)
+            .zip(v.par_chunks_mut(UPDATE_CHUNK))
+            .enumerate()
+            .for_each(|(i, (t, v))| {
+                let len = t.len();
+                momentum_kernel(t, grad.slice(i * UPDATE_CHUNK, len), v, k)
+            });
+    } else {
+        momentum_kernel(theta, grad, v, k);
+    }
 }
 
 /// Parameters with at least this many elements are updated by several threads.
@@ -397,11 +491,7 @@ impl<E: Element> Sgd<E> {
         if r.l1 != 0.0 || r.l2 != 0.0 || self.momentum == 0.0 {
             return self.do_step(&blend(a, wa, b, wb));
         }
-        let (lr, mu, nesterov) = (
-            E::from_f64(self.core.lr),
-            E::from_f64(self.momentum),
-            self.nesterov,
-        );
+        let k = self.momentum_scalars();
         self.core.t += 1;
         for s in &mut self.core.slots {
             let Some(ga) = a.get(&s.var) else { continue };
@@ -421,69 +511,35 @@ impl<E: Element> Sgd<E> {
                     "optimizer: gradients of {name} do not match the parameter's {} elements",
                     theta.len()
                 );
-                let k = Blend {
+                let grad = Grad::Blend {
+                    a: ga.data(),
                     wa,
+                    b: gb,
                     wb,
-                    mu,
-                    lr,
-                    nesterov,
                 };
-                let update = |theta: &mut [E], ga: &[E], gb: &[E], v: &mut [E]| {
-                    blended_momentum(theta, ga, gb, v, k)
-                };
-                if theta.len() >= PARALLEL_UPDATE {
-                    use rayon::prelude::*;
-                    theta
-                        .par_chunks_mut(UPDATE_CHUNK)
-                        .zip(ga.data().par_chunks(UPDATE_CHUNK))
-                        .zip(gb.par_chunks(UPDATE_CHUNK))
-                        .zip(v.par_chunks_mut(UPDATE_CHUNK))
-                        .for_each(|(((t, x), y), v)| update(t, x, y, v));
-                } else {
-                    update(theta, ga.data(), gb, v);
-                }
+                momentum_update(theta, grad, v, k);
             });
         }
     }
 
     fn do_step(&mut self, grads: &Grads<E>) {
-        let (lr, mu, nesterov) = (
-            E::from_f64(self.core.lr),
-            E::from_f64(self.momentum),
-            self.nesterov,
-        );
+        let k = self.momentum_scalars();
         let use_v = self.momentum != 0.0;
         self.core.step(grads, |theta, g, st, _| {
-            if !use_v {
-                theta.iter_mut().zip(g).for_each(|(t, &g)| *t -= lr * g);
-                return;
-            }
-            let update = |theta: &mut [E], g: &[E], v: &mut [E]| {
-                let it = theta.iter_mut().zip(g).zip(v.iter_mut());
-                if nesterov {
-                    for ((t, &g), v) in it {
-                        *v = mu * *v + g;
-                        *t -= lr * (g + mu * *v);
-                    }
-                } else {
-                    for ((t, &g), v) in it {
-                        *v = mu * *v + g;
-                        *t -= lr * *v;
-                    }
-                }
-            };
-            // elementwise, so splitting large parameters across threads changes nothing
-            if theta.len() >= PARALLEL_UPDATE {
-                use rayon::prelude::*;
-                theta
-                    .par_chunks_mut(UPDATE_CHUNK)
-                    .zip(g.par_chunks(UPDATE_CHUNK))
-                    .zip(st[0].par_chunks_mut(UPDATE_CHUNK))
-                    .for_each(|((t, g), v)| update(t, g, v));
+            if use_v {
+                momentum_update(theta, Grad::One(g), &mut st[0], k);
             } else {
-                update(theta, g, &mut st[0]);
+                theta.iter_mut().zip(g).for_each(|(t, &g)| *t -= k.lr * g);
             }
         });
+    }
+
+    fn momentum_scalars(&self) -> Momentum<E> {
+        Momentum {
+            mu: E::from_f64(self.momentum),
+            lr: E::from_f64(self.core.lr),
+            nesterov: self.nesterov,
+        }
     }
 }
 impl_optimizer!(Sgd fused);
@@ -704,3 +760,111 @@ impl<E: Element> AdamW<E> {
     }
 }
 impl_optimizer!(AdamW, inner);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backprop_tensor::{Rng, Tensor};
+
+    fn random<E: Element>(n: usize, rng: &mut Rng) -> Vec<E> {
+        Tensor::<E>::rand_normal(&[n], 0.0, 1.0, rng).to_vec()
+    }
+
+    /// Three steps of the rule written out per element, the reference for the kernels.
+    fn reference<E: Element>(t: &mut [E], v: &mut [E], grads: &[Vec<E>], k: Momentum<E>) {
+        for g in grads {
+            for i in 0..t.len() {
+                v[i] = k.mu * v[i] + g[i];
+                let step = if k.nesterov { g[i] + k.mu * v[i] } else { v[i] };
+                t[i] -= k.lr * step;
+            }
+        }
+    }
+
+    fn close<E: Element>(x: &[E], y: &[E], tol: f64, what: &str) {
+        assert_eq!(x.len(), y.len());
+        for (i, (&p, &q)) in x.iter().zip(y).enumerate() {
+            let (p, q) = (p.to_f64(), q.to_f64());
+            assert!(
+                (p - q).abs() <= tol * q.abs().max(1.0),
+                "{what}: element {i}: {p} against {q}"
+            );
+        }
+    }
+
+    /// Every way through the one momentum update (a plain gradient, a blended pair, the
+    /// portable loops, the AVX-512 kernel where the CPU has it, the thread-pool split)
+    /// gives the reference's values to rounding, over three steps with a live velocity.
+    fn paths_agree<E: Element>(n: usize, tol: f64) {
+        let mut rng = Rng::seed(n as u64);
+        let theta0: Vec<E> = random(n, &mut rng);
+        let v0: Vec<E> = random(n, &mut rng);
+        let (wa, wb) = (E::from_f64(0.25), E::from_f64(0.75));
+        let pairs: Vec<(Vec<E>, Vec<E>)> = (0..3)
+            .map(|_| (random(n, &mut rng), random(n, &mut rng)))
+            .collect();
+        let blended: Vec<Vec<E>> = pairs
+            .iter()
+            .map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| wa * x + wb * y).collect())
+            .collect();
+        for nesterov in [false, true] {
+            let k = Momentum {
+                mu: E::from_f64(0.9),
+                lr: E::from_f64(0.05),
+                nesterov,
+            };
+            let (mut want_t, mut want_v) = (theta0.clone(), v0.clone());
+            reference(&mut want_t, &mut want_v, &blended, k);
+            type Kernel<E> = fn(&mut [E], Grad<'_, E>, &mut [E], Momentum<E>);
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+            let mut kernels: Vec<(&str, Kernel<E>)> = vec![
+                ("portable", momentum_portable::<E>),
+                ("dispatched and split", momentum_update::<E>),
+            ];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", |t, g, v, k| {
+                    // SAFETY: AVX-512F was detected just above.
+                    unsafe { momentum_avx512(t, g, v, k) }
+                }));
+            }
+            for (kernel, run) in kernels {
+                for blend in [false, true] {
+                    let (mut t, mut v) = (theta0.clone(), v0.clone());
+                    for (g, (a, b)) in blended.iter().zip(&pairs) {
+                        let grad = if blend {
+                            Grad::Blend { a, wa, b, wb }
+                        } else {
+                            Grad::One(g)
+                        };
+                        run(&mut t, grad, &mut v, k);
+                    }
+                    let what = format!("{kernel}, blend {blend}, nesterov {nesterov}, n {n}");
+                    close(&t, &want_t, tol, &what);
+                    close(&v, &want_v, tol, &what);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_blended_and_simd_momentum_updates_agree() {
+        // an odd length (a vector tail) and one large enough to be split over the pool
+        for n in [1, 37, 1003, PARALLEL_UPDATE + 37] {
+            paths_agree::<f32>(n, 1e-6);
+            paths_agree::<f64>(n, 1e-14);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "momentum update of 4 elements")]
+    fn a_short_gradient_is_refused() {
+        let (mut t, mut v) = (vec![0f32; 4], vec![0f32; 4]);
+        let k = Momentum {
+            mu: 0.9,
+            lr: 0.1,
+            nesterov: false,
+        };
+        momentum_update(&mut t, Grad::One(&[1.0; 3]), &mut v, k);
+    }
+}

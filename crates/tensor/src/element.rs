@@ -68,29 +68,6 @@ pub trait Element:
     fn is_finite(self) -> bool;
     /// True if NaN.
     fn is_nan(self) -> bool;
-    /// `dst := alpha·dst + beta·lhs·rhs` through the GEMM crate, strides in elements.
-    ///
-    /// # Safety
-    /// The pointers and strides must describe valid, non-overlapping `m×k`, `k×n` and
-    /// `m×n` matrices.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: *mut Self,
-        dst_cs: isize,
-        dst_rs: isize,
-        read_dst: bool,
-        lhs: *const Self,
-        lhs_cs: isize,
-        lhs_rs: isize,
-        rhs: *const Self,
-        rhs_cs: isize,
-        rhs_rs: isize,
-        alpha: Self,
-        beta: Self,
-    );
 }
 
 macro_rules! impl_element {
@@ -144,47 +121,6 @@ macro_rules! impl_element {
             #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
-            }
-            unsafe fn gemm(
-                m: usize,
-                n: usize,
-                k: usize,
-                dst: *mut Self,
-                dst_cs: isize,
-                dst_rs: isize,
-                read_dst: bool,
-                lhs: *const Self,
-                lhs_cs: isize,
-                lhs_rs: isize,
-                rhs: *const Self,
-                rhs_cs: isize,
-                rhs_rs: isize,
-                alpha: Self,
-                beta: Self,
-            ) {
-                crate::profile::timed_gemm(|| unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        dst,
-                        dst_cs,
-                        dst_rs,
-                        read_dst,
-                        lhs,
-                        lhs_cs,
-                        lhs_rs,
-                        rhs,
-                        rhs_cs,
-                        rhs_rs,
-                        alpha,
-                        beta,
-                        false,
-                        false,
-                        false,
-                        crate::profile::parallelism(m, n, k),
-                    )
-                })
             }
         }
     };

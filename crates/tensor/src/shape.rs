@@ -1,6 +1,6 @@
 //! Shape arithmetic: element counts, row-major strides and NumPy broadcasting.
 
-use crate::error::{Result, TensorError};
+use crate::error::{or_panic, Result, TensorError};
 
 /// Number of elements of a shape (1 for a scalar, shape `[]`).
 pub fn numel(shape: &[usize]) -> usize {
@@ -69,8 +69,20 @@ pub(crate) fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Normalises an axis that may be negative (−1 is the last axis).
-pub(crate) fn norm_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
+/// The one place an axis that may be negative is normalised: `-1` is the last axis, `-rank`
+/// the first. Every op that takes an `isize` axis, here and in the autograd layer, calls
+/// this (or [`norm_axis`]).
+///
+/// ```
+/// use backprop_tensor::shape::try_norm_axis;
+/// assert_eq!(try_norm_axis("sum", -1, 3), Ok(2));
+/// assert_eq!(try_norm_axis("sum", 1, 3), Ok(1));
+/// assert!(try_norm_axis("sum", 3, 3).unwrap_err().to_string().starts_with("sum: axis 3"));
+/// ```
+///
+/// # Errors
+/// If the axis is outside `-rank..rank`; the message names `op`, the axis and the rank.
+pub fn try_norm_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
     let r = rank as isize;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r {
@@ -81,6 +93,20 @@ pub(crate) fn norm_axis(op: &'static str, axis: isize, rank: usize) -> Result<us
     } else {
         Ok(a as usize)
     }
+}
+
+/// [`try_norm_axis`] for ops that panic on a programming error.
+///
+/// ```
+/// use backprop_tensor::shape::norm_axis;
+/// assert_eq!(norm_axis("softmax", -2, 2), 0);
+/// ```
+///
+/// # Panics
+/// If the axis is out of range, with [`try_norm_axis`]'s message.
+#[track_caller]
+pub fn norm_axis(op: &'static str, axis: isize, rank: usize) -> usize {
+    or_panic(try_norm_axis(op, axis, rank))
 }
 
 #[cfg(test)]
@@ -108,5 +134,26 @@ mod tests {
     fn strides_are_row_major() {
         assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
         assert_eq!(broadcast_strides(&[3, 1], &[2, 3, 4]), vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn negative_axes_count_from_the_end_and_out_of_range_ones_name_the_op() {
+        for rank in 1..4usize {
+            for axis in 0..rank {
+                assert_eq!(try_norm_axis("t", axis as isize, rank), Ok(axis));
+                assert_eq!(norm_axis("t", axis as isize - rank as isize, rank), axis);
+            }
+            for bad in [rank as isize, -(rank as isize) - 1] {
+                let e = try_norm_axis("gather", bad, rank).unwrap_err().to_string();
+                assert_eq!(
+                    e,
+                    format!("gather: axis {bad} is out of range for a tensor of rank {rank}")
+                );
+            }
+        }
+        assert!(try_norm_axis("sum", 0, 0).is_err(), "a scalar has no axes");
+        let p = std::panic::catch_unwind(|| norm_axis("softmax", 2, 2)).unwrap_err();
+        let msg = p.downcast::<String>().unwrap();
+        assert!(msg.starts_with("softmax: axis 2 is out of range"), "{msg}");
     }
 }

@@ -5,6 +5,7 @@
 //! adds each selected slice back where it came from (repeats accumulate); `gather` scatters
 //! back (see `Tensor::scatter_add_into`).
 
+use backprop_tensor::shape::norm_axis;
 use backprop_tensor::{Element, Tensor};
 
 use crate::Var;
@@ -48,12 +49,9 @@ impl<E: Element> Var<E> {
     /// If an axis is out of range.
     #[track_caller]
     pub fn transpose(&self, a: isize, b: isize) -> Var<E> {
-        let r = self.with_value(|v| v.rank()) as isize;
-        let (a, b) = (
-            (if a < 0 { a + r } else { a }) as usize,
-            (if b < 0 { b + r } else { b }) as usize,
-        );
-        let mut perm: Vec<usize> = (0..r as usize).collect();
+        let r = self.with_value(|v| v.rank());
+        let (a, b) = (norm_axis("transpose", a, r), norm_axis("transpose", b, r));
+        let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(a, b);
         self.permute(&perm)
     }
@@ -67,11 +65,7 @@ impl<E: Element> Var<E> {
         let x = self.value();
         let y = x.narrow(axis, start, len);
         let shape = x.shape().to_vec();
-        let ax = if axis < 0 {
-            (axis + shape.len() as isize) as usize
-        } else {
-            axis as usize
-        };
+        let ax = norm_axis("narrow", axis, shape.len());
         Var::from_op("narrow", y, vec![self.clone()], move |g, _| {
             let mut parts = Vec::new();
             let mut before = shape.clone();
@@ -99,11 +93,7 @@ impl<E: Element> Var<E> {
         let vals: Vec<Tensor<E>> = vars.iter().map(|v| v.value()).collect();
         let refs: Vec<&Tensor<E>> = vals.iter().collect();
         let y = Tensor::concat(&refs, axis);
-        let ax = if axis < 0 {
-            (axis + y.rank() as isize) as usize
-        } else {
-            axis as usize
-        };
+        let ax = norm_axis("concat", axis, y.rank());
         let sizes: Vec<usize> = vals.iter().map(|v| v.shape()[ax]).collect();
         Var::from_op(
             "concat",

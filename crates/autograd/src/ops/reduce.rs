@@ -4,6 +4,7 @@
 //! `max`/`min` send `g` to the extreme element, and **split it evenly between ties**
 //! (so a max over `[2, 2]` sends `g/2` to each, matching a central difference).
 
+use backprop_tensor::shape::norm_axis;
 use backprop_tensor::{Element, Tensor};
 
 use crate::Var;
@@ -12,15 +13,6 @@ fn unsqueezed(shape: &[usize], axis: usize) -> Vec<usize> {
     let mut s = shape.to_vec();
     s[axis] = 1;
     s
-}
-
-fn norm(axis: isize, rank: usize) -> usize {
-    let a = if axis < 0 { axis + rank as isize } else { axis };
-    assert!(
-        a >= 0 && (a as usize) < rank,
-        "axis {axis} is out of range for rank {rank}"
-    );
-    a as usize
 }
 
 impl<E: Element> Var<E> {
@@ -50,7 +42,7 @@ impl<E: Element> Var<E> {
     #[track_caller]
     pub fn sum_axis(&self, axis: isize, keepdim: bool) -> Var<E> {
         let x = self.value();
-        let ax = norm(axis, x.rank());
+        let ax = norm_axis("sum_axis", axis, x.rank());
         let shape = x.shape().to_vec();
         Var::from_op(
             "sum_axis",
@@ -71,7 +63,7 @@ impl<E: Element> Var<E> {
     #[track_caller]
     pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Var<E> {
         let x = self.value();
-        let ax = norm(axis, x.rank());
+        let ax = norm_axis("mean_axis", axis, x.rank());
         let shape = x.shape().to_vec();
         let n = E::from_usize(shape[ax]);
         Var::from_op(
@@ -121,7 +113,8 @@ impl<E: Element> Var<E> {
     #[track_caller]
     fn extreme_axis(&self, axis: isize, keepdim: bool, max: bool) -> Var<E> {
         let x = self.value();
-        let ax = norm(axis, x.rank());
+        let op = if max { "max_axis" } else { "min_axis" };
+        let ax = norm_axis(op, axis, x.rank());
         let (y, _) = if max {
             x.max_axis(axis, keepdim)
         } else {
@@ -129,16 +122,11 @@ impl<E: Element> Var<E> {
         };
         let keep_shape = unsqueezed(x.shape(), ax);
         let yk = y.reshape(&keep_shape);
-        Var::from_op(
-            if max { "max_axis" } else { "min_axis" },
-            y,
-            vec![self.clone()],
-            move |g, _| {
-                let hits = x.eq_mask(&yk); // 1 at every extreme element, ties included
-                let count = hits.sum_axis(ax as isize, true);
-                let share = g.reshape(&keep_shape).div(&count);
-                vec![Some(hits.mul(&share))]
-            },
-        )
+        Var::from_op(op, y, vec![self.clone()], move |g, _| {
+            let hits = x.eq_mask(&yk); // 1 at every extreme element, ties included
+            let count = hits.sum_axis(ax as isize, true);
+            let share = g.reshape(&keep_shape).div(&count);
+            vec![Some(hits.mul(&share))]
+        })
     }
 }

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
+use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::tensor::Tensor;
 
 /// Stride, padding, dilation and groups of a convolution.
@@ -319,50 +320,6 @@ fn col2im_general<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
     }
 }
 
-/// A single-threaded GEMM on row-major blocks: `dst (+)= a·b`, each optionally transposed.
-#[allow(clippy::too_many_arguments)]
-fn gemm_rm<E: Element>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [E],
-    accumulate: bool,
-    a: &[E],
-    ta: bool,
-    b: &[E],
-    tb: bool,
-) {
-    // a is m×k (or k×m stored when ta), b is k×n (or n×k stored when tb)
-    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    crate::profile::count_flops(m, n, k);
-    unsafe {
-        crate::profile::timed_gemm(|| {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.as_ptr(),
-                a_cs,
-                a_rs,
-                b.as_ptr(),
-                b_cs,
-                b_rs,
-                if accumulate { E::ONE } else { E::ZERO },
-                E::ONE,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        })
-    }
-}
-
 /// The sum of `v` over eight interleaved partial sums (a fixed order, so the same on every
 /// machine): a one-accumulator loop waits on each addition's latency.
 fn sum_lanes<E: Element>(v: &[E]) -> E {
@@ -574,16 +531,12 @@ fn forward<E: Element>(
     let one_image = |i: usize, yi: &mut [E], col: &mut [E]| {
         im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
         for k in 0..groups {
-            gemm_rm(
-                og,
-                pp,
-                ckkg,
-                &mut yi[k * og * pp..(k + 1) * og * pp],
-                false,
-                &wd[k * og * ckkg..(k + 1) * og * ckkg],
-                false,
-                &col[k * ckkg * pp..(k + 1) * ckkg * pp],
-                false,
+            // Y_k = W_k · col_k : [og, ckkg] × [ckkg, pp]
+            gemm(
+                Out::Write(&mut yi[k * og * pp..(k + 1) * og * pp]),
+                Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg),
+                Mat::new(&col[k * ckkg * pp..(k + 1) * ckkg * pp], ckkg, pp),
+                Threads::Caller,
             );
         }
         if let Some(b) = b {
@@ -710,16 +663,11 @@ fn backward<E: Element>(
                             // dW_kᵀ += col_k · dY_kᵀ : [ckkg, pp] × [pp, og]; summed
                             // transposed, the GEMM packs the short dY side, which for
                             // LeNet's second layer takes half the time of dY · colᵀ
-                            gemm_rm(
-                                ckkg,
-                                og,
-                                pp,
-                                &mut acc[k * og * ckkg..(k + 1) * og * ckkg],
-                                true,
-                                &col[k * ckkg * pp..(k + 1) * ckkg * pp],
-                                false,
-                                &gi[k * og * pp..(k + 1) * og * pp],
-                                true,
+                            gemm(
+                                Out::Add(&mut acc[k * og * ckkg..(k + 1) * og * ckkg]),
+                                Mat::new(&col[k * ckkg * pp..(k + 1) * ckkg * pp], ckkg, pp),
+                                Mat::new(&gi[k * og * pp..(k + 1) * og * pp], og, pp).t(),
+                                Threads::Caller,
                             );
                         }
                     }
@@ -754,16 +702,11 @@ fn backward<E: Element>(
                 let gi = &gd[i * out_len..(i + 1) * out_len];
                 for k in 0..groups {
                     // dcol_k = W_kᵀ · dY_k : [ckkg, og] × [og, pp]
-                    gemm_rm(
-                        ckkg,
-                        pp,
-                        og,
-                        &mut dcol[k * ckkg * pp..(k + 1) * ckkg * pp],
-                        false,
-                        &wd[k * og * ckkg..(k + 1) * og * ckkg],
-                        true,
-                        &gi[k * og * pp..(k + 1) * og * pp],
-                        false,
+                    gemm(
+                        Out::Write(&mut dcol[k * ckkg * pp..(k + 1) * ckkg * pp]),
+                        Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg).t(),
+                        Mat::new(&gi[k * og * pp..(k + 1) * og * pp], og, pp),
+                        Threads::Caller,
                     );
                 }
                 col2im(&g, dcol, dxi);

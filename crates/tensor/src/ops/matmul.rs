@@ -8,8 +8,8 @@
 
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
+use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::ops::sparse;
-use crate::profile;
 use crate::tensor::Tensor;
 
 /// `(rows, cols)` of the last two axes, and the batch dimensions before them.
@@ -73,72 +73,34 @@ fn matmul_impl<E: Element>(
     if m == 0 || n == 0 || k == 0 {
         return Ok(Tensor::from_parts(vec![E::ZERO; total], out_shape));
     }
-    // GEMM with `read_dst = false` writes every output element, so the buffer is not
-    // zero-filled first; its length is set once the products are written.
+    // GEMM writes every output element, so the buffer is not zero-filled first; its length
+    // is set once the products are written.
     let mut out: Vec<E> = Vec::with_capacity(total);
-    // Strides of the logical (possibly transposed) operands, in elements.
-    let (a_rs, a_cs) = if ta {
-        (1, ac as isize)
-    } else {
-        (ac as isize, 1)
-    };
-    let (b_rs, b_cs) = if tb {
-        (1, bc as isize)
-    } else {
-        (bc as isize, 1)
-    };
-    // A batched lhs times a shared, untransposed... any rhs: the batch folds into the rows.
     if !ab.is_empty() && bb.is_empty() && !ta {
-        profile::count_flops(batch * m, n, k);
-        unsafe {
-            E::gemm(
-                batch * m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.data().as_ptr(),
-                a_cs,
-                a_rs,
-                b.data().as_ptr(),
-                b_cs,
-                b_rs,
-                E::ZERO,
-                E::ONE,
-            );
-            out.set_len(total);
-        }
-        return Ok(Tensor::from_parts(out, out_shape));
-    }
-    let (a_step, b_step) = (
-        if ab.is_empty() { 0 } else { ar * ac },
-        if bb.is_empty() { 0 } else { br * bc },
-    );
-    for i in 0..batch {
-        profile::count_flops(m, n, k);
-        unsafe {
-            E::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr().add(i * m * n),
-                1,
-                n as isize,
-                false,
-                a.data().as_ptr().add(i * a_step),
-                a_cs,
-                a_rs,
-                b.data().as_ptr().add(i * b_step),
-                b_cs,
-                b_rs,
-                E::ZERO,
-                E::ONE,
+        // A batched lhs times a shared rhs: the batch folds into the rows of one product.
+        gemm(
+            Out::WriteUninit(&mut out.spare_capacity_mut()[..total]),
+            Mat::new(a.data(), batch * ar, ac),
+            Mat::new(b.data(), br, bc).transposed_if(tb),
+            Threads::Auto,
+        );
+    } else {
+        let (a_step, b_step) = (
+            if ab.is_empty() { 0 } else { ar * ac },
+            if bb.is_empty() { 0 } else { br * bc },
+        );
+        let blocks = out.spare_capacity_mut()[..total].chunks_exact_mut(m * n);
+        for (i, dst) in blocks.enumerate() {
+            gemm(
+                Out::WriteUninit(dst),
+                Mat::new(&a.data()[i * a_step..], ar, ac).transposed_if(ta),
+                Mat::new(&b.data()[i * b_step..], br, bc).transposed_if(tb),
+                Threads::Auto,
             );
         }
     }
-    // SAFETY: the loop above wrote all `batch` blocks of `m·n` elements.
+    // SAFETY: the products above wrote all `batch` blocks of `m·n` elements (`gemm` writes
+    // every element of an `Out::WriteUninit` block).
     unsafe { out.set_len(total) };
     Ok(Tensor::from_parts(out, out_shape))
 }
@@ -275,28 +237,13 @@ pub fn try_linear_forward<E: Element>(
         }
         None => vec![E::ZERO; rows * out_f],
     };
-    if rows > 0 && out_f > 0 && in_f > 0 {
-        profile::count_flops(rows, out_f, in_f);
-        unsafe {
-            E::gemm(
-                rows,
-                out_f,
-                in_f,
-                out.as_mut_ptr(),
-                1,
-                out_f as isize,
-                true,
-                x.data().as_ptr(),
-                1,
-                in_f as isize,
-                w.data().as_ptr(),
-                in_f as isize,
-                1,
-                E::ONE,
-                E::ONE,
-            );
-        }
-    }
+    // y[rows, out] += x[rows, in] · wᵀ, w stored [out, in]
+    gemm(
+        Out::Add(&mut out),
+        Mat::new(x.data(), rows, in_f),
+        Mat::new(w.data(), out_f, in_f).t(),
+        Threads::Auto,
+    );
     Ok(Tensor::from_parts(out, shape))
 }
 

@@ -11,7 +11,7 @@ use super::for_each_broadcast;
 use super::reduce::split_at_axis;
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
-use crate::shape::{norm_axis, numel, strides};
+use crate::shape::{norm_axis, numel, strides, try_norm_axis};
 use crate::tensor::Tensor;
 
 impl<E: Element> Tensor<E> {
@@ -84,10 +84,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn transpose(&self, a: isize, b: isize) -> Tensor<E> {
         let r = self.rank();
-        let (a, b) = (
-            or_panic(norm_axis("transpose", a, r)),
-            or_panic(norm_axis("transpose", b, r)),
-        );
+        let (a, b) = (norm_axis("transpose", a, r), norm_axis("transpose", b, r));
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(a, b);
         self.permute(&perm)
@@ -124,7 +121,7 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::narrow`] returning an error when the range does not fit.
     pub fn try_narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor<E>> {
-        let ax = norm_axis("narrow", axis, self.rank())?;
+        let ax = try_norm_axis("narrow", axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         if start + len > n {
             return Err(TensorError::invalid(
@@ -160,7 +157,7 @@ impl<E: Element> Tensor<E> {
         let first = tensors
             .first()
             .ok_or_else(|| TensorError::invalid("concat", "no tensors given"))?;
-        let ax = norm_axis("concat", axis, first.rank())?;
+        let ax = try_norm_axis("concat", axis, first.rank())?;
         let mut total = 0;
         for t in tensors {
             let ok = t.rank() == first.rank()
@@ -241,7 +238,7 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::index_select`] returning an error for a bad axis or index.
     pub fn try_index_select(&self, axis: isize, indices: &[usize]) -> Result<Tensor<E>> {
-        let ax = norm_axis("index_select", axis, self.rank())?;
+        let ax = try_norm_axis("index_select", axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         check_indices("index_select", indices, n)?;
         let x = self.data();
@@ -260,7 +257,7 @@ impl<E: Element> Tensor<E> {
     /// `self`'s slices added at `indices` along `axis` (repeated indices accumulate).
     #[track_caller]
     pub fn index_add_into(&self, shape: &[usize], axis: isize, indices: &[usize]) -> Tensor<E> {
-        let ax = or_panic(norm_axis("index_add", axis, shape.len()));
+        let ax = norm_axis("index_add", axis, shape.len());
         let (outer, n, inner) = split_at_axis(shape, ax);
         let g = self.data();
         let mut out = vec![E::ZERO; numel(shape)];
@@ -298,7 +295,7 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::gather`] returning an error when the indices do not fit.
     pub fn try_gather(&self, axis: isize, indices: &[usize]) -> Result<Tensor<E>> {
-        let ax = norm_axis("gather", axis, self.rank())?;
+        let ax = try_norm_axis("gather", axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         if indices.len() != outer * inner {
             return Err(TensorError::invalid(
@@ -328,7 +325,7 @@ impl<E: Element> Tensor<E> {
     /// `self`'s values added at the gathered position.
     #[track_caller]
     pub fn scatter_add_into(&self, shape: &[usize], axis: isize, indices: &[usize]) -> Tensor<E> {
-        let ax = or_panic(norm_axis("scatter_add", axis, shape.len()));
+        let ax = norm_axis("scatter_add", axis, shape.len());
         let (outer, n, inner) = split_at_axis(shape, ax);
         let g = self.data();
         let mut out = vec![E::ZERO; numel(shape)];

@@ -7,7 +7,7 @@
 use super::for_each_broadcast;
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
-use crate::shape::{broadcast_shapes, broadcast_strides, norm_axis};
+use crate::shape::{broadcast_shapes, broadcast_strides, norm_axis, try_norm_axis};
 use crate::tensor::Tensor;
 
 /// `(outer, n, inner)` for reducing `shape` over `axis`.
@@ -48,7 +48,7 @@ impl<E: Element> Tensor<E> {
 
     /// [`Tensor::sum_axis`] returning an error for a bad axis.
     pub fn try_sum_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor<E>> {
-        let ax = norm_axis("sum", axis, self.rank())?;
+        let ax = try_norm_axis("sum", axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         let x = self.data();
         let mut out = vec![E::ZERO; outer * inner];
@@ -73,7 +73,7 @@ impl<E: Element> Tensor<E> {
     /// If the axis is out of range.
     #[track_caller]
     pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Tensor<E> {
-        let ax = or_panic(norm_axis("mean", axis, self.rank()));
+        let ax = norm_axis("mean", axis, self.rank());
         let n = E::from_usize(self.shape()[ax]);
         self.sum_axis(axis, keepdim).map(|x| x / n)
     }
@@ -108,7 +108,7 @@ impl<E: Element> Tensor<E> {
         keepdim: bool,
         better: impl Fn(E, E) -> bool,
     ) -> Result<(Tensor<E>, Vec<usize>)> {
-        let ax = norm_axis(op, axis, self.rank())?;
+        let ax = try_norm_axis(op, axis, self.rank())?;
         let (outer, n, inner) = split_at_axis(self.shape(), ax);
         if n == 0 {
             return Err(TensorError::invalid(

@@ -5,7 +5,6 @@
 
 use super::reduce::split_at_axis;
 use crate::element::Element;
-use crate::error::or_panic;
 use crate::shape::norm_axis;
 use crate::tensor::Tensor;
 
@@ -33,7 +32,7 @@ impl<E: Element> Tensor<E> {
     /// If the axis is out of range.
     #[track_caller]
     pub fn softmax(&self, axis: isize) -> Tensor<E> {
-        let ax = or_panic(norm_axis("softmax", axis, self.rank()));
+        let ax = norm_axis("softmax", axis, self.rank());
         let x = self.data();
         let mut out = vec![E::ZERO; x.len()];
         for_each_lane(self.shape(), ax, |base, n, st| {
@@ -64,7 +63,7 @@ impl<E: Element> Tensor<E> {
     /// If the axis is out of range.
     #[track_caller]
     pub fn log_softmax(&self, axis: isize) -> Tensor<E> {
-        let ax = or_panic(norm_axis("log_softmax", axis, self.rank()));
+        let ax = norm_axis("log_softmax", axis, self.rank());
         let x = self.data();
         let mut out = vec![E::ZERO; x.len()];
         for_each_lane(self.shape(), ax, |base, n, st| {
@@ -90,7 +89,7 @@ impl<E: Element> Tensor<E> {
 
 /// Backward of softmax: given `y = softmax(x)` and `dy`, `dx = y ⊙ (dy − Σ_j dy_j y_j)`.
 pub fn softmax_backward<E: Element>(y: &Tensor<E>, dy: &Tensor<E>, axis: isize) -> Tensor<E> {
-    let ax = or_panic(norm_axis("softmax_backward", axis, y.rank()));
+    let ax = norm_axis("softmax_backward", axis, y.rank());
     let (yv, g) = (y.data(), dy.data());
     let mut dx = vec![E::ZERO; yv.len()];
     for_each_lane(y.shape(), ax, |base, n, st| {
@@ -109,7 +108,7 @@ pub fn softmax_backward<E: Element>(y: &Tensor<E>, dy: &Tensor<E>, axis: isize) 
 /// Backward of log-softmax: given `y = log_softmax(x)` and `dy`,
 /// `dx = dy − softmax(x) ⊙ Σ_j dy_j`, with `softmax(x) = e^y`.
 pub fn log_softmax_backward<E: Element>(y: &Tensor<E>, dy: &Tensor<E>, axis: isize) -> Tensor<E> {
-    let ax = or_panic(norm_axis("log_softmax_backward", axis, y.rank()));
+    let ax = norm_axis("log_softmax_backward", axis, y.rank());
     let (yv, g) = (y.data(), dy.data());
     let mut dx = vec![E::ZERO; yv.len()];
     for_each_lane(y.shape(), ax, |base, n, st| {

@@ -72,13 +72,14 @@ impl<E: Element> Csr<E> {
         if let (Some(xf), true) = (as_f32(x), avx512()) {
             #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY (both calls): AVX-512F was detected; `E` is `f32`.
                 let c = if split_over_pool(x.len() * 64) && rows >= 64 {
                     // large inputs (batched inference): compress row chunks side by side,
                     // then join them in order
                     let per = rows.div_ceil(rayon::current_num_threads() * 2);
                     let parts: Vec<simd::CsrF32> = xf
                         .par_chunks(per * cols)
+                        // SAFETY: AVX-512F was detected (`avx512()`); the chunk holds
+                        // `chunk.len() / cols` whole rows of `cols`.
                         .map(|chunk| unsafe { simd::csr_f32(chunk, chunk.len() / cols, cols) })
                         .collect();
                     let nnz: usize = parts.iter().map(|p| p.col.len()).sum();
@@ -119,6 +120,12 @@ impl<E: Element> Csr<E> {
                     }
                     all
                 } else {
+                    assert!(
+                        xf.len() >= rows * cols,
+                        "sparse: x is shorter than its rows"
+                    );
+                    // SAFETY: AVX-512F was detected (`avx512()`); `xf` holds `rows` rows of
+                    // `cols` (checked just above).
                     unsafe { simd::csr_f32(xf, rows, cols) }
                 };
                 return Csr {
@@ -280,7 +287,7 @@ pub fn linear_weight_grad_sparse<E: Element>(
     if let (Some(vals), true) = (as_f32(&val), avx512()) {
         let mut dw: Vec<E> = Vec::with_capacity(out_f * in_f);
         let dwp = SendPtr(dw.as_mut_ptr() as *mut f32);
-        // SAFETY: AVX-512F was detected.
+        // SAFETY: AVX-512F was detected; `g` holds `rows` rows of `out_f` (asserted on entry).
         let (ga, ns) = unsafe { simd::aligned_rows(as_f32(g).unwrap(), rows, out_f) };
         let gp = SendPtr(ga.as_ptr() as *mut f32);
         // Sixteen columns of dw per task; tasks write disjoint columns.
@@ -330,17 +337,29 @@ pub fn linear_weight_grad_sparse<E: Element>(
 }
 
 /// `dst[cols, rows] = src[rows, cols]ᵀ`, both contiguous.
+///
+/// # Panics
+/// If `src` or `dst` does not hold `rows·cols` elements.
 pub fn transpose<E: Element>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
-    debug_assert_eq!(src.len(), rows * cols);
-    debug_assert_eq!(dst.len(), rows * cols);
-    // SAFETY: dst holds cols rows of `rows` elements.
+    let n = rows.checked_mul(cols);
+    assert!(
+        n == Some(src.len()) && n == Some(dst.len()),
+        "transpose: a [{rows}, {cols}] matrix from {} elements into {}",
+        src.len(),
+        dst.len()
+    );
+    // SAFETY: `src` holds `rows·cols` elements and `dst`, a `&mut` borrow separate from
+    // `src`, holds `cols` rows of `rows` (both checked above), which is what `transpose_into`
+    // needs with `dst_stride = rows`.
     unsafe { transpose_into(src, rows, cols, dst.as_mut_ptr(), rows) }
 }
 
 /// Writes `src[rows, cols]ᵀ` to `dst`, whose rows are `dst_stride` apart.
 ///
 /// # Safety
-/// `dst` must be valid for `cols` rows of `rows` elements at stride `dst_stride`.
+/// `src` must hold `rows·cols` elements, and `dst` must be valid for writes of `cols` rows
+/// of `rows` elements at stride `dst_stride` (element `(c, r)` at `c·dst_stride + r`)
+/// without overlapping `src`.
 unsafe fn transpose_into<E: Element>(
     src: &[E],
     rows: usize,
@@ -350,6 +369,9 @@ unsafe fn transpose_into<E: Element>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(sf), true) = (as_f32(src), avx512()) {
+        // SAFETY: AVX-512F was detected; `E` is `f32`, so `dst` is the same memory as `f32`;
+        // the extents of `src` (rows × cols at stride cols) and `dst` are this function's
+        // own safety conditions.
         unsafe { simd::transpose_f32(sf.as_ptr(), rows, cols, cols, dst as *mut f32, dst_stride) };
         return;
     }
@@ -358,6 +380,8 @@ unsafe fn transpose_into<E: Element>(
         for c0 in (0..cols).step_by(T) {
             for r in r0..(r0 + T).min(rows) {
                 for c in c0..(c0 + T).min(cols) {
+                    // SAFETY: r < rows and c < cols, so `(c, r)` is inside the region the
+                    // caller guarantees `dst` is valid for.
                     unsafe { *dst.add(c * dst_stride + r) = src[r * cols + c] };
                 }
             }
@@ -373,8 +397,10 @@ fn split_over_pool(multiply_adds: usize) -> bool {
 
 #[derive(Clone, Copy)]
 struct SendPtr<E>(*mut E);
-// SAFETY: used only to write disjoint parts of one buffer from pool tasks.
+// SAFETY: a `SendPtr` is used only to write disjoint parts of one buffer from pool tasks,
+// and the buffer outlives the tasks (they are joined before it is used again).
 unsafe impl<E> Send for SendPtr<E> {}
+// SAFETY: as for `Send`: the tasks sharing it write disjoint elements.
 unsafe impl<E> Sync for SendPtr<E> {}
 impl<E> SendPtr<E> {
     fn get(self) -> *mut E {
@@ -428,6 +454,9 @@ mod simd {
     /// Compresses each row's nonzeros with `vcompressps` into registers (the memory form is
     /// slow on some cores) and unaligned full-width stores; the buffers carry 16 elements of
     /// slack for the last store.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and `x` must hold `rows·cols` elements.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn csr_f32(x: &[f32], rows: usize, cols: usize) -> CsrF32 {
         let cap = x.len() + 16;
@@ -522,6 +551,12 @@ mod simd {
     /// `w[64q.., k]` are transposed into a 16 KB buffer (input-major, 64 outputs per input)
     /// and every row adds its nonzeros' weight vectors to its running sums. `w` is read
     /// once; the buffer stays in L1.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `bounds` must come from [`block_bounds`] for these
+    /// entries, with every column index below `in_f`; `w` must hold `n·in_f` elements and `b`
+    /// (if given) `n`; `q·GROUP < n`; and `y` must be valid for writes of `rows` rows of `n`,
+    /// of which this call writes only columns `q·GROUP..q·GROUP + GROUP`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn forward_group(
@@ -599,6 +634,9 @@ mod simd {
 
     /// `g: [rows, n]` copied into 64-byte aligned rows of `stride = n` rounded up to 16,
     /// zero-padded, so the kernels' vector loads never straddle cache lines.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and `g` must hold `rows·n` elements.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn aligned_rows(g: &[f32], rows: usize, n: usize) -> (Vec<Line>, usize) {
         let lines = n.div_ceil(16);
@@ -617,6 +655,12 @@ mod simd {
     /// (`ptr`, `row`, `val`) and `g` from [`aligned_rows`] (row stride `ns`): each column's
     /// sum of rows of `g`, 128 outputs per pass in eight registers, into a `[16, ns]` block
     /// that is then transposed into place sixteen by sixteen.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `ptr`/`row`/`val` must index `in_f` columns whose row
+    /// indices are rows of `g`, which must be an [`aligned_rows`] copy of stride `ns ≥ n`;
+    /// `k0 < in_f`; and `dw` must be valid for writes of `n` rows of `in_f`, of which this
+    /// call writes only columns `k0..k0 + 16`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn weight_grad_block(
@@ -652,6 +696,10 @@ mod simd {
     }
 
     /// `out[c0..] = Σ val[i]·g[row[i], c0..]` over `V` aligned vectors.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; every `g[row[i]·ns + c0..][..16·V]` must be in bounds and
+    /// 64-byte aligned, and so must `out[c0..][..16·V]`.
     #[inline(always)]
     unsafe fn col_chunk<const V: usize>(
         row: &[u32],
@@ -676,6 +724,9 @@ mod simd {
 
     /// Transposes a 16×16 tile held as sixteen row vectors: interleave pairs of rows (ps,
     /// then pd), then exchange 128-bit lanes twice.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F (the function touches no memory but `t`).
     #[inline(always)]
     unsafe fn transpose16(t: &mut [__m512; 16]) {
         let mut a = [_mm512_setzero_ps(); 16];
@@ -711,6 +762,11 @@ mod simd {
 
     /// `src[rows, cols]ᵀ` into `dst` (row stride `dst_stride`): 16×16 tiles in registers,
     /// scalar edges.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `s` must be valid for reads of `rows` rows of `cols` at
+    /// stride `src_stride`, and `dst` for writes of `cols` rows of `rows` at stride
+    /// `dst_stride`, not overlapping `s`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn transpose_f32(
         s: *const f32,

@@ -1,0 +1,315 @@
+//! The one entry point to the GEMM crate. Every matrix product of the tensor layer (matmul
+//! and its transposed forms, the fused linear map, the convolution's im2col products) goes
+//! through [`gemm`], which checks the operands' extents once and holds the one `unsafe`
+//! call, with its safety argument.
+//!
+//! Shapes: `dst: [m, n] (+)= a: [m, k] · b: [k, n]`, where each operand is a row-major block
+//! at the start of a slice, read as stored or transposed (through its strides, no copy), and
+//! `dst` is row-major `[m, n]`.
+
+use std::mem::MaybeUninit;
+
+use crate::element::Element;
+use crate::profile;
+
+/// A row-major `rows × cols` matrix at the start of a slice, read as stored or transposed.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, E> {
+    data: &'a [E],
+    /// Rows as stored.
+    rows: usize,
+    /// Columns as stored: the distance between rows, in elements.
+    cols: usize,
+    transposed: bool,
+}
+
+impl<'a, E> Mat<'a, E> {
+    /// The `rows × cols` matrix stored row-major at the start of `data` (checked by [`gemm`]).
+    pub(crate) fn new(data: &'a [E], rows: usize, cols: usize) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    /// The same storage read transposed, `cols × rows`.
+    pub(crate) fn t(self) -> Self {
+        self.transposed_if(true)
+    }
+
+    /// [`Mat::t`] when `t` is set, else the matrix as it is.
+    pub(crate) fn transposed_if(self, t: bool) -> Self {
+        Mat {
+            transposed: self.transposed != t,
+            ..self
+        }
+    }
+
+    /// `(rows, cols)` as read.
+    fn dims(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    /// `(row stride, column stride)` as read, in elements. Only called once the extent check
+    /// has passed, so `cols ≤ data.len() ≤ isize::MAX` and the cast is exact.
+    fn strides(&self) -> (isize, isize) {
+        let ld = self.cols as isize;
+        if self.transposed {
+            (1, ld)
+        } else {
+            (ld, 1)
+        }
+    }
+
+    /// True when the stored `rows × cols` block lies inside the slice.
+    fn fits(&self) -> bool {
+        fits(self.rows, self.cols, self.data.len())
+    }
+}
+
+/// `rows·cols ≤ len`, without overflow.
+fn fits(rows: usize, cols: usize, len: usize) -> bool {
+    rows.checked_mul(cols).is_some_and(|need| need <= len)
+}
+
+/// Where a product goes: a row-major `[m, n]` block at the start of the slice.
+pub(crate) enum Out<'a, E> {
+    /// `dst = a·b`; the old contents are not read.
+    Write(&'a mut [E]),
+    /// `dst = a·b` into memory not yet initialised (a `Vec`'s spare capacity), so an output
+    /// buffer need not be zero-filled first. Every element of the block is written.
+    WriteUninit(&'a mut [MaybeUninit<E>]),
+    /// `dst += a·b`.
+    Add(&'a mut [E]),
+}
+
+/// Whether a product may split over the thread pool.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Threads {
+    /// When it is large and the caller is not itself a pool task (see
+    /// [`profile::parallelism`]).
+    Auto,
+    /// Always on the calling thread (callers that already split their work over the pool).
+    Caller,
+}
+
+/// `dst (+)= a·b` through the GEMM crate, counted by [`profile`].
+///
+/// # Panics
+/// If `a`'s columns (as read) are not `b`'s rows, or a slice is too short for its matrix;
+/// the message names `gemm` and the dimensions.
+#[track_caller]
+pub(crate) fn gemm<E: Element>(dst: Out<'_, E>, a: Mat<'_, E>, b: Mat<'_, E>, threads: Threads) {
+    let ((m, k), (kb, n)) = (a.dims(), b.dims());
+    assert!(
+        k == kb && a.fits() && b.fits(),
+        "gemm: a [{m}, {k}] of {} elements times b [{kb}, {n}] of {} elements",
+        a.data.len(),
+        b.data.len()
+    );
+    let (ptr, len, read_dst) = match dst {
+        Out::Write(d) => (d.as_mut_ptr(), d.len(), false),
+        Out::WriteUninit(d) => (d.as_mut_ptr().cast::<E>(), d.len(), false),
+        Out::Add(d) => (d.as_mut_ptr(), d.len(), true),
+    };
+    assert!(
+        fits(m, n, len),
+        "gemm: the output [{m}, {n}] does not fit in {len} elements"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    profile::count_flops(m, n, k);
+    let parallelism = match threads {
+        Threads::Auto => profile::parallelism(m, n, k),
+        Threads::Caller => gemm::Parallelism::None,
+    };
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (a.strides(), b.strides());
+    let alpha = if read_dst { E::ONE } else { E::ZERO };
+    profile::timed_gemm(|| {
+        // SAFETY: `gemm::gemm` reads `a`'s element (i, p) at `i·a_rs + p·a_cs` for i < m,
+        // p < k, `b`'s (p, j) likewise for j < n, and writes `dst`'s (i, j) at `i·n + j`.
+        // - In bounds: a stored `rows × cols` block read as stored has strides (cols, 1) and
+        //   read transposed (1, cols), so its largest offset is `(rows−1)·cols + cols−1 =
+        //   rows·cols − 1` either way, and `fits` checked `rows·cols ≤ len` for `a` and `b`
+        //   (without overflow); `dst`'s largest offset is `m·n − 1 < len`, checked likewise.
+        //   The inner dimensions were checked equal, so no read runs past `k`.
+        // - Strides fit `isize`: every stride is at most a slice's length.
+        // - No aliasing: `dst` comes from a `&mut` borrow, `a` and `b` from shared ones, so
+        //   the output overlaps neither input.
+        // - Initialisation: with `read_dst = false` the crate sets α to zero and stores
+        //   without loading (k = 0 included: it writes zeros), so `Out::WriteUninit`'s
+        //   memory is only written, and every element of the `m × n` block is; with
+        //   `read_dst = true` the memory is an initialised `&mut [E]`.
+        // - Types: `E` is `f32` or `f64` (the `Element` impls), which the crate supports; it
+        //   panics on any other type rather than misreading it.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                ptr,
+                1,
+                n as isize,
+                read_dst,
+                a.data.as_ptr(),
+                a_cs,
+                a_rs,
+                b.data.as_ptr(),
+                b_cs,
+                b_rs,
+                alpha,
+                E::ONE,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Rng, Tensor};
+
+    fn naive(a: &[f64], ta: bool, b: &[f64], tb: bool, m: usize, n: usize, k: usize) -> Vec<f64> {
+        let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
+        let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] };
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn close(x: &[f64], y: &[f64]) -> bool {
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-12)
+    }
+
+    #[test]
+    fn every_output_form_and_transpose_agrees_with_the_naive_product() {
+        let mut rng = Rng::seed(11);
+        for &(m, n, k) in &[(1, 1, 1), (3, 2, 5), (17, 9, 33), (70, 64, 100)] {
+            let a = Tensor::<f64>::rand_normal(&[m * k], 0.0, 1.0, &mut rng).to_vec();
+            let b = Tensor::<f64>::rand_normal(&[k * n], 0.0, 1.0, &mut rng).to_vec();
+            let c0 = Tensor::<f64>::rand_normal(&[m * n], 0.0, 1.0, &mut rng).to_vec();
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let am = if ta {
+                    Mat::new(&a, k, m).t()
+                } else {
+                    Mat::new(&a, m, k)
+                };
+                let bm = if tb {
+                    Mat::new(&b, n, k).t()
+                } else {
+                    Mat::new(&b, k, n)
+                };
+                let want = naive(&a, ta, &b, tb, m, n, k);
+                for threads in [Threads::Auto, Threads::Caller] {
+                    let mut w = vec![f64::NAN; m * n];
+                    gemm(Out::Write(&mut w), am, bm, threads);
+                    assert!(close(&w, &want), "write {m}x{n}x{k} {ta} {tb}");
+                    let mut u: Vec<f64> = Vec::with_capacity(m * n);
+                    gemm(Out::WriteUninit(u.spare_capacity_mut()), am, bm, threads);
+                    // SAFETY: `gemm` wrote all m·n elements of the spare capacity.
+                    unsafe { u.set_len(m * n) };
+                    assert!(close(&u, &want), "uninit {m}x{n}x{k} {ta} {tb}");
+                    let mut acc = c0.clone();
+                    gemm(Out::Add(&mut acc), am, bm, threads);
+                    let sum: Vec<f64> = c0.iter().zip(&want).map(|(c, w)| c + w).collect();
+                    assert!(close(&acc, &sum), "add {m}x{n}x{k} {ta} {tb}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_writes_zeros_or_adds_nothing() {
+        let mut w = vec![f32::NAN; 6];
+        gemm(
+            Out::Write(&mut w),
+            Mat::new(&[], 2, 0),
+            Mat::new(&[], 0, 3),
+            Threads::Auto,
+        );
+        assert_eq!(w, vec![0.0; 6]);
+        let mut acc = vec![1.5f32; 6];
+        gemm(
+            Out::Add(&mut acc),
+            Mat::new(&[], 2, 0),
+            Mat::new(&[], 0, 3),
+            Threads::Auto,
+        );
+        assert_eq!(acc, vec![1.5; 6]);
+    }
+
+    fn panics(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let p = std::panic::catch_unwind(f).unwrap_err();
+        p.downcast::<String>().map(|s| *s).unwrap_or_default()
+    }
+
+    #[test]
+    fn short_slices_and_mismatched_dimensions_are_refused_before_the_crate_is_called() {
+        let (a, b) = (vec![1.0f32; 6], vec![1.0f32; 6]);
+        let mut d = vec![0.0f32; 4];
+        gemm(
+            Out::Write(&mut d),
+            Mat::new(&a, 2, 3),
+            Mat::new(&b, 3, 2),
+            Threads::Auto,
+        );
+        assert_eq!(d, vec![3.0; 4], "a fitting product runs");
+        let msg = panics(|| {
+            let mut d = vec![0.0f32; 4];
+            gemm(
+                Out::Write(&mut d),
+                Mat::new(&a, 2, 4),
+                Mat::new(&b, 4, 2),
+                Threads::Auto,
+            );
+        });
+        assert!(msg.starts_with("gemm: a [2, 4] of 6 elements"), "{msg}");
+        let msg = panics(|| {
+            let mut d = vec![0.0f32; 4];
+            gemm(
+                Out::Write(&mut d),
+                Mat::new(&a, 2, 3),
+                Mat::new(&b, 2, 3),
+                Threads::Auto,
+            );
+        });
+        assert!(
+            msg.contains("a [2, 3]") && msg.contains("b [2, 3]"),
+            "{msg}"
+        );
+        let msg = panics(|| {
+            let mut d = vec![0.0f32; 3];
+            gemm(
+                Out::Add(&mut d),
+                Mat::new(&a, 2, 3),
+                Mat::new(&b, 3, 2),
+                Threads::Auto,
+            );
+        });
+        assert!(msg.contains("output [2, 2] does not fit in 3"), "{msg}");
+        let msg = panics(|| {
+            let mut d = vec![0.0f32; 4];
+            let huge = Mat::new(&a, usize::MAX / 2, 3);
+            gemm(Out::Write(&mut d), huge, Mat::new(&b, 3, 2), Threads::Auto);
+        });
+        assert!(
+            msg.starts_with("gemm:"),
+            "an overflowing extent is refused: {msg}"
+        );
+    }
+}
