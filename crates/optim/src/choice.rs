@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::schedule::{
     Constant, Cosine, Exponential, InvSqrt, LrSchedule, ReduceOnPlateau, StepDecay, Warmup,
 };
-use crate::{Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
+use crate::{Adagrad, Adam, AdamW, Nadam, Optimizer, Regularization, RmsProp, Sgd};
 
 /// An optimizer, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +42,8 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW (decoupled weight decay).
     Adamw,
+    /// NAdam: Adam with Nesterov momentum (Dozat 2016).
+    Nadam,
 }
 
 /// The settings an optimizer is built with besides its parameters.
@@ -66,6 +68,7 @@ impl OptimizerKind {
         OptimizerKind::Rmsprop,
         OptimizerKind::Adam,
         OptimizerKind::Adamw,
+        OptimizerKind::Nadam,
     ];
 
     /// The name flags, specs and menus use.
@@ -77,6 +80,7 @@ impl OptimizerKind {
             OptimizerKind::Rmsprop => "rmsprop",
             OptimizerKind::Adam => "adam",
             OptimizerKind::Adamw => "adamw",
+            OptimizerKind::Nadam => "nadam",
         }
     }
 
@@ -89,6 +93,7 @@ impl OptimizerKind {
             OptimizerKind::Rmsprop => "RMSprop",
             OptimizerKind::Adam => "Adam",
             OptimizerKind::Adamw => "AdamW",
+            OptimizerKind::Nadam => "NAdam",
         }
     }
 
@@ -97,6 +102,7 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Sgd | OptimizerKind::Nesterov => 0.05,
             OptimizerKind::Adam | OptimizerKind::Adamw => 0.001,
+            OptimizerKind::Nadam => 0.002,
             OptimizerKind::Adagrad | OptimizerKind::Rmsprop => 0.01,
         }
     }
@@ -136,6 +142,7 @@ impl OptimizerKind {
             OptimizerKind::Adamw => {
                 Box::new(AdamW::new(params, s.lr, s.weight_decay).regularization(reg))
             }
+            OptimizerKind::Nadam => Box::new(Nadam::new(params, s.lr).regularization(reg)),
         }
     }
 }

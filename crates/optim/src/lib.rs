@@ -27,5 +27,5 @@ mod optimizer;
 pub mod schedule;
 
 pub use choice::{OptimizerKind, OptimizerSettings, ScheduleKind, UnknownName};
-pub use optimizer::{blend, Adagrad, Adam, AdamW, Optimizer, Regularization, RmsProp, Sgd};
+pub use optimizer::{blend, Adagrad, Adam, AdamW, Nadam, Optimizer, Regularization, RmsProp, Sgd};
 pub use schedule::LrSchedule;

@@ -718,6 +718,88 @@ impl<E: Element> Adam<E> {
 }
 impl_optimizer!(Adam);
 
+/// NAdam (Dozat 2016, "Incorporating Nesterov Momentum into Adam"): Adam whose first-moment
+/// step looks ahead as Nesterov momentum does, with the momentum schedule
+/// `μ_t = β₁(1 − ½·0.96^{tψ})` (ψ = 0.004) that PyTorch's `NAdam` uses:
+///
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `d = √(v/(1−β₂ᵗ)) + ε`,
+/// `θ ← θ − η(1−μ_t)/(1−Π_{i≤t}μ_i)·g/d − η μ_{t+1}/(1−Π_{i≤t+1}μ_i)·m/d`.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_optim::{Nadam, Optimizer};
+/// use backprop_tensor::Tensor;
+/// let w = Var::parameter(Tensor::<f64>::from_vec(vec![1.0], &[1]));
+/// let mut opt = Nadam::new(vec![("w".into(), w.clone())], 0.1);
+/// opt.step(&w.sum().backward()); // the first step moves θ by about η
+/// assert!((w.item() - 0.9).abs() < 0.02);
+/// ```
+pub struct Nadam<E: Element = f32> {
+    core: Core<E>,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    momentum_decay: f64,
+    /// Π_{i≤t} μ_i after `t` steps, as `(t, product)`.
+    mu_product: (u64, f64),
+}
+
+impl<E: Element> Nadam<E> {
+    /// NAdam with learning rate `lr` and PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8,
+    /// ψ = 0.004).
+    pub fn new(params: Vec<(String, Var<E>)>, lr: f64) -> Self {
+        Nadam {
+            core: Core::new(params, lr, &["exp_avg", "exp_avg_sq"]),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            momentum_decay: 0.004,
+            mu_product: (0, 1.0),
+        }
+    }
+    common_methods!();
+
+    fn mu(&self, t: u64) -> f64 {
+        self.beta1 * (1.0 - 0.5 * 0.96f64.powf(t as f64 * self.momentum_decay))
+    }
+
+    fn do_step(&mut self, grads: &Grads<E>) {
+        let t = self.core.t + 1;
+        if self.mu_product.0 != t - 1 {
+            // resumed from a checkpoint: rebuild the product once
+            self.mu_product = (t - 1, (1..t).map(|i| self.mu(i)).product());
+        }
+        let (mu, mu_next) = (self.mu(t), self.mu(t + 1));
+        let prod = self.mu_product.1 * mu;
+        self.mu_product = (t, prod);
+        let c2 = 1.0 - self.beta2.powi(t as i32);
+        let lr = self.core.lr;
+        let kg = E::from_f64(lr * (1.0 - mu) / (1.0 - prod));
+        let km = E::from_f64(lr * mu_next / (1.0 - prod * mu_next));
+        let (b1, b2, eps) = (
+            E::from_f64(self.beta1),
+            E::from_f64(self.beta2),
+            E::from_f64(self.eps),
+        );
+        let c2 = E::from_f64(c2);
+        self.core.step(grads, |theta, g, st, _| {
+            let (m, v) = st.split_at_mut(1);
+            for (((t, &g), m), v) in theta
+                .iter_mut()
+                .zip(g)
+                .zip(m[0].iter_mut())
+                .zip(v[0].iter_mut())
+            {
+                *m = b1 * *m + (E::ONE - b1) * g;
+                *v = b2 * *v + (E::ONE - b2) * g * g;
+                let d = (*v / c2).sqrt() + eps;
+                *t -= kg * g / d + km * *m / d;
+            }
+        });
+    }
+}
+impl_optimizer!(Nadam);
+
 /// AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
 /// `θ ← θ − ηλθ` and then the Adam step (the decay does not pass through the moment
 /// estimates). Biases are not decayed unless [`Regularization::exclude_bias`] is false.

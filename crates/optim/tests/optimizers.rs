@@ -323,3 +323,26 @@ fn step_blend_equals_a_step_on_the_blended_gradients() {
         );
     }
 }
+
+/// NAdam against PyTorch's `torch.optim.NAdam(lr=0.1)` (defaults otherwise) on
+/// L(w) = Σ ½w³ + w², from w = (1, −2, 0.5): the parameters after each of three steps, as
+/// PyTorch 2.15 printed them in f64. PyTorch keeps the step count as an f32 tensor, so its
+/// μ_t = β₁(1 − ½·0.96^{0.004t}) is rounded at about 1e-8; agreement is to that.
+#[test]
+fn nadam_matches_pytorch() {
+    use backprop_optim::Nadam;
+    let w = Var::parameter(Tensor::<f64>::from_vec(vec![1.0, -2.0, 0.5], &[3]));
+    let mut opt = Nadam::new(vec![("w".into(), w.clone())], 0.1);
+    let expected = [
+        [0.8943548211683644, -2.1056451786052532, 0.39435482163484953],
+        [0.8216837430420229, -2.190468080340638, 0.3269371350058972],
+        [0.7567801705972352, -2.2729988814061257, 0.2697395978740715],
+    ];
+    for want in expected {
+        let loss = w.powf(3.0).mul_scalar(0.5).add(&w.mul(&w)).sum();
+        opt.step(&loss.backward());
+        for (got, want) in w.value().data().iter().zip(want) {
+            assert!((got - want).abs() < 1e-8, "{got} vs {want}");
+        }
+    }
+}
