@@ -12,13 +12,15 @@ use std::path::Path;
 
 use crate::checkpoint::atomic_write;
 
+mod boundary;
 mod chart;
 mod curves;
 mod font;
 mod ticks;
 
-use chart::{LineChart, XAxis};
+pub use boundary::{decision_boundary_png, Labelled, DECISION_BOUNDARY_SIZE, TITLE_STRIP};
 pub use chart::{Chart, YAxis};
+use chart::{LineChart, XAxis};
 pub use curves::{accuracy_chart, loss_chart, training_curves, LOG_LOSS_RATIO};
 
 /// An SVG line chart of named series over epochs 1..=n (NaN points are skipped), with

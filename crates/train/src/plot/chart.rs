@@ -76,16 +76,19 @@ const PLOT_H: u32 = 440;
 
 /// `(lo, hi)` of the finite values, or `None`.
 fn extent(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    v.filter(|v| v.is_finite())
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((a, b)) => Some((a.min(v), b.max(v))),
-        })
+    v.filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((a, b)) => Some((a.min(v), b.max(v))),
+    })
 }
 
 /// Pads `(lo, hi)` by 5 % of its span (or a little around a single value).
 fn padded((lo, hi): (f64, f64), min_pad: f64) -> (f64, f64) {
-    let pad = ((hi - lo) * 0.05).max(if hi > lo { 0.0 } else { min_pad.max(hi.abs() * 0.05) });
+    let pad = ((hi - lo) * 0.05).max(if hi > lo {
+        0.0
+    } else {
+        min_pad.max(hi.abs() * 0.05)
+    });
     (lo - pad, hi + pad)
 }
 
@@ -189,8 +192,8 @@ impl LineChart<'_> {
 
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (PLOT_W + legend_w, PLOT_H))
-                .into_drawing_area();
+            let root =
+                SVGBackend::with_string(&mut svg, (PLOT_W + legend_w, PLOT_H)).into_drawing_area();
             root.fill(&WHITE).map_err(draw_err)?;
             let (left, right) = root.split_horizontally(PLOT_W);
             let mut chart = ChartBuilder::on(&left)

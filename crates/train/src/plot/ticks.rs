@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(t.len(), 4, "{t:?}"); // span 0.84 / 6 → step 0.2
         assert!((t[0] - 0.2).abs() < 1e-12 && (t[3] - 0.8).abs() < 1e-12);
         let (t, d) = linear_ticks(88.0, 100.0, 6);
-        assert_eq!((t.first().copied(), t.last().copied(), d), (Some(88.0), Some(100.0), 0));
+        assert_eq!(
+            (t.first().copied(), t.last().copied(), d),
+            (Some(88.0), Some(100.0), 0)
+        );
     }
 
     #[test]
@@ -99,7 +102,10 @@ mod tests {
         let t = log_ticks(0.03, 3.0);
         let want = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
         assert_eq!(t.len(), want.len(), "{t:?}");
-        assert!(t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{t:?}");
+        assert!(
+            t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{t:?}"
+        );
         assert_eq!(log_label(0.05), "0.05");
         assert_eq!(log_label(200.0), "200");
         assert_eq!(log_label(1e-6), "1e-6");
