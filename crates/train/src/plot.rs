@@ -13,12 +13,14 @@ use std::path::Path;
 use crate::checkpoint::atomic_write;
 
 mod boundary;
+mod caption;
 mod chart;
 mod curves;
 mod font;
 mod ticks;
 
 pub use boundary::{decision_boundary_png, Labelled, DECISION_BOUNDARY_SIZE, TITLE_STRIP};
+pub use caption::{captioned_tile_grid, CAPTION_STRIP};
 pub use chart::{Chart, YAxis};
 use chart::{LineChart, XAxis};
 pub use curves::{accuracy_chart, loss_chart, training_curves, LOG_LOSS_RATIO};

@@ -119,13 +119,13 @@ impl LineChart<'_> {
             })
             .collect();
         let all = || runs.iter().flatten().flatten();
-        let (x0, x1) = extent(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        let (dx0, dx1) = extent(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
         let (x0, x1) = match self.x_axis {
             XAxis::Integer => {
-                let pad = ((x1 - x0) * 0.02).max(0.3);
-                (x0 - pad, x1 + pad)
+                let pad = ((dx1 - dx0) * 0.02).max(0.3);
+                (dx0 - pad, dx1 + pad)
             }
-            XAxis::Real => padded((x0, x1), 0.5),
+            XAxis::Real => padded((dx0, dx1), 0.5),
         };
         let data = extent(all().map(|p| p.1));
         let (lo, hi) = match (y_axis, data) {
@@ -141,7 +141,8 @@ impl LineChart<'_> {
             (YAxis::Log, Some(e)) => padded(e, 0.1),
         };
         let x_ticks: Vec<f64> = match self.x_axis {
-            XAxis::Integer => integer_ticks(x0.ceil() as i64, x1.floor() as i64, 10)
+            // ticks only where there is data: no epoch 0 on a padded axis
+            XAxis::Integer => integer_ticks(dx0.ceil() as i64, dx1.floor() as i64, 10)
                 .into_iter()
                 .map(|t| t as f64)
                 .collect(),
