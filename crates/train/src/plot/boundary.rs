@@ -202,6 +202,7 @@ fn draw_boundary(
 }
 
 type Dot = Circle<(i32, i32), i32>;
+type Ring<C, DB> = ComposedElement<C, DB, Dot, ComposedElement<(i32, i32), DB, Dot, Dot>>;
 
 /// A filled dot with a dark outline.
 fn train_marker<C, DB: DrawingBackend>(
@@ -214,10 +215,7 @@ fn train_marker<C, DB: DrawingBackend>(
 }
 
 /// A hollow ring: white inside, the class colour around it, a dark rim outside.
-fn test_marker<C, DB: DrawingBackend>(
-    at: C,
-    colour: RGBColor,
-) -> ComposedElement<C, DB, Dot, ComposedElement<(i32, i32), DB, Dot, Dot>> {
+fn test_marker<C, DB: DrawingBackend>(at: C, colour: RGBColor) -> Ring<C, DB> {
     EmptyElement::at(at)
         + Circle::new((0, 0), 5, WHITE.filled())
         + Circle::new((0, 0), 4, colour.stroke_width(2))

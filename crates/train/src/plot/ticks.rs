@@ -48,7 +48,7 @@ pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     };
     let every = ((d1 - d0) as usize).div_ceil(8).max(1);
     (d0..=d1)
-        .filter(|d| (d - d0) as usize % every == 0)
+        .filter(|d| ((d - d0) as usize).is_multiple_of(every))
         .flat_map(|d| mantissas.iter().map(move |m| m * 10f64.powi(d)))
         .filter(|&v| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9))
         .collect()
