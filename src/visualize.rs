@@ -70,7 +70,7 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
             let t: Vec<Vec<f32>> = (0..o * c)
                 .map(|k| w.data()[k * kh * kw..(k + 1) * kh * kw].to_vec())
                 .collect();
-            let labels = (0..o * c)
+            let labels: Vec<String> = (0..o * c)
                 .map(|k| match c {
                     1 => format!("filter {k}"),
                     _ => format!("f{} ch{}", k / c, k % c),
@@ -86,7 +86,7 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
             let t: Vec<Vec<f32>> = (0..*o)
                 .map(|k| w.data()[k * i..(k + 1) * i].to_vec())
                 .collect();
-            let labels = (0..*o).map(|k| format!("unit {k}")).collect();
+            let labels: Vec<String> = (0..*o).map(|k| format!("unit {k}")).collect();
             let title = format!(
                 "{layer}: the input weights of its {o} units as {}×{} images (dark = low)",
                 image[1],
@@ -207,7 +207,7 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
             .collect();
         let labels: Vec<String> = best.iter().map(|b| format!("#{}", b.1)).collect();
         let title = format!(
-            "the {} test patches ({kh}×{kw}) that most activate filter {} of {}; label = test input #",
+            "the {} test patches ({kh}×{kw}) that most activate filter {} of {}; under each, the test input it is from",
             patches.len(),
             a.filter,
             layers[pos].0
