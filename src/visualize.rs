@@ -6,6 +6,9 @@
 //! - `top_patches_filter<K>.png`: the input patches, from the test split, that most strongly
 //!   activate filter K of the first conv layer (the lectures' way to see what a filter
 //!   detects).
+//!
+//! Every picture has a title strip saying which layer, which filter and which input it
+//! shows, and a label under each tile where the tiles are wide enough.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +17,7 @@ use anyhow::{anyhow, bail, Result};
 use backprop_autograd::{no_grad, Var};
 use backprop_nn::{Mode, Module};
 use backprop_tensor::Tensor;
-use backprop_train::plot::{tile_grid, write_png};
+use backprop_train::plot::{captioned_tile_grid, write_png};
 use backprop_train::{LayerSpec, ModelSpec};
 use serde_json::json;
 
@@ -60,24 +63,42 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
         .find(|(n, _)| n.ends_with("weight"))
         .ok_or_else(|| anyhow!("the model has no weights to show"))?;
     let w = first.1.value();
-    let (tiles, th, tw) = match w.shape() {
+    let layer = first.0.trim_end_matches(".weight");
+    let (tiles, labels, th, tw, title) = match w.shape() {
         [o, c, kh, kw] => {
             // one tile per (filter, input channel)
             let t: Vec<Vec<f32>> = (0..o * c)
                 .map(|k| w.data()[k * kh * kw..(k + 1) * kh * kw].to_vec())
                 .collect();
-            (t, *kh, *kw)
+            let labels: Vec<String> = (0..o * c)
+                .map(|k| match c {
+                    1 => format!("filter {k}"),
+                    _ => format!("f{} ch{}", k / c, k % c),
+                })
+                .collect();
+            let title = format!(
+                "{layer}: {o} filters × {c} input channel{}, {kh}×{kw}; each tile scaled to its own range (dark = low)",
+                if *c == 1 { "" } else { "s" }
+            );
+            (t, labels, *kh, *kw, title)
         }
         [o, i] if *i == image.iter().product::<usize>() => {
             let t: Vec<Vec<f32>> = (0..*o)
                 .map(|k| w.data()[k * i..(k + 1) * i].to_vec())
                 .collect();
-            (t, image[1], image[2] * image[0])
+            let labels: Vec<String> = (0..*o).map(|k| format!("unit {k}")).collect();
+            let title = format!(
+                "{layer}: the input weights of its {o} units as {}×{} images (dark = low)",
+                image[1],
+                image[2] * image[0]
+            );
+            (t, labels, image[1], image[2] * image[0], title)
         }
         s => bail!("the first layer's weights {s:?} are neither conv kernels nor image-sized rows"),
     };
     let scale = (96 / th.max(tw)).clamp(2, 16);
-    let (rgb, gw, gh) = tile_grid(&tiles, th, tw, scale, 8);
+    let (rgb, gw, gh) =
+        captioned_tile_grid(&title, &tiles, &labels, th, tw, scale, 8).map_err(|e| anyhow!(e))?;
     let p = out.join("filters.png");
     write_png(&p, &rgb, gw, gh).map_err(|e| anyhow!(e))?;
     written.push(p);
@@ -106,7 +127,14 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
                 let maps: Vec<Vec<f32>> = (0..c)
                     .map(|k| v.data()[k * mh * mw..(k + 1) * mh * mw].to_vec())
                     .collect();
-                let (rgb, gw, gh) = tile_grid(&maps, mh, mw, (112 / mh.max(mw)).clamp(2, 8), 8);
+                let labels: Vec<String> = (0..c).map(|k| format!("channel {k}")).collect();
+                let title = format!(
+                    "{name}: its {c} feature maps ({mh}×{mw}) for test input #{}",
+                    a.index
+                );
+                let scale = (112 / mh.max(mw)).clamp(2, 8);
+                let (rgb, gw, gh) = captioned_tile_grid(&title, &maps, &labels, mh, mw, scale, 8)
+                    .map_err(|e| anyhow!(e))?;
                 let p = out.join(format!("feature_maps_{name}.png"));
                 write_png(&p, &rgb, gw, gh).map_err(|e| anyhow!(e))?;
                 written.push(p);
@@ -177,7 +205,16 @@ pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
                 patch
             })
             .collect();
-        let (rgb, gw, gh) = tile_grid(&patches, kh, kw, (64 / kh.max(kw)).clamp(2, 16), 8);
+        let labels: Vec<String> = best.iter().map(|b| format!("#{}", b.1)).collect();
+        let title = format!(
+            "the {} test patches ({kh}×{kw}) that most activate filter {} of {}; under each, the test input it is from",
+            patches.len(),
+            a.filter,
+            layers[pos].0
+        );
+        let scale = (64 / kh.max(kw)).clamp(2, 16);
+        let (rgb, gw, gh) = captioned_tile_grid(&title, &patches, &labels, kh, kw, scale, 8)
+            .map_err(|e| anyhow!(e))?;
         let p = out.join(format!("top_patches_filter{}.png", a.filter));
         write_png(&p, &rgb, gw, gh).map_err(|e| anyhow!(e))?;
         written.push(p);

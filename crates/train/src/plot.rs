@@ -1,17 +1,35 @@
 //! Pictures: line charts of the training curves (SVG) and the decision boundary of a 2-D
 //! classifier with its data points (PNG), like the lectures' "classification problem,
-//! 500 epochs" figure.
+//! 500 epochs" figure, and captioned tile grids of filters and feature maps (PNG).
+//!
+//! Charts are drawn with `plotters` (SVG needs no font; PNG text uses its pure-Rust
+//! `ab_glyph` path with a small DejaVu Sans subset compiled in, see `font.rs`). Tick
+//! positions come from `ticks.rs`, so every axis follows one rule: whole epochs, 1-2-5 steps,
+//! decades on log axes.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::checkpoint::atomic_write;
 
-const PALETTE: [&str; 6] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-];
+mod boundary;
+mod caption;
+mod chart;
+mod curves;
+mod font;
+mod ticks;
 
-/// An SVG line chart of named series over epochs 1..=n (NaN points are skipped).
+pub use boundary::{decision_boundary_png, Labelled, DECISION_BOUNDARY_SIZE, TITLE_STRIP};
+pub use caption::{captioned_tile_grid, CAPTION_STRIP};
+pub use chart::{Chart, YAxis};
+use chart::{LineChart, XAxis};
+pub use curves::{accuracy_chart, loss_chart, training_curves, LOG_LOSS_RATIO};
+
+/// An SVG line chart of named series over epochs 1..=n (NaN points are skipped), with
+/// whole-number epoch ticks. For a run's own curves use [`training_curves`].
+///
+/// # Panics
+/// Only if the compiled-in font is broken.
 pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -> String {
     let xy: Vec<(&str, Vec<(f64, f64)>)> = series
         .iter()
@@ -25,11 +43,14 @@ pub fn line_chart_svg(title: &str, y_label: &str, series: &[(&str, Vec<f64>)]) -
             )
         })
         .collect();
-    xy_chart_svg(title, "epoch", y_label, &xy, false)
+    chart_svg(title, "epoch", y_label, &xy, XAxis::Integer, YAxis::Linear)
 }
 
 /// An SVG chart of named `(x, y)` series (NaN or non-finite points are skipped), with a
 /// logarithmic y axis if `log_y` (non-positive values are then skipped).
+///
+/// # Panics
+/// Only if the compiled-in font is broken.
 ///
 /// ```
 /// use backprop_train::plot::xy_chart_svg;
@@ -43,130 +64,30 @@ pub fn xy_chart_svg(
     series: &[(&str, Vec<(f64, f64)>)],
     log_y: bool,
 ) -> String {
-    // the plot area is 550×310; the legend sits to its right, outside it
-    let legend_w = 10.0
-        + 7.0
-            * series
-                .iter()
-                .map(|(n, _)| n.chars().count())
-                .max()
-                .unwrap_or(0) as f64
-        + 30.0;
-    let (w, h, l, r, t, b) = (640.0 + legend_w, 400.0, 70.0, 20.0 + legend_w, 40.0, 50.0);
-    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0);
-    let ty = |y: f64| if log_y { y.log10() } else { y };
-    let pts: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .filter(ok)
-        .collect();
-    let (mut x0, mut x1, mut lo, mut hi) = pts.iter().fold(
-        (
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ),
-        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(ty(y)), d.max(ty(y))),
-    );
-    if !x0.is_finite() {
-        (x0, x1, lo, hi) = (0.0, 1.0, 0.0, 1.0);
+    let y_axis = if log_y { YAxis::Log } else { YAxis::Linear };
+    chart_svg(title, x_label, y_label, series, XAxis::Real, y_axis)
+}
+
+fn chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    x_axis: XAxis,
+    y_axis: YAxis,
+) -> String {
+    LineChart {
+        title,
+        x_label,
+        y_label,
+        series,
+        x_axis,
+        y_axis,
+        last_in_legend: false,
     }
-    if x1 - x0 < 1e-12 {
-        x1 = x0 + 1.0;
-    }
-    if hi - lo < 1e-12 {
-        hi = lo + 1.0;
-    }
-    let pad = (hi - lo) * 0.05;
-    // never pad a non-negative quantity (a loss, an accuracy) below zero
-    let (lo, hi) = (
-        if !log_y && lo >= 0.0 {
-            (lo - pad).max(0.0)
-        } else {
-            lo - pad
-        },
-        hi + pad,
-    );
-    let x_of = |x: f64| l + (w - l - r) * (x - x0) / (x1 - x0);
-    let y_of = |v: f64| t + (h - t - b) * (1.0 - (ty(v) - lo) / (hi - lo));
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    s += &format!(
-        r#"<rect width="{w}" height="{h}" fill="white"/><text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
-        w / 2.0,
-        esc(title)
-    );
-    for k in 0..=5 {
-        let v = lo + (hi - lo) * k as f64 / 5.0;
-        let y = t + (h - t - b) * (1.0 - k as f64 / 5.0);
-        let label = if log_y {
-            fmt_tick(10f64.powf(v))
-        } else {
-            fmt_tick(v)
-        };
-        s += &format!(
-            r##"<line x1="{l}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            w - r,
-            l - 6.0,
-            y + 4.0,
-            label
-        );
-    }
-    for k in 0..=5 {
-        let v = x0 + (x1 - x0) * k as f64 / 5.0;
-        s += &format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x_of(v),
-            h - b + 18.0,
-            fmt_tick(v)
-        );
-    }
-    s += &format!(
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-        (l + w - r) / 2.0,
-        h - 10.0,
-        esc(x_label)
-    );
-    s += &format!(
-        r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"#,
-        (t + h - b) / 2.0,
-        (t + h - b) / 2.0,
-        esc(y_label)
-    );
-    s += &format!(
-        r#"<rect x="{l}" y="{t}" width="{}" height="{}" fill="none" stroke="black"/>"#,
-        w - l - r,
-        h - t - b
-    );
-    let legend_x = w - r + 12.0;
-    for (k, (name, vals)) in series.iter().enumerate() {
-        let c = PALETTE[k % PALETTE.len()];
-        let path: Vec<String> = vals
-            .iter()
-            .filter(|p| ok(p))
-            .map(|&(x, y)| format!("{:.1},{:.1}", x_of(x), y_of(y)))
-            .collect();
-        if path.len() > 1 {
-            s += &format!(
-                r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
-                path.join(" ")
-            );
-        } else if let Some(p) = path.first() {
-            let (cx, cy) = p.split_once(',').unwrap();
-            s += &format!(r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{c}"/>"#);
-        }
-        let ly = t + 10.0 + 16.0 * k as f64;
-        s += &format!(
-            r#"<line x1="{legend_x}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            legend_x + 20.0,
-            legend_x + 26.0,
-            ly + 4.0,
-            esc(name)
-        );
-    }
-    s + "</svg>\n"
+    .render()
+    .map(|c| c.svg)
+    .expect("the compiled-in plot font draws")
 }
 
 /// A heatmap of `f` over `[x0, x1] × [y0, y1]` (log-scaled, darker is lower) with polyline
@@ -235,22 +156,6 @@ pub fn contour_paths(
         }
     }
     img
-}
-
-fn fmt_tick(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Writes an SVG file atomically.
