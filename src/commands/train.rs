@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use backprop_data::Targets;
+use backprop_data::{Dataset, Targets};
 use backprop_nn::Module;
 use backprop_tensor::Tensor;
-use backprop_train::plot::{decision_boundary, line_chart_svg, write_png, write_svg};
+use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::{
     evaluate, predict_proba, Checkpoint, Evaluation, History, PreparedRun, RunConfig, Stop, Trainer,
 };
@@ -162,49 +162,43 @@ fn announce(run: &PreparedRun) {
 
 /// The training curves and, for 2-D classification, the decision boundary.
 fn write_plots(run: &PreparedRun, history: &History) -> Result<Vec<PathBuf>> {
-    let mut plots = Vec::new();
-    if history.epochs.is_empty() {
+    let name = run.out.file_name().map_or_else(
+        || run.out.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let classification = matches!(run.data.train.targets, Targets::Classes { .. });
+    let mut plots = training_curves(&run.out, &name, history, classification)
+        .map_err(|e| anyhow!(e))?;
+    let Targets::Classes { labels, names } = &run.data.train.targets else {
+        return Ok(plots);
+    };
+    if run.data.train.features() != 2 || history.epochs.is_empty() {
         return Ok(plots);
     }
-    let series = |f: fn(&backprop_train::EpochRecord) -> f64| -> Vec<f64> {
-        history.epochs.iter().map(f).collect()
+    let points = |d: &Dataset| -> Vec<[f32; 2]> {
+        d.x.data().chunks_exact(2).map(|c| [c[0], c[1]]).collect()
     };
-    let lp = run.out.join("loss.svg");
-    let loss = [
-        ("train", series(|r| r.train_loss)),
-        ("validation", series(|r| r.val_loss)),
-    ];
-    write_svg(&lp, &line_chart_svg("loss", "loss", &loss)).map_err(|e| anyhow!(e))?;
-    plots.push(lp);
-    let Targets::Classes { labels, .. } = &run.data.train.targets else {
-        return Ok(plots);
-    };
-    let ap = run.out.join("accuracy.svg");
-    let acc = [
-        ("train", series(|r| r.train_accuracy)),
-        ("validation", series(|r| r.val_accuracy)),
-    ];
-    write_svg(&ap, &line_chart_svg("accuracy", "accuracy", &acc)).map_err(|e| anyhow!(e))?;
-    plots.push(ap);
-    if run.data.train.features() == 2 {
-        let pts: Vec<[f32; 2]> = run
-            .data
-            .train
-            .x
-            .data()
-            .chunks_exact(2)
-            .map(|c| [c[0], c[1]])
-            .collect();
-        let (size, outputs) = (400, run.data.train.outputs());
-        let img = decision_boundary(&pts, labels, size, |grid| {
+    let train_pts = points(&run.data.train);
+    let test = run.data.test.as_ref().and_then(|t| match &t.targets {
+        Targets::Classes { labels, .. } => Some((points(t), labels.clone())),
+        Targets::Values(_) => None,
+    });
+    let outputs = run.data.train.outputs();
+    let path = run.out.join("decision_boundary.png");
+    decision_boundary_png(
+        &path,
+        &format!("{name}: decision boundary after {} epochs", history.epochs.len()),
+        (&train_pts, labels),
+        test.as_ref().map(|(p, l)| (p.as_slice(), l.as_slice())),
+        names.len(),
+        |grid| {
             let x = Tensor::from_vec(grid.to_vec(), &[grid.len() / 2, 2]);
             let p = predict_proba(run.module(), &x);
             p.data().chunks_exact(outputs).map(|c| c.to_vec()).collect()
-        });
-        let bp = run.out.join("decision_boundary.png");
-        write_png(&bp, &img, size, size).map_err(|e| anyhow!(e))?;
-        plots.push(bp);
-    }
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
+    plots.push(path);
     Ok(plots)
 }
 
