@@ -999,12 +999,9 @@ pub fn trace(a: crate::TraceArgs) -> Result<ExitCode> {
             let (spec, _) = model_spec(&m, 0)?;
             // the width the spec's first layer states (through `in` or explicit weights)
             let stated = match spec.layers.first() {
-                Some(backprop_train::LayerSpec::Linear {
-                    inputs: Some(k), ..
-                }) => Some(*k),
-                Some(backprop_train::LayerSpec::Linear {
-                    weight: Some(w), ..
-                }) => w.first().map(Vec::len),
+                Some(backprop_train::LayerSpec::Linear(c)) => c
+                    .inputs
+                    .or_else(|| c.weight.as_ref().and_then(|w| w.first().map(Vec::len))),
                 _ => None,
             };
             if let Some(k) = stated.filter(|&k| k != a.input.len()) {
