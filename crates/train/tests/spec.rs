@@ -257,3 +257,43 @@ fn presets_keep_their_parameter_names() {
         ]
     );
 }
+
+#[test]
+fn trace_prints_the_models_own_activations() {
+    use backprop_train::trace::{trace, TraceCost};
+    let json = r#"{"layers": [
+        {"type": "linear", "in": 2, "out": 3}, {"type": "relu"},
+        {"type": "dropout", "p": 0.5},
+        {"type": "linear", "out": 2}, {"type": "leaky_relu", "slope": 0.2},
+        {"type": "linear", "out": 1}
+    ]}"#;
+    let net = ModelSpec::from_json(json)
+        .unwrap()
+        .build::<f64>(2, Some(1), 4)
+        .unwrap()
+        .model;
+    let t = trace(&net, &[0.5, -1.0], &TraceCost::Squared(vec![0.25]), 0.1).unwrap();
+    let acts: Vec<&str> = t.layers.iter().map(|l| l.activation.as_str()).collect();
+    assert_eq!(acts, ["relu", "leaky_relu", "identity"]);
+    assert!(t.bp1_error < 1e-12 && t.bp2_error < 1e-12);
+    let text = t.to_string();
+    for want in [
+        "a^1 = relu(z^1)",
+        "a^2 = leaky_relu(z^2)",
+        "a^3 = identity(z^3)",
+        "BP1  δ^3 = ∇_a C ⊙ identity′(z^3)",
+        "BP2  δ^2 = ((W^3)ᵀ δ^3) ⊙ leaky_relu′(z^2)",
+        "BP2  δ^1 = ((W^2)ᵀ δ^2) ⊙ relu′(z^1)",
+    ] {
+        assert!(text.contains(want), "the trace lacks {want}:\n{text}");
+    }
+    // not an MLP: softmax is no elementwise activation, a conv is not a linear layer
+    let soft = r#"{"layers": [{"type": "linear", "out": 2}, {"type": "softmax"}]}"#;
+    let net = ModelSpec::from_json(soft)
+        .unwrap()
+        .build::<f64>(2, None, 0)
+        .unwrap()
+        .model;
+    let e = trace(&net, &[0.5, -1.0], &TraceCost::CrossEntropy(1), 0.1).unwrap_err();
+    assert!(e.contains("softmax1 (Softmax)"), "{e}");
+}
