@@ -245,12 +245,7 @@ fn first_conv_geometry(meta: &std::collections::BTreeMap<String, String>) -> Res
     spec.layers
         .iter()
         .find_map(|l| match l {
-            LayerSpec::Conv2d {
-                stride,
-                padding,
-                dilation,
-                ..
-            } => Some((stride.hw(), padding.hw(), dilation.hw())),
+            LayerSpec::Conv2d(c) => Some((c.stride.hw(), c.padding.hw(), c.dilation.hw())),
             _ => None,
         })
         .ok_or_else(|| anyhow!("the model's spec has no conv layer"))

@@ -19,9 +19,12 @@
 //! backpropagation (that is what perceptron learning rules are for).
 
 use backprop_autograd::Var;
-use backprop_tensor::{Element, Tensor};
+use backprop_tensor::{Element, Rng, Tensor};
+use serde::{Deserialize, Serialize};
 
+use crate::layers::BuiltLayer;
 use crate::module::{Mode, Module};
+use crate::spec::{LayerConfig, LayerError};
 
 /// Unit step: 1 for x > 0, ½ at 0, 0 for x < 0. Its gradient is 0 everywhere.
 ///
@@ -182,7 +185,12 @@ pub fn softmax<E: Element>(x: &Var<E>) -> Var<E> {
     x.softmax(-1)
 }
 
-/// A parameter-free activation as a layer.
+/// A parameter-free activation as a layer; the one list of activations.
+///
+/// [`Activation::ALL`] holds every variant with its default parameter, and a spec names an
+/// activation layer by [`Activation::name`] (`{"type": "leaky_relu", "slope": 0.2}`): a
+/// new activation added here is known to the spec parser, the `mlp` preset and the list of
+/// layer types without any other change.
 ///
 /// ```
 /// use backprop_autograd::Var;
@@ -191,6 +199,8 @@ pub fn softmax<E: Element>(x: &Var<E>) -> Var<E> {
 /// let x = Var::constant(Tensor::<f32>::from_vec(vec![-1.0, 0.0, 2.0], &[1, 3]));
 /// assert_eq!(Activation::Relu.forward(&x, Mode::Eval).value().to_vec(), vec![0.0, 0.0, 2.0]);
 /// assert_eq!(Activation::Step.forward(&x, Mode::Eval).value().to_vec(), vec![0.0, 0.5, 1.0]);
+/// assert_eq!(Activation::from_name("leaky-relu"), Some(Activation::LeakyRelu(0.1)));
+/// assert_eq!(Activation::Silu.name(), "silu");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
@@ -218,6 +228,114 @@ pub enum Activation {
     Softmax,
 }
 
+impl Activation {
+    /// Every activation, each with its default parameter (leaky ReLU's slope 0.1 as in the
+    /// lecture, ELU's α = 1), in the order menus list them.
+    pub const ALL: &'static [Activation] = &[
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Identity,
+        Activation::Step,
+        Activation::Sign,
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Softmax,
+        Activation::LeakyRelu(0.1),
+        Activation::Elu(1.0),
+    ];
+
+    /// The name in specs and on the command line: `relu`, `leaky_relu`, ...
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Activation::Step => "step",
+            Activation::Sign => "sign",
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Elu(_) => "elu",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// The activation called `name` (or an accepted alias: `linear` for identity, `swish`
+    /// for SiLU, `leaky-relu`), with its default parameter.
+    ///
+    /// ```
+    /// use backprop_nn::Activation;
+    /// assert_eq!(Activation::from_name("linear"), Some(Activation::Identity));
+    /// assert_eq!(Activation::from_name("elu"), Some(Activation::Elu(1.0)));
+    /// assert_eq!(Activation::from_name("swoosh"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Activation> {
+        let name = match name {
+            "linear" => "identity",
+            "swish" => "silu",
+            "leaky-relu" => "leaky_relu",
+            other => other,
+        };
+        Activation::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    /// The name of its parameter in a spec (`slope`, `alpha`) and its value, if it has one.
+    pub fn param(&self) -> Option<(&'static str, f64)> {
+        match *self {
+            Activation::LeakyRelu(a) => Some(("slope", a)),
+            Activation::Elu(a) => Some(("alpha", a)),
+            _ => None,
+        }
+    }
+
+    /// The same activation with its parameter set to `value` (unchanged if it has none).
+    pub fn with_param(self, value: f64) -> Activation {
+        match self {
+            Activation::LeakyRelu(_) => Activation::LeakyRelu(value),
+            Activation::Elu(_) => Activation::Elu(value),
+            other => other,
+        }
+    }
+
+    /// The lecture's formula for `a = f(z)` and `f′(z)`, for a math panel.
+    ///
+    /// ```
+    /// use backprop_nn::Activation;
+    /// assert!(Activation::Relu.formula().starts_with("a = max(0, z)"));
+    /// ```
+    pub fn formula(&self) -> &'static str {
+        match self {
+            Activation::Step => "a = 1 if z > 0, ½ if z = 0, else 0,  f′(z) = 0",
+            Activation::Sign => "a = sign z,  f′(z) = 0",
+            Activation::Identity => "a = z,  f′(z) = 1",
+            Activation::Sigmoid => "a = σ(z) = 1/(1 + e^−z),  f′(z) = σ(z)(1 − σ(z))",
+            Activation::Tanh => "a = tanh z,  f′(z) = 1 − tanh² z",
+            Activation::Relu => "a = max(0, z),  f′(z) = 1 if z > 0 else 0",
+            Activation::LeakyRelu(_) => "a = z if z > 0 else αz,  f′(z) = 1 if z > 0 else α",
+            Activation::Elu(_) => "a = z if z > 0 else α(e^z − 1),  f′(z) = 1 if z > 0 else αe^z",
+            Activation::Gelu => {
+                "a = ½z(1 + tanh(√(2/π)(z + 0.044715z³))),  f′(z) by the chain rule"
+            }
+            Activation::Silu => "a = z·σ(z),  f′(z) = σ(z)(1 + z(1 − σ(z)))",
+            Activation::Softmax => "a_j = e^{z_j} / Σ_k e^{z_k},  ∂a_i/∂z_j = a_i(δ_ij − a_j)",
+        }
+    }
+
+    /// False for step and sign, whose derivative is zero everywhere: a network using them
+    /// cannot learn by backpropagation.
+    pub fn has_gradient(&self) -> bool {
+        !matches!(self, Activation::Step | Activation::Sign)
+    }
+
+    /// True if each output depends on its own input alone (false for softmax, which mixes
+    /// a sample's features).
+    pub fn is_elementwise(&self) -> bool {
+        !matches!(self, Activation::Softmax)
+    }
+}
+
 impl<E: Element> Module<E> for Activation {
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         match *self {
@@ -233,6 +351,9 @@ impl<E: Element> Module<E> for Activation {
             Activation::Silu => silu(x),
             Activation::Softmax => softmax(x),
         }
+    }
+    fn activation(&self) -> Option<Activation> {
+        Some(*self)
     }
     fn kind(&self) -> String {
         match self {
@@ -300,5 +421,58 @@ impl<E: Element> Module<E> for PRelu<E> {
     }
     fn kind(&self) -> String {
         format!("PReLU({})", self.weight.shape()[0])
+    }
+}
+
+fn quarter() -> f64 {
+    0.25
+}
+
+/// A [`PRelu`] layer's configuration: `{"type": "prelu", "per_channel": true, "init": 0.25}`.
+///
+/// ```
+/// use backprop_nn::{LayerConfig, PReluConfig};
+/// use backprop_tensor::Rng;
+/// let cfg = PReluConfig { per_channel: true, ..Default::default() };
+/// let (p, out) = cfg.build::<f32>(&[6, 4, 4], &mut Rng::seed(0)).unwrap();
+/// assert_eq!((p.num_params(), out), (6, vec![6, 4, 4]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PReluConfig {
+    /// One slope per feature (channel) instead of one shared slope.
+    #[serde(default)]
+    pub per_channel: bool,
+    /// Initial slope (default 0.25, PyTorch's).
+    #[serde(default = "quarter")]
+    pub init: f64,
+}
+
+impl Default for PReluConfig {
+    fn default() -> Self {
+        PReluConfig {
+            per_channel: false,
+            init: quarter(),
+        }
+    }
+}
+
+impl LayerConfig for PReluConfig {
+    const TYPE: &'static str = "prelu";
+    const PREFIX: &'static str = "prelu";
+
+    /// # Shapes
+    /// `[C, ...] → [C, ...]`; per channel, one slope for each of the `C`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let p = if self.per_channel {
+            PRelu::per_channel(in_shape[0], self.init)
+        } else {
+            PRelu::shared(self.init)
+        };
+        Ok((Box::new(p), in_shape.to_vec()))
     }
 }

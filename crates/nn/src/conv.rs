@@ -1,12 +1,62 @@
 //! Convolutional layers: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`],
-//! [`BatchNorm2d`], and [`Reshape`] (flat features to images).
+//! and [`Reshape`] (flat features to images), each with its configuration
+//! ([`Conv2dConfig`], ...) as a spec names it. Batch normalization of images is
+//! [`BatchNorm`](crate::BatchNorm).
 
 use backprop_autograd::Var;
-use backprop_tensor::{Conv2dParams, Element, Pool2dParams, Rng, Tensor};
+use backprop_tensor::{
+    conv2d_output_shape, pool2d_output_shape, Conv2dParams, Element, Pool2dParams, Rng,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
-use crate::layers::{batch_norm, RunningStats};
+use crate::layers::{init_named, BuiltLayer};
 use crate::module::{Mode, Module};
+use crate::spec::{InputKind, LayerConfig, LayerError};
+
+/// A size given as one number (square) or as `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pair {
+    /// The same in both directions.
+    One(usize),
+    /// `[height, width]`.
+    Two([usize; 2]),
+}
+
+impl Pair {
+    /// `(height, width)`.
+    pub fn hw(self) -> (usize, usize) {
+        match self {
+            Pair::One(k) => (k, k),
+            Pair::Two([h, w]) => (h, w),
+        }
+    }
+}
+
+fn pair_one() -> Pair {
+    Pair::One(1)
+}
+fn pair_zero() -> Pair {
+    Pair::One(0)
+}
+fn one_usize() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Checks that a spatial layer gets images `[C, H, W]`.
+fn image_shape(in_shape: &[usize]) -> Result<[usize; 3], LayerError> {
+    match *in_shape {
+        [c, h, w] => Ok([c, h, w]),
+        _ => Err(LayerError::Shape {
+            expects: "needs images [channels, height, width]".into(),
+            shape: in_shape.to_vec(),
+        }),
+    }
+}
 
 /// A 2-D convolution: `y[n, o] = b[o] + Σ_c w[o, c] ⋆ x[n, c]` (cross-correlation), with
 /// stride, zero padding, dilation and groups, computed by im2col + GEMM one image at a time.
@@ -95,9 +145,157 @@ impl<E: Element> Conv2d<E> {
     }
 }
 
+/// A [`Conv2d`] layer's configuration:
+/// `{"type": "conv2d", "out": 6, "kernel": 5, "padding": 2}`.
+///
+/// ```
+/// use backprop_nn::{Conv2dConfig, LayerConfig};
+/// use backprop_tensor::Rng;
+/// let cfg = Conv2dConfig::new(6, 5).with_padding(2);
+/// let (conv, out) = cfg.build::<f32>(&[1, 28, 28], &mut Rng::seed(0)).unwrap();
+/// assert_eq!(out, vec![6, 28, 28]);
+/// assert_eq!(conv.num_params(), 6 * 25 + 6);
+/// let err = Conv2dConfig::new(6, 5).with_inputs(3).build::<f32>(&[1, 28, 28], &mut Rng::seed(0));
+/// assert!(err.is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conv2dConfig {
+    /// Input channels, if stated; checked against the layer before.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<usize>,
+    /// Output channels.
+    pub out: usize,
+    /// Kernel size: `k` or `[kh, kw]`.
+    pub kernel: Pair,
+    /// Stride (default 1).
+    #[serde(default = "pair_one")]
+    pub stride: Pair,
+    /// Zero padding (default 0).
+    #[serde(default = "pair_zero")]
+    pub padding: Pair,
+    /// Dilation (default 1).
+    #[serde(default = "pair_one")]
+    pub dilation: Pair,
+    /// Channel groups (default 1).
+    #[serde(default = "one_usize")]
+    pub groups: usize,
+    /// Whether it has a bias (default true).
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Initializer name (default `lecun_uniform`, PyTorch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+}
+
+impl Conv2dConfig {
+    /// `out` channels with a square `kernel`; stride 1, no padding, dilation 1, one group,
+    /// a bias, PyTorch's initialization.
+    pub fn new(out: usize, kernel: usize) -> Self {
+        Conv2dConfig {
+            inputs: None,
+            out,
+            kernel: Pair::One(kernel),
+            stride: pair_one(),
+            padding: pair_zero(),
+            dilation: pair_one(),
+            groups: 1,
+            bias: true,
+            init: None,
+        }
+    }
+    /// States the input channels.
+    pub fn with_inputs(mut self, channels: usize) -> Self {
+        self.inputs = Some(channels);
+        self
+    }
+    /// Square stride.
+    pub fn with_stride(mut self, s: usize) -> Self {
+        self.stride = Pair::One(s);
+        self
+    }
+    /// Square zero padding.
+    pub fn with_padding(mut self, p: usize) -> Self {
+        self.padding = Pair::One(p);
+        self
+    }
+    /// Square dilation.
+    pub fn with_dilation(mut self, d: usize) -> Self {
+        self.dilation = Pair::One(d);
+        self
+    }
+    /// Channel groups.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+    /// With or without a bias.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// An initializer by name.
+    pub fn with_init(mut self, init: &str) -> Self {
+        self.init = Some(init.to_string());
+        self
+    }
+
+    /// The layer for images `[C, H, W]`, with its output shape.
+    ///
+    /// # Errors
+    /// If the stated channels differ, the groups do not divide the channels, the
+    /// initializer is unknown or the kernel does not fit the (padded) image.
+    pub fn init<E: Element>(
+        &self,
+        in_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<(Conv2d<E>, Vec<usize>), LayerError> {
+        let [c, h, w] = image_shape(in_shape)?;
+        let (out, groups) = (self.out, self.groups);
+        if let Some(k) = self.inputs.filter(|&k| k != c) {
+            return Err(LayerError::Shape {
+                expects: format!("expects {k} input channels"),
+                shape: in_shape.to_vec(),
+            });
+        }
+        if out == 0 || groups == 0 || !c.is_multiple_of(groups) || !out.is_multiple_of(groups) {
+            return Err(LayerError::Invalid(format!("{groups} groups must divide both {c} input and {out} output channels (and out must be at least 1)")));
+        }
+        let init = init_named(self.init.as_deref())?;
+        let (s, p, d) = (self.stride.hw(), self.padding.hw(), self.dilation.hw());
+        let conv = Conv2d::with_groups(c, out, self.kernel.hw(), groups, init, self.bias, rng)
+            .stride(s.0, s.1)
+            .padding(p.0, p.1)
+            .dilation(d.0, d.1);
+        let y = conv2d_output_shape(&[1, c, h, w], &conv.weight.shape(), conv.params)
+            .map_err(|e| LayerError::Invalid(e.to_string()))?;
+        Ok((conv, y[1..].to_vec()))
+    }
+}
+
+impl LayerConfig for Conv2dConfig {
+    const TYPE: &'static str = "conv2d";
+    const PREFIX: &'static str = "conv";
+    const INPUT: InputKind = InputKind::Image;
+
+    /// # Shapes
+    /// `[in, H, W] → [out, HO, WO]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let (conv, out) = self.init::<E>(in_shape, rng)?;
+        Ok((Box::new(conv), out))
+    }
+}
+
 impl<E: Element> Module<E> for Conv2d<E> {
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.conv2d(&self.weight, self.bias.as_ref(), self.params)
+    }
+    fn as_conv2d(&self) -> Option<&Conv2d<E>> {
+        Some(self)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
@@ -157,6 +355,68 @@ impl<E: Element> Module<E> for MaxPool2d {
         pool_kind("MaxPool2d", self.0)
     }
 }
+
+macro_rules! pool_config {
+    ($(#[$doc:meta])* $config:ident, $layer:ident, $ty:literal, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $config {
+            /// Window: `k` or `[kh, kw]`.
+            pub kernel: Pair,
+            /// Stride (default: the window).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub stride: Option<Pair>,
+            /// Padding (default 0).
+            #[serde(default = "pair_zero")]
+            pub padding: Pair,
+        }
+
+        impl $config {
+            /// `k×k` windows with stride `k`, no padding.
+            pub fn new(k: usize) -> Self {
+                $config {
+                    kernel: Pair::One(k),
+                    stride: None,
+                    padding: pair_zero(),
+                }
+            }
+            /// The kernel's parameters.
+            pub fn params(&self) -> Pool2dParams {
+                Pool2dParams {
+                    kernel: self.kernel.hw(),
+                    stride: self.stride.unwrap_or(self.kernel).hw(),
+                    padding: self.padding.hw(),
+                }
+            }
+        }
+
+        impl LayerConfig for $config {
+            const TYPE: &'static str = $ty;
+            const PREFIX: &'static str = $prefix;
+            const INPUT: InputKind = InputKind::Image;
+
+            /// # Shapes
+            /// `[C, H, W] → [C, HO, WO]`.
+            fn build<E: Element>(&self, in_shape: &[usize], _rng: &mut Rng) -> Result<BuiltLayer<E>, LayerError> {
+                let [c, h, w] = image_shape(in_shape)?;
+                let p = self.params();
+                let y = pool2d_output_shape(&[1, c, h, w], p)
+                    .map_err(|e| LayerError::Invalid(e.to_string()))?;
+                Ok((Box::new($layer(p)), y[1..].to_vec()))
+            }
+        }
+    };
+}
+
+pool_config!(
+    /// A [`MaxPool2d`] layer's configuration: `{"type": "max_pool2d", "kernel": 2}`.
+    MaxPool2dConfig, MaxPool2d, "max_pool2d", "pool"
+);
+pool_config!(
+    /// An [`AvgPool2d`] layer's configuration: `{"type": "avg_pool2d", "kernel": 2}`.
+    AvgPool2dConfig, AvgPool2d, "avg_pool2d", "avgpool"
+);
 
 fn pool_kind(name: &str, p: Pool2dParams) -> String {
     let mut k = format!("{name}({}×{}", p.kernel.0, p.kernel.1);
@@ -227,80 +487,25 @@ impl<E: Element> Module<E> for GlobalAvgPool2d {
     }
 }
 
-/// Batch normalization of each channel over the batch and both spatial axes (Ioffe &
-/// Szegedy 2015): `y = γ_c (x − μ_c)/√(σ²_c + ε) + β_c`, with running statistics for
-/// evaluation (momentum 0.1, unbiased running variance, as PyTorch).
-///
-/// Parameters: `weight` (γ), `bias` (β), `[C]`. Buffers: `running_mean`, `running_var`.
-///
-/// # Shapes
-/// `[N, C, H, W] → [N, C, H, W]`.
-///
-/// ```
-/// use backprop_autograd::Var;
-/// use backprop_nn::{BatchNorm2d, Mode, Module};
-/// use backprop_tensor::{Rng, Tensor};
-/// let bn = BatchNorm2d::<f64>::new(3);
-/// let x = Var::constant(Tensor::rand_normal(&[4, 3, 5, 5], 2.0, 3.0, &mut Rng::seed(0)));
-/// let y = bn.forward(&x, Mode::Train).value();
-/// assert!(y.mean_all().item().abs() < 1e-9);
-/// ```
-pub struct BatchNorm2d<E: Element = f32> {
-    /// γ.
-    pub weight: Var<E>,
-    /// β.
-    pub bias: Var<E>,
-    /// Running mean (a buffer).
-    pub running_mean: Var<E>,
-    /// Running variance (a buffer).
-    pub running_var: Var<E>,
-    eps: f64,
-    momentum: f64,
-}
+/// A [`GlobalAvgPool2d`] layer's configuration, `{"type": "global_avg_pool"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalAvgPoolConfig {}
 
-impl<E: Element> BatchNorm2d<E> {
-    /// γ = 1, β = 0, running mean 0, variance 1, ε = 1e-5, momentum 0.1.
-    pub fn new(channels: usize) -> Self {
-        BatchNorm2d {
-            weight: Var::parameter(Tensor::ones(&[channels])),
-            bias: Var::parameter(Tensor::zeros(&[channels])),
-            running_mean: Var::constant(Tensor::zeros(&[channels])),
-            running_var: Var::constant(Tensor::ones(&[channels])),
-            eps: 1e-5,
-            momentum: 0.1,
-        }
-    }
-}
+impl LayerConfig for GlobalAvgPoolConfig {
+    const TYPE: &'static str = "global_avg_pool";
+    const PREFIX: &'static str = "gap";
+    const INPUT: InputKind = InputKind::Image;
 
-impl<E: Element> Module<E> for BatchNorm2d<E> {
-    fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
-        let s = x.shape();
-        let c = self.weight.shape()[0];
-        assert!(
-            s.len() == 4 && s[1] == c,
-            "BatchNorm2d: expects [N, {c}, H, W], got {s:?}"
-        );
-        let r = RunningStats {
-            mean: &self.running_mean,
-            var: &self.running_var,
-            momentum: self.momentum,
-        };
-        batch_norm(x, &self.weight, &self.bias, &r, self.eps, mode)
-    }
-    fn params(&self) -> Vec<(String, Var<E>)> {
-        vec![
-            ("weight".into(), self.weight.clone()),
-            ("bias".into(), self.bias.clone()),
-        ]
-    }
-    fn buffers(&self) -> Vec<(String, Var<E>)> {
-        vec![
-            ("running_mean".into(), self.running_mean.clone()),
-            ("running_var".into(), self.running_var.clone()),
-        ]
-    }
-    fn kind(&self) -> String {
-        format!("BatchNorm2d({})", self.weight.shape()[0])
+    /// # Shapes
+    /// `[C, H, W] → [C]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let [c, _, _] = image_shape(in_shape)?;
+        Ok((Box::new(GlobalAvgPool2d), vec![c]))
     }
 }
 
@@ -325,5 +530,47 @@ impl<E: Element> Module<E> for Reshape {
     }
     fn kind(&self) -> String {
         format!("Reshape({:?})", self.0)
+    }
+    fn is_shape_only(&self) -> bool {
+        true
+    }
+}
+
+/// A [`Reshape`] layer's configuration: `{"type": "reshape", "shape": [1, 28, 28]}`.
+///
+/// ```
+/// use backprop_nn::{LayerConfig, ReshapeConfig};
+/// use backprop_tensor::Rng;
+/// let cfg = ReshapeConfig { shape: vec![1, 28, 28] };
+/// assert_eq!(cfg.build::<f32>(&[784], &mut Rng::seed(0)).unwrap().1, vec![1, 28, 28]);
+/// assert!(cfg.build::<f32>(&[783], &mut Rng::seed(0)).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshapeConfig {
+    /// The new per-sample shape.
+    pub shape: Vec<usize>,
+}
+
+impl LayerConfig for ReshapeConfig {
+    const TYPE: &'static str = "reshape";
+    const PREFIX: &'static str = "reshape";
+
+    /// # Shapes
+    /// `[d...] → shape`, with as many values.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let to = &self.shape;
+        let n: usize = to.iter().product();
+        if to.is_empty() || n != in_shape.iter().product::<usize>() {
+            return Err(LayerError::Shape {
+                expects: format!("reshapes {n} values into {to:?}"),
+                shape: in_shape.to_vec(),
+            });
+        }
+        Ok((Box::new(Reshape(to.clone())), to.clone()))
     }
 }

@@ -70,6 +70,35 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
 }
 
 impl Init {
+    /// The initializers a spec names, in the order error messages list them.
+    pub const NAMES: &'static [&'static str] = &[
+        "lecun_uniform",
+        "he_uniform",
+        "he_normal",
+        "xavier_uniform",
+        "xavier_normal",
+        "zeros",
+    ];
+
+    /// The initializer a spec names (also `default`, `kaiming_*`, `glorot_*`).
+    ///
+    /// ```
+    /// use backprop_nn::Init;
+    /// assert_eq!(Init::from_name("kaiming_uniform"), Some(Init::HeUniform));
+    /// assert_eq!(Init::from_name("orthogonal"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Init> {
+        Some(match name {
+            "lecun_uniform" | "default" => Init::LecunUniform,
+            "he_uniform" | "kaiming_uniform" => Init::HeUniform,
+            "he_normal" | "kaiming_normal" => Init::HeNormal,
+            "xavier_uniform" | "glorot_uniform" => Init::XavierUniform,
+            "xavier_normal" | "glorot_normal" => Init::XavierNormal,
+            "zeros" => Init::Zeros,
+            _ => return None,
+        })
+    }
+
     /// A new tensor of `shape` drawn from this initializer.
     pub fn tensor<E: Element>(&self, shape: &[usize], rng: &mut Rng) -> Tensor<E> {
         let (fi, fo) = fans(shape);

@@ -1,13 +1,189 @@
 //! Layers with parameters or modes: [`Linear`], [`Dropout`], [`LayerNorm`],
-//! [`BatchNorm1d`], [`Maxout`], [`Flatten`].
+//! [`BatchNorm`], [`Maxout`], [`Flatten`], each with its configuration
+//! ([`LinearConfig`], ...) as a spec names it.
 
 use std::sync::Mutex;
 
 use backprop_autograd::Var;
 use backprop_tensor::{Element, Rng, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
 use crate::module::{Mode, Module};
+use crate::spec::{InputKind, LayerConfig, LayerError};
+
+/// The boxed layer and per-sample output shape a [`LayerConfig::build`] returns.
+pub(crate) type BuiltLayer<E> = (Box<dyn Module<E>>, Vec<usize>);
+
+fn yes() -> bool {
+    true
+}
+
+/// Checks that a flat layer gets flat features, and its stated width (`in`) if any;
+/// returns the width.
+pub(crate) fn flat_width(stated: Option<usize>, in_shape: &[usize]) -> Result<usize, LayerError> {
+    let [width] = in_shape else {
+        return Err(LayerError::Shape {
+            expects: "needs flat features [in]".into(),
+            shape: in_shape.to_vec(),
+        });
+    };
+    match stated {
+        Some(k) if k != *width => Err(LayerError::Width {
+            expects: format!("expects {k} inputs"),
+            width: *width,
+        }),
+        _ => Ok(*width),
+    }
+}
+
+/// An initializer by its spec name.
+pub(crate) fn init_named(name: Option<&str>) -> Result<Init, LayerError> {
+    let name = name.unwrap_or("lecun_uniform");
+    Init::from_name(name).ok_or_else(|| {
+        LayerError::Invalid(format!(
+            "unknown init {name:?}; use {}",
+            Init::NAMES.join(", ")
+        ))
+    })
+}
+
+/// A [`Linear`] layer's configuration; in a spec `{"type": "linear", "out": 10, ...}`.
+///
+/// ```
+/// use backprop_nn::{LayerConfig, LinearConfig};
+/// use backprop_tensor::Rng;
+/// let cfg = LinearConfig::new(2).with_bias(false).with_weight(vec![vec![0.1, 0.8], vec![0.4, 0.6]]);
+/// let layer = cfg.init::<f64>(2, &mut Rng::seed(0)).unwrap();
+/// assert_eq!(layer.weight.value().to_vec(), vec![0.1, 0.8, 0.4, 0.6]);
+/// // the width that reaches it must be the stated one
+/// let err = LinearConfig::new(2).with_inputs(3).build::<f32>(&[4], &mut Rng::seed(0)).err().unwrap();
+/// assert_eq!(err.to_string(), "expects 3 inputs but gets 4");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConfig {
+    /// Input width, if stated; checked against the width that reaches the layer.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<usize>,
+    /// Output width.
+    pub out: usize,
+    /// Whether it has a bias (default true).
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Initializer name (default `lecun_uniform`, PyTorch's; see [`Init::from_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// Explicit weights, `[out][in]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Vec<Vec<f64>>>,
+    /// Explicit bias values, `[out]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_values: Option<Vec<f64>>,
+}
+
+impl LinearConfig {
+    /// `out` outputs, with a bias, PyTorch's initialization, the input width inferred.
+    pub fn new(out: usize) -> Self {
+        LinearConfig {
+            inputs: None,
+            out,
+            bias: true,
+            init: None,
+            weight: None,
+            bias_values: None,
+        }
+    }
+    /// States the input width.
+    pub fn with_inputs(mut self, inputs: usize) -> Self {
+        self.inputs = Some(inputs);
+        self
+    }
+    /// With or without a bias.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// An initializer by name (`he_uniform`, ...).
+    pub fn with_init(mut self, init: &str) -> Self {
+        self.init = Some(init.to_string());
+        self
+    }
+    /// Explicit weights, `[out][in]`.
+    pub fn with_weight(mut self, weight: Vec<Vec<f64>>) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+    /// Explicit bias values, `[out]`.
+    pub fn with_bias_values(mut self, bias: Vec<f64>) -> Self {
+        self.bias_values = Some(bias);
+        self
+    }
+
+    /// The layer for `inputs` features: initialized from `rng`, then set to the explicit
+    /// values if there are any.
+    ///
+    /// # Errors
+    /// If `out` is 0, the stated width differs, the initializer is unknown or explicit
+    /// values have the wrong shape.
+    pub fn init<E: Element>(&self, inputs: usize, rng: &mut Rng) -> Result<Linear<E>, LayerError> {
+        let width = flat_width(self.inputs, &[inputs])?;
+        let out = self.out;
+        let bad = |m: String| Err(LayerError::Invalid(m));
+        if out == 0 {
+            return bad("out must be at least 1".into());
+        }
+        let init = init_named(self.init.as_deref())?;
+        let lin = if matches!(init, Init::LecunUniform) && self.bias {
+            Linear::new(width, out, rng)
+        } else {
+            Linear::with_init(width, out, init, self.bias, rng)
+        };
+        if let Some(w) = &self.weight {
+            if w.len() != out || w.iter().any(|r| r.len() != width) {
+                let cols = w.first().map_or(0, |r| r.len());
+                let rows = w.len();
+                return bad(format!(
+                    "weight is {rows}×{cols} but must be {out}×{width} (out × in)"
+                ));
+            }
+            let values = w.iter().flatten().map(|&v| E::from_f64(v)).collect();
+            lin.weight
+                .set_value(Tensor::from_vec(values, &[out, width]));
+        }
+        if let Some(b) = &self.bias_values {
+            let Some(bias) = &lin.bias else {
+                return bad("bias_values given but bias is false".into());
+            };
+            if b.len() != out {
+                return bad(format!(
+                    "bias_values has {} entries but out is {out}",
+                    b.len()
+                ));
+            }
+            let values = b.iter().map(|&v| E::from_f64(v)).collect();
+            bias.set_value(Tensor::from_vec(values, &[out]));
+        }
+        Ok(lin)
+    }
+}
+
+impl LayerConfig for LinearConfig {
+    const TYPE: &'static str = "linear";
+    const PREFIX: &'static str = "fc";
+    const INPUT: InputKind = InputKind::Flat;
+
+    /// # Shapes
+    /// `[in] → [out]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let width = flat_width(self.inputs, in_shape)?;
+        Ok((Box::new(self.init::<E>(width, rng)?), vec![self.out]))
+    }
+}
 
 /// A fully connected layer: `y = x·Wᵀ + b` (the lecture's `z = Wa + b`, one row per sample).
 ///
@@ -94,6 +270,9 @@ impl<E: Element> Linear<E> {
 impl<E: Element> Module<E> for Linear<E> {
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.linear(&self.weight, self.bias.as_ref())
+    }
+    fn as_linear(&self) -> Option<&Linear<E>> {
+        Some(self)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
@@ -182,8 +361,47 @@ impl<E: Element> Module<E> for Dropout {
     fn kind(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
+    fn sample_independent(&self) -> bool {
+        false
+    }
+    fn is_shape_only(&self) -> bool {
+        true
+    }
     fn reseed(&self, seed: u64) {
         *self.rng.lock().unwrap() = Rng::seed(seed);
+    }
+}
+
+/// A [`Dropout`] layer's configuration: `{"type": "dropout", "p": 0.2}`.
+///
+/// ```
+/// use backprop_nn::{DropoutConfig, LayerConfig};
+/// use backprop_tensor::Rng;
+/// let err = DropoutConfig { p: 1.0 }.build::<f32>(&[4], &mut Rng::seed(0)).err().unwrap();
+/// assert!(err.to_string().contains("[0, 1)"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropoutConfig {
+    /// Drop probability, in `[0, 1)`.
+    pub p: f64,
+}
+
+impl LayerConfig for DropoutConfig {
+    const TYPE: &'static str = "dropout";
+    const PREFIX: &'static str = "dropout";
+
+    /// Its masks are seeded from `rng`. # Shapes: any, unchanged.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let p = self.p;
+        if !(0.0..1.0).contains(&p) {
+            return Err(LayerError::Invalid(format!("p = {p} must be in [0, 1)")));
+        }
+        Ok((Box::new(Dropout::new(p, rng.next_u64())), in_shape.to_vec()))
     }
 }
 
@@ -239,6 +457,28 @@ fn normalize<E: Element>(x: &Var<E>, axis: isize, eps: f64) -> (Var<E>, Var<E>, 
     (xhat, mean, var)
 }
 
+/// A [`LayerNorm`]'s configuration, `{"type": "layer_norm"}`: over the last axis of what
+/// reaches it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerNormConfig {}
+
+impl LayerConfig for LayerNormConfig {
+    const TYPE: &'static str = "layer_norm";
+    const PREFIX: &'static str = "ln";
+
+    /// # Shapes
+    /// `[*, features] → [*, features]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let features = in_shape.last().copied().unwrap_or(1);
+        Ok((Box::new(LayerNorm::new(features)), in_shape.to_vec()))
+    }
+}
+
 impl<E: Element> Module<E> for LayerNorm<E> {
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let (xhat, _, _) = normalize(x, -1, self.eps);
@@ -255,52 +495,83 @@ impl<E: Element> Module<E> for LayerNorm<E> {
     }
 }
 
-/// Batch normalization (Ioffe & Szegedy 2015) of each feature over the batch.
+/// Batch normalization (Ioffe & Szegedy 2015): per feature of `[N, C]` inputs over the
+/// batch, per channel of `[N, C, H, W]` images over the batch and both spatial axes.
 ///
 /// Training: `y = γ ⊙ (x − μ_B)/√(σ²_B + ε) + β` with the batch mean and biased variance;
 /// the running statistics move as `r ← (1 − m)·r + m·s` (momentum `m` = 0.1, the running
 /// variance using the unbiased batch variance, as PyTorch does). Evaluation uses the running
 /// statistics instead.
 ///
-/// Parameters: `weight` (γ) and `bias` (β), `[features]`. Buffers: `running_mean`,
-/// `running_var`.
+/// Parameters: `weight` (γ) and `bias` (β), `[C]`. Buffers: `running_mean`,
+/// `running_var` (PyTorch's names).
 ///
 /// # Shapes
-/// `x: [batch, features] → [batch, features]`.
+/// `[N, C] → [N, C]` or `[N, C, H, W] → [N, C, H, W]`.
 ///
 /// ```
 /// use backprop_autograd::Var;
-/// use backprop_nn::{BatchNorm1d, Mode, Module};
-/// use backprop_tensor::Tensor;
-/// let bn = BatchNorm1d::<f64>::new(2);
+/// use backprop_nn::{BatchNorm, Mode, Module};
+/// use backprop_tensor::{Rng, Tensor};
+/// let bn = BatchNorm::<f64>::new(2);
 /// let x = Var::constant(Tensor::from_vec(vec![1.0, 10.0, 3.0, 30.0], &[2, 2]));
 /// let y = bn.forward(&x, Mode::Train).value();
 /// assert!((y.get(&[0, 0]) + 1.0).abs() < 1e-4 && (y.get(&[1, 1]) - 1.0).abs() < 1e-4);
 /// assert!((bn.running_mean.value().to_vec()[0] - 0.2).abs() < 1e-12);
+/// // the same layer type on images, per channel
+/// let bn = BatchNorm::<f64>::for_images(3);
+/// let x = Var::constant(Tensor::rand_normal(&[4, 3, 5, 5], 2.0, 3.0, &mut Rng::seed(0)));
+/// assert!(bn.forward(&x, Mode::Train).value().mean_all().item().abs() < 1e-9);
+/// assert_eq!(bn.kind(), "BatchNorm2d(3)");
 /// ```
-pub struct BatchNorm1d<E: Element = f32> {
-    /// γ, `[features]`.
+pub struct BatchNorm<E: Element = f32> {
+    /// γ, `[C]`.
     pub weight: Var<E>,
-    /// β, `[features]`.
+    /// β, `[C]`.
     pub bias: Var<E>,
-    /// Running mean, `[features]` (a buffer, not learned).
+    /// Running mean, `[C]` (a buffer, not learned).
     pub running_mean: Var<E>,
-    /// Running variance, `[features]` (a buffer, not learned).
+    /// Running variance, `[C]` (a buffer, not learned).
     pub running_var: Var<E>,
     eps: f64,
     momentum: f64,
+    /// The input rank it is for (2 or 4), if fixed.
+    rank: Option<usize>,
 }
 
-impl<E: Element> BatchNorm1d<E> {
-    /// γ = 1, β = 0, running mean 0 and variance 1, ε = 1e-5, momentum 0.1.
-    pub fn new(features: usize) -> Self {
-        BatchNorm1d {
-            weight: Var::parameter(Tensor::ones(&[features])),
-            bias: Var::parameter(Tensor::zeros(&[features])),
-            running_mean: Var::constant(Tensor::zeros(&[features])),
-            running_var: Var::constant(Tensor::ones(&[features])),
+/// Batch normalization of `[N, C]` inputs (the name PyTorch uses).
+pub type BatchNorm1d<E = f32> = BatchNorm<E>;
+/// Batch normalization of `[N, C, H, W]` images (the name PyTorch uses).
+pub type BatchNorm2d<E = f32> = BatchNorm<E>;
+
+impl<E: Element> BatchNorm<E> {
+    /// `channels` features or channels, for `[N, C]` or `[N, C, H, W]` inputs: γ = 1,
+    /// β = 0, running mean 0 and variance 1, ε = 1e-5, momentum 0.1.
+    pub fn new(channels: usize) -> Self {
+        BatchNorm {
+            weight: Var::parameter(Tensor::ones(&[channels])),
+            bias: Var::parameter(Tensor::zeros(&[channels])),
+            running_mean: Var::constant(Tensor::zeros(&[channels])),
+            running_var: Var::constant(Tensor::ones(&[channels])),
             eps: 1e-5,
             momentum: 0.1,
+            rank: None,
+        }
+    }
+
+    /// For `[N, C]` inputs only (summaries call it `BatchNorm1d`).
+    pub fn for_features(features: usize) -> Self {
+        BatchNorm {
+            rank: Some(2),
+            ..Self::new(features)
+        }
+    }
+
+    /// For `[N, C, H, W]` images only (summaries call it `BatchNorm2d`).
+    pub fn for_images(channels: usize) -> Self {
+        BatchNorm {
+            rank: Some(4),
+            ..Self::new(channels)
         }
     }
 
@@ -317,13 +588,18 @@ impl<E: Element> BatchNorm1d<E> {
     }
 }
 
-impl<E: Element> Module<E> for BatchNorm1d<E> {
+impl<E: Element> Module<E> for BatchNorm<E> {
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let shape = x.shape();
+        let c = self.weight.shape()[0];
+        let rank_ok = match self.rank {
+            Some(r) => shape.len() == r,
+            None => shape.len() == 2 || shape.len() == 4,
+        };
         assert!(
-            shape.len() == 2 && shape[1] == self.weight.shape()[0],
-            "BatchNorm1d: expected [batch, {}], got {shape:?}",
-            self.weight.shape()[0]
+            rank_ok && shape[1] == c,
+            "{}: expected [batch, {c}] or [batch, {c}, H, W], got {shape:?}",
+            Module::<E>::kind(self)
         );
         let r = RunningStats {
             mean: &self.running_mean,
@@ -345,7 +621,54 @@ impl<E: Element> Module<E> for BatchNorm1d<E> {
         ]
     }
     fn kind(&self) -> String {
-        format!("BatchNorm1d({})", self.weight.shape()[0])
+        let name = match self.rank {
+            Some(2) => "BatchNorm1d",
+            Some(_) => "BatchNorm2d",
+            None => "BatchNorm",
+        };
+        format!("{name}({})", self.weight.shape()[0])
+    }
+    fn sample_independent(&self) -> bool {
+        false
+    }
+}
+
+/// A [`BatchNorm`]'s configuration, `{"type": "batch_norm"}`: per feature for flat inputs,
+/// per channel for images.
+///
+/// ```
+/// use backprop_nn::{BatchNormConfig, LayerConfig};
+/// use backprop_tensor::Rng;
+/// let (bn, out) = BatchNormConfig {}.build::<f32>(&[8, 5, 5], &mut Rng::seed(0)).unwrap();
+/// assert_eq!((bn.kind(), out), ("BatchNorm2d(8)".to_string(), vec![8, 5, 5]));
+/// assert!(BatchNormConfig {}.build::<f32>(&[8, 5], &mut Rng::seed(0)).is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormConfig {}
+
+impl LayerConfig for BatchNormConfig {
+    const TYPE: &'static str = "batch_norm";
+    const PREFIX: &'static str = "bn";
+
+    /// # Shapes
+    /// `[C] → [C]` or `[C, H, W] → [C, H, W]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let bn = match *in_shape {
+            [c] => BatchNorm::for_features(c),
+            [c, _, _] => BatchNorm::for_images(c),
+            _ => {
+                return Err(LayerError::Shape {
+                    expects: "works on features [C] or images [C, H, W]".into(),
+                    shape: in_shape.to_vec(),
+                })
+            }
+        };
+        Ok((Box::new(bn), in_shape.to_vec()))
     }
 }
 
@@ -356,8 +679,7 @@ pub(crate) struct RunningStats<'a, E: Element> {
     pub(crate) momentum: f64,
 }
 
-/// Batch normalization of `[N, C]` or `[N, C, H, W]` per channel, shared by
-/// [`BatchNorm1d`] and `BatchNorm2d`: the fused training kernel (batch statistics, running
+/// Batch normalization of `[N, C]` or `[N, C, H, W]` per channel: the fused training kernel (batch statistics, running
 /// statistics updated with the unbiased variance), or in evaluation the per-channel affine
 /// map `γ/√(r_var + ε)·x + (β − r_mean·γ/√(r_var + ε))`.
 pub(crate) fn batch_norm<E: Element>(
@@ -441,6 +763,42 @@ impl<E: Element> Maxout<E> {
     }
 }
 
+/// A [`Maxout`] layer's configuration: `{"type": "maxout", "out": 5, "pieces": 3}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxoutConfig {
+    /// Input width, if stated; checked against the width that reaches the layer.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<usize>,
+    /// Output width.
+    pub out: usize,
+    /// Affine maps per unit.
+    pub pieces: usize,
+}
+
+impl LayerConfig for MaxoutConfig {
+    const TYPE: &'static str = "maxout";
+    const PREFIX: &'static str = "maxout";
+    const INPUT: InputKind = InputKind::Flat;
+
+    /// # Shapes
+    /// `[in] → [out]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        let width = flat_width(self.inputs, in_shape)?;
+        if self.out == 0 || self.pieces == 0 {
+            return Err(LayerError::Invalid(
+                "out and pieces must be at least 1".into(),
+            ));
+        }
+        let m = Maxout::new(width, self.out, self.pieces, rng);
+        Ok((Box::new(m), vec![self.out]))
+    }
+}
+
 impl<E: Element> Module<E> for Maxout<E> {
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let z = x.linear(&self.weight, Some(&self.bias));
@@ -488,5 +846,28 @@ impl<E: Element> Module<E> for Flatten {
     }
     fn kind(&self) -> String {
         "Flatten".into()
+    }
+    fn is_shape_only(&self) -> bool {
+        true
+    }
+}
+
+/// A [`Flatten`] layer's configuration, `{"type": "flatten"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlattenConfig {}
+
+impl LayerConfig for FlattenConfig {
+    const TYPE: &'static str = "flatten";
+    const PREFIX: &'static str = "flatten";
+
+    /// # Shapes
+    /// `[d1, d2, ...] → [d1·d2·...]`.
+    fn build<E: Element>(
+        &self,
+        in_shape: &[usize],
+        _rng: &mut Rng,
+    ) -> Result<BuiltLayer<E>, LayerError> {
+        Ok((Box::new(Flatten), vec![in_shape.iter().product()]))
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The building blocks of neural networks on top of `backprop-autograd`: the [`Module`]
 //! trait and containers ([`Sequential`], [`Residual`]), layers ([`Linear`], [`Dropout`],
-//! [`LayerNorm`], [`BatchNorm1d`], [`Maxout`], [`Flatten`]), [`activation`]s, [`loss`]es,
-//! seeded initializers ([`Init`]) and a per-layer [`Summary`].
+//! [`LayerNorm`], [`BatchNorm`], [`Maxout`], [`Flatten`], [`Conv2d`], ...), each with its
+//! configuration beside it ([`LinearConfig`], ...), [`activation`]s, [`loss`]es, seeded
+//! initializers ([`Init`]), the model [`spec`] ([`ModelSpec`]) and a per-layer [`Summary`].
 //!
 //! Everything is generic over the element type (`f32` by default, `f64` for gradient
 //! checks), and every layer's gradients are checked in `f64` in `tests/gradcheck_layers.rs`.
@@ -32,12 +33,20 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod spec;
 pub mod summary;
 
-pub use activation::{Activation, PRelu};
-pub use conv::{AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, MaxPool2d, Reshape};
+pub use activation::{Activation, PRelu, PReluConfig};
+pub use conv::{
+    AvgPool2d, AvgPool2dConfig, Conv2d, Conv2dConfig, GlobalAvgPool2d, GlobalAvgPoolConfig,
+    MaxPool2d, MaxPool2dConfig, Pair, Reshape, ReshapeConfig,
+};
 pub use init::Init;
-pub use layers::{BatchNorm1d, Dropout, Flatten, LayerNorm, Linear, Maxout};
+pub use layers::{
+    BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, Dropout, DropoutConfig, Flatten,
+    FlattenConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Maxout, MaxoutConfig,
+};
 pub use loss::Reduction;
 pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
+pub use spec::{Built, InputKind, LayerConfig, LayerError, LayerSpec, ModelSpec, SpecError};
 pub use summary::{Summary, SummaryRow};

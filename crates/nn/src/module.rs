@@ -3,6 +3,10 @@
 use backprop_autograd::Var;
 use backprop_tensor::Element;
 
+use crate::activation::Activation;
+use crate::conv::Conv2d;
+use crate::layers::Linear;
+
 /// Whether a forward pass is for training or evaluation. Dropout and batch normalization
 /// behave differently in the two; every other layer ignores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,50 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// at the start of each epoch with a seed derived from the run's seed and the epoch, so
     /// a resumed run draws the same masks as an uninterrupted one.
     fn reseed(&self, _seed: u64) {}
+
+    /// True if each sample's output depends on that sample alone and the layer draws no
+    /// random numbers, so a batch may be split and its halves computed apart. False for
+    /// dropout (random masks) and batch norm (batch statistics); a container is sample
+    /// independent if all its children are (the default).
+    ///
+    /// ```
+    /// use backprop_nn::{BatchNorm, Dropout, Linear, Module, Residual, Sequential};
+    /// use backprop_tensor::Rng;
+    /// let mut rng = Rng::seed(0);
+    /// let plain = Sequential::<f32>::new().add("fc1", Linear::new(2, 2, &mut rng));
+    /// assert!(plain.sample_independent());
+    /// let nested = Sequential::<f32>::new().add("res", Residual::new(
+    ///     Sequential::new().add("bn", BatchNorm::new(2))));
+    /// assert!(!nested.sample_independent());
+    /// assert!(!Module::<f32>::sample_independent(&Dropout::new(0.5, 1)));
+    /// ```
+    fn sample_independent(&self) -> bool {
+        self.children()
+            .into_iter()
+            .all(|(_, c)| c.sample_independent())
+    }
+
+    /// The layer as a [`Linear`], if it is one.
+    fn as_linear(&self) -> Option<&Linear<E>> {
+        None
+    }
+
+    /// The layer as a [`Conv2d`], if it is one.
+    fn as_conv2d(&self) -> Option<&Conv2d<E>> {
+        None
+    }
+
+    /// The activation, if the layer is a parameter-free [`Activation`].
+    fn activation(&self) -> Option<Activation> {
+        None
+    }
+
+    /// True if in evaluation the layer only rearranges or passes on its input, with no
+    /// arithmetic and no parameters: flatten, reshape, and dropout (the identity in
+    /// evaluation).
+    fn is_shape_only(&self) -> bool {
+        false
+    }
 }
 
 /// Mixes a seed with an index (SplitMix64 finaliser), for deriving per-layer and

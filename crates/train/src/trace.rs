@@ -1,7 +1,8 @@
 //! One step of backpropagation in the lectures' notation.
 //!
 //! For a network of layers `z^l = W^l a^{l−1} + b^l`, `a^l = σ(z^l)` (a linear layer and the
-//! elementwise activation after it; none means the identity), one input `x = a^0` and a
+//! elementwise activation after it; none means the identity; the printed trace names each
+//! layer's own activation, `a^l = relu(z^l)`, instead of σ), one input `x = a^0` and a
 //! target `y`, [`trace`] records the forward pass (`z^l`, `a^l`), the errors
 //! `δ^l = ∂C/∂z^l` taken from the autodiff engine, `σ'(z^l)`, the gradients `∂C/∂b^l = δ^l`
 //! (BP3) and `∂C/∂W^l = δ^l (a^{l−1})ᵀ` (BP4), and the parameters after one gradient step
@@ -11,7 +12,7 @@
 use std::fmt;
 
 use backprop_autograd::Var;
-use backprop_nn::{Mode, Module, Sequential};
+use backprop_nn::{Activation, Mode, Module, Sequential};
 use backprop_tensor::Tensor;
 use serde::Serialize;
 
@@ -31,13 +32,14 @@ pub struct TraceLayer {
     pub index: usize,
     /// The linear layer's name, e.g. `fc1`.
     pub linear: String,
-    /// The activation's name (`identity` when none follows).
+    /// The activation's name as a spec writes it (`relu`, `sigmoid`; `identity` when none
+    /// follows).
     pub activation: String,
     /// `z^l`.
     pub z: Vec<f64>,
-    /// `a^l = σ(z^l)`.
+    /// `a^l = f(z^l)`, with `f` the layer's activation.
     pub a: Vec<f64>,
-    /// `σ'(z^l)`.
+    /// `f′(z^l)` (the lectures' `σ'(z^l)`).
     pub sigma_prime: Vec<f64>,
     /// `δ^l = ∂C/∂z^l`.
     pub delta: Vec<f64>,
@@ -97,30 +99,22 @@ pub fn trace(
     let layers: Vec<(&str, &dyn Module<f64>)> = model.layers().collect();
     let mut groups: Vec<(usize, Option<usize>)> = Vec::new();
     for (i, (name, l)) in layers.iter().enumerate() {
-        let params = l.params();
-        let is_linear = params
-            .first()
-            .is_some_and(|(n, p)| n == "weight" && p.shape().len() == 2)
-            && l.kind().starts_with("Linear");
-        if is_linear {
+        if l.as_linear().is_some() {
             groups.push((i, None));
-        } else if params.is_empty()
-            && l.kind() != "Flatten"
-            && !l.kind().starts_with("Reshape")
-            && !l.kind().starts_with("Dropout")
-        {
+        } else if l.activation().is_some_and(|a| a.is_elementwise()) {
             match groups.last_mut() {
                 Some((_, act @ None)) => *act = Some(i),
                 _ => return Err(format!("layer {name} ({}) does not follow a linear layer; trace works on linear layers each followed by at most one activation", l.kind())),
             }
-        } else if !params.is_empty() {
+        } else if !l.is_shape_only() {
             return Err(format!("layer {name} ({}) is not a linear layer or an elementwise activation; trace works on MLPs", l.kind()));
         }
     }
     if groups.is_empty() {
         return Err("the model has no linear layer to trace".into());
     }
-    let inputs = layers[groups[0].0].1.params()[0].1.shape()[1];
+    let linear = |li: usize| layers[li].1.as_linear().expect("grouped as linear");
+    let inputs = linear(groups[0].0).in_features();
     if x.len() != inputs {
         return Err(format!(
             "the input has {} values but the model takes {inputs}",
@@ -188,14 +182,14 @@ pub fn trace(
     };
     let mut out_layers = Vec::new();
     for (l, (&(li, ai), z)) in groups.iter().zip(&zs).enumerate() {
-        let params = layers[li].1.params();
-        let w = params[0].1.value();
-        let b = params.get(1).map(|(_, b)| b.value());
+        let lin = linear(li);
+        let w = lin.weight.value();
+        let b = lin.bias.as_ref().map(|b| b.value());
         let gw = grads
-            .get(&params[0].1)
+            .get(&lin.weight)
             .cloned()
             .unwrap_or_else(|| w.zeros_like());
-        let gb = params.get(1).map(|(_, p)| {
+        let gb = lin.bias.as_ref().map(|p| {
             grads
                 .get(p)
                 .cloned()
@@ -204,7 +198,11 @@ pub fn trace(
         out_layers.push(TraceLayer {
             index: l + 1,
             linear: layers[li].0.to_string(),
-            activation: ai.map_or("identity".to_string(), |k| layers[k].1.kind()),
+            activation: ai
+                .and_then(|k| layers[k].1.activation())
+                .unwrap_or(Activation::Identity)
+                .name()
+                .to_string(),
             z: z.value().to_vec(),
             a: acts[l + 1].value().to_vec(),
             sigma_prime: sigma_prime(ai, z),
@@ -295,8 +293,9 @@ impl fmt::Display for Trace {
             writeln!(f, "    z^{} = {rhs} = {}", l.index, fmt_vec(&l.z))?;
             writeln!(
                 f,
-                "    a^{} = σ(z^{}) = {}",
+                "    a^{} = {}(z^{}) = {}",
                 l.index,
+                l.activation,
                 l.index,
                 fmt_vec(&l.a)
             )?;
@@ -304,14 +303,11 @@ impl fmt::Display for Trace {
         writeln!(f, "\ncost {}\n  C = {:.6}", self.cost, self.cost_value)?;
         let last = self.layers.last().unwrap();
         writeln!(f, "\nbackward pass")?;
-        writeln!(f, "  BP1  δ^{L} = ∇_a C ⊙ σ'(z^{L})", L = last.index)?;
+        let (act, l) = (&last.activation, last.index);
+        writeln!(f, "  BP1  δ^{l} = ∇_a C ⊙ {act}′(z^{l})")?;
         writeln!(f, "       ∇_a C     = {}", fmt_vec(&self.grad_output))?;
-        writeln!(
-            f,
-            "       σ'(z^{})   = {}",
-            last.index,
-            fmt_vec(&last.sigma_prime)
-        )?;
+        let sp = fmt_vec(&last.sigma_prime);
+        writeln!(f, "       {act}′(z^{l}) = {sp}")?;
         writeln!(
             f,
             "       δ^{}       = {}",
@@ -319,20 +315,10 @@ impl fmt::Display for Trace {
             fmt_vec(&last.delta)
         )?;
         for l in self.layers.iter().rev().skip(1) {
-            writeln!(
-                f,
-                "  BP2  δ^{} = ((W^{})ᵀ δ^{}) ⊙ σ'(z^{})",
-                l.index,
-                l.index + 1,
-                l.index + 1,
-                l.index
-            )?;
-            writeln!(
-                f,
-                "       σ'(z^{})   = {}",
-                l.index,
-                fmt_vec(&l.sigma_prime)
-            )?;
+            let (act, k, next) = (&l.activation, l.index, l.index + 1);
+            writeln!(f, "  BP2  δ^{k} = ((W^{next})ᵀ δ^{next}) ⊙ {act}′(z^{k})")?;
+            let sp = fmt_vec(&l.sigma_prime);
+            writeln!(f, "       {act}′(z^{k}) = {sp}")?;
             writeln!(f, "       δ^{}       = {}", l.index, fmt_vec(&l.delta))?;
         }
         writeln!(

@@ -270,36 +270,36 @@ fn invalid_specs_are_rejected_with_the_layer_named() {
         r#"{"layers": [{"type": "linear", "out": 4}, {"type": "convolution"}]}"#,
     )
     .unwrap_err()
-    .0;
+    .to_string();
     assert!(
         e.contains("layer 2") && e.contains("unknown layer type \"convolution\""),
         "{e}"
     );
     let s = ModelSpec::from_json(r#"{"layers": [{"type": "linear", "out": 4}, {"type": "relu"}, {"type": "linear", "in": 5, "out": 2}]}"#).unwrap();
-    let e = s.build::<f32>(3, Some(2), 0).err().unwrap().0;
+    let e = s.build::<f32>(3, Some(2), 0).err().unwrap().to_string();
     assert!(
         e.contains("layer 3 (linear)") && e.contains("expects 5 inputs but layer 2 gives 4"),
         "{e}"
     );
     let s = ModelSpec::from_json(r#"{"layers": [{"type": "linear", "out": 4}]}"#).unwrap();
-    let e = s.build::<f32>(3, Some(10), 0).err().unwrap().0;
+    let e = s.build::<f32>(3, Some(10), 0).err().unwrap().to_string();
     assert!(e.contains("gives 4 outputs but the data needs 10"), "{e}");
     let s = ModelSpec::from_json(
         r#"{"layers": [{"type": "linear", "out": 2, "weight": [[1, 2, 3]]}]}"#,
     )
     .unwrap();
-    let e = s.build::<f32>(3, None, 0).err().unwrap().0;
+    let e = s.build::<f32>(3, None, 0).err().unwrap().to_string();
     assert!(
         e.contains("layer 1 (linear)") && e.contains("must be 2×3"),
         "{e}"
     );
     let e = ModelSpec::from_json(r#"{"layers": [{"type": "dropout"}]}"#)
         .unwrap_err()
-        .0;
+        .to_string();
     assert!(e.contains("layer 1 (dropout)") && e.contains("p"), "{e}");
     let e = ModelSpec::from_toml("[[layers]]\ntype = \"linear\"\nout = 3\nbias = \"yes\"\n")
         .unwrap_err()
-        .0;
+        .to_string();
     assert!(e.contains("layer 1 (linear)"), "{e}");
 }
 
@@ -399,7 +399,7 @@ fn s_err(s: &ModelSpec, inputs: usize, image: Option<[usize; 3]>) -> String {
     s.build_shaped::<f32>(inputs, image, None, 0)
         .err()
         .unwrap()
-        .0
+        .to_string()
 }
 
 #[test]
