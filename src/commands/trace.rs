@@ -55,12 +55,9 @@ fn from_spec(spec_name: &str, a: &TraceArgs) -> Result<Traced> {
     let spec = model_choice(&m)?.spec(0).map_err(flag_error)?;
     // the width the spec's first layer states (through `in` or explicit weights)
     let stated = match spec.layers.first() {
-        Some(backprop_train::LayerSpec::Linear {
-            inputs: Some(k), ..
-        }) => Some(*k),
-        Some(backprop_train::LayerSpec::Linear {
-            weight: Some(w), ..
-        }) => w.first().map(Vec::len),
+        Some(backprop_train::LayerSpec::Linear(c)) => c
+            .inputs
+            .or_else(|| c.weight.as_ref().and_then(|w| w.first().map(Vec::len))),
         _ => None,
     };
     if let Some(k) = stated.filter(|&k| k != a.input.len()) {

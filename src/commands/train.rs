@@ -167,8 +167,8 @@ fn write_plots(run: &PreparedRun, history: &History) -> Result<Vec<PathBuf>> {
         |n| n.to_string_lossy().into_owned(),
     );
     let classification = matches!(run.data.train.targets, Targets::Classes { .. });
-    let mut plots = training_curves(&run.out, &name, history, classification)
-        .map_err(|e| anyhow!(e))?;
+    let mut plots =
+        training_curves(&run.out, &name, history, classification).map_err(|e| anyhow!(e))?;
     let Targets::Classes { labels, names } = &run.data.train.targets else {
         return Ok(plots);
     };
@@ -187,7 +187,10 @@ fn write_plots(run: &PreparedRun, history: &History) -> Result<Vec<PathBuf>> {
     let path = run.out.join("decision_boundary.png");
     decision_boundary_png(
         &path,
-        &format!("{name}: decision boundary after {} epochs", history.epochs.len()),
+        &format!(
+            "{name}: decision boundary after {} epochs",
+            history.epochs.len()
+        ),
         (&train_pts, labels),
         test.as_ref().map(|(p, l)| (p.as_slice(), l.as_slice())),
         names.len(),

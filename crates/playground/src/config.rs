@@ -8,8 +8,20 @@ use serde::{Deserialize, Serialize};
 /// The input features a network can be given, computed from a point (x₁, x₂).
 pub const FEATURES: [&str; 7] = ["x1", "x2", "x1sq", "x2sq", "x1x2", "sinx1", "sinx2"];
 
-/// The hidden-layer activations on offer.
-pub const ACTIVATIONS: [&str; 6] = ["relu", "tanh", "sigmoid", "linear", "leaky_relu", "elu"];
+/// The hidden-layer activations on offer: every elementwise activation with a gradient,
+/// from the library's one list.
+pub fn activations() -> impl Iterator<Item = backprop_nn::Activation> {
+    backprop_nn::Activation::ALL
+        .iter()
+        .copied()
+        .filter(|a| a.has_gradient() && a.is_elementwise())
+}
+
+/// Whether `name` is an activation on offer.
+fn activation_offered(name: &str) -> bool {
+    backprop_nn::Activation::from_name(name)
+        .is_some_and(|a| activations().any(|b| b.name() == a.name()))
+}
 
 /// The classification sets with two classes.
 pub const BINARY_SETS: [&str; 4] = ["circle", "xor", "gauss", "spiral"];
@@ -50,7 +62,7 @@ pub mod limits {
 pub struct LayerConfig {
     /// Its width.
     pub neurons: usize,
-    /// Its activation, one of [`ACTIVATIONS`].
+    /// Its activation, one of [`activations`].
     pub activation: String,
 }
 
@@ -227,11 +239,14 @@ impl Config {
         count("layers", self.layers.len(), 0, MAX_LAYERS)?;
         for (i, l) in self.layers.iter().enumerate() {
             count(&format!("layers[{i}].neurons"), l.neurons, 1, MAX_NEURONS)?;
-            one_of(
-                &format!("layers[{i}].activation"),
-                &l.activation,
-                &ACTIVATIONS,
-            )?;
+            if !activation_offered(&l.activation) {
+                let names: Vec<&str> = activations().map(|a| a.name()).collect();
+                return Err(format!(
+                    "layers[{i}].activation: {:?} is not one of {}",
+                    l.activation,
+                    names.join(", ")
+                ));
+            }
         }
         within("dropout", self.dropout, 0.0, 0.9)?;
         if !(self.learning_rate.is_finite()
@@ -265,6 +280,8 @@ fn activation_label(name: &str) -> String {
         "relu" => "ReLU".into(),
         "elu" => "ELU".into(),
         "leaky_relu" => "Leaky ReLU".into(),
+        "gelu" => "GELU".into(),
+        "silu" => "SiLU".into(),
         other => {
             let mut c = other.chars();
             c.next()
@@ -283,9 +300,8 @@ pub fn options() -> serde_json::Value {
         .iter()
         .map(|l| serde_json::json!({"name": l, "label": l.label(), "needs_classes": l.needs_classes()}))
         .collect();
-    let activations: Vec<_> = ACTIVATIONS
-        .iter()
-        .map(|a| serde_json::json!({"name": a, "label": activation_label(a)}))
+    let activations: Vec<_> = activations()
+        .map(|a| serde_json::json!({"name": a.name(), "label": activation_label(a.name()), "formula": a.formula()}))
         .collect();
     serde_json::json!({"optimizers": optimizers, "losses": losses, "activations": activations})
 }

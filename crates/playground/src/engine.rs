@@ -119,16 +119,10 @@ fn train_config(cfg: &Config) -> TrainConfig {
     }
 }
 
-/// The lecture's formula for an activation, for the math panel.
+/// The lecture's formula for an activation, for the math panel, from the activation's own
+/// definition.
 fn formula(name: &str) -> String {
-    match name {
-        "relu" => "a = max(0, z),  f′(z) = 1 if z > 0 else 0".into(),
-        "tanh" => "a = tanh z,  f′(z) = 1 − tanh² z".into(),
-        "sigmoid" => "a = σ(z) = 1/(1 + e^−z),  f′(z) = σ(z)(1 − σ(z))".into(),
-        "leaky_relu" => "a = z if z > 0 else αz,  f′(z) = 1 or α".into(),
-        "elu" => "a = z if z > 0 else e^z − 1,  f′(z) = 1 or e^z".into(),
-        _ => "a = z,  f′(z) = 1".into(),
-    }
+    backprop_nn::Activation::from_name(name).map_or_else(String::new, |a| a.formula().to_string())
 }
 
 /// f′(z) of an elementwise activation layer, by the autodiff engine: ∂a/∂z at z.

@@ -185,15 +185,6 @@ impl Held<'_> {
     }
 }
 
-/// True if every sample's loss depends on that sample alone and no layer draws random
-/// numbers: no batch statistics (batch norm), no dropout masks. Then a batch's mean gradient
-/// is the size-weighted mean of its halves' gradients, and the halves can run on two cores.
-fn sample_independent(m: &dyn Module<f32>) -> bool {
-    let kind = m.kind();
-    !(kind.contains("BatchNorm") || kind.contains("Dropout"))
-        && m.children().into_iter().all(|(_, c)| sample_independent(c))
-}
-
 /// Splits a batch so that each half keeps at least this many samples.
 const MIN_SHARD: usize = 16;
 
@@ -263,7 +254,7 @@ impl<'m> Trainer<'m> {
 
     fn holding(model: Held<'m>, config: TrainConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let shardable = sample_independent(model.get());
+        let shardable = model.get().sample_independent();
         let optimizer = config
             .optimizer
             .build(model.get().params(), &config.optimizer_settings());
@@ -293,7 +284,7 @@ impl<'m> Trainer<'m> {
 
     /// One batch's forward and backward pass: its mean loss, how many samples it classified
     /// right, and the gradients. Models whose samples are independent (see
-    /// [`sample_independent`]) split the batch in two halves computed side by side on the
+    /// [`Module::sample_independent`]) split the batch in two halves computed side by side on the
     /// thread pool and combine their gradients weighted by size; the split does not depend
     /// on the number of threads, so neither do the results.
     fn forward_backward(&self, x: Tensor<f32>, targets: &BatchTargets) -> (f64, usize, StepGrads) {
