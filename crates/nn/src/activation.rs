@@ -14,6 +14,7 @@
 //! | softmax | e^{x_j} / Σ_k e^{x_k} along the last axis | J = diag(p) − ppᵀ |
 //! | GELU (tanh form) | ½x(1 + tanh(√(2/π)(x + 0.044715x³))) | by autodiff |
 //! | SiLU / swish | x·σ(x) | σ(x)(1 + x(1−σ(x))) |
+//! | softplus | ln(1 + eˣ) | σ(x) |
 //!
 //! The step and sign functions have no useful gradient: a network using them cannot learn by
 //! backpropagation (that is what perceptron learning rules are for).
@@ -171,6 +172,26 @@ pub fn silu<E: Element>(x: &Var<E>) -> Var<E> {
     x.mul(&x.sigmoid())
 }
 
+/// Softplus ln(1 + eˣ), a smooth ReLU; softplus′ = σ. Computed as max(x, 0) + ln(1 + e^{−|x|})
+/// so that it does not overflow for large x (for very negative x its absolute error is that
+/// of ln(1 + ε), about one ulp of 1).
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// let x = Var::constant(Tensor::<f64>::from_vec(vec![-30.0, 0.0, 2.0, 100.0], &[4]));
+/// let y = backprop_nn::activation::softplus(&x).value().to_vec();
+/// assert!((y[1] - 2f64.ln()).abs() < 1e-15);
+/// assert!((y[2] - (1.0 + 2f64.exp()).ln()).abs() < 1e-15);
+/// assert!((y[0] - (-30f64).exp()).abs() < 1e-15 && y[3] == 100.0);
+/// ```
+pub fn softplus<E: Element>(x: &Var<E>) -> Var<E> {
+    // max(x, 0) written as (x + |x|)/2: its gradient at 0 is ½, which with the ln term's −½
+    // gives σ(0) = ½ exactly
+    let pos = x.add(&x.abs()).mul_scalar(E::from_f64(0.5));
+    pos.add(&x.abs().neg().exp().add_scalar(E::ONE).log())
+}
+
 /// Softmax along the last axis.
 ///
 /// ```
@@ -224,6 +245,8 @@ pub enum Activation {
     Gelu,
     /// x·σ(x).
     Silu,
+    /// ln(1 + eˣ).
+    Softplus,
     /// Softmax over the last axis.
     Softmax,
 }
@@ -240,6 +263,7 @@ impl Activation {
         Activation::Sign,
         Activation::Gelu,
         Activation::Silu,
+        Activation::Softplus,
         Activation::Softmax,
         Activation::LeakyRelu(0.1),
         Activation::Elu(1.0),
@@ -258,6 +282,7 @@ impl Activation {
             Activation::Elu(_) => "elu",
             Activation::Gelu => "gelu",
             Activation::Silu => "silu",
+            Activation::Softplus => "softplus",
             Activation::Softmax => "softmax",
         }
     }
@@ -319,6 +344,7 @@ impl Activation {
                 "a = ½z(1 + tanh(√(2/π)(z + 0.044715z³))),  f′(z) by the chain rule"
             }
             Activation::Silu => "a = z·σ(z),  f′(z) = σ(z)(1 + z(1 − σ(z)))",
+            Activation::Softplus => "a = ln(1 + e^z),  f′(z) = σ(z) = 1/(1 + e^−z)",
             Activation::Softmax => "a_j = e^{z_j} / Σ_k e^{z_k},  ∂a_i/∂z_j = a_i(δ_ij − a_j)",
         }
     }
@@ -349,6 +375,7 @@ impl<E: Element> Module<E> for Activation {
             Activation::Elu(a) => elu(x, a),
             Activation::Gelu => gelu(x),
             Activation::Silu => silu(x),
+            Activation::Softplus => softplus(x),
             Activation::Softmax => softmax(x),
         }
     }

@@ -44,7 +44,7 @@ fn every_activation_round_trips_through_its_name_and_a_spec() {
         Activation::from_name("leaky-relu"),
         Some(Activation::LeakyRelu(0.1))
     );
-    assert_eq!(Activation::from_name("softplus"), None);
+    assert_eq!(Activation::from_name("swoosh"), None);
     // in a spec, "linear" is the linear layer, not the identity
     let spec = ModelSpec::from_json(r#"{"layers": [{"type": "linear", "out": 2}]}"#).unwrap();
     assert!(matches!(spec.layers[0], LayerSpec::Linear(_)));
@@ -64,6 +64,7 @@ fn activation_facts_come_from_the_one_list() {
             "sign",
             "gelu",
             "silu",
+            "softplus",
             "softmax",
             "leaky_relu",
             "elu"
