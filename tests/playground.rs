@@ -187,7 +187,7 @@ fn bad_requests_are_refused_with_a_message() {
     bad(
         "POST",
         post,
-        r#"{"layers": [{"neurons": 2, "activation": "swish"}]}"#,
+        r#"{"layers": [{"neurons": 2, "activation": "swoosh"}]}"#,
         400,
         "activation",
     );
