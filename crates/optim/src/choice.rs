@@ -200,7 +200,7 @@ pub enum ScheduleKind {
     Step {
         /// Epochs between decays (at least 1).
         epochs: usize,
-        /// Factor, in (0, 1].
+        /// Factor, positive.
         gamma: f64,
     },
     /// ×gamma per epoch, applied smoothly per step.
@@ -238,13 +238,18 @@ impl ScheduleKind {
     /// Names the parameter and its range.
     pub fn validate(&self) -> Result<(), String> {
         let unit = |name: &str, v: f64, open_top: bool| {
-            let ok = v.is_finite() && v > 0.0 && if open_top { v < 1.0 } else { v <= 1.0 };
+            // a factor per step may also grow (γ > 1); a plateau factor must shrink
+            let ok = v.is_finite() && v > 0.0 && (!open_top || v < 1.0);
             if ok {
                 Ok(())
             } else {
                 Err(format!(
-                    "{name} {v} must be in (0, 1{}",
-                    if open_top { ")" } else { "]" }
+                    "{name} {v} must be {}",
+                    if open_top {
+                        "in (0, 1)"
+                    } else {
+                        "a positive number"
+                    }
                 ))
             }
         };
@@ -427,7 +432,7 @@ mod tests {
             ("step:3", "takes 2"),
             ("step:3:0", "GAMMA"),
             ("step:x:0.5", "whole number"),
-            ("exp:1.5", "GAMMA"),
+            ("exp:0", "GAMMA"),
             ("plateau:0:0.5", "PATIENCE"),
             ("plateau:2:1", "FACTOR"),
             ("cosine:3", "takes 0"),

@@ -324,7 +324,7 @@ mod tests {
         bad(|c| c.layers = vec![c.layers[0].clone(); 7], "layers");
         bad(|c| c.layers[0].neurons = 9, "layers[0].neurons");
         bad(
-            |c| c.layers[1].activation = "swish".into(),
+            |c| c.layers[1].activation = "swoosh".into(),
             "layers[1].activation",
         );
         bad(|c| c.learning_rate = f64::NAN, "learning_rate");
