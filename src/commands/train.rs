@@ -64,8 +64,19 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
     let config = run_config(&a)?;
     config.validate().map_err(flag_error)?;
-    ensure_writable(&config.out_dir())?;
-    let run = config.prepare().map_err(flag_error)?;
+    let out = config.out_dir();
+    let created = !out.exists();
+    ensure_writable(&out)?;
+    let run = match config.prepare().map_err(flag_error) {
+        Ok(run) => run,
+        Err(e) => {
+            // a run that never started leaves no empty directory behind
+            if created {
+                let _ = std::fs::remove_dir(&out);
+            }
+            return Err(e);
+        }
+    };
     let mut trainer = Trainer::new(run.module(), run.config.clone()).map_err(flag_error)?;
     if a.resume {
         resume(&mut trainer, &run, a.json)?;
