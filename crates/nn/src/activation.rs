@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::BuiltLayer;
 use crate::module::{Mode, Module};
-use crate::spec::{LayerConfig, LayerError};
+use crate::spec::{LayerConfig, LayerError, LayerPlan};
 
 /// Unit step: 1 for x > 0, ½ at 0, 0 for x < 0. Its gradient is 0 everywhere.
 ///
@@ -495,11 +495,26 @@ impl LayerConfig for PReluConfig {
         in_shape: &[usize],
         _rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
+        self.plan(in_shape)?;
         let p = if self.per_channel {
             PRelu::per_channel(in_shape[0], self.init)
         } else {
             PRelu::shared(self.init)
         };
         Ok((Box::new(p), in_shape.to_vec()))
+    }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let params = match (self.per_channel, in_shape.first()) {
+            (false, _) => 1,
+            (true, Some(&c)) => c as u64,
+            (true, None) => {
+                return Err(LayerError::Shape {
+                    expects: "needs a channel axis for one slope per channel".into(),
+                    shape: in_shape.to_vec(),
+                })
+            }
+        };
+        Ok(LayerPlan::new(in_shape.to_vec(), params))
     }
 }

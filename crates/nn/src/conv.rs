@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::init::Init;
 use crate::layers::{init_named, BuiltLayer};
 use crate::module::{Mode, Module};
-use crate::spec::{InputKind, LayerConfig, LayerError};
+use crate::spec::{add_counts, count, InputKind, LayerConfig, LayerError, LayerPlan};
 
 /// A size given as one number (square) or as `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +288,36 @@ impl LayerConfig for Conv2dConfig {
         let (conv, out) = self.init::<E>(in_shape, rng)?;
         Ok((Box::new(conv), out))
     }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let [c, h, w] = image_shape(in_shape)?;
+        let (out, groups) = (self.out, self.groups);
+        if let Some(k) = self.inputs.filter(|&k| k != c) {
+            return Err(LayerError::Shape {
+                expects: format!("expects {k} input channels"),
+                shape: in_shape.to_vec(),
+            });
+        }
+        if out == 0 || groups == 0 || !c.is_multiple_of(groups) || !out.is_multiple_of(groups) {
+            return Err(LayerError::Invalid(format!("{groups} groups must divide both {c} input and {out} output channels (and out must be at least 1)")));
+        }
+        init_named(self.init.as_deref())?;
+        let (kh, kw) = self.kernel.hw();
+        let weight = [out, c / groups, kh, kw];
+        let params = Conv2dParams {
+            stride: self.stride.hw(),
+            padding: self.padding.hw(),
+            dilation: self.dilation.hw(),
+            groups,
+        };
+        let y = conv2d_output_shape(&[1, c, h, w], &weight, params)
+            .map_err(|e| LayerError::Invalid(e.to_string()))?;
+        let bias = if self.bias { out as u64 } else { 0 };
+        Ok(LayerPlan::new(
+            y[1..].to_vec(),
+            add_counts(count(&weight)?, bias)?,
+        ))
+    }
 }
 
 impl<E: Element> Module<E> for Conv2d<E> {
@@ -399,11 +429,15 @@ macro_rules! pool_config {
             /// # Shapes
             /// `[C, H, W] → [C, HO, WO]`.
             fn build<E: Element>(&self, in_shape: &[usize], _rng: &mut Rng) -> Result<BuiltLayer<E>, LayerError> {
+                let out = self.plan(in_shape)?.out_shape;
+                Ok((Box::new($layer(self.params())), out))
+            }
+
+            fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
                 let [c, h, w] = image_shape(in_shape)?;
-                let p = self.params();
-                let y = pool2d_output_shape(&[1, c, h, w], p)
+                let y = pool2d_output_shape(&[1, c, h, w], self.params())
                     .map_err(|e| LayerError::Invalid(e.to_string()))?;
-                Ok((Box::new($layer(p)), y[1..].to_vec()))
+                Ok(LayerPlan::new(y[1..].to_vec(), 0))
             }
         }
     };
@@ -507,6 +541,11 @@ impl LayerConfig for GlobalAvgPoolConfig {
         let [c, _, _] = image_shape(in_shape)?;
         Ok((Box::new(GlobalAvgPool2d), vec![c]))
     }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let [c, _, _] = image_shape(in_shape)?;
+        Ok(LayerPlan::new(vec![c], 0))
+    }
 }
 
 /// Reshapes each sample: `[N, d...] → [N, shape...]` (e.g. flat MNIST pixels to
@@ -563,14 +602,19 @@ impl LayerConfig for ReshapeConfig {
         in_shape: &[usize],
         _rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
+        let out = self.plan(in_shape)?.out_shape;
+        Ok((Box::new(Reshape(out.clone())), out))
+    }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
         let to = &self.shape;
-        let n: usize = to.iter().product();
-        if to.is_empty() || n != in_shape.iter().product::<usize>() {
+        let n = count(to)?;
+        if to.is_empty() || to.contains(&0) || n != count(in_shape)? {
             return Err(LayerError::Shape {
                 expects: format!("reshapes {n} values into {to:?}"),
                 shape: in_shape.to_vec(),
             });
         }
-        Ok((Box::new(Reshape(to.clone())), to.clone()))
+        Ok(LayerPlan::new(to.clone(), 0))
     }
 }

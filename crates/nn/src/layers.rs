@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
 use crate::module::{Mode, Module};
-use crate::spec::{InputKind, LayerConfig, LayerError};
+use crate::spec::{add_counts, count, InputKind, LayerConfig, LayerError, LayerPlan};
 
 /// The boxed layer and per-sample output shape a [`LayerConfig::build`] returns.
 pub(crate) type BuiltLayer<E> = (Box<dyn Module<E>>, Vec<usize>);
@@ -182,6 +182,16 @@ impl LayerConfig for LinearConfig {
     ) -> Result<BuiltLayer<E>, LayerError> {
         let width = flat_width(self.inputs, in_shape)?;
         Ok((Box::new(self.init::<E>(width, rng)?), vec![self.out]))
+    }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let width = flat_width(self.inputs, in_shape)?;
+        if self.out == 0 {
+            return Err(LayerError::Invalid("out must be at least 1".into()));
+        }
+        let bias = if self.bias { self.out as u64 } else { 0 };
+        let params = add_counts(count(&[self.out, width])?, bias)?;
+        Ok(LayerPlan::new(vec![self.out], params))
     }
 }
 
@@ -403,6 +413,16 @@ impl LayerConfig for DropoutConfig {
         }
         Ok((Box::new(Dropout::new(p, rng.next_u64())), in_shape.to_vec()))
     }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        if !(0.0..1.0).contains(&self.p) {
+            return Err(LayerError::Invalid(format!(
+                "p = {} must be in [0, 1)",
+                self.p
+            )));
+        }
+        Ok(LayerPlan::new(in_shape.to_vec(), 0))
+    }
 }
 
 /// Layer normalization (Ba et al. 2016) over the last axis:
@@ -476,6 +496,11 @@ impl LayerConfig for LayerNormConfig {
     ) -> Result<BuiltLayer<E>, LayerError> {
         let features = in_shape.last().copied().unwrap_or(1);
         Ok((Box::new(LayerNorm::new(features)), in_shape.to_vec()))
+    }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let features = in_shape.last().copied().unwrap_or(1);
+        Ok(LayerPlan::new(in_shape.to_vec(), count(&[features, 2])?))
     }
 }
 
@@ -658,17 +683,23 @@ impl LayerConfig for BatchNormConfig {
         in_shape: &[usize],
         _rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
+        self.plan(in_shape)?;
         let bn = match *in_shape {
             [c] => BatchNorm::for_features(c),
-            [c, _, _] => BatchNorm::for_images(c),
-            _ => {
-                return Err(LayerError::Shape {
-                    expects: "works on features [C] or images [C, H, W]".into(),
-                    shape: in_shape.to_vec(),
-                })
-            }
+            _ => BatchNorm::for_images(in_shape[0]),
         };
         Ok((Box::new(bn), in_shape.to_vec()))
+    }
+
+    /// γ and β are parameters; the running mean and variance (as many again) are buffers.
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        match *in_shape {
+            [c] | [c, _, _] => Ok(LayerPlan::new(in_shape.to_vec(), count(&[c, 2])?)),
+            _ => Err(LayerError::Shape {
+                expects: "works on features [C] or images [C, H, W]".into(),
+                shape: in_shape.to_vec(),
+            }),
+        }
     }
 }
 
@@ -797,6 +828,18 @@ impl LayerConfig for MaxoutConfig {
         let m = Maxout::new(width, self.out, self.pieces, rng);
         Ok((Box::new(m), vec![self.out]))
     }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        let width = flat_width(self.inputs, in_shape)?;
+        if self.out == 0 || self.pieces == 0 {
+            return Err(LayerError::Invalid(
+                "out and pieces must be at least 1".into(),
+            ));
+        }
+        let rows = count(&[self.out, self.pieces])?;
+        let params = add_counts(count(&[self.out, self.pieces, width])?, rows)?;
+        Ok(LayerPlan::new(vec![self.out], params))
+    }
 }
 
 impl<E: Element> Module<E> for Maxout<E> {
@@ -868,6 +911,10 @@ impl LayerConfig for FlattenConfig {
         in_shape: &[usize],
         _rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
-        Ok((Box::new(Flatten), vec![in_shape.iter().product()]))
+        Ok((Box::new(Flatten), self.plan(in_shape)?.out_shape))
+    }
+
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+        Ok(LayerPlan::new(vec![count(in_shape)? as usize], 0))
     }
 }

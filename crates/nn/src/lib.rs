@@ -48,5 +48,8 @@ pub use layers::{
 };
 pub use loss::Reduction;
 pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
-pub use spec::{Built, InputKind, LayerConfig, LayerError, LayerSpec, ModelSpec, SpecError};
+pub use spec::{
+    Built, InputKind, LayerConfig, LayerError, LayerPlan, LayerSpec, ModelPlan, ModelSpec,
+    PlannedLayer, SpecError,
+};
 pub use summary::{Summary, SummaryRow};

@@ -68,6 +68,53 @@ pub trait LayerConfig: Serialize + DeserializeOwned {
         in_shape: &[usize],
         rng: &mut Rng,
     ) -> Result<(Box<dyn Module<E>>, Vec<usize>), LayerError>;
+
+    /// Checks the per-sample input shape and works out the output shape and the number of
+    /// parameters without allocating anything: what a model's memory estimate reads before
+    /// [`LayerConfig::build`] runs.
+    ///
+    /// # Errors
+    /// As [`LayerConfig::build`], and if a size does not fit in 64 bits.
+    fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError>;
+}
+
+/// What a layer makes of its input, worked out without allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerPlan {
+    /// The per-sample output shape.
+    pub out_shape: Vec<usize>,
+    /// Trainable parameters.
+    pub params: u64,
+}
+
+impl LayerPlan {
+    /// A layer with `params` parameters giving `out_shape`.
+    pub fn new(out_shape: Vec<usize>, params: u64) -> LayerPlan {
+        LayerPlan { out_shape, params }
+    }
+}
+
+/// The product of `sizes`, or an error if it does not fit in 64 bits (a size read from a
+/// user's spec is never multiplied unchecked).
+///
+/// ```
+/// assert_eq!(backprop_nn::spec::count(&[3, 4, 5]).unwrap(), 60);
+/// assert!(backprop_nn::spec::count(&[1 << 40, 1 << 40]).is_err());
+/// ```
+///
+/// # Errors
+/// On overflow.
+pub fn count(sizes: &[usize]) -> Result<u64, LayerError> {
+    sizes
+        .iter()
+        .try_fold(1u64, |acc, &s| acc.checked_mul(s as u64))
+        .ok_or_else(|| LayerError::Invalid(format!("sizes {sizes:?} multiply to more than 2^64")))
+}
+
+/// `a + b` for parameter counts, or an error on overflow.
+pub(crate) fn add_counts(a: u64, b: u64) -> Result<u64, LayerError> {
+    a.checked_add(b)
+        .ok_or_else(|| LayerError::Invalid("the parameter count exceeds 2^64".into()))
 }
 
 /// Why a layer configuration cannot be built on the input that reaches it.
@@ -250,6 +297,18 @@ macro_rules! layer_specs {
                 }
             }
 
+            /// Works out the layer's output shape and parameter count without building it
+            /// (see [`LayerConfig::plan`]).
+            ///
+            /// # Errors
+            /// If the shape does not fit or a setting is out of range.
+            pub fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
+                match self {
+                    $(LayerSpec::$variant(c) => c.plan(in_shape),)*
+                    LayerSpec::Activation(_) => Ok(LayerPlan::new(in_shape.to_vec(), 0)),
+                }
+            }
+
             fn serialize_tagged<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let ty = self.type_name();
                 match self {
@@ -395,6 +454,111 @@ pub struct Built<E: Element = f32> {
     pub model: Sequential<E>,
     /// Output width.
     pub outputs: usize,
+}
+
+/// One layer of a [`ModelPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLayer {
+    /// Its name in the built model (`fc1`, `conv2`, ...).
+    pub name: String,
+    /// Its `type`.
+    pub type_name: &'static str,
+    /// Its position in the spec, from 1; `None` for a flatten or reshape the spec inserts.
+    pub index: Option<usize>,
+    /// The per-sample shape that reaches it.
+    pub in_shape: Vec<usize>,
+    /// The per-sample shape it gives.
+    pub out_shape: Vec<usize>,
+    /// Trainable parameters.
+    pub params: u64,
+}
+
+impl PlannedLayer {
+    /// "layer 2 (linear fc1, [784] → [1000])", or "flatten1" for an inserted layer.
+    pub fn describe(&self) -> String {
+        match self.index {
+            Some(n) => format!(
+                "layer {n} ({} {}, {:?} → {:?})",
+                self.type_name, self.name, self.in_shape, self.out_shape
+            ),
+            None => format!("{} ({:?} → {:?})", self.name, self.in_shape, self.out_shape),
+        }
+    }
+}
+
+/// A spec checked against the data's shape, every layer worked out but nothing allocated
+/// (see [`ModelSpec::plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPlan {
+    /// The layers as they will be built, inserted flatten/reshape layers included.
+    pub layers: Vec<PlannedLayer>,
+}
+
+impl ModelPlan {
+    /// Trainable parameters (the plan checked that the sum fits in 64 bits).
+    pub fn params(&self) -> u64 {
+        self.layers.iter().map(|l| l.params).sum()
+    }
+
+    /// The output width.
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.out_shape[0])
+    }
+
+    /// Values each sample's forward pass keeps for the backward pass: every layer's output.
+    pub fn values_per_sample(&self) -> u128 {
+        self.layers
+            .iter()
+            .map(|l| l.out_shape.iter().map(|&d| d as u128).product::<u128>())
+            .sum()
+    }
+
+    /// Bytes of the parameters alone, with `elem` bytes per value.
+    pub fn parameter_bytes(&self, elem: usize) -> u128 {
+        self.params() as u128 * elem as u128
+    }
+
+    /// Bytes training needs, estimated: parameters, their gradients and `optimizer_slots`
+    /// values of optimizer state per parameter, and for a batch of `batch` samples every
+    /// layer's output, its gradient and one working copy.
+    pub fn training_bytes(&self, elem: usize, optimizer_slots: usize, batch: usize) -> u128 {
+        let per_param = 2 + optimizer_slots as u128;
+        let activations = self.values_per_sample() * batch as u128 * 3;
+        (self.params() as u128 * per_param + activations) * elem as u128
+    }
+
+    /// The layer with the most parameters.
+    pub fn largest(&self) -> Option<&PlannedLayer> {
+        self.layers.iter().max_by_key(|l| l.params)
+    }
+
+    /// Refuses `needed` bytes (for `what`, e.g. "parameters alone") when this machine has
+    /// less memory available, naming the largest layer, before anything is allocated.
+    ///
+    /// # Errors
+    /// [`SpecError::Invalid`] saying how much is needed and available.
+    pub fn check_fits(&self, needed: u128, what: &str) -> Result<(), SpecError> {
+        let Some(available) = backprop_tensor::memory::available_bytes() else {
+            return Ok(());
+        };
+        if needed <= available as u128 {
+            return Ok(());
+        }
+        let human = backprop_tensor::memory::human_bytes;
+        let largest = self.largest().map_or(String::new(), |l| {
+            format!(
+                "; the largest is {} with {} parameters",
+                l.describe(),
+                l.params
+            )
+        });
+        Err(SpecError::Invalid(format!(
+            "the model is too large for this machine ({what}): about {} needed, {} available ({} parameters{largest})",
+            human(needed),
+            human(available as u128),
+            self.params()
+        )))
+    }
 }
 
 impl ModelSpec {
@@ -569,8 +733,60 @@ impl ModelSpec {
         outputs: Option<usize>,
         seed: u64,
     ) -> Result<Built<E>, SpecError> {
+        let plan = self.plan(inputs, image, outputs)?;
+        plan.check_fits(
+            plan.parameter_bytes(std::mem::size_of::<E>()),
+            "parameters alone",
+        )?;
         let mut rng = Rng::seed(seed);
         let mut net = Sequential::<E>::new();
+        for step in &plan.layers {
+            let layer: Box<dyn Module<E>> = match step.index {
+                None if step.type_name == FlattenConfig::TYPE => Box::new(Flatten),
+                None => Box::new(Reshape(step.out_shape.clone())),
+                Some(n) => {
+                    let l = &self.layers[n - 1];
+                    let (layer, out_shape) = l
+                        .build::<E>(&step.in_shape, &mut rng)
+                        .map_err(|e| SpecError::layer(n, l.type_name(), e.in_spec(n)))?;
+                    debug_assert_eq!(out_shape, step.out_shape, "layer {n}'s plan");
+                    layer
+                }
+            };
+            net.push(&step.name, layer);
+        }
+        Ok(Built {
+            model: net,
+            outputs: plan.outputs(),
+        })
+    }
+
+    /// Checks the spec against the data's shape and works out every layer's name, shapes
+    /// and parameter count without allocating: what [`ModelSpec::build_shaped`] builds,
+    /// and what a memory estimate reads. Flat samples meet a spatial layer through an
+    /// inserted `reshape` to `image`, images meet a flat layer through an inserted
+    /// `flatten`.
+    ///
+    /// ```
+    /// use backprop_nn::ModelSpec;
+    /// let plan = ModelSpec::lenet5(10).plan(784, Some([1, 28, 28]), Some(10)).unwrap();
+    /// assert_eq!(plan.params(), 61_706);
+    /// assert_eq!(plan.layers[0].name, "reshape1"); // inserted in front of conv1
+    /// let huge = ModelSpec::mlp(&[1 << 40], "relu", 0.0, 10).unwrap();
+    /// assert!(huge.plan(1 << 30, None, None).is_err()); // 2^70 weights do not even count
+    /// let big = ModelSpec::mlp(&[1 << 20], "relu", 0.0, 10).unwrap();
+    /// assert_eq!(big.plan(1 << 20, None, None).unwrap().params(), (1 << 40) + (1 << 20) + 10 * (1 << 20) + 10);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ModelSpec::build_shaped`].
+    pub fn plan(
+        &self,
+        inputs: usize,
+        image: Option<[usize; 3]>,
+        outputs: Option<usize>,
+    ) -> Result<ModelPlan, SpecError> {
+        let mut layers = Vec::new();
         let mut shape: Vec<usize> = vec![inputs];
         let mut counts = std::collections::HashMap::<&str, usize>::new();
         let mut name_for = |prefix: &'static str| {
@@ -581,16 +797,15 @@ impl ModelSpec {
         for (i, l) in self.layers.iter().enumerate() {
             let n = i + 1;
             let err = |e: LayerError| SpecError::layer(n, l.type_name(), e.in_spec(n));
-            match l.input() {
-                InputKind::Flat if shape.len() > 1 => {
-                    net.push(&name_for(FlattenConfig::PREFIX), Box::new(Flatten));
-                    shape = vec![shape.iter().product()];
-                }
+            let inserted = match l.input() {
+                InputKind::Flat if shape.len() > 1 => Some((
+                    FlattenConfig::TYPE,
+                    FlattenConfig::PREFIX,
+                    vec![count(&shape).map_err(err)? as usize],
+                )),
                 InputKind::Image if shape.len() != 3 => match image {
-                    Some(img) if shape.len() == 1 && img.iter().product::<usize>() == shape[0] => {
-                        let reshape = Box::new(Reshape(img.to_vec()));
-                        net.push(&name_for(ReshapeConfig::PREFIX), reshape);
-                        shape = img.to_vec();
+                    Some(img) if shape.len() == 1 && count(&img).ok() == Some(shape[0] as u64) => {
+                        Some((ReshapeConfig::TYPE, ReshapeConfig::PREFIX, img.to_vec()))
                     }
                     _ => {
                         let e = LayerError::Shape {
@@ -605,11 +820,27 @@ impl ModelSpec {
                         ));
                     }
                 },
-                _ => {}
+                _ => None,
+            };
+            if let Some((type_name, prefix, out_shape)) = inserted {
+                layers.push(PlannedLayer {
+                    name: name_for(prefix),
+                    type_name,
+                    index: None,
+                    in_shape: std::mem::replace(&mut shape, out_shape.clone()),
+                    out_shape,
+                    params: 0,
+                });
             }
-            let (layer, out_shape) = l.build::<E>(&shape, &mut rng).map_err(err)?;
-            net.push(&name_for(l.prefix()), layer);
-            shape = out_shape;
+            let p = l.plan(&shape).map_err(err)?;
+            layers.push(PlannedLayer {
+                name: name_for(l.prefix()),
+                type_name: l.type_name(),
+                index: Some(n),
+                in_shape: std::mem::replace(&mut shape, p.out_shape.clone()),
+                out_shape: p.out_shape,
+                params: p.params,
+            });
         }
         if shape.len() != 1 {
             return Err(SpecError::Invalid(format!("the last layer gives samples of shape {shape:?}; end with flatten and a linear layer")));
@@ -620,10 +851,12 @@ impl ModelSpec {
                 "the last layer gives {width} outputs but the data needs {o} (one per class, or one per regression target)"
             )));
         }
-        Ok(Built {
-            model: net,
-            outputs: width,
-        })
+        let plan = ModelPlan { layers };
+        plan.layers
+            .iter()
+            .try_fold(0u64, |acc, l| add_counts(acc, l.params))
+            .map_err(|e| SpecError::Invalid(e.to_string()))?;
+        Ok(plan)
     }
 
     /// LeNet-5 as in the lecture figure, with ReLU and max pooling: conv 6@5×5 (padding 2

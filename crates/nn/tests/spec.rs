@@ -405,3 +405,43 @@ fn batch_norm_for_images_rejects_flat_inputs() {
     let bn = BatchNorm::<f64>::for_images(2);
     bn.forward(&Var::constant(Tensor::zeros(&[3, 2])), Mode::Train);
 }
+
+#[test]
+fn a_model_larger_than_the_machine_is_refused_before_anything_is_allocated() {
+    // 10^12 outputs: 3.1 PB of weights, far beyond any machine; refused with the sizes
+    let spec =
+        ModelSpec::from_json(r#"{"layers": [{"type": "linear", "out": 1000000000000}]}"#).unwrap();
+    let e = spec
+        .build::<f32>(784, None, 0)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("too large for this machine"), "{e}");
+    assert!(e.contains("layer 1 (linear fc1"), "{e}");
+    assert!(e.contains("785000000000000 parameters"), "{e}"); // 784·10^12 weights + 10^12 biases
+                                                              // sizes whose product overflows are refused by the plan, naming the layer
+    let spec = ModelSpec::from_json(
+        r#"{"layers": [{"type": "reshape", "shape": [4294967296, 4294967296, 2]}, {"type": "flatten"}, {"type": "linear", "out": 2}]}"#,
+    )
+    .unwrap();
+    let e = spec
+        .build::<f32>(8, None, 0)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("layer 1") && e.contains("2^64"), "{e}");
+    // what fits is planned exactly as it is built
+    let spec = ModelSpec::cnn(10);
+    let plan = spec.plan(784, Some([1, 28, 28]), Some(10)).unwrap();
+    let built = spec
+        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+        .unwrap();
+    let counted: usize = built
+        .model
+        .params()
+        .iter()
+        .map(|(_, p)| p.value().numel())
+        .sum();
+    assert_eq!(plan.params() as usize, counted);
+    assert_eq!(plan.layers.len(), built.model.len());
+}

@@ -112,6 +112,16 @@ impl OptimizerKind {
         matches!(self, OptimizerKind::Sgd | OptimizerKind::Nesterov)
     }
 
+    /// Values of state it keeps per parameter at most (momentum, squared-gradient averages),
+    /// for a memory estimate before anything is allocated.
+    pub fn state_slots(self) -> usize {
+        match self {
+            OptimizerKind::Adam | OptimizerKind::Adamw | OptimizerKind::Nadam => 2,
+            OptimizerKind::Rmsprop => 2,
+            OptimizerKind::Sgd | OptimizerKind::Nesterov | OptimizerKind::Adagrad => 1,
+        }
+    }
+
     /// Whether the run's decoupled weight decay applies.
     pub fn uses_weight_decay(self) -> bool {
         matches!(self, OptimizerKind::Adamw)

@@ -23,6 +23,7 @@
 
 mod element;
 mod error;
+pub mod memory;
 pub mod ops;
 pub mod profile;
 mod rng;

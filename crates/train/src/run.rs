@@ -12,7 +12,7 @@ use backprop_data::{
     digit_names, load_csv, load_idx_pair, synthetic, CsvOptions, Dataset, Encoding, LabelColumn,
     Targets, Task, SYNTHETIC,
 };
-use backprop_nn::{Module, Sequential};
+use backprop_nn::{Module, Sequential, SpecError};
 use backprop_optim::{OptimizerKind, ScheduleKind};
 use serde_json::{json, Value};
 
@@ -572,9 +572,16 @@ impl RunConfig {
             }
         }
         let spec = self.model.spec(outputs)?;
+        let model_error = |e: SpecError| ConfigError::new(Field::Model, e.to_string());
+        let plan = spec
+            .plan(inputs, data.train.image_shape, Some(outputs))
+            .map_err(model_error)?;
+        let needed = plan.training_bytes(4, config.optimizer.state_slots(), config.batch_size);
+        let what = format!("training with batches of {}", config.batch_size);
+        plan.check_fits(needed, &what).map_err(model_error)?;
         let built = spec
             .build_shaped::<f32>(inputs, data.train.image_shape, Some(outputs), self.seed)
-            .map_err(|e| ConfigError::new(Field::Model, e.to_string()))?;
+            .map_err(model_error)?;
         let val_count = self
             .validation
             .unwrap_or_else(|| (data.train.len() / 10).min(5000));
