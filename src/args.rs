@@ -20,6 +20,20 @@ fn one_of<T: Copy + Send + Sync + 'static>(
     })
 }
 
+/// A whole-number flag: a negative or fractional value gets a message saying what is
+/// allowed instead of clap's "unexpected argument '-1'" (the range itself, e.g. epochs ≥ 1,
+/// is checked with the rest of the run's settings).
+fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse::<T>()
+        .map_err(|_| match s.trim().parse::<f64>() {
+            Ok(v) if v < 0.0 => "must not be negative (a whole number ≥ 0)".to_string(),
+            Ok(v) if v.fract() != 0.0 => "must be a whole number".to_string(),
+            Ok(_) => "is out of range".to_string(),
+            Err(_) => "is not a number".to_string(),
+        })
+}
+
 fn optimizers() -> impl TypedValueParser<Value = OptimizerKind> {
     one_of(OptimizerKind::ALL, OptimizerKind::name)
 }
@@ -38,11 +52,11 @@ pub struct DataArgs {
     /// A directory with train-/t10k- IDX files (e.g. Fashion-MNIST, KMNIST).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Image encoding: grey ([0,1]), standardized, or binary (1 for ink).
-    #[arg(long, default_value = "grey")]
-    pub encoding: String,
+    /// Image encoding: grey ([0,1], the default), standardized, or binary (1 for ink).
+    #[arg(long)]
+    pub encoding: Option<String>,
     /// Samples to generate for a synthetic set (the test set gets as many).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub samples: usize,
     /// Noise of a synthetic set.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
@@ -50,11 +64,12 @@ pub struct DataArgs {
     /// CSV label column: a 0-based index or a header name (default: the last column).
     #[arg(long)]
     pub label_column: Option<String>,
-    /// CSV task: classification or regression.
-    #[arg(long, default_value = "classification")]
-    pub task: String,
-    /// Use only the first N training samples (quick experiments).
+    /// CSV task: classification (the default) or regression.
     #[arg(long)]
+    pub task: Option<String>,
+    /// Use only the first N samples (quick experiments): of the training split when
+    /// training, of the test split for eval, predict --index, trace and visualize.
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub limit: Option<usize>,
 }
 
@@ -71,7 +86,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub activation: Option<String>,
     /// Dropout probability after each hidden layer of the quick MLP.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub dropout: f64,
 }
 
@@ -97,10 +112,10 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Samples per step: 1 = SGD, the dataset size = full-batch gradient descent.
-    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub batch_size: usize,
     /// Epochs (default: 10; 15 for the cnn preset; 200 for a synthetic 2-D set).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub epochs: Option<usize>,
     /// L1 penalty λ₁.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
@@ -117,22 +132,22 @@ pub struct TrainArgs {
     pub lr_schedule: ScheduleKind,
     /// Shift training images randomly by up to N pixels (data augmentation; default 2 for the
     /// lenet5 and cnn presets, 0 otherwise).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub augment: Option<usize>,
     /// Linear warm-up, in steps.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub warmup: usize,
     /// Stop after N epochs without a better validation loss (restoring the best weights).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub early_stopping: Option<usize>,
     /// Validation samples held out from the training data (default: 10%, at most 5000).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub validation: Option<usize>,
     /// Seed for initialization, shuffling and dropout.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Output directory for the model, history and plots (default: runs/<dataset>-<model>).
     #[arg(long)]
@@ -140,6 +155,11 @@ pub struct TrainArgs {
     /// Continue the run saved in --out (optimizer state included).
     #[arg(long)]
     pub resume: bool,
+    /// Replace the model already saved in --out (without it, an earlier run is never
+    /// overwritten: the default directory moves on to a fresh name, an explicit --out is
+    /// refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Print one JSON object on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
@@ -153,7 +173,8 @@ pub struct EvalArgs {
     /// Override the dataset recorded in the model.
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long)]
+    /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Print one JSON object on stdout.
     #[arg(long)]
@@ -168,7 +189,7 @@ pub struct PredictArgs {
     /// PNG or PGM images to classify.
     pub images: Vec<PathBuf>,
     /// Indices into the dataset's test split (IDX datasets).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub index: Vec<usize>,
     /// A CSV file of feature rows (no label column) to classify.
     #[arg(long)]
@@ -194,10 +215,10 @@ pub struct SummaryArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Input width (instead of reading the dataset).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub inputs: Option<usize>,
     /// Output width (instead of reading the dataset).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub outputs: Option<usize>,
     /// Print one JSON object on stdout.
     #[arg(long)]
@@ -216,7 +237,7 @@ pub struct TraceArgs {
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub input: Vec<f64>,
     /// Use this test sample of the model's dataset as the input (and its label as the target).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub index: Option<usize>,
     /// The target: values for the squared cost, or a class index for cross-entropy.
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
@@ -226,7 +247,7 @@ pub struct TraceArgs {
     #[arg(long, value_parser = losses())]
     pub loss: Option<LossKind>,
     /// η for the step shown.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub lr: f64,
     #[command(flatten)]
     pub data: DataArgs,
@@ -244,16 +265,16 @@ pub struct VisualizeArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// The test sample whose feature maps are drawn.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub index: usize,
     /// The first conv layer's filter whose strongest patches are drawn.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub filter: usize,
     /// How many patches.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub top: usize,
     /// How many test samples to search for them.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub search: usize,
     #[command(flatten)]
     pub data: DataArgs,
@@ -268,10 +289,10 @@ pub struct BenchArgs {
     #[arg(default_value = "all")]
     pub workload: String,
     /// Threads (the workloads' contract is 2).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub threads: usize,
     /// Seed of data order and initial weights.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// MNIST-layout IDX directory (default: the shipped data/mnist).
     #[arg(long)]
@@ -284,7 +305,7 @@ pub struct PlaygroundArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// The port (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = 8080, value_parser = whole::<u16>, allow_negative_numbers = true)]
     pub port: u16,
     /// Open the page in the default browser.
     #[arg(long)]
@@ -294,19 +315,19 @@ pub struct PlaygroundArgs {
     #[arg(long)]
     pub digits_model: Option<PathBuf>,
     /// Epochs of that first-use training.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub digits_epochs: usize,
     /// MNIST-layout IDX directory for that training (default: the shipped data/mnist).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Most sessions (browser tabs) kept at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub max_sessions: usize,
     /// Most sessions training at the same time.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub max_playing: usize,
     /// Seconds after which an unwatched, idle session is closed.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub session_ttl: u64,
 }
 
@@ -315,23 +336,24 @@ pub struct GradcheckArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Input width (default: the dataset's).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub inputs: Option<usize>,
     /// Output width (default: the dataset's).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub outputs: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Samples in the random check batch.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub batch: usize,
     /// Check at most this many elements of each parameter (evenly spaced); 0 = all.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub max_elements: usize,
-    /// Loss to differentiate.
-    #[arg(long, default_value = "cross-entropy", value_parser = losses())]
-    pub loss: LossKind,
-    #[arg(long, default_value_t = 0)]
+    /// Loss to differentiate (default: cross-entropy, or the squared cost for a model with
+    /// one output, where a softmax over one class would be constant).
+    #[arg(long, value_parser = losses())]
+    pub loss: Option<LossKind>,
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// Print one JSON object on stdout.
     #[arg(long)]

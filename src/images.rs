@@ -28,9 +28,26 @@ pub fn read_image(path: &Path) -> Result<Grey> {
     }
 }
 
+/// The most pixels an image may have (8192 × 8192): a header is checked against it before
+/// anything is allocated, so a small file promising a huge image is refused, not obeyed.
+const MAX_PIXELS: usize = 1 << 26;
+
+/// Checks an image's stated size before its pixels are read.
+fn check_size(w: usize, h: usize) -> Result<()> {
+    match w.checked_mul(h) {
+        Some(0) => bail!("the image is {w}×{h}: it has no pixels"),
+        Some(n) if n <= MAX_PIXELS => Ok(()),
+        _ => bail!(
+            "the header says {w}×{h} pixels; images up to {MAX_PIXELS} pixels (8192×8192) are read"
+        ),
+    }
+}
+
 fn read_png(bytes: &[u8]) -> Result<Grey> {
     let mut dec = png::Decoder::new(bytes);
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let header = dec.read_header_info()?;
+    check_size(header.width as usize, header.height as usize)?;
     let mut reader = dec.read_info()?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf)?;
@@ -87,6 +104,7 @@ fn read_pgm(bytes: &[u8]) -> Result<Grey> {
         fields.push(std::str::from_utf8(&bytes[start..i])?.parse::<usize>()?);
     }
     let (w, h, maxval) = (fields[0], fields[1], fields[2]);
+    check_size(w, h)?;
     if maxval == 0 || maxval > 255 {
         bail!("maximum value {maxval} is not supported (1..=255)");
     }

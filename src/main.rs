@@ -67,8 +67,20 @@ fn tune_allocator() {
     }
 }
 
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`backprop trace | head`) fails with an
+/// error the command would report as a bug. Restoring the default action ends the process
+/// quietly instead, as other command-line tools do.
+fn quiet_on_closed_pipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: resets one signal's disposition to the default before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    quiet_on_closed_pipe();
     // A panic is a bug in backprop, not in the user's input: say so in one line.
     std::panic::set_hook(Box::new(|info| {
         let msg = info

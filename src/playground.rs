@@ -36,6 +36,18 @@ pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
             model.display()
         );
     }
+    if model.exists() {
+        // a model the digits page cannot use is reported here, not only on the page
+        let saved = crate::commands::load_saved_model(&model)
+            .map_err(|e| anyhow!("--digits-model {}: {e:#}", model.display()))?;
+        if saved.inputs != 784 {
+            bail!(
+                "--digits-model {}: the model takes {} inputs; the digits page needs a 28×28 digit model (784 inputs)",
+                model.display(),
+                saved.inputs
+            );
+        }
+    }
     if !model.exists() && !mnist_dir.is_dir() {
         bail!(
             "--data-dir {}: no such directory, and {} does not exist yet to load instead",

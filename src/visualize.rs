@@ -39,6 +39,11 @@ fn image_of(meta: &std::collections::BTreeMap<String, String>, inputs: usize) ->
 }
 
 pub fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
+    for (flag, v) in [("--top", a.top), ("--search", a.search)] {
+        if v == 0 {
+            bail!("{flag} 0: must be at least 1");
+        }
+    }
     let saved = load_saved_model(&a.model_path)?;
     let image = image_of(&saved.meta, saved.inputs);
     let out = a.out.clone().unwrap_or_else(|| {

@@ -224,9 +224,91 @@ fn resume_continues_a_run() {
         err.contains("resuming") && err.contains("after epoch 3") && err.contains("epoch   4/5"),
         "{err}"
     );
+    // the closing line counts this invocation's epochs, and says it resumed
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        stdout.contains("2 epochs in") && stdout.contains("resumed after epoch 3 (5 in all)"),
+        "{stdout}"
+    );
     let h = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(h.lines().count(), 6);
+    // a finished run is not resumed silently
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "200",
+            "--epochs",
+            "5",
+            "--out",
+            o,
+            "--resume",
+        ],
+        &["--resume", "already finished its 5 epochs", "--epochs"],
+    );
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn an_earlier_run_is_never_replaced_without_being_asked() {
+    let d = tmpdir("overwrite");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "100",
+            "--epochs",
+            "1",
+        ];
+        args.extend(extra);
+        // the default output directory is relative: run inside the temporary directory
+        bin().current_dir(&d).args(&args).output().unwrap()
+    };
+    let first = train(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let model = d.join("runs/xor-mlp/model.safetensors");
+    let before = std::fs::read(&model).unwrap();
+    // the default directory holds a run: the next one goes to a fresh name and says so
+    let second = train(&["--seed", "5"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("holds an earlier run") && err.contains("xor-mlp-2"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&second.stdout).contains("runs/xor-mlp-2/model.safetensors"));
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        before,
+        "the first run's model changed"
+    );
+    assert!(d.join("runs/xor-mlp-2/model.safetensors").is_file());
+    // an explicit --out holding a model is refused, unless --overwrite says so
+    let out = d.join("runs/xor-mlp");
+    let o = out.to_str().unwrap();
+    let refused = train(&["--out", o]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--out") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    let replaced = train(&["--out", o, "--overwrite", "--seed", "9"]);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    assert_ne!(std::fs::read(&model).unwrap(), before);
+    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]

@@ -286,7 +286,7 @@ fn bad_requests_are_refused_with_a_message() {
     bad("POST", &format!("{base}/upload"), &many, 400, "rows");
     // more than the body limit (1 MiB) is refused before it is read into memory
     let huge = vec![b'1'; 2 << 20];
-    let (code, _) = request_bytes(
+    let (code, body) = request_bytes(
         &s.addr,
         "POST",
         &format!("{base}/upload"),
@@ -294,6 +294,12 @@ fn bad_requests_are_refused_with_a_message() {
         "text/csv",
     );
     assert_eq!(code, 413);
+    // as JSON like every other refusal, saying the limit
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON refusal");
+    assert!(
+        v["error"].as_str().unwrap().contains("1048576 bytes"),
+        "{v}"
+    );
     bad(
         "POST",
         "/api/digits/predict",

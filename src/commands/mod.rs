@@ -52,6 +52,29 @@ pub fn set_threads(n: Option<usize>) -> Result<()> {
     Ok(())
 }
 
+/// Refuses data flags that would be ignored: a setting is never silently dropped.
+fn check_applies(d: &DataArgs, source: &DataSource) -> Result<()> {
+    let images = matches!(source, DataSource::Mnist | DataSource::Idx(_));
+    let csv = matches!(source, DataSource::Csv { .. });
+    if let Some(e) = &d.encoding {
+        if backprop_data::Encoding::parse(e).is_none() {
+            bail!("--encoding {e}: choose grey, standardized or binary");
+        }
+        if !images {
+            bail!("--encoding {e}: applies to image data (mnist, idx); this dataset's features are used as they are");
+        }
+    }
+    if !csv {
+        if let Some(t) = &d.task {
+            bail!("--task {t}: applies to CSV files; the other datasets know their task");
+        }
+        if let Some(c) = &d.label_column {
+            bail!("--label-column {c}: applies to CSV files");
+        }
+    }
+    Ok(())
+}
+
 /// Where the data flags point.
 pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
     let name = match (&d.dataset, &d.data_dir) {
@@ -73,10 +96,10 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
         n if n.ends_with(".csv") || Path::new(n).is_file() => DataSource::Csv {
             path: PathBuf::from(n),
             label_column: d.label_column.clone(),
-            task: match d.task.as_str() {
-                "classification" => Task::Classification,
-                "regression" => Task::Regression,
-                other => bail!("--task {other}: choose classification or regression"),
+            task: match d.task.as_deref() {
+                None | Some("classification") => Task::Classification,
+                Some("regression") => Task::Regression,
+                Some(other) => bail!("--task {other}: choose classification or regression"),
             },
         },
         n => bail!(
@@ -84,9 +107,10 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
             SYNTHETIC.join(", ")
         ),
     };
+    check_applies(d, &source)?;
     Ok(DataConfig {
         source,
-        encoding: Some(d.encoding.clone()),
+        encoding: d.encoding.clone(),
         limit: d.limit,
     })
 }
@@ -155,9 +179,12 @@ pub fn saved_test_set(saved: &SavedModel, flags: &DataArgs) -> Result<(String, D
     let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
         .then_some(&saved.encoding);
     let loaded = load_data(&d, 0, enc, false)?;
-    let test = loaded
+    let mut test = loaded
         .test
         .ok_or_else(|| anyhow!("the dataset has no test split"))?;
+    if let Some(n) = flags.limit {
+        test = test.subset(&(0..n.min(test.len())).collect::<Vec<_>>());
+    }
     Ok((loaded.name, test))
 }
 

@@ -4,13 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
 use backprop_nn::Summary;
+use backprop_train::ModelChoice;
 use serde_json::{json, Value};
 
 use super::{flag_error, load_data, load_saved_model, model_choice};
-use crate::args::{DataArgs, SummaryArgs};
+use crate::args::{DataArgs, ModelArgs, SummaryArgs};
 
-/// Input width, output width and image shape: from the flags, else from the dataset.
+/// Input width, output width and image shape: from the flags, else from a spec file that
+/// states its input width (when no dataset is named), else from the dataset.
 pub fn dims_for(
+    model: &ModelArgs,
     data: &DataArgs,
     inputs: Option<usize>,
     outputs: Option<usize>,
@@ -18,6 +21,20 @@ pub fn dims_for(
     for (flag, v) in [("--inputs", inputs), ("--outputs", outputs)] {
         if v == Some(0) {
             bail!("{flag} 0: a layer needs at least one unit");
+        }
+    }
+    let no_data = data.dataset.is_none() && data.data_dir.is_none();
+    if let (None, true, ModelChoice::SpecFile(_)) = (inputs, no_data, model_choice(model)?) {
+        let spec = model_choice(model)?.spec(0).map_err(flag_error)?;
+        if let Some(i) = spec.stated_inputs() {
+            let o = match outputs {
+                Some(o) => o,
+                None => spec
+                    .plan(i, None, None)
+                    .map_err(|e| anyhow!("--model {}: {e}", model.model))?
+                    .outputs(),
+            };
+            return Ok((i, o, None));
         }
     }
     if let (Some(i), Some(o)) = (inputs, outputs) {
@@ -42,7 +59,7 @@ pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
         let s = load_saved_model(p)?;
         (s.model, s.inputs)
     } else {
-        let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
+        let (inputs, outputs, image) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
         let spec = model_choice(&a.model)?.spec(outputs).map_err(flag_error)?;
         let built = spec
             .build_shaped::<f32>(inputs, image, Some(outputs), 0)

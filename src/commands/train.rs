@@ -59,11 +59,45 @@ fn ensure_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where the run goes without replacing an earlier one: `--resume` and `--overwrite` use
+/// `--out` as it is; an explicit `--out` holding a model is refused; the default directory
+/// (e.g. runs/mnist-mlp) moves on to the first free `-2`, `-3`, ... and says so.
+fn fresh_out(config: &mut RunConfig, a: &TrainArgs) -> Result<()> {
+    let dir = config.out_dir();
+    let holds_model = |d: &Path| d.join("model.safetensors").exists();
+    if a.resume || a.overwrite || !holds_model(&dir) {
+        return Ok(());
+    }
+    if a.out.is_some() {
+        bail!(
+            "--out {}: the directory already holds a trained model; pass --overwrite to replace it, --resume to continue it, or choose another --out",
+            dir.display()
+        );
+    }
+    let name = dir
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    let fresh = (2..)
+        .map(|k| dir.with_file_name(format!("{name}-{k}")))
+        .find(|d| !d.exists())
+        .expect("a free name");
+    if !a.json {
+        eprintln!(
+            "{} holds an earlier run (kept); this one goes to {} (--overwrite replaces it instead)",
+            dir.display(),
+            fresh.display()
+        );
+    }
+    config.out = Some(fresh);
+    Ok(())
+}
+
 pub fn train(a: TrainArgs) -> Result<ExitCode> {
     let started = Instant::now();
     set_threads(a.threads)?;
-    let config = run_config(&a)?;
+    let mut config = run_config(&a)?;
     config.validate().map_err(flag_error)?;
+    fresh_out(&mut config, &a)?;
     let out = config.out_dir();
     let created = !out.exists();
     ensure_writable(&out)?;
@@ -81,6 +115,7 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     if a.resume {
         resume(&mut trainer, &run, a.json)?;
     }
+    let resumed_after = trainer.epochs_done;
     if !a.json {
         announce(&run);
     }
@@ -118,6 +153,7 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         test: test_eval.as_ref(),
         plots: &plots,
         seconds: started.elapsed().as_secs_f64(),
+        resumed_after,
     };
     if a.json {
         println!("{}", report.json());
@@ -258,6 +294,8 @@ struct Report<'a> {
     test: Option<&'a Evaluation>,
     plots: &'a [PathBuf],
     seconds: f64,
+    /// Epochs an earlier invocation trained (0 unless resumed).
+    resumed_after: usize,
 }
 
 impl Report<'_> {
@@ -325,10 +363,20 @@ impl Report<'_> {
         if let Some(e) = self.test {
             line("test", " ", e);
         }
-        let n = self.history.epochs.len();
-        let ran: f64 = self.history.epochs.iter().map(|r| r.seconds).sum();
+        let total = self.history.epochs.len();
+        let now = &self.history.epochs[self.resumed_after.min(total)..];
+        let n = now.len();
+        let ran: f64 = now.iter().map(|r| r.seconds).sum();
+        let resumed = if self.resumed_after > 0 {
+            format!(
+                ", resumed after epoch {} ({total} in all)",
+                self.resumed_after
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{n} epoch{} in {:.1}s ({:.1}s training)",
+            "{n} epoch{} in {:.1}s ({:.1}s training{resumed})",
             if n == 1 { "" } else { "s" },
             self.seconds,
             ran

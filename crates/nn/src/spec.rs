@@ -703,6 +703,26 @@ impl ModelSpec {
         ModelSpec { layers }
     }
 
+    /// The input width the spec states itself, if it does: its first layer's `in`, or the
+    /// column count of that layer's explicit weights. A spec that states it needs no
+    /// dataset to be summarised or checked.
+    ///
+    /// ```
+    /// let spec = backprop_nn::ModelSpec::from_toml(
+    ///     "[[layers]]\ntype = \"linear\"\nout = 1\nweight = [[0.3, 0.9]]\n").unwrap();
+    /// assert_eq!(spec.stated_inputs(), Some(2));
+    /// assert_eq!(backprop_nn::ModelSpec::lenet5(10).stated_inputs(), None);
+    /// ```
+    pub fn stated_inputs(&self) -> Option<usize> {
+        match self.layers.first()? {
+            LayerSpec::Linear(c) => c
+                .inputs
+                .or_else(|| c.weight.as_ref().and_then(|w| w.first()).map(Vec::len)),
+            LayerSpec::Maxout(c) => c.inputs,
+            _ => None,
+        }
+    }
+
     /// Checks the spec against an input width and builds the network, seeded.
     ///
     /// # Errors

@@ -42,6 +42,32 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Every refusal is `{"error": ...}`, including those axum's extractors write as plain text
+/// (an oversized body's 413, a malformed body's 400 or 422).
+async fn json_refusals(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "the request body is larger than the limit of {} bytes",
+            limits::MAX_BODY_BYTES
+        )
+    } else {
+        let body = axum::body::to_bytes(res.into_body(), 16 * 1024)
+            .await
+            .unwrap_or_default();
+        String::from_utf8_lossy(&body).trim().to_string()
+    };
+    ApiError(status, message).into_response()
+}
+
 struct Session {
     engine: Mutex<Engine>,
     upload: Mutex<Option<Dataset>>,
@@ -571,6 +597,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/digits/weights.png", get(digits_weights))
         .route("/api/digits/predict", post(digits_predict))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_refusals))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .with_state(app)
 }
