@@ -12,7 +12,11 @@ const MEMORY_LIMIT: u64 = 6 << 30;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backprop"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // a case that wrongly succeeded would write its run under runs/ of the working
+    // directory: make that a temporary one, never the repository
+    let cwd = std::env::temp_dir().join(format!("backprop-bad-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    c.current_dir(cwd);
     c.env("RAYON_NUM_THREADS", "2");
     limit_memory(&mut c);
     c
@@ -38,6 +42,11 @@ fn limit_memory(c: &mut Command) {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_memory(_: &mut Command) {}
+
+/// A path inside the repository.
+fn repo(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
@@ -188,7 +197,7 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
     let short_rows = d.file("rows.csv", b"1,2\n3\n");
     let a_file = d.file("a-file", b"");
     let missing = d.path("missing.json");
-    let worked = "examples/specs/worked_example.toml";
+    let worked = &repo("examples/specs/worked_example.toml");
 
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         // numbers reach their range checks (negative, fractional, zero)
@@ -627,7 +636,7 @@ fn a_closed_pipe_ends_quietly() {
         .args([
             "trace",
             "--model",
-            "examples/specs/worked_example.toml",
+            &repo("examples/specs/worked_example.toml"),
             "--input",
             "0.35,0.9",
             "--target",

@@ -149,13 +149,35 @@ fn mnist_train_then_eval_reproduces_and_predict_reads_pngs() {
     ]));
     for i in 0..3 {
         assert_eq!(q["predictions"][i]["class"], preds[i]["class"]);
+        // and carry the true label
+        let truth = q["predictions"][i]["true_label"].as_str().unwrap();
+        assert_eq!(truth, raw.labels[i].to_string());
     }
+    let shown = run(&["predict", "--model-path", &model, "--index", "0"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("true: 7 (right)"), "{shown}");
     // a wrongly sized image is refused with its size named
     let small = out.join("small.png");
     write_png(&small, 10, 10, &[0u8; 100]);
     fails_with(
         &["predict", "--model-path", &model, small.to_str().unwrap()],
         &["small.png", "10×10", "28×28"],
+    );
+    // ...and among good ones it costs only itself: the others are classified, the exit fails
+    let good = out.join("digit0.png");
+    let mixed = run(&[
+        "predict",
+        "--model-path",
+        &model,
+        good.to_str().unwrap(),
+        small.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(!mixed.status.success());
+    assert!(String::from_utf8_lossy(&mixed.stdout).contains("digit0.png: class 7"));
+    assert!(
+        err.contains("1 of 2 images") && err.contains("small.png"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(out);
 }

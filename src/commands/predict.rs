@@ -100,35 +100,17 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
         Some("none") | None => None,
         Some(_) => Some(encoding_from(&saved.encoding)?),
     };
+    // one unreadable image does not cost the others their predictions: each is reported,
+    // and the command fails at the end
+    let mut unreadable = Vec::new();
     for p in &a.images {
-        let enc = encoding
-            .ok_or_else(|| anyhow!("{}: this model was not trained on images", p.display()))?;
-        let img = read_image(p)?;
-        if img.width * img.height != saved.inputs {
-            let side = (saved.inputs as f64).sqrt() as usize;
-            bail!(
-                "{}: the image is {}×{} but the model expects {side}×{side} ({} pixels)",
-                p.display(),
-                img.width,
-                img.height,
-                saved.inputs
-            );
+        match image_row(p, &saved, encoding, &mut notes) {
+            Ok(row) => rows.push((p.display().to_string(), row)),
+            Err(e) if a.images.len() > 1 => unreadable.push(format!("{e:#}")),
+            Err(e) => return Err(e),
         }
-        let mut px = img.pixels;
-        // the model saw light digits on a dark background; invert a dark-on-light image
-        let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len().max(1) as f64;
-        if mean > 127.0 {
-            px.iter_mut().for_each(|v| *v = 255 - *v);
-            notes.push(format!(
-                "{}: inverted (dark ink on a light background)",
-                p.display()
-            ));
-        }
-        rows.push((
-            p.display().to_string(),
-            px.iter().map(|&b| enc.encode(b)).collect(),
-        ));
     }
+    let mut truth: Vec<Option<String>> = vec![None; rows.len()];
     if !a.index.is_empty() {
         let (_, test) = saved_test_set(&saved, &a.data)?;
         for &i in &a.index {
@@ -140,6 +122,7 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
                 format!("test[{i}]"),
                 test.x.data()[i * f..(i + 1) * f].to_vec(),
             ));
+            truth.push(true_label(&test, i, &saved));
         }
     }
     if let Some(csv) = &a.csv {
@@ -171,7 +154,11 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
             }
         }
     }
+    truth.resize(rows.len(), None);
     let n = rows.len();
+    if n == 0 {
+        bail!("{}", unreadable.join("\n"));
+    }
     let x = Tensor::from_vec(
         rows.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
         &[n, saved.inputs],
@@ -190,8 +177,9 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
             .get(best)
             .cloned()
             .unwrap_or_else(|| best.to_string());
+        let truth = truth[k].as_deref();
         if a.json {
-            out.push(json!({"input": name, "class": best, "label": label, "probabilities": p}));
+            out.push(json!({"input": name, "class": best, "label": label, "true_label": truth, "probabilities": p}));
         } else {
             let mut order: Vec<usize> = (0..c).collect();
             order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
@@ -210,8 +198,12 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
                     )
                 })
                 .collect();
+            let truth = truth.map_or(String::new(), |t| {
+                let mark = if t == label { "right" } else { "wrong" };
+                format!("   true: {t} ({mark})")
+            });
             println!(
-                "{name}: class {label} (p = {:.4})   top: {}",
+                "{name}: class {label} (p = {:.4})   top: {}{truth}",
                 p[best],
                 top.join(", ")
             );
@@ -220,5 +212,63 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     if a.json {
         println!("{}", json!({ "predictions": out }));
     }
+    if !unreadable.is_empty() {
+        bail!(
+            "{} of {} images could not be classified:\n{}",
+            unreadable.len(),
+            a.images.len(),
+            unreadable.join("\n")
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One image as the model's input row: read, size-checked, inverted if it is dark ink on a
+/// light background (the model saw light digits on black), encoded as in training.
+fn image_row(
+    p: &std::path::Path,
+    saved: &SavedModel,
+    encoding: Option<backprop_data::Encoding>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<f32>> {
+    let enc =
+        encoding.ok_or_else(|| anyhow!("{}: this model was not trained on images", p.display()))?;
+    let img = read_image(p)?;
+    if img.width * img.height != saved.inputs {
+        let side = (saved.inputs as f64).sqrt() as usize;
+        bail!(
+            "{}: the image is {}×{} but the model expects {side}×{side} ({} pixels)",
+            p.display(),
+            img.width,
+            img.height,
+            saved.inputs
+        );
+    }
+    let mut px = img.pixels;
+    let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len().max(1) as f64;
+    if mean > 127.0 {
+        px.iter_mut().for_each(|v| *v = 255 - *v);
+        notes.push(format!(
+            "{}: inverted (dark ink on a light background)",
+            p.display()
+        ));
+    }
+    Ok(px.iter().map(|&b| enc.encode(b)).collect())
+}
+
+/// Test sample `i`'s label, by the model's class names (`None` for regression data).
+fn true_label(test: &backprop_data::Dataset, i: usize, saved: &SavedModel) -> Option<String> {
+    match &test.targets {
+        backprop_data::Targets::Classes { labels, .. } => {
+            let c = labels[i];
+            Some(
+                saved
+                    .classes
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_string()),
+            )
+        }
+        _ => None,
+    }
 }
