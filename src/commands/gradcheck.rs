@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
-use backprop_autograd::{gradcheck_vars, GradcheckOptions, Var};
+use backprop_autograd::{gradcheck_vars, GradcheckOptions, GradcheckReport, Var};
 use backprop_data::BatchTargets;
 use backprop_nn::{Mode, Module};
 use backprop_tensor::{Rng, Tensor};
@@ -49,12 +49,23 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let report = gradcheck_vars(f, &vars, opts);
-    if a.json {
+    let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    print_report(&report, &names, a.json);
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The per-parameter table (or one JSON object) and the verdict.
+fn print_report(report: &GradcheckReport, names: &[&str], json: bool) {
+    if json {
         let ps: Vec<Value> = report
             .inputs
             .iter()
-            .zip(&params)
-            .map(|(r, (n, _))| json!({"name": n, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err, "kinks": r.kinks, "passed": r.passed}))
+            .zip(names)
+            .map(|(r, n)| json!({"name": n, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err, "kinks": r.kinks, "passed": r.passed}))
             .collect();
         println!(
             "{}",
@@ -65,7 +76,7 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
             "{:<16} {:<14} {:>12} {:>12} {:>6}  result",
             "parameter", "shape", "max abs err", "max rel err", "kinks"
         );
-        for (r, (n, _)) in report.inputs.iter().zip(&params) {
+        for (r, n) in report.inputs.iter().zip(names) {
             println!(
                 "{:<16} {:<14} {:>12.3e} {:>12.3e} {:>6}  {}",
                 n,
@@ -91,9 +102,4 @@ pub fn gradcheck(a: GradcheckArgs) -> Result<ExitCode> {
             }
         );
     }
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
