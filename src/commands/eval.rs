@@ -60,7 +60,12 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
                 e.loss
             );
         } else if let Some(s) = &scores {
-            println!("test {} on {} samples of {}", scores_line(s), test.len(), name);
+            println!(
+                "test {} on {} samples of {}",
+                scores_line(s),
+                test.len(),
+                name
+            );
         } else {
             println!(
                 "test loss {:.5} on {} samples of {}",

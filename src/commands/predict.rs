@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use backprop_tensor::Tensor;
 use backprop_data::TableSchema;
+use backprop_tensor::Tensor;
 use backprop_train::{predict_outputs, predict_proba, SavedModel};
 use serde_json::json;
 
@@ -250,9 +250,7 @@ fn csv_rows(
     schema: Option<&TableSchema>,
 ) -> Result<Vec<(String, Vec<f32>)>> {
     if let Some(schema) = schema {
-        let table = schema
-            .read_table(csv)
-            .map_err(|e| anyhow!("--csv {e}"))?;
+        let table = schema.read_table(csv).map_err(|e| anyhow!("--csv {e}"))?;
         let columns = schema.locate(&table).map_err(|e| anyhow!("--csv {e}"))?;
         let all: Vec<usize> = (0..table.rows.len()).collect();
         let x = schema

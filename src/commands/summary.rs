@@ -6,7 +6,9 @@ use anyhow::{anyhow, bail, Result};
 use backprop_nn::Summary;
 use serde_json::{json, Value};
 
-use super::{flag_error, load_data, load_saved_model, model_choice};
+use backprop_train::DataSource;
+
+use super::{data_config, flag_error, load_data, load_saved_model, model_choice};
 use crate::args::{DataArgs, SummaryArgs};
 
 /// Input width, output width and image shape: from the flags, else from the dataset.
@@ -43,7 +45,10 @@ pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
         (s.model, s.inputs)
     } else {
         let (inputs, outputs, image) = dims_for(&a.data, a.inputs, a.outputs)?;
-        let spec = model_choice(&a.model)?.spec(outputs).map_err(flag_error)?;
+        let table = matches!(data_config(&a.data)?.source, DataSource::Csv { .. });
+        let spec = model_choice(&a.model)?
+            .spec_for(outputs, table)
+            .map_err(flag_error)?;
         let built = spec
             .build_shaped::<f32>(inputs, image, Some(outputs), 0)
             .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;

@@ -8,9 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use backprop_data::{Dataset, Targets};
 use backprop_nn::Module;
 use backprop_tensor::Tensor;
-use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::diagnose::learning_warnings;
 use backprop_train::metrics::RegressionScores;
+use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::{
     evaluate, predict_proba, regression_scores, Checkpoint, Evaluation, History, PreparedRun,
     RunConfig, Stop, Trainer,
@@ -126,7 +126,8 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         .map(|t| evaluate(run.module(), t, run.config.loss));
     let unscale = |y: f64| run.data.table.as_ref().map_or(y, |s| s.unscale_target(y));
     let train_scores = regression_scores(run.module(), &run.train, unscale);
-    let test_scores = (run.data.test.as_ref()).and_then(|t| regression_scores(run.module(), t, unscale));
+    let test_scores =
+        (run.data.test.as_ref()).and_then(|t| regression_scores(run.module(), t, unscale));
     let warnings = learning_warnings(&history, &train_eval, train_scores.as_ref());
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -37,8 +37,8 @@ pub use dataset::{
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
-pub use tabular::{
-    is_missing, load_table_split, test_split, Feature, FeatureKind, Missing, Scaling, SplitTable, Table,
-    TableOptions, TableRow, TableSchema, TableTarget,
-};
 pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};
+pub use tabular::{
+    is_missing, load_table_split, test_split, Feature, FeatureKind, Missing, Scaling, SplitTable,
+    Table, TableOptions, TableRow, TableSchema, TableTarget,
+};

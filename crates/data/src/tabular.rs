@@ -169,7 +169,15 @@ impl Table {
             .filter(|(_, &b)| b == b'\n')
             .map(|(i, _)| i)
             .collect();
-        let line_of = |byte: u64| 1 + newlines.partition_point(|&i| (i as u64) < byte) as u64;
+        // a record's position may point at the line break before it (the `\n` of a `\r\n`
+        // the reader split in two), so skip line breaks to the record's first byte
+        let line_of = |byte: u64| {
+            let mut b = byte as usize;
+            while b < bytes.len() && matches!(bytes[b], b'\r' | b'\n') {
+                b += 1;
+            }
+            1 + newlines.partition_point(|&i| i < b) as u64
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -244,9 +252,9 @@ impl Table {
             }
         }
         numeric_columns == 0
-            && (0..self.width()).filter(|&c| c != label).all(|c| {
-                !is_missing(&first[c]) && rest.iter().all(|r| r.cells[c] != first[c])
-            })
+            && (0..self.width())
+                .filter(|&c| c != label)
+                .all(|c| !is_missing(&first[c]) && rest.iter().all(|r| r.cells[c] != first[c]))
     }
 
     /// Takes the first row as the column names.
@@ -255,14 +263,23 @@ impl Table {
     /// If no data row would be left.
     pub fn use_header(&mut self) -> Result<()> {
         if self.rows.len() < 2 {
-            return Err(DataError::new(&self.source, "has a header but no data rows"));
+            return Err(DataError::new(
+                &self.source,
+                "has a header but no data rows",
+            ));
         }
         let head = self.rows.remove(0);
         self.names = head
             .cells
             .into_iter()
             .enumerate()
-            .map(|(i, n)| if n.is_empty() { format!("column {i}") } else { n })
+            .map(|(i, n)| {
+                if n.is_empty() {
+                    format!("column {i}")
+                } else {
+                    n
+                }
+            })
             .collect();
         self.header = true;
         for (i, r) in self.rows.iter_mut().enumerate() {
@@ -276,7 +293,8 @@ impl Table {
     /// # Errors
     /// An index beyond the last column, or a name the header does not have.
     pub fn settle_label(&mut self, label: &LabelColumn, header: Option<bool>) -> Result<usize> {
-        let named_in_first = matches!(label, LabelColumn::Name(n) if self.rows[0].cells.contains(n));
+        let named_in_first =
+            matches!(label, LabelColumn::Name(n) if self.rows[0].cells.contains(n));
         let width = self.width();
         let guess = match label {
             LabelColumn::Index(i) => (*i).min(width - 1),
@@ -336,11 +354,34 @@ pub fn test_split<K: Ord>(keys: &[K], seed: u64) -> (Vec<usize>, Vec<usize>) {
     for (i, k) in keys.iter().enumerate() {
         groups.entry(k).or_default().push(i);
     }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    // each class's share of a fifth of all rows, rounded by largest remainder (so that
+    // many small classes still give a test set), leaving every class a training row
+    let target = (keys.len() as f64 * 0.2).round() as usize;
+    let share = |g: &Vec<usize>| g.len() as f64 * target as f64 / keys.len().max(1) as f64;
+    let mut quota: Vec<usize> = groups
+        .iter()
+        .map(|g| (share(g).floor() as usize).min(g.len() - 1))
+        .collect();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| {
+        let frac = |g: &Vec<usize>| share(g) - share(g).floor();
+        frac(&groups[b]).total_cmp(&frac(&groups[a]))
+    });
+    let mut total: usize = quota.iter().sum();
+    for &g in order.iter().cycle().take(2 * order.len()) {
+        if total >= target {
+            break;
+        }
+        if quota[g] + 1 < groups[g].len() {
+            quota[g] += 1;
+            total += 1;
+        }
+    }
     let mut rng = Rng::seed(seed ^ 0x7E57_5B11_7000_0000);
     let (mut train, mut test) = (Vec::new(), Vec::new());
-    for (_, mut idx) in groups {
-        rng.shuffle(&mut idx);
-        let k = ((idx.len() as f64 * 0.2).round() as usize).min(idx.len() - 1);
+    for (idx, k) in groups.iter_mut().zip(quota) {
+        rng.shuffle(idx);
         test.extend_from_slice(&idx[..k]);
         train.extend_from_slice(&idx[k..]);
     }
@@ -458,7 +499,7 @@ impl TableSchema {
         }
         let target = match opts.task {
             Some(Task::Regression) => {
-                let ys = column_numbers(table, label, train, "label")?;
+                let ys = column_numbers(table, label, train, "label ")?;
                 let (mean, std) = if opts.scale == Scaling::None {
                     (0.0, 1.0)
                 } else {
@@ -529,16 +570,20 @@ impl TableSchema {
                 .features
                 .iter()
                 .map(|f| {
-                    table.names.iter().position(|n| *n == f.name).ok_or_else(|| {
-                        DataError::new(
-                            &table.source,
-                            format!(
-                                "has no column {:?}, which the model takes; its columns are {}",
-                                f.name,
-                                table.names.join(", ")
-                            ),
-                        )
-                    })
+                    table
+                        .names
+                        .iter()
+                        .position(|n| *n == f.name)
+                        .ok_or_else(|| {
+                            DataError::new(
+                                &table.source,
+                                format!(
+                                    "has no column {:?}, which the model takes; its columns are {}",
+                                    f.name,
+                                    table.names.join(", ")
+                                ),
+                            )
+                        })
                 })
                 .collect();
         }
@@ -582,7 +627,11 @@ impl TableSchema {
                     return Err(missing_error(table, row, c));
                 }
                 match &f.kind {
-                    FeatureKind::Numeric { center, scale, fill } => {
+                    FeatureKind::Numeric {
+                        center,
+                        scale,
+                        fill,
+                    } => {
                         let v = if missing {
                             *fill
                         } else {
@@ -638,7 +687,9 @@ impl TableSchema {
             )
         })?;
         let x = self.encode_features(table, &columns, rows)?;
-        let cells = rows.iter().map(|&r| (&table.rows[r], table.rows[r].cells[label].as_str()));
+        let cells = rows
+            .iter()
+            .map(|&r| (&table.rows[r], table.rows[r].cells[label].as_str()));
         let targets = match &self.target {
             TableTarget::Classification { classes } => {
                 let mut labels = Vec::with_capacity(rows.len());
@@ -671,7 +722,10 @@ impl TableSchema {
                     let y = number(cell).ok_or_else(|| {
                         DataError::new(
                             &table.source,
-                            format!("{}: label {cell:?} is not a number, as regression needs", table.at(row, label)),
+                            format!(
+                                "{}: label {cell:?} is not a number, as regression needs",
+                                table.at(row, label)
+                            ),
                         )
                     })?;
                     v.push(((y - mean) / std) as f32);
@@ -717,10 +771,14 @@ fn column_numbers(table: &Table, c: usize, rows: &[usize], what: &str) -> Result
             continue;
         }
         out.push(number(cell).ok_or_else(|| {
-            let need = if what == "label" { ", as regression needs" } else { "" };
+            let need = if what == "label " {
+                ", as regression needs"
+            } else {
+                ""
+            };
             DataError::new(
                 &table.source,
-                format!("{}: {what} {cell:?} is not a number{need}", table.at(row, c)),
+                format!("{}: {what}{cell:?} is not a number{need}", table.at(row, c)),
             )
         })?);
     }
@@ -738,7 +796,10 @@ fn fit_feature(table: &Table, c: usize, train: &[usize], scale: Scaling) -> Resu
     if present.is_empty() {
         return Err(DataError::new(
             &table.source,
-            format!("column {} ({name}) has no values, every cell is missing", c + 1),
+            format!(
+                "column {} ({name}) has no values, every cell is missing",
+                c + 1
+            ),
         ));
     }
     let numbers = present.iter().filter(|s| number(s).is_some()).count();
@@ -788,7 +849,9 @@ fn fit_feature(table: &Table, c: usize, train: &[usize], scale: Scaling) -> Resu
                 counts[k] += 1;
             }
         }
-        let fill = (0..counts.len()).max_by_key(|&k| (counts[k], usize::MAX - k)).unwrap_or(0);
+        let fill = (0..counts.len())
+            .max_by_key(|&k| (counts[k], usize::MAX - k))
+            .unwrap_or(0);
         FeatureKind::Categorical { categories, fill }
     };
     Ok(Feature {
@@ -828,7 +891,10 @@ fn class_names(table: &Table, label: usize, guard: bool) -> Result<Vec<String>> 
         }
     }
     if classes.is_empty() {
-        return Err(DataError::new(&table.source, "has no labels: every label cell is missing"));
+        return Err(DataError::new(
+            &table.source,
+            "has no labels: every label cell is missing",
+        ));
     }
     Ok(classes)
 }
@@ -859,10 +925,18 @@ pub struct SplitTable {
 pub fn load_table_split(table: Table, opts: &TableOptions) -> Result<SplitTable> {
     let mut table = table;
     let label = table.settle_label(&opts.label, opts.header)?;
-    let dropped = if opts.missing == Missing::Drop {
-        table.drop_missing()
-    } else {
-        0
+    let dropped = match opts.missing {
+        Missing::Drop => table.drop_missing(),
+        // the first missing cell of the file, in reading order
+        Missing::Error => match table
+            .rows
+            .iter()
+            .find_map(|r| r.cells.iter().position(|c| is_missing(c)).map(|c| (r, c)))
+        {
+            Some((row, c)) => return Err(missing_error(&table, row, c)),
+            None => 0,
+        },
+        Missing::Impute => 0,
     };
     if table.rows.len() < 5 {
         return Err(DataError::new(
@@ -870,7 +944,11 @@ pub fn load_table_split(table: Table, opts: &TableOptions) -> Result<SplitTable>
             format!(
                 "{} rows{} are too few to train and test on (at least 5)",
                 table.rows.len(),
-                if dropped > 0 { " without missing cells" } else { "" }
+                if dropped > 0 {
+                    " without missing cells"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -913,7 +991,10 @@ impl TableSchema {
     /// A header without data rows.
     pub fn settle_header(&self, table: &mut Table) -> Result<()> {
         let first = &table.rows[0].cells;
-        if first.iter().any(|c| self.columns.contains(c) && number(c).is_none()) {
+        if first
+            .iter()
+            .any(|c| self.columns.contains(c) && number(c).is_none())
+        {
             table.use_header()?;
         }
         Ok(())

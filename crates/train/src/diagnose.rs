@@ -37,7 +37,11 @@ pub fn learning_warnings(
     let losses: Vec<f64> = history.epochs.iter().map(|r| r.train_loss).collect();
     if let (Some(&first), Some(best)) = (
         losses.first(),
-        losses.iter().copied().filter(|l| l.is_finite()).reduce(f64::min),
+        losses
+            .iter()
+            .copied()
+            .filter(|l| l.is_finite())
+            .reduce(f64::min),
     ) {
         if losses.len() >= 3 && first.is_finite() && best > 0.9 * first {
             out.push(format!(
@@ -47,7 +51,11 @@ pub fn learning_warnings(
         }
     }
     if let Some(c) = &train.confusion {
-        let present = c.counts.iter().filter(|row| row.iter().sum::<usize>() > 0).count();
+        let present = c
+            .counts
+            .iter()
+            .filter(|row| row.iter().sum::<usize>() > 0)
+            .count();
         let predicted: Vec<usize> = (0..c.counts.len())
             .filter(|&p| c.counts.iter().any(|row| row[p] > 0))
             .collect();

@@ -27,6 +27,6 @@ pub use run::{DataConfig, DataSource, LoadedData, ModelChoice, PreparedRun, RunC
 pub use saved::SavedModel;
 pub use spec::{LayerSpec, ModelSpec, SpecError};
 pub use trainer::{
-    batch_loss, evaluate, load_weights, predict_outputs, predict_proba, regression_scores, EpochOutcome, EpochStats, Evaluation,
-    Observer, Quiet, Stop, Trainer,
+    batch_loss, evaluate, load_weights, predict_outputs, predict_proba, regression_scores,
+    EpochOutcome, EpochStats, Evaluation, Observer, Quiet, Stop, Trainer,
 };

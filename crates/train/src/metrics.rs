@@ -126,9 +126,18 @@ impl RegressionScores {
     pub fn new(predicted: &[f64], truth: &[f64]) -> RegressionScores {
         let n = truth.len().max(1) as f64;
         let mean = truth.iter().sum::<f64>() / n;
-        let sse: f64 = predicted.iter().zip(truth).map(|(p, t)| (p - t).powi(2)).sum();
+        let sse: f64 = predicted
+            .iter()
+            .zip(truth)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum();
         let sst: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
-        let mae = predicted.iter().zip(truth).map(|(p, t)| (p - t).abs()).sum::<f64>() / n;
+        let mae = predicted
+            .iter()
+            .zip(truth)
+            .map(|(p, t)| (p - t).abs())
+            .sum::<f64>()
+            / n;
         RegressionScores {
             mse: sse / n,
             rmse: (sse / n).sqrt(),

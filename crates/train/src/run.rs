@@ -346,6 +346,20 @@ impl ModelChoice {
         matches!(self, ModelChoice::Preset(p) if p == "lenet5" || p == "cnn")
     }
 
+    /// The spec for data with `outputs` outputs; on a table (`table`) the `mlp` preset is
+    /// one hidden layer of 100 ReLU units (scikit-learn's default), since the image preset's
+    /// 256-128 overfits a few hundred noisy rows.
+    ///
+    /// # Errors
+    /// As [`ModelChoice::spec`].
+    pub fn spec_for(&self, outputs: usize, table: bool) -> Result<ModelSpec, ConfigError> {
+        if table && *self == ModelChoice::Preset("mlp".into()) {
+            return ModelSpec::mlp(&[100], "relu", 0.0, outputs)
+                .map_err(|e| ConfigError::new(Field::Model, e.to_string()));
+        }
+        self.spec(outputs)
+    }
+
     /// The spec, with the output width the data needs.
     ///
     /// # Errors
@@ -624,14 +638,7 @@ impl RunConfig {
                 ));
             }
         }
-        let spec = if table && self.model == ModelChoice::Preset("mlp".into()) {
-            // a table's mlp: one hidden layer of 100 ReLU units (scikit-learn's default); the
-            // image preset's 256-128 overfits a few hundred noisy rows
-            ModelSpec::mlp(&[100], "relu", 0.0, outputs)
-                .map_err(|e| ConfigError::new(Field::Model, e.to_string()))?
-        } else {
-            self.model.spec(outputs)?
-        };
+        let spec = self.model.spec_for(outputs, table)?;
         let built = spec
             .build_shaped::<f32>(inputs, data.train.image_shape, Some(outputs), self.seed)
             .map_err(|e| ConfigError::new(Field::Model, e.to_string()))?;

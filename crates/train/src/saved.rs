@@ -213,9 +213,7 @@ pub fn table_metadata(meta: &mut BTreeMap<String, String>, schema: &TableSchema)
 /// table_metadata(&mut meta, &split.schema);
 /// assert_eq!(table_from_metadata(&meta).unwrap(), Some(split.schema));
 /// ```
-pub fn table_from_metadata(
-    meta: &BTreeMap<String, String>,
-) -> Result<Option<TableSchema>, String> {
+pub fn table_from_metadata(meta: &BTreeMap<String, String>) -> Result<Option<TableSchema>, String> {
     meta.get("backprop.table")
         .map(|s| serde_json::from_str(s).map_err(|e| format!("unreadable table record: {e}")))
         .transpose()

@@ -691,7 +691,11 @@ pub fn regression_scores(
         let o = predict_outputs(model, &b.x);
         pred.extend(o.data().chunks_exact(out).map(|r| unscale(r[0] as f64)));
     }
-    let truth: Vec<f64> = y.data().chunks_exact(out).map(|r| unscale(r[0] as f64)).collect();
+    let truth: Vec<f64> = y
+        .data()
+        .chunks_exact(out)
+        .map(|r| unscale(r[0] as f64))
+        .collect();
     Some(RegressionScores::new(&pred, &truth))
 }
 
