@@ -518,3 +518,43 @@ fn the_shipped_iris_file_trains_as_the_readme_shows() {
     assert_eq!(r["warnings"].as_array().unwrap().len(), 0, "{r}");
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn a_run_that_does_not_learn_says_so() {
+    let d = tmpdir("flat");
+    let csv = d.join("blobs.csv");
+    three_blobs(&csv, 60);
+    let o = run(&[
+        "train",
+        "--dataset",
+        s(&csv),
+        "--lr",
+        "0.000000001",
+        "--epochs",
+        "5",
+        "--json",
+        "--out",
+        s(&d.join("run")),
+    ]);
+    let r = json_of(&o);
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().contains("hardly fell")),
+        "{r}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: the training loss hardly fell"));
+    // a run that learns has none (the iris test checks the shipped file the same way)
+    let ok = json_of(&run(&[
+        "train",
+        "--dataset",
+        s(&csv),
+        "--epochs",
+        "30",
+        "--json",
+        "--out",
+        s(&d.join("ok")),
+    ]));
+    assert_eq!(ok["warnings"].as_array().unwrap().len(), 0, "{ok}");
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -178,6 +178,12 @@ pub fn saved_test_set(saved: &SavedModel, flags: &DataArgs) -> Result<(String, D
         return table_test_set(saved, &schema, flags);
     }
     let d = data_for(saved, flags);
+    if matches!(data_config(&d)?.source, DataSource::Csv { .. }) {
+        bail!(
+            "--model-path {}: the model records no table contract (it was not trained on a CSV file, or by an older backprop that did not scale tables); train it again to evaluate it on a CSV file",
+            saved.path.display()
+        );
+    }
     let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
         .then_some(&saved.encoding);
     let loaded = load_data(&d, 0, enc, false)?;

@@ -124,21 +124,14 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         .test
         .as_ref()
         .map(|t| evaluate(run.module(), t, run.config.loss));
-    let unscale = |y: f64| run.data.table.as_ref().map_or(y, |s| s.unscale_target(y));
-    let train_scores = regression_scores(run.module(), &run.train, unscale);
-    let test_scores =
-        (run.data.test.as_ref()).and_then(|t| regression_scores(run.module(), t, unscale));
-    let warnings = learning_warnings(&history, &train_eval, train_scores.as_ref());
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
+    let (scores, warnings) = diagnose(&run, &history, &train_eval);
     let report = Report {
         run: &run,
         history: &history,
         stop: &stop,
         train: &train_eval,
         test: test_eval.as_ref(),
-        scores: (train_scores, test_scores),
+        scores,
         warnings: &warnings,
         plots: &plots,
         seconds: started.elapsed().as_secs_f64(),
@@ -149,6 +142,22 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         report.print();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Regression scores in the target's units: training and test split.
+type Scores = (Option<RegressionScores>, Option<RegressionScores>);
+
+/// The regression scores, and the warnings of a run that did not learn (printed as found).
+fn diagnose(run: &PreparedRun, history: &History, train: &Evaluation) -> (Scores, Vec<String>) {
+    let unscale = |y: f64| run.data.table.as_ref().map_or(y, |s| s.unscale_target(y));
+    let train_scores = regression_scores(run.module(), &run.train, unscale);
+    let test_scores =
+        (run.data.test.as_ref()).and_then(|t| regression_scores(run.module(), t, unscale));
+    let warnings = learning_warnings(history, train, train_scores.as_ref());
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    ((train_scores, test_scores), warnings)
 }
 
 /// `--resume`: the saved weights, optimizer state and history, checked against the spec.
@@ -320,8 +329,7 @@ struct Report<'a> {
     stop: &'a Stop,
     train: &'a Evaluation,
     test: Option<&'a Evaluation>,
-    /// Regression scores in the target's units: training and test split.
-    scores: (Option<RegressionScores>, Option<RegressionScores>),
+    scores: Scores,
     warnings: &'a [String],
     plots: &'a [PathBuf],
     seconds: f64,

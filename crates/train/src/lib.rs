@@ -2,8 +2,9 @@
 //!
 //! Training on top of the library: model specs ([`spec`]), the [`Trainer`] loop with
 //! validation, schedules, early stopping, a divergence guard and exact resume, metrics
-//! ([`metrics`]), safetensors [`checkpoint`]s written atomically, [`history`] as CSV and
-//! JSON, and [`plot`]s (training curves, decision boundaries).
+//! ([`metrics`]), warnings for a run that did not learn ([`diagnose`]), safetensors
+//! [`checkpoint`]s written atomically, [`history`] as CSV and JSON, and [`plot`]s (training
+//! curves, decision boundaries).
 
 #![warn(missing_docs)]
 

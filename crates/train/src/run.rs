@@ -779,4 +779,52 @@ mod tests {
         assert_eq!(run.metadata["backprop.dataset"], "spiral");
         assert_eq!(run.out, PathBuf::from("runs/spiral-mlp"));
     }
+
+    #[test]
+    fn a_table_gets_the_small_table_defaults_and_a_split_fixed_apart_from_the_seed() {
+        let dir = std::env::temp_dir().join(format!("backprop-run-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        let mut text = "a,b,y\n".to_string();
+        for i in 0..100 {
+            text += &format!("{},{},{}\n", i % 7, (i * 3) % 11, i % 2);
+        }
+        std::fs::write(&path, text).unwrap();
+        let table = |seed| RunConfig {
+            data: DataConfig {
+                source: DataSource::Csv {
+                    path: path.clone(),
+                    table: TableOptions::default(),
+                },
+                ..DataConfig::default()
+            },
+            seed,
+            ..RunConfig::default()
+        };
+        let run = table(0).prepare().unwrap();
+        let c = &run.config;
+        assert_eq!(
+            (c.optimizer, c.lr, c.batch_size),
+            (OptimizerKind::Adam, 0.001, 32)
+        );
+        // 80 training rows: 3 steps an epoch, so 10,000 steps would be 3334 epochs; at most 400
+        assert_eq!((c.epochs, c.early_stopping), (400, None));
+        assert!(
+            run.validation.is_none(),
+            "a table trains on all its training rows"
+        );
+        assert_eq!(
+            run.model.params()[0].1.shape(),
+            vec![100, 2],
+            "one hidden layer of 100"
+        );
+        assert!(run.metadata.contains_key("backprop.table"));
+        let other = table(9).prepare().unwrap();
+        assert_eq!(other.data.test_rows, run.data.test_rows);
+        assert_eq!(run.data.test_rows.len(), 20);
+        let mut enc = table(0);
+        enc.data.encoding = Some("binary".into());
+        assert_eq!(enc.prepare().err().map(|e| e.field), Some(Field::Encoding));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
