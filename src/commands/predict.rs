@@ -200,7 +200,7 @@ fn classes(
     rows: &[(String, Vec<f32>)],
     x: &Tensor<f32>,
 ) -> Vec<serde_json::Value> {
-    let probs = predict_proba(&saved.model, &x);
+    let probs = predict_proba(&saved.model, x);
     let c = probs.shape()[1];
     let mut out = Vec::new();
     for (k, (name, _)) in rows.iter().enumerate() {
