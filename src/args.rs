@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use backprop_data::{Missing, Scaling, Task};
 use backprop_optim::{OptimizerKind, ScheduleKind};
 use backprop_train::LossKind;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -42,6 +43,18 @@ fn losses() -> impl TypedValueParser<Value = LossKind> {
     one_of(LossKind::ALL, LossKind::name)
 }
 
+fn tasks() -> impl TypedValueParser<Value = Task> {
+    one_of(Task::ALL, Task::name)
+}
+
+fn scalings() -> impl TypedValueParser<Value = Scaling> {
+    one_of(Scaling::ALL, Scaling::name)
+}
+
+fn missing_policies() -> impl TypedValueParser<Value = Missing> {
+    one_of(Missing::ALL, Missing::name)
+}
+
 /// Where the data comes from.
 #[derive(Args, Clone)]
 pub struct DataArgs {
@@ -52,7 +65,8 @@ pub struct DataArgs {
     /// A directory with train-/t10k- IDX files (e.g. Fashion-MNIST, KMNIST).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Image encoding: grey ([0,1], the default), standardized, or binary (1 for ink).
+    /// Image encoding: grey ([0,1], the default), standardized, or binary (1 for ink). Images
+    /// only; a CSV table's columns are scaled with --scale.
     #[arg(long)]
     pub encoding: Option<String>,
     /// Samples to generate for a synthetic set (the test set gets as many).
@@ -64,9 +78,21 @@ pub struct DataArgs {
     /// CSV label column: a 0-based index or a header name (default: the last column).
     #[arg(long)]
     pub label_column: Option<String>,
-    /// CSV task: classification (the default) or regression.
-    #[arg(long)]
-    pub task: Option<String>,
+    /// CSV task (default: classification; labels that look like numbers to predict are
+    /// refused until a task is given).
+    #[arg(long, value_parser = tasks())]
+    pub task: Option<Task>,
+    /// CSV feature scaling, fitted on the training rows (default: standard).
+    #[arg(long, value_parser = scalings())]
+    pub scale: Option<Scaling>,
+    /// Missing CSV cells ("", NA, NaN, ?): an error naming the cell (default), drop the
+    /// rows, or impute (training mean; most frequent category).
+    #[arg(long, value_parser = missing_policies())]
+    pub missing: Option<Missing>,
+    /// Seed of a CSV file's held-out test fifth (stratified by class; default 0). Independent
+    /// of --seed, so runs with different seeds are tested on the same rows.
+    #[arg(long, value_parser = whole::<u64>, allow_negative_numbers = true)]
+    pub split_seed: Option<u64>,
     /// Use only the first N samples (quick experiments): of the training split when
     /// training, of the test split for eval, predict --index, trace and visualize.
     #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
@@ -76,7 +102,8 @@ pub struct DataArgs {
 /// Which model to build.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A preset (mlp, lenet5, cnn) or a model spec file (.json or .toml).
+    /// A preset (mlp, lenet5, cnn) or a model spec file (.json or .toml). On a CSV table, mlp
+    /// is one hidden layer of 100 ReLU units; elsewhere 256 and 128.
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// Hidden layer widths for a quick MLP, e.g. 256,128 (overrides the preset's).
@@ -99,9 +126,9 @@ pub struct TrainArgs {
     /// The loss: cross-entropy (the lectures' squared cost for regression data) by default.
     #[arg(long, value_parser = losses())]
     pub loss: Option<LossKind>,
-    /// The optimizer.
-    #[arg(long, default_value = "sgd", value_parser = optimizers())]
-    pub optimizer: OptimizerKind,
+    /// The optimizer (default: sgd; adam for a CSV table).
+    #[arg(long, value_parser = optimizers())]
+    pub optimizer: Option<OptimizerKind>,
     /// Learning rate η (default: 0.05 for sgd/nesterov, 0.001 for adam/adamw, 0.01 otherwise).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
@@ -111,10 +138,12 @@ pub struct TrainArgs {
     /// Decoupled weight decay for adamw (default 0.01).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
-    /// Samples per step: 1 = SGD, the dataset size = full-batch gradient descent.
-    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = whole::<usize>)]
-    pub batch_size: usize,
-    /// Epochs (default: 10; 15 for the cnn preset; 200 for a synthetic 2-D set).
+    /// Samples per step: 1 = SGD, the dataset size = full-batch gradient descent (default:
+    /// 64; 32 for a CSV table).
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
+    pub batch_size: Option<usize>,
+    /// Epochs (default: 10; 15 for the cnn preset; 200 for a synthetic 2-D set; for a CSV
+    /// table about 10,000 steps' worth, 30 to 400).
     #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub epochs: Option<usize>,
     /// L1 penalty λ₁.
@@ -140,7 +169,8 @@ pub struct TrainArgs {
     /// Stop after N epochs without a better validation loss (restoring the best weights).
     #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub early_stopping: Option<usize>,
-    /// Validation samples held out from the training data (default: 10%, at most 5000).
+    /// Validation samples held out from the training data (default: 10%, at most 5000; none
+    /// for a CSV table).
     #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub validation: Option<usize>,
     /// Seed for initialization, shuffling and dropout.

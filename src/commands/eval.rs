@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use backprop_data::Targets;
-use backprop_train::{evaluate, LossKind};
+use backprop_train::{evaluate, regression_scores, LossKind};
 use serde_json::json;
 
+use super::train::{scores_json, scores_line};
 use super::{load_saved_model, num_or_null, pct, saved_test_set, set_threads};
 use crate::args::EvalArgs;
 
@@ -29,8 +30,15 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     };
     let kind = saved.loss().unwrap_or(kind);
     let e = evaluate(&saved.model, test, kind);
+    let schema = saved.table().map_err(|e| anyhow!("--model-path {e}"))?;
+    let scores = regression_scores(&saved.model, test, |y| {
+        schema.as_ref().map_or(y, |s| s.unscale_target(y))
+    });
     if a.json {
         let mut o = json!({"dataset": name, "samples": test.len(), "test_loss": num_or_null(e.loss), "test_accuracy": num_or_null(e.accuracy)});
+        if let Some(s) = &scores {
+            o["test_scores"] = scores_json(s);
+        }
         if let Some(c) = &e.confusion {
             o["confusion_matrix"] = json!(c.counts);
             o["precision"] = json!(c.precision());
@@ -50,6 +58,13 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
                 test.len(),
                 name,
                 e.loss
+            );
+        } else if let Some(s) = &scores {
+            println!(
+                "test {} on {} samples of {}",
+                scores_line(s),
+                test.len(),
+                name
             );
         } else {
             println!(

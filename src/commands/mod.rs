@@ -13,7 +13,7 @@ mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
-use backprop_data::{Dataset, Task, SYNTHETIC};
+use backprop_data::{Dataset, LabelColumn, TableOptions, TableSchema, SYNTHETIC};
 use backprop_train::run::{DataConfig, DataSource, LoadedData};
 use backprop_train::{ConfigError, Field, ModelChoice, SavedModel};
 use serde_json::{json, Value};
@@ -52,24 +52,16 @@ pub fn set_threads(n: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-/// Refuses data flags that would be ignored: a setting is never silently dropped.
-fn check_applies(d: &DataArgs, source: &DataSource) -> Result<()> {
+/// Refuses an unknown `--encoding`, and one given for data that is not images: a setting is
+/// never silently dropped.
+fn check_encoding(d: &DataArgs, source: &DataSource) -> Result<()> {
     let images = matches!(source, DataSource::Mnist | DataSource::Idx(_));
-    let csv = matches!(source, DataSource::Csv { .. });
     if let Some(e) = &d.encoding {
         if backprop_data::Encoding::parse(e).is_none() {
             bail!("--encoding {e}: choose grey, standardized or binary");
         }
         if !images {
-            bail!("--encoding {e}: applies to image data (mnist, idx); this dataset's features are used as they are");
-        }
-    }
-    if !csv {
-        if let Some(t) = &d.task {
-            bail!("--task {t}: applies to CSV files; the other datasets know their task");
-        }
-        if let Some(c) = &d.label_column {
-            bail!("--label-column {c}: applies to CSV files");
+            bail!("--encoding {e}: applies to image data (mnist, idx); a CSV table's columns are scaled with --scale, a 2-D set's are used as they are");
         }
     }
     Ok(())
@@ -95,11 +87,16 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
         },
         n if n.ends_with(".csv") || Path::new(n).is_file() => DataSource::Csv {
             path: PathBuf::from(n),
-            label_column: d.label_column.clone(),
-            task: match d.task.as_deref() {
-                None | Some("classification") => Task::Classification,
-                Some("regression") => Task::Regression,
-                Some(other) => bail!("--task {other}: choose classification or regression"),
+            table: TableOptions {
+                label: d
+                    .label_column
+                    .as_deref()
+                    .map_or(LabelColumn::Last, LabelColumn::parse),
+                header: None,
+                task: d.task,
+                scale: d.scale.unwrap_or_default(),
+                missing: d.missing.unwrap_or_default(),
+                split_seed: d.split_seed.unwrap_or(0),
             },
         },
         n => bail!(
@@ -107,12 +104,30 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
             SYNTHETIC.join(", ")
         ),
     };
-    check_applies(d, &source)?;
+    check_encoding(d, &source)?;
+    if !matches!(source, DataSource::Csv { .. }) {
+        table_flags_unused(d, &name)?;
+    }
     Ok(DataConfig {
         source,
         encoding: d.encoding.clone(),
         limit: d.limit,
     })
+}
+
+/// The CSV flags are refused for other data rather than ignored.
+fn table_flags_unused(d: &DataArgs, dataset: &str) -> Result<()> {
+    let given = [
+        ("--label-column", d.label_column.is_some()),
+        ("--task", d.task.is_some()),
+        ("--scale", d.scale.is_some()),
+        ("--missing", d.missing.is_some()),
+        ("--split-seed", d.split_seed.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+        bail!("{flag} applies to CSV files; the dataset {dataset} is not one");
+    }
+    Ok(())
 }
 
 /// Reads the data the flags name (`recorded`: a saved model's input encoding).
@@ -175,7 +190,16 @@ fn data_for(saved: &SavedModel, d: &DataArgs) -> DataArgs {
 /// The test split of the data a saved model was trained on (or of the data the flags name),
 /// encoded as in training.
 pub fn saved_test_set(saved: &SavedModel, flags: &DataArgs) -> Result<(String, Dataset)> {
+    if let Some(schema) = saved.table().map_err(|e| anyhow!("--model-path {e}"))? {
+        return table_test_set(saved, &schema, flags);
+    }
     let d = data_for(saved, flags);
+    if matches!(data_config(&d)?.source, DataSource::Csv { .. }) {
+        bail!(
+            "--model-path {}: the model records no table contract (it was not trained on a CSV file, or by an older backprop that did not scale tables); train it again to evaluate it on a CSV file",
+            saved.path.display()
+        );
+    }
     let enc = (saved.encoding.get("encoding").and_then(|e| e.as_str()) != Some("none"))
         .then_some(&saved.encoding);
     let loaded = load_data(&d, 0, enc, false)?;
@@ -186,6 +210,51 @@ pub fn saved_test_set(saved: &SavedModel, flags: &DataArgs) -> Result<(String, D
         test = test.subset(&(0..n.min(test.len())).collect::<Vec<_>>());
     }
     Ok((loaded.name, test))
+}
+
+/// The rows a table model is evaluated on: the test split of its training file (the same
+/// rows as in training), or every row of another file given with `--dataset`. The model's
+/// data contract fixes the label column, task, scaling and classes, so the flags that set
+/// them are refused.
+fn table_test_set(
+    saved: &SavedModel,
+    schema: &TableSchema,
+    flags: &DataArgs,
+) -> Result<(String, Dataset)> {
+    let fixed = [
+        ("--label-column", flags.label_column.is_some()),
+        ("--task", flags.task.is_some()),
+        ("--scale", flags.scale.is_some()),
+        ("--missing", flags.missing.is_some()),
+        ("--split-seed", flags.split_seed.is_some()),
+        ("--encoding", flags.encoding.is_some()),
+        ("--data-dir", flags.data_dir.is_some()),
+    ];
+    if let Some((flag, _)) = fixed.iter().find(|(_, g)| *g) {
+        bail!("{flag}: the model was trained on a CSV file and records its data contract (label column {:?}, task, scaling, classes); this flag cannot change it", schema.label);
+    }
+    let trained_on = saved
+        .meta
+        .get("backprop.dataset")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("--model-path {}: no dataset recorded", saved.path.display()))?;
+    let same = |p: &Path| {
+        p == trained_on
+            || matches!((p.canonicalize(), trained_on.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
+    let (path, split) = match &flags.dataset {
+        None => (trained_on.clone(), true),
+        Some(p) => (PathBuf::from(p), same(Path::new(p))),
+    };
+    let data = schema
+        .labelled(&path, split)
+        .map_err(|e| anyhow!("--dataset {e}"))?;
+    let name = if split {
+        format!("{} (test split)", path.display())
+    } else {
+        format!("{} (all rows)", path.display())
+    };
+    Ok((name, data))
 }
 
 /// `0.9826` → `98.26%`.

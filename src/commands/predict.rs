@@ -1,10 +1,12 @@
 //! `backprop predict`: class probabilities for images, test samples or CSV rows.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use backprop_data::TableSchema;
 use backprop_tensor::Tensor;
-use backprop_train::{predict_proba, SavedModel};
+use backprop_train::{predict_outputs, predict_proba, SavedModel};
 use serde_json::json;
 
 use super::{load_saved_model, saved_test_set};
@@ -94,6 +96,7 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
     if a.images.is_empty() && a.index.is_empty() && a.csv.is_none() {
         bail!("nothing to predict: give image files, --index N,... or --csv FILE");
     }
+    let schema = saved.table().map_err(|e| anyhow!("--model-path {e}"))?;
     let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
     let mut notes = Vec::new();
     let encoding = match saved.encoding.get("encoding").and_then(|e| e.as_str()) {
@@ -126,33 +129,7 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
         }
     }
     if let Some(csv) = &a.csv {
-        let text = std::fs::read_to_string(csv)
-            .with_context(|| format!("--csv {}: cannot read", csv.display()))?;
-        for (ln, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let vals: std::result::Result<Vec<f32>, _> =
-                line.split(',').map(|c| c.trim().parse::<f32>()).collect();
-            match vals {
-                Ok(v) if v.len() == saved.inputs => {
-                    rows.push((format!("{}:{}", csv.display(), ln + 1), v))
-                }
-                Ok(v) => bail!(
-                    "--csv {}: line {} has {} values, the model takes {}",
-                    csv.display(),
-                    ln + 1,
-                    v.len(),
-                    saved.inputs
-                ),
-                Err(_) if ln == 0 => continue, // a header
-                Err(_) => bail!(
-                    "--csv {}: line {} has a value that is not a number",
-                    csv.display(),
-                    ln + 1
-                ),
-            }
-        }
+        rows.extend(csv_rows(csv, saved.inputs, schema.as_ref())?);
     }
     truth.resize(rows.len(), None);
     let n = rows.len();
@@ -163,12 +140,65 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
         rows.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
         &[n, saved.inputs],
     );
-    let probs = predict_proba(&saved.model, &x);
-    let c = probs.shape()[1];
-    let mut out = Vec::new();
     for note in &notes {
         eprintln!("note: {note}");
     }
+    let out = if saved.classes.is_empty() {
+        values(&a, &saved, schema.as_ref(), &rows, &x)
+    } else {
+        classes(&a, &saved, &rows, &truth, &x)
+    };
+    if a.json {
+        println!("{}", json!({ "predictions": out }));
+    }
+    if !unreadable.is_empty() {
+        bail!(
+            "{} of {} images could not be classified:\n{}",
+            unreadable.len(),
+            a.images.len(),
+            unreadable.join("\n")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Regression: the predicted value of each row, in the target's units.
+fn values(
+    a: &PredictArgs,
+    saved: &SavedModel,
+    schema: Option<&TableSchema>,
+    rows: &[(String, Vec<f32>)],
+    x: &Tensor<f32>,
+) -> Vec<serde_json::Value> {
+    let y = predict_outputs(&saved.model, x);
+    let c = y.shape()[1];
+    let mut out = Vec::new();
+    for (k, (name, _)) in rows.iter().enumerate() {
+        let v: Vec<f64> = y.data()[k * c..(k + 1) * c]
+            .iter()
+            .map(|&o| schema.map_or(o as f64, |s| s.unscale_target(o as f64)))
+            .collect();
+        if a.json {
+            out.push(json!({"input": name, "value": if c == 1 { json!(v[0]) } else { json!(v) }}));
+        } else {
+            let shown: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+            println!("{name}: predicted {}", shown.join(", "));
+        }
+    }
+    out
+}
+
+/// Classification: the class and the top probabilities of each row.
+fn classes(
+    a: &PredictArgs,
+    saved: &SavedModel,
+    rows: &[(String, Vec<f32>)],
+    truth: &[Option<String>],
+    x: &Tensor<f32>,
+) -> Vec<serde_json::Value> {
+    let probs = predict_proba(&saved.model, x);
+    let c = probs.shape()[1];
+    let mut out = Vec::new();
     for (k, (name, _)) in rows.iter().enumerate() {
         let p = &probs.data()[k * c..(k + 1) * c];
         let best = (0..c).max_by(|&i, &j| p[i].total_cmp(&p[j])).unwrap();
@@ -209,18 +239,59 @@ pub fn predict(a: PredictArgs) -> Result<ExitCode> {
             );
         }
     }
-    if a.json {
-        println!("{}", json!({ "predictions": out }));
+    out
+}
+
+/// Feature rows of `--csv FILE`. With a table model's contract, columns are found by the
+/// header's names (or by position, with or without the label column) and encoded as in
+/// training; otherwise each line is `inputs` numbers.
+fn csv_rows(
+    csv: &Path,
+    inputs: usize,
+    schema: Option<&TableSchema>,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    if let Some(schema) = schema {
+        let table = schema.read_table(csv).map_err(|e| anyhow!("--csv {e}"))?;
+        let columns = schema.locate(&table).map_err(|e| anyhow!("--csv {e}"))?;
+        let all: Vec<usize> = (0..table.rows.len()).collect();
+        let x = schema
+            .encode_features(&table, &columns, &all)
+            .map_err(|e| anyhow!("--csv {e}"))?;
+        let w = schema.inputs();
+        return Ok(table
+            .rows
+            .iter()
+            .zip(x.data().chunks_exact(w))
+            .map(|(r, v)| (format!("{}:{}", csv.display(), r.line), v.to_vec()))
+            .collect());
     }
-    if !unreadable.is_empty() {
-        bail!(
-            "{} of {} images could not be classified:\n{}",
-            unreadable.len(),
-            a.images.len(),
-            unreadable.join("\n")
-        );
+    let text = std::fs::read_to_string(csv)
+        .with_context(|| format!("--csv {}: cannot read", csv.display()))?;
+    let mut rows = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let vals: std::result::Result<Vec<f32>, _> =
+            line.split(',').map(|c| c.trim().parse::<f32>()).collect();
+        match vals {
+            Ok(v) if v.len() == inputs => rows.push((format!("{}:{}", csv.display(), ln + 1), v)),
+            Ok(v) => bail!(
+                "--csv {}: line {} has {} values, the model takes {}",
+                csv.display(),
+                ln + 1,
+                v.len(),
+                inputs
+            ),
+            Err(_) if ln == 0 => continue, // a header
+            Err(_) => bail!(
+                "--csv {}: line {} has a value that is not a number",
+                csv.display(),
+                ln + 1
+            ),
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(rows)
 }
 
 /// One image as the model's input row: read, size-checked, inverted if it is dark ink on a

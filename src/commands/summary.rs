@@ -7,7 +7,9 @@ use backprop_nn::Summary;
 use backprop_train::ModelChoice;
 use serde_json::{json, Value};
 
-use super::{flag_error, load_data, load_saved_model, model_choice};
+use backprop_train::DataSource;
+
+use super::{data_config, flag_error, load_data, load_saved_model, model_choice};
 use crate::args::{DataArgs, ModelArgs, SummaryArgs};
 
 /// Input width, output width and image shape: from the flags, else from a spec file that
@@ -60,7 +62,10 @@ pub fn summary(a: SummaryArgs) -> Result<ExitCode> {
         (s.model, s.inputs)
     } else {
         let (inputs, outputs, image) = dims_for(&a.model, &a.data, a.inputs, a.outputs)?;
-        let spec = model_choice(&a.model)?.spec(outputs).map_err(flag_error)?;
+        let table = matches!(data_config(&a.data)?.source, DataSource::Csv { .. });
+        let spec = model_choice(&a.model)?
+            .spec_for(outputs, table)
+            .map_err(flag_error)?;
         let built = spec
             .build_shaped::<f32>(inputs, image, Some(outputs), 0)
             .map_err(|e| anyhow!("--model {}: {e}", a.model.model))?;

@@ -8,9 +8,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use backprop_data::{Dataset, Targets};
 use backprop_nn::Module;
 use backprop_tensor::Tensor;
+use backprop_train::diagnose::learning_warnings;
+use backprop_train::metrics::RegressionScores;
 use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::{
-    evaluate, predict_proba, Checkpoint, Evaluation, History, PreparedRun, RunConfig, Stop, Trainer,
+    evaluate, predict_proba, regression_scores, Checkpoint, Evaluation, History, PreparedRun,
+    RunConfig, Stop, Trainer,
 };
 use serde_json::{json, Value};
 
@@ -122,22 +125,33 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     let model_path = run.model_path();
     let out = run.out.clone();
     let meta = run.metadata.clone();
+    // every epoch of a long run is saved; short epochs (small tables) at most every 2 s,
+    // and the last one after the loop, so syncing files does not dominate the run
+    let saved_at = std::cell::Cell::new((None::<Instant>, trainer.epochs_done));
+    let save = |t: &Trainer| -> std::result::Result<(), String> {
+        t.checkpoint(meta.clone()).save(&model_path)?;
+        saved_at.set((Some(Instant::now()), t.epochs_done));
+        t.history.write(&out)
+    };
     let stop = trainer
         .fit(
             &run.train,
             run.validation.as_ref(),
             &mut Bars::new(false),
-            |t| {
-                t.checkpoint(meta.clone()).save(&model_path)?;
-                t.history.write(&out)
+            |t| match saved_at.get().0 {
+                Some(at) if at.elapsed().as_secs_f64() < 2.0 => Ok(()),
+                _ => save(t),
             },
         )
         .map_err(|e| anyhow!(e))?;
+    if !matches!(stop, Stop::Diverged { .. }) && trainer.epochs_done > 0 {
+        save(&trainer).map_err(|e| anyhow!(e))?;
+    }
     let history = trainer.history.clone();
     drop(trainer);
     let plots = write_plots(&run, &history)?;
     if let Stop::Diverged { .. } = stop {
-        return diverged(&stop, &run, a.json, started);
+        return diverged(&stop, &run, saved_at.get().1, a.json, started);
     }
     let train_eval = evaluate(run.module(), &run.train, run.config.loss);
     let test_eval = run
@@ -145,12 +159,15 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         .test
         .as_ref()
         .map(|t| evaluate(run.module(), t, run.config.loss));
+    let (scores, warnings) = diagnose(&run, &history, &train_eval);
     let report = Report {
         run: &run,
         history: &history,
         stop: &stop,
         train: &train_eval,
         test: test_eval.as_ref(),
+        scores,
+        warnings: &warnings,
         plots: &plots,
         seconds: started.elapsed().as_secs_f64(),
         resumed_after,
@@ -161,6 +178,22 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         report.print();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Regression scores in the target's units: training and test split.
+type Scores = (Option<RegressionScores>, Option<RegressionScores>);
+
+/// The regression scores, and the warnings of a run that did not learn (printed as found).
+fn diagnose(run: &PreparedRun, history: &History, train: &Evaluation) -> (Scores, Vec<String>) {
+    let unscale = |y: f64| run.data.table.as_ref().map_or(y, |s| s.unscale_target(y));
+    let train_scores = regression_scores(run.module(), &run.train, unscale);
+    let test_scores =
+        (run.data.test.as_ref()).and_then(|t| regression_scores(run.module(), t, unscale));
+    let warnings = learning_warnings(history, train, train_scores.as_ref());
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    ((train_scores, test_scores), warnings)
 }
 
 /// `--resume`: the saved weights, optimizer state and history, checked against the spec.
@@ -194,6 +227,28 @@ fn resume(trainer: &mut Trainer, run: &PreparedRun, quiet: bool) -> Result<()> {
 }
 
 fn announce(run: &PreparedRun) {
+    if let Some(t) = &run.data.table {
+        let cats: Vec<String> = t
+            .features
+            .iter()
+            .filter(|f| matches!(f.kind, backprop_data::FeatureKind::Categorical { .. }))
+            .map(|f| format!("{} ({} categories)", f.name, f.width()))
+            .collect();
+        eprintln!(
+            "table: label {:?} ({}), {} feature columns → {} inputs, scaling {}, missing cells: {}, test split seed {}{}",
+            t.label,
+            match t.classes().len() {
+                0 => "regression".to_string(),
+                k => format!("{k} classes"),
+            },
+            t.features.len(),
+            t.inputs(),
+            t.scale.name(),
+            t.missing.name(),
+            t.split_seed,
+            if cats.is_empty() { String::new() } else { format!("; one-hot: {}", cats.join(", ")) }
+        );
+    }
     eprintln!(
         "training {} on {} ({} train, {} validation, {} test samples; {} inputs, {} outputs; {} parameters)",
         run.model.kind(),
@@ -252,7 +307,13 @@ fn write_plots(run: &PreparedRun, history: &History) -> Result<Vec<PathBuf>> {
     Ok(plots)
 }
 
-fn diverged(stop: &Stop, run: &PreparedRun, json: bool, started: Instant) -> Result<ExitCode> {
+fn diverged(
+    stop: &Stop,
+    run: &PreparedRun,
+    saved_epoch: usize,
+    json: bool,
+    started: Instant,
+) -> Result<ExitCode> {
     let Stop::Diverged {
         epoch,
         step,
@@ -267,10 +328,9 @@ fn diverged(stop: &Stop, run: &PreparedRun, json: bool, started: Instant) -> Res
         "no parameter is non-finite yet: the loss overflowed in the forward pass".to_string(),
         |p| format!("first non-finite parameter: {p}"),
     );
-    let kept = if *epoch > 1 {
+    let kept = if saved_epoch > 0 {
         format!(
-            "the checkpoint of epoch {} is kept at {}",
-            epoch - 1,
+            "the checkpoint of epoch {saved_epoch} is kept at {}",
             model_path.display()
         )
     } else {
@@ -285,6 +345,19 @@ fn diverged(stop: &Stop, run: &PreparedRun, json: bool, started: Instant) -> Res
     bail!("training diverged at epoch {epoch}, step {step} (loss = {loss}); {which}; {kept}. Try a smaller --lr or --clip.")
 }
 
+/// Regression scores as JSON (non-finite values as null).
+pub fn scores_json(s: &RegressionScores) -> Value {
+    json!({"mse": num_or_null(s.mse), "rmse": num_or_null(s.rmse), "mae": num_or_null(s.mae), "r2": num_or_null(s.r2)})
+}
+
+/// `R² 0.512  RMSE 53.2  MAE 43.1  MSE 2830`.
+pub fn scores_line(s: &RegressionScores) -> String {
+    format!(
+        "R² {:.4}  RMSE {:.4}  MAE {:.4}  MSE {:.4}",
+        s.r2, s.rmse, s.mae, s.mse
+    )
+}
+
 /// What a finished run prints.
 struct Report<'a> {
     run: &'a PreparedRun,
@@ -292,6 +365,8 @@ struct Report<'a> {
     stop: &'a Stop,
     train: &'a Evaluation,
     test: Option<&'a Evaluation>,
+    scores: Scores,
+    warnings: &'a [String],
     plots: &'a [PathBuf],
     seconds: f64,
     /// Epochs an earlier invocation trained (0 unless resumed).
@@ -327,6 +402,17 @@ impl Report<'_> {
             o["precision"] = json!(c.precision());
             o["recall"] = json!(c.recall());
         }
+        if let Some(s) = &self.scores.1 {
+            o["test_scores"] = scores_json(s);
+        }
+        if let Some(s) = &self.scores.0 {
+            o["train_scores"] = scores_json(s);
+        }
+        if let Some(t) = &self.run.data.table {
+            o["inputs"] = json!(t.input_names());
+            o["test_rows"] = json!(self.run.data.test_rows);
+        }
+        o["warnings"] = json!(self.warnings);
         o
     }
 
@@ -362,6 +448,11 @@ impl Report<'_> {
         line("train", "", self.train);
         if let Some(e) = self.test {
             line("test", " ", e);
+        }
+        for (name, s) in [("train", &self.scores.0), ("test ", &self.scores.1)] {
+            if let Some(s) = s {
+                println!("{name} {}", scores_line(s));
+            }
         }
         let total = self.history.epochs.len();
         let now = &self.history.epochs[self.resumed_after.min(total)..];

@@ -1,7 +1,8 @@
 //! # backprop-data
 //!
 //! Datasets for backprop: the IDX format of MNIST and its kin ([`load_idx_pair`],
-//! [`read_idx`]), CSV files ([`load_csv`]), the 2-D demonstration sets ([`synthetic`]),
+//! [`read_idx`]), CSV files ([`load_csv`]; for training, tables with a fixed test split and a
+//! data contract of scaling, categories and classes: [`load_table_split`], [`TableSchema`]), the 2-D demonstration sets ([`synthetic`]),
 //! input encodings ([`Encoding`]), seeded validation splits and seeded mini-batches
 //! ([`Dataset::split`], [`Dataset::batches`]).
 //!
@@ -26,6 +27,7 @@ mod error;
 mod idx;
 mod segment;
 mod synthetic;
+mod tabular;
 
 pub use csv_data::{load_csv, parse_csv, CsvOptions, LabelColumn, Task};
 pub use dataset::{
@@ -36,3 +38,7 @@ pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
 pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};
+pub use tabular::{
+    is_missing, load_table_split, test_split, Feature, FeatureKind, Missing, Scaling, SplitTable,
+    Table, TableOptions, TableRow, TableSchema, TableTarget,
+};

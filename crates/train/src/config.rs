@@ -28,6 +28,12 @@ pub enum Field {
     LabelColumn,
     /// Classification or regression.
     Task,
+    /// Scaling of a table's numeric columns.
+    Scale,
+    /// Missing cells of a table.
+    Missing,
+    /// The seed of a table's test split.
+    SplitSeed,
     /// Training samples used.
     Limit,
     /// Validation samples held out.
@@ -85,6 +91,9 @@ impl Field {
             Field::Noise => "noise",
             Field::LabelColumn => "label_column",
             Field::Task => "task",
+            Field::Scale => "scale",
+            Field::Missing => "missing",
+            Field::SplitSeed => "split_seed",
             Field::Limit => "limit",
             Field::Validation => "validation",
             Field::Model => "model",

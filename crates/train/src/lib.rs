@@ -2,13 +2,15 @@
 //!
 //! Training on top of the library: model specs ([`spec`]), the [`Trainer`] loop with
 //! validation, schedules, early stopping, a divergence guard and exact resume, metrics
-//! ([`metrics`]), safetensors [`checkpoint`]s written atomically, [`history`] as CSV and
-//! JSON, and [`plot`]s (training curves, decision boundaries).
+//! ([`metrics`]), warnings for a run that did not learn ([`diagnose`]), safetensors
+//! [`checkpoint`]s written atomically, [`history`] as CSV and JSON, and [`plot`]s (training
+//! curves, decision boundaries).
 
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 mod config;
+pub mod diagnose;
 pub mod history;
 pub mod metrics;
 pub mod plot;
@@ -26,6 +28,6 @@ pub use run::{DataConfig, DataSource, LoadedData, ModelChoice, PreparedRun, RunC
 pub use saved::SavedModel;
 pub use spec::{LayerSpec, ModelSpec, SpecError};
 pub use trainer::{
-    batch_loss, evaluate, load_weights, predict_proba, EpochOutcome, EpochStats, Evaluation,
-    Observer, Quiet, Stop, Trainer,
+    batch_loss, evaluate, load_weights, predict_outputs, predict_proba, regression_scores,
+    EpochOutcome, EpochStats, Evaluation, Observer, Quiet, Stop, Trainer,
 };

@@ -1,4 +1,5 @@
-//! Classification metrics: accuracy, the confusion matrix, per-class precision and recall.
+//! Classification metrics: accuracy, the confusion matrix, per-class precision and recall;
+//! regression scores (MSE, RMSE, MAE, R²).
 
 use serde::Serialize;
 
@@ -94,5 +95,54 @@ mod tests {
         assert_eq!(c.accuracy(), 0.6);
         assert_eq!(c.precision(), vec![0.5, 2.0 / 3.0, 0.0]);
         assert_eq!(c.recall(), vec![0.5, 1.0, 0.0]);
+    }
+}
+
+/// Regression scores in the target's own units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RegressionScores {
+    /// Mean squared error.
+    pub mse: f64,
+    /// Its square root.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination: 1 − SSE / Σ(y − ȳ)²; 0 is no better than predicting
+    /// the mean, negative is worse.
+    pub r2: f64,
+}
+
+impl RegressionScores {
+    /// Scores `predicted` against `truth` (equal lengths, at least one value).
+    ///
+    /// ```
+    /// use backprop_train::metrics::RegressionScores;
+    /// let s = RegressionScores::new(&[1.0, 2.0, 4.0], &[1.0, 3.0, 5.0]);
+    /// assert_eq!((s.mse, s.mae), (2.0 / 3.0, 2.0 / 3.0));
+    /// // ȳ = 3, Σ(y − ȳ)² = 4 + 0 + 4 = 8, SSE = 0 + 1 + 1 = 2
+    /// assert_eq!(s.r2, 1.0 - 2.0 / 8.0);
+    /// assert_eq!(RegressionScores::new(&[3.0, 3.0], &[2.0, 4.0]).r2, 0.0);
+    /// ```
+    pub fn new(predicted: &[f64], truth: &[f64]) -> RegressionScores {
+        let n = truth.len().max(1) as f64;
+        let mean = truth.iter().sum::<f64>() / n;
+        let sse: f64 = predicted
+            .iter()
+            .zip(truth)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum();
+        let sst: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
+        let mae = predicted
+            .iter()
+            .zip(truth)
+            .map(|(p, t)| (p - t).abs())
+            .sum::<f64>()
+            / n;
+        RegressionScores {
+            mse: sse / n,
+            rmse: (sse / n).sqrt(),
+            mae,
+            r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
+        }
     }
 }

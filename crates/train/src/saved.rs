@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use backprop_data::{Dataset, Encoding, Targets};
+use backprop_data::{Dataset, Encoding, TableSchema, Targets};
 use backprop_nn::Sequential;
 use serde_json::{json, Value};
 
@@ -82,6 +82,15 @@ impl SavedModel {
     pub fn loss(&self) -> Option<crate::LossKind> {
         let state: Value = serde_json::from_str(self.meta.get("backprop.training")?).ok()?;
         serde_json::from_value(state["config"]["loss"].clone()).ok()
+    }
+
+    /// The data contract of a model trained on a table (label column, task, classes,
+    /// feature columns with their scaling and categories), if it was.
+    ///
+    /// # Errors
+    /// If the record is there but unreadable.
+    pub fn table(&self) -> Result<Option<TableSchema>, String> {
+        table_from_metadata(&self.meta).map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
     /// The recorded input encoding.
@@ -173,4 +182,39 @@ pub fn model_metadata(
         );
     }
     m
+}
+
+/// Records a table's data contract in a model's metadata (`backprop.table`, JSON), with
+/// the model inputs' names (`backprop.input_names`).
+pub fn table_metadata(meta: &mut BTreeMap<String, String>, schema: &TableSchema) {
+    meta.insert(
+        "backprop.table".into(),
+        serde_json::to_string(schema).expect("a schema serializes"),
+    );
+    meta.insert(
+        "backprop.input_names".into(),
+        serde_json::to_string(&schema.input_names()).expect("strings serialize"),
+    );
+}
+
+/// Reads the data contract [`table_metadata`] recorded, if any.
+///
+/// # Errors
+/// If the record is there but unreadable.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use backprop_data::{load_table_split, Table, TableOptions};
+/// use backprop_train::saved::{table_from_metadata, table_metadata};
+/// let text = "x,colour,y\n1,red,a\n2,blue,b\n3,red,a\n4,blue,b\n5,red,a\n6,blue,b\n";
+/// let table = Table::parse("t.csv".as_ref(), text.as_bytes()).unwrap();
+/// let split = load_table_split(table, &TableOptions::default()).unwrap();
+/// let mut meta = BTreeMap::new();
+/// table_metadata(&mut meta, &split.schema);
+/// assert_eq!(table_from_metadata(&meta).unwrap(), Some(split.schema));
+/// ```
+pub fn table_from_metadata(meta: &BTreeMap<String, String>) -> Result<Option<TableSchema>, String> {
+    meta.get("backprop.table")
+        .map(|s| serde_json::from_str(s).map_err(|e| format!("unreadable table record: {e}")))
+        .transpose()
 }

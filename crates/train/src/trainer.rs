@@ -23,7 +23,7 @@ use backprop_tensor::{Element, Rng, Tensor};
 use crate::checkpoint::Checkpoint;
 use crate::config::{ConfigError, LossKind, TrainConfig};
 use crate::history::{EpochRecord, History};
-use crate::metrics::Confusion;
+use crate::metrics::{Confusion, RegressionScores};
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -664,6 +664,39 @@ pub fn load_weights(model: &dyn Module<f32>, ck: &Checkpoint) -> Result<(), Stri
         p.set_value(t.clone());
     }
     Ok(())
+}
+
+/// The model's raw outputs for a batch of inputs (evaluation mode, nothing recorded):
+/// regression predictions, or class logits.
+pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
+    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value())
+}
+
+/// Regression scores of `model` on `data` in the target's units: `unscale` maps a model
+/// output (and a stored target) back to them, e.g. [`TableSchema::unscale_target`].
+/// Scores the first output column.
+///
+/// [`TableSchema::unscale_target`]: backprop_data::TableSchema::unscale_target
+pub fn regression_scores(
+    model: &dyn Module<f32>,
+    data: &Dataset,
+    unscale: impl Fn(f64) -> f64,
+) -> Option<RegressionScores> {
+    let Targets::Values(y) = &data.targets else {
+        return None;
+    };
+    let out = y.shape()[1];
+    let mut pred = Vec::with_capacity(data.len());
+    for b in data.batches(1000, None) {
+        let o = predict_outputs(model, &b.x);
+        pred.extend(o.data().chunks_exact(out).map(|r| unscale(r[0] as f64)));
+    }
+    let truth: Vec<f64> = y
+        .data()
+        .chunks_exact(out)
+        .map(|r| unscale(r[0] as f64))
+        .collect();
+    Some(RegressionScores::new(&pred, &truth))
 }
 
 /// Predicted class probabilities for a batch of inputs (softmax of the outputs).
