@@ -583,6 +583,8 @@ impl<'m> Trainer<'m> {
             "best_epoch": self.best.as_ref().map(|b| b.1),
             "config": self.config,
         });
+        // what the outputs mean belongs to the model (eval reads it without training state)
+        metadata.insert("backprop.loss".into(), serde_json::json!(self.config.loss).to_string());
         metadata.insert("backprop.training".into(), state.to_string());
         metadata.insert("backprop.history".into(), self.history.to_json());
         Checkpoint { tensors, metadata }
