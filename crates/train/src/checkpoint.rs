@@ -141,6 +141,19 @@ impl Checkpoint {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
+    /// A model's parameters and buffers under their names, with `metadata` (no training
+    /// state): what `backprop import` saves.
+    pub fn of_model(
+        model: &dyn backprop_nn::Module<f32>,
+        metadata: BTreeMap<String, String>,
+    ) -> Checkpoint {
+        let vars = model.params().into_iter().chain(model.buffers());
+        Checkpoint {
+            tensors: vars.map(|(n, v)| (n, v.value())).collect(),
+            metadata,
+        }
+    }
+
     /// The model part (a plain state dict and the model's metadata) and the training part.
     pub fn split(&self) -> (Checkpoint, Checkpoint) {
         let (train_t, model_t) = self
@@ -373,12 +386,17 @@ mod tests {
 
     fn sample() -> Checkpoint {
         let mut ck = Checkpoint::default();
-        ck.tensors
-            .push(("fc1.weight".into(), Tensor::from_vec(vec![1.0, -2.5, 3.0, 0.25], &[2, 2])));
-        ck.tensors
-            .push(("optimizer.m.fc1.weight".into(), Tensor::from_vec(vec![0.5; 4], &[2, 2])));
+        ck.tensors.push((
+            "fc1.weight".into(),
+            Tensor::from_vec(vec![1.0, -2.5, 3.0, 0.25], &[2, 2]),
+        ));
+        ck.tensors.push((
+            "optimizer.m.fc1.weight".into(),
+            Tensor::from_vec(vec![0.5; 4], &[2, 2]),
+        ));
         ck.metadata.insert("backprop.spec".into(), "{}".into());
-        ck.metadata.insert("backprop.training".into(), "{\"step\":3}".into());
+        ck.metadata
+            .insert("backprop.training".into(), "{\"step\":3}".into());
         ck
     }
 
@@ -413,7 +431,10 @@ mod tests {
         other.save(&path).unwrap();
         fs::write(training_path(&path), training).unwrap();
         let e = Checkpoint::load(&path).unwrap_err();
-        assert!(e.contains("model.training.safetensors") && e.contains("other weights"), "{e}");
+        assert!(
+            e.contains("model.training.safetensors") && e.contains("other weights"),
+            "{e}"
+        );
         assert!(Checkpoint::load_model(&path).is_ok());
         let _ = fs::remove_dir_all(d);
     }
@@ -449,15 +470,27 @@ mod tests {
     #[test]
     fn f64_f16_and_bf16_are_read_as_f32_and_integers_are_refused_by_name() {
         let vals = [1.5f32, -0.25, 3.0];
-        let f64b = vals.iter().flat_map(|v| (*v as f64).to_le_bytes()).collect();
-        let f16b = vals.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
-        let bf16b = vals.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+        let f64b = vals
+            .iter()
+            .flat_map(|v| (*v as f64).to_le_bytes())
+            .collect();
+        let f16b = vals
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let bf16b = vals
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect();
         let bytes = safetensors::serialize(
             [
                 ("a", Raw(Dtype::F64, vec![3], f64b)),
                 ("b", Raw(Dtype::F16, vec![3], f16b)),
                 ("c", Raw(Dtype::BF16, vec![3], bf16b)),
-                ("bn.num_batches_tracked", Raw(Dtype::I64, vec![], vec![0; 8])),
+                (
+                    "bn.num_batches_tracked",
+                    Raw(Dtype::I64, vec![], vec![0; 8]),
+                ),
             ],
             None,
         )

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 mod config;
 pub mod history;
+pub mod import;
 pub mod metrics;
 pub mod plot;
 pub mod run;
