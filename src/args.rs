@@ -359,6 +359,9 @@ pub struct ImportArgs {
     /// Output directory for model.safetensors (default: runs/<dataset>-<model>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The seed the data is read with (synthetic sets and splits), as given to `train`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -18,6 +18,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
         model: model_choice(&a.model)?,
         validation: Some(0),
         out: a.out.clone(),
+        seed: a.seed,
         ..Default::default()
     };
     config.validate().map_err(flag_error)?;
