@@ -190,6 +190,11 @@ pub struct TrainArgs {
     /// refused).
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Start from these weights instead of random ones (fine-tuning): a safetensors state
+    /// dict written by PyTorch or a backprop model file, checked name by name against the
+    /// model spec.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Print one JSON object on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
@@ -385,6 +390,53 @@ pub struct GradcheckArgs {
     pub loss: Option<LossKind>,
     #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The safetensors state dict to import (e.g. PyTorch's
+    /// `safetensors.torch.save_file(model.state_dict(), path)`).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The data the model takes (its input width, image shape, classes and encoding are
+    /// recorded with the model, as `train` records them).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model spec the weights belong to; `backprop summary` shows the names it builds.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output directory for model.safetensors (default: runs/<dataset>-<model>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The seed the data is read with (synthetic sets and splits), as given to `train`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// ONNX (opset 21): runs in ONNX Runtime, tract and most serving stacks.
+    Onnx,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The saved model (a model.safetensors written by train or import, or its directory).
+    #[arg(long = "model-path", alias = "checkpoint")]
+    pub model_path: PathBuf,
+    /// The format to write.
+    #[arg(long, value_enum, default_value = "onnx")]
+    pub format: ExportFormat,
+    /// The file to write (default: model.onnx beside the model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -13,10 +13,12 @@
 //! | [`optim`] | `backprop-optim` | optimizers, regularization, clipping, schedules |
 //! | [`data`] | `backprop-data` | IDX, CSV and synthetic datasets, batching |
 //! | [`train`] | `backprop-train` | model specs, the trainer, checkpoints, history, plots |
+//! | [`onnx`] | `backprop-onnx` | ONNX export of a network (prost-encoded protobuf) |
 
 pub use backprop_autograd as autograd;
 pub use backprop_data as data;
 pub use backprop_nn as nn;
+pub use backprop_onnx as onnx;
 pub use backprop_optim as optim;
 pub use backprop_tensor as tensor;
 pub use backprop_train as train;

@@ -50,6 +50,11 @@ enum Command {
     /// Serve the browser playground (live 2-D training, the math of each neuron) and the
     /// digits page on this machine.
     Playground(PlaygroundArgs),
+    /// Import a safetensors state dict written elsewhere (PyTorch) for a model spec, as a
+    /// model that eval, predict, export and `train --init-from` accept.
+    Import(ImportArgs),
+    /// Write a saved model in another format (ONNX) for other runtimes.
+    Export(ExportArgs),
     /// Run the performance workloads (mlp, cnn, tiny, infer) and print one RESULT line each.
     Bench(BenchArgs),
 }
@@ -102,6 +107,8 @@ fn main() -> ExitCode {
         Command::Visualize(a) => visualize::visualize(a),
         Command::Trace(a) => commands::trace(a),
         Command::Playground(a) => playground::playground(a),
+        Command::Import(a) => commands::import(a),
+        Command::Export(a) => commands::export(a),
         Command::Bench(a) => bench::bench(a),
     };
     match result {

@@ -193,7 +193,10 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
         b"P5 3 3 255\n\x00\x01\x02\x03\x04\x05\x06\x07\x08",
     );
     let wrapping_pgm = d.file("wrap.pgm", b"P5 4294967296 4294967296 255\n\x00");
-    let bad_csv = d.file("bad.csv", b"x,y,label\n1,2,a\n3,oops,b\n5,6,a\n7,8,b\n9,1,a\n2,3,b\n4,5,a\n");
+    let bad_csv = d.file(
+        "bad.csv",
+        b"x,y,label\n1,2,a\n3,oops,b\n5,6,a\n7,8,b\n9,1,a\n2,3,b\n4,5,a\n",
+    );
     let short_rows = d.file("rows.csv", b"1,2\n3\n");
     let a_file = d.file("a-file", b"");
     let missing = d.path("missing.json");

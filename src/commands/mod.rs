@@ -4,7 +4,9 @@
 
 mod datasets;
 mod eval;
+mod export;
 mod gradcheck;
+mod import;
 mod predict;
 mod summary;
 mod trace;
@@ -22,7 +24,9 @@ use crate::args::{DataArgs, ModelArgs};
 
 pub use datasets::datasets;
 pub use eval::eval;
+pub use export::export;
 pub use gradcheck::gradcheck;
+pub use import::import;
 pub use predict::predict;
 pub use summary::summary;
 pub use trace::trace;

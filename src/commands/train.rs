@@ -9,6 +9,7 @@ use backprop_data::{Dataset, Targets};
 use backprop_nn::Module;
 use backprop_tensor::Tensor;
 use backprop_train::diagnose::learning_warnings;
+use backprop_train::import::import_state_dict;
 use backprop_train::metrics::RegressionScores;
 use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::{
@@ -114,6 +115,17 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
             return Err(e);
         }
     };
+    if let Some(w) = &a.init_from {
+        let r = import_state_dict(run.module(), w).map_err(|e| {
+            if created {
+                let _ = std::fs::remove_dir(&out);
+            }
+            anyhow!("--init-from {e}")
+        })?;
+        if !a.json {
+            eprintln!("starting from the {} tensors of {}", r.tensors, w.display());
+        }
+    }
     let mut trainer = Trainer::new(run.module(), run.config.clone()).map_err(flag_error)?;
     if a.resume {
         resume(&mut trainer, &run, a.json)?;

@@ -425,6 +425,9 @@ impl<E: Element> PRelu<E> {
 }
 
 impl<E: Element> Module<E> for PRelu<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];

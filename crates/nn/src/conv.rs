@@ -321,6 +321,9 @@ impl LayerConfig for Conv2dConfig {
 }
 
 impl<E: Element> Module<E> for Conv2d<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.conv2d(&self.weight, self.bias.as_ref(), self.params)
     }
@@ -378,6 +381,9 @@ impl MaxPool2d {
 }
 
 impl<E: Element> Module<E> for MaxPool2d {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.max_pool2d(self.0)
     }
@@ -486,6 +492,9 @@ impl AvgPool2d {
 }
 
 impl<E: Element> Module<E> for AvgPool2d {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.avg_pool2d(self.0)
     }
@@ -507,6 +516,9 @@ impl<E: Element> Module<E> for AvgPool2d {
 pub struct GlobalAvgPool2d;
 
 impl<E: Element> Module<E> for GlobalAvgPool2d {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let s = x.shape();
         assert_eq!(
@@ -562,6 +574,9 @@ impl LayerConfig for GlobalAvgPoolConfig {
 pub struct Reshape(pub Vec<usize>);
 
 impl<E: Element> Module<E> for Reshape {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let mut s = vec![x.shape()[0]];
         s.extend(&self.0);

@@ -278,6 +278,9 @@ impl<E: Element> Linear<E> {
 }
 
 impl<E: Element> Module<E> for Linear<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         x.linear(&self.weight, self.bias.as_ref())
     }
@@ -349,6 +352,9 @@ impl Dropout {
 }
 
 impl<E: Element> Module<E> for Dropout {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         if mode == Mode::Eval || self.p == 0.0 {
             return x.clone();
@@ -465,6 +471,10 @@ impl<E: Element> LayerNorm<E> {
             eps,
         }
     }
+    /// ε, added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
 }
 
 /// `(x − mean)/√(var + eps)` along `axis`, with biased variance; returns the normalized
@@ -505,6 +515,9 @@ impl LayerConfig for LayerNormConfig {
 }
 
 impl<E: Element> Module<E> for LayerNorm<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let (xhat, _, _) = normalize(x, -1, self.eps);
         xhat.mul(&self.weight).add(&self.bias)
@@ -611,9 +624,17 @@ impl<E: Element> BatchNorm<E> {
         self.eps = eps;
         self
     }
+
+    /// ε, added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
 }
 
 impl<E: Element> Module<E> for BatchNorm<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];
@@ -792,6 +813,11 @@ impl<E: Element> Maxout<E> {
             pieces,
         }
     }
+
+    /// Affine maps per unit (`k`).
+    pub fn pieces(&self) -> usize {
+        self.pieces
+    }
 }
 
 /// A [`Maxout`] layer's configuration: `{"type": "maxout", "out": 5, "pieces": 3}`.
@@ -843,6 +869,9 @@ impl LayerConfig for MaxoutConfig {
 }
 
 impl<E: Element> Module<E> for Maxout<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let z = x.linear(&self.weight, Some(&self.bias));
         let mut shape = z.shape();
@@ -882,6 +911,9 @@ impl<E: Element> Module<E> for Maxout<E> {
 pub struct Flatten;
 
 impl<E: Element> Module<E> for Flatten {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
         let s = x.shape();
         let batch = s.first().copied().unwrap_or(1);

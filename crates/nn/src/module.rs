@@ -122,6 +122,21 @@ pub trait Module<E: Element = f32>: Send + Sync {
         None
     }
 
+    /// The layer as [`Any`](std::any::Any), so that a reader of whole networks (the ONNX
+    /// exporter) can ask for its concrete type with `downcast_ref::<MaxPool2d>()`. Every
+    /// layer of this crate returns `Some(self)`; the default is `None` (the layer cannot be
+    /// inspected).
+    ///
+    /// ```
+    /// use backprop_nn::{MaxPool2d, Module};
+    /// let pool: Box<dyn Module<f32>> = Box::new(MaxPool2d::new(2));
+    /// let any = pool.as_any().unwrap();
+    /// assert_eq!(any.downcast_ref::<MaxPool2d>().unwrap().0.kernel, (2, 2));
+    /// ```
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// True if in evaluation the layer only rearranges or passes on its input, with no
     /// arithmetic and no parameters: flatten, reshape, and dropout (the identity in
     /// evaluation).
@@ -228,6 +243,9 @@ impl<E: Element> Sequential<E> {
 }
 
 impl<E: Element> Module<E> for Sequential<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let mut h = x.clone();
         for (_, layer) in &self.layers {
@@ -293,6 +311,9 @@ impl<E: Element> Residual<E> {
 }
 
 impl<E: Element> Module<E> for Residual<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let fx = self.f.forward(x, mode);
         assert_eq!(

@@ -12,6 +12,7 @@ pub mod checkpoint;
 mod config;
 pub mod diagnose;
 pub mod history;
+pub mod import;
 pub mod metrics;
 pub mod plot;
 pub mod run;

@@ -43,7 +43,7 @@ impl SavedModel {
         } else {
             path.to_path_buf()
         };
-        let ck = Checkpoint::load(&file)?;
+        let ck = Checkpoint::load_model(&file)?;
         let shown = file.display();
         let get = |k: &str| {
             ck.metadata
@@ -78,8 +78,12 @@ impl SavedModel {
         })
     }
 
-    /// The loss the model was trained with, if its training state records it.
+    /// The loss the model was trained with, if its metadata records it (`backprop.loss`, or
+    /// the training state inside a checkpoint written before the state dict was split).
     pub fn loss(&self) -> Option<crate::LossKind> {
+        if let Some(l) = self.meta.get("backprop.loss") {
+            return serde_json::from_str(l).ok();
+        }
         let state: Value = serde_json::from_str(self.meta.get("backprop.training")?).ok()?;
         serde_json::from_value(state["config"]["loss"].clone()).ok()
     }

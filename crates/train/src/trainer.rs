@@ -583,6 +583,11 @@ impl<'m> Trainer<'m> {
             "best_epoch": self.best.as_ref().map(|b| b.1),
             "config": self.config,
         });
+        // what the outputs mean belongs to the model (eval reads it without training state)
+        metadata.insert(
+            "backprop.loss".into(),
+            serde_json::json!(self.config.loss).to_string(),
+        );
         metadata.insert("backprop.training".into(), state.to_string());
         metadata.insert("backprop.history".into(), self.history.to_json());
         Checkpoint { tensors, metadata }
@@ -595,6 +600,10 @@ impl<'m> Trainer<'m> {
     /// If the checkpoint does not match the model (missing tensor, other shape) or its
     /// training state is unreadable.
     pub fn resume(&mut self, ck: &Checkpoint) -> Result<(), String> {
+        let state = ck
+            .metadata
+            .get("backprop.training")
+            .ok_or("the checkpoint has no training state to resume from (it holds weights only, e.g. imported ones: fine-tune them with --init-from instead)")?;
         load_weights(self.model(), ck)?;
         let opt: Vec<(String, Tensor<f32>)> = ck
             .tensors
@@ -605,12 +614,8 @@ impl<'m> Trainer<'m> {
             })
             .collect();
         self.optimizer.load_state(&opt)?;
-        let state: serde_json::Value = serde_json::from_str(
-            ck.metadata
-                .get("backprop.training")
-                .ok_or("the checkpoint has no training state to resume from")?,
-        )
-        .map_err(|e| format!("the checkpoint's training state is unreadable: {e}"))?;
+        let state: serde_json::Value = serde_json::from_str(state)
+            .map_err(|e| format!("the checkpoint's training state is unreadable: {e}"))?;
         let get = |k: &str| state.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
         self.epochs_done = get("epochs_done");
         self.step = get("step");
