@@ -34,6 +34,7 @@ use crate::layers::{
     BatchNormConfig, DropoutConfig, FlattenConfig, LayerNormConfig, LinearConfig, MaxoutConfig,
 };
 use crate::module::{Module, Sequential};
+use crate::recurrent::{GruConfig, LstmConfig, RnnConfig, RnnReluConfig};
 use crate::{Flatten, Reshape};
 
 /// The per-sample input a layer type takes; a spec inserts a flatten or reshape layer in
@@ -46,6 +47,9 @@ pub enum InputKind {
     Flat,
     /// Images `[C, H, W]` (flat data is seen as the data's image shape).
     Image,
+    /// Sequences `[T, F]` (flat data with a one-channel image shape `[1, H, W]` is seen as H
+    /// steps of W features: row by row).
+    Sequence,
 }
 
 /// A layer's configuration: serde fields with defaults, and a checked build.
@@ -289,6 +293,14 @@ layer_specs! {
     GlobalAvgPool(GlobalAvgPoolConfig),
     /// Reshape each sample.
     Reshape(ReshapeConfig),
+    /// An Elman recurrent layer (tanh).
+    Rnn(RnnConfig),
+    /// An Elman recurrent layer with ReLU.
+    RnnRelu(RnnReluConfig),
+    /// A long short-term memory layer.
+    Lstm(LstmConfig),
+    /// A gated recurrent unit layer.
+    Gru(GruConfig),
 }
 
 /// Every `type` a spec may use: the layer configurations' and [`Activation::ALL`]'s names.
@@ -598,6 +610,27 @@ impl ModelSpec {
                             shape,
                         };
                         let hint = "add a reshape layer, e.g. {\"type\": \"reshape\", \"shape\": [1, 28, 28]}";
+                        return Err(SpecError::layer(
+                            n,
+                            l.type_name(),
+                            format!("{}; {hint}", e.in_spec(n)),
+                        ));
+                    }
+                },
+                InputKind::Sequence if shape.len() != 2 => match image {
+                    Some([1, h, w]) if shape == [h * w] => {
+                        net.push(
+                            &name_for(ReshapeConfig::PREFIX),
+                            Box::new(Reshape(vec![h, w])),
+                        );
+                        shape = vec![h, w];
+                    }
+                    _ => {
+                        let e = LayerError::Shape {
+                            expects: "needs sequences [steps, features]".into(),
+                            shape,
+                        };
+                        let hint = "add a reshape layer, e.g. {\"type\": \"reshape\", \"shape\": [28, 28]}";
                         return Err(SpecError::layer(
                             n,
                             l.type_name(),
