@@ -50,7 +50,7 @@ enum Command {
     /// Serve the browser playground (live 2-D training, the math of each neuron) and the
     /// digits page on this machine.
     Playground(PlaygroundArgs),
-    /// Run the performance workloads (mlp, cnn, tiny, infer) and print one RESULT line each.
+    /// Run the performance workloads (mlp, cnn, tiny, infer, lstm) and print one RESULT line each.
     Bench(BenchArgs),
 }
 

@@ -303,6 +303,9 @@ layer_specs! {
     Gru(GruConfig),
 }
 
+/// The named presets of [`ModelSpec::preset`].
+pub const PRESETS: &[&str] = &["mlp", "lenet5", "cnn", "rnn", "lstm", "gru"];
+
 /// Every `type` a spec may use: the layer configurations' and [`Activation::ALL`]'s names.
 ///
 /// ```
@@ -517,8 +520,9 @@ impl ModelSpec {
         Ok(ModelSpec { layers })
     }
 
-    /// A named preset: `mlp` (256-128 ReLU), `lenet5` or `cnn`; the input and output widths
-    /// come from the data.
+    /// A named preset: `mlp` (256-128 ReLU), `lenet5`, `cnn`, or a recurrent classifier
+    /// `rnn`, `lstm`, `gru` (see [`ModelSpec::recurrent`]); the input and output widths come
+    /// from the data.
     ///
     /// # Errors
     /// If the name is unknown.
@@ -527,8 +531,10 @@ impl ModelSpec {
             "mlp" => Self::mlp(&[256, 128], "relu", 0.0, outputs),
             "lenet5" => Ok(Self::lenet5(outputs)),
             "cnn" => Ok(Self::cnn(outputs)),
+            "rnn" | "lstm" | "gru" => Ok(Self::recurrent(name, outputs)),
             other => Err(SpecError::Invalid(format!(
-                "unknown model preset {other:?}; presets: mlp, lenet5, cnn (or give a .json/.toml spec file)"
+                "unknown model preset {other:?}; presets: {} (or give a .json/.toml spec file)",
+                PRESETS.join(", ")
             ))),
         }
     }
@@ -657,6 +663,20 @@ impl ModelSpec {
             model: net,
             outputs: width,
         })
+    }
+
+    /// A sequence classifier: one recurrent layer of 128 units (`kind` is `rnn`, `lstm` or
+    /// `gru`; anything else gives the GRU) whose final hidden state feeds a linear layer of
+    /// `outputs`. On MNIST each image is read row by row, 28 steps of 28 pixels.
+    pub fn recurrent(kind: &str, outputs: usize) -> ModelSpec {
+        let layer = match kind {
+            "rnn" => LayerSpec::Rnn(RnnConfig::new(128)),
+            "lstm" => LayerSpec::Lstm(LstmConfig::new(128)),
+            _ => LayerSpec::Gru(GruConfig::new(128)),
+        };
+        ModelSpec {
+            layers: vec![layer, LayerSpec::Linear(LinearConfig::new(outputs))],
+        }
     }
 
     /// LeNet-5 as in the lecture figure, with ReLU and max pooling: conv 6@5×5 (padding 2

@@ -11,14 +11,27 @@ use backprop_tensor::{Rng, Tensor};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/rnn_torch.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/rnn_torch.json"
+    );
     let text = std::fs::read_to_string(path).expect("the fixture tests/fixtures/rnn_torch.json");
     serde_json::from_str(&text).unwrap()
 }
 
 fn tensor(v: &Value) -> Tensor<f32> {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let values = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let values = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     Tensor::from_vec(values, &shape)
 }
 
@@ -27,7 +40,10 @@ fn close(what: &str, got: &Tensor<f32>, want: &Value) {
     let want = tensor(want);
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
     for (k, (a, b)) in got.data().iter().zip(want.data()).enumerate() {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{what}[{k}]: ours {a}, PyTorch's {b}");
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{what}[{k}]: ours {a}, PyTorch's {b}"
+        );
     }
 }
 
@@ -60,7 +76,10 @@ fn rnn_lstm_and_gru_match_pytorch() {
         let x = Var::parameter(tensor(&c["x"]));
         let h0 = Var::parameter(tensor(&c["h0"]));
         let c0 = kind.has_cell().then(|| Var::parameter(tensor(&c["c0"])));
-        let state = RecurrentState { h: h0.clone(), c: c0.clone() };
+        let state = RecurrentState {
+            h: h0.clone(),
+            c: c0.clone(),
+        };
         let (y, s) = layer.forward_state(&x, Some(&state));
         close("output", &y.value(), &c["output"]);
         close("h_n", &s.h.value(), &c["h_n"]);
@@ -71,7 +90,10 @@ fn rnn_lstm_and_gru_match_pytorch() {
             loss = loss.add(&weigh(cn, "w_c"));
         }
         let lw = c["loss"].as_f64().unwrap() as f32;
-        assert!((loss.item() - lw).abs() <= 1e-5 * lw.abs().max(1.0), "{kind:?} loss");
+        assert!(
+            (loss.item() - lw).abs() <= 1e-5 * lw.abs().max(1.0),
+            "{kind:?} loss"
+        );
         let g = loss.backward();
         close("grad x", g.get(&x).unwrap(), &c["grad_x"]);
         close("grad h0", g.get(&h0).unwrap(), &c["grad_h0"]);
@@ -79,7 +101,11 @@ fn rnn_lstm_and_gru_match_pytorch() {
             close("grad c0", g.get(c0).unwrap(), &c["grad_c0"]);
         }
         for (name, p) in layer.params() {
-            close(&format!("{kind:?} grad {name}"), g.get(&p).unwrap(), &c["grads"][&name]);
+            close(
+                &format!("{kind:?} grad {name}"),
+                g.get(&p).unwrap(),
+                &c["grads"][&name],
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod gates;
 pub(crate) mod gemm;
 pub mod matmul;
 pub mod movement;

@@ -24,7 +24,7 @@
 
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
-use crate::ops::elementwise::sigmoid_scalar;
+use crate::ops::gates::{sigmoid_in_place, tanh_in_place};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::tensor::Tensor;
 
@@ -92,7 +92,7 @@ pub struct RecurrentSaved<E: Element> {
     hprev: Vec<E>,
     /// LSTM `[T, B, H]`: the `c_{t−1}` each step read.
     cprev: Vec<E>,
-    /// LSTM `[T, B, H]`: `c_t`.
+    /// LSTM `[T, B, H]`: `tanh(c_t)`.
     cells: Vec<E>,
     /// GRU `[T, B, H]`: `W_hn h_{t−1} + b_hn`.
     hn: Vec<E>,
@@ -374,44 +374,51 @@ impl<E: Element> StepForward<'_, E> {
             let (xr, hr) = (&self.xp[b * gh..][..gh], &self.hp[b * gh..][..gh]);
             let gr = &mut self.gates[b * gh..][..gh];
             let hs = &mut self.h[b * h..][..h];
+            // pre-activations (the GRU's n gate is formed once r is known)
+            let pre = if kind == CellKind::Gru { 2 * h } else { gh };
+            for j in 0..pre {
+                gr[j] = xr[j] + hr[j];
+            }
             match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    for j in 0..h {
-                        let a = xr[j] + hr[j];
-                        let v = if kind == CellKind::RnnTanh {
-                            a.tanh()
-                        } else if a > E::ZERO {
-                            a
-                        } else {
-                            E::ZERO
-                        };
-                        gr[j] = v;
-                        hs[j] = v;
+                CellKind::RnnTanh => tanh_in_place(gr),
+                CellKind::RnnRelu => gr.iter_mut().for_each(|v| {
+                    if *v < E::ZERO {
+                        *v = E::ZERO // NaN stays NaN, so a diverged run shows it
                     }
-                }
+                }),
                 CellKind::Lstm => {
-                    let cs = &mut self.c[b * h..][..h];
-                    let cell = &mut self.cells[b * h..][..h];
+                    sigmoid_in_place(&mut gr[..2 * h]);
+                    tanh_in_place(&mut gr[2 * h..3 * h]);
+                    sigmoid_in_place(&mut gr[3 * h..]);
+                }
+                CellKind::Gru => {
+                    sigmoid_in_place(&mut gr[..2 * h]);
+                    let hn = &mut self.hn[b * h..][..h];
                     for j in 0..h {
-                        let i = sigmoid_scalar(xr[j] + hr[j]);
-                        let f = sigmoid_scalar(xr[h + j] + hr[h + j]);
-                        let g = (xr[2 * h + j] + hr[2 * h + j]).tanh();
-                        let o = sigmoid_scalar(xr[3 * h + j] + hr[3 * h + j]);
-                        let c = f * cs[j] + i * g;
-                        (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]) = (i, f, g, o);
-                        cs[j] = c;
-                        cell[j] = c;
-                        hs[j] = o * c.tanh();
+                        hn[j] = hr[2 * h + j];
+                        gr[2 * h + j] = xr[2 * h + j] + gr[j] * hn[j];
+                    }
+                    tanh_in_place(&mut gr[2 * h..]);
+                }
+            }
+            match kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => hs.copy_from_slice(gr),
+                CellKind::Lstm => {
+                    // c_t = f⊙c_{t−1} + i⊙g; the cells buffer keeps tanh(c_t)
+                    let cs = &mut self.c[b * h..][..h];
+                    let tc = &mut self.cells[b * h..][..h];
+                    for j in 0..h {
+                        cs[j] = gr[h + j] * cs[j] + gr[j] * gr[2 * h + j];
+                    }
+                    tc.copy_from_slice(cs);
+                    tanh_in_place(tc);
+                    for j in 0..h {
+                        hs[j] = gr[3 * h + j] * tc[j];
                     }
                 }
                 CellKind::Gru => {
-                    let hn = &mut self.hn[b * h..][..h];
                     for j in 0..h {
-                        let r = sigmoid_scalar(xr[j] + hr[j]);
-                        let z = sigmoid_scalar(xr[h + j] + hr[h + j]);
-                        let n = (xr[2 * h + j] + r * hr[2 * h + j]).tanh();
-                        (gr[j], gr[h + j], gr[2 * h + j]) = (r, z, n);
-                        hn[j] = hr[2 * h + j];
+                        let (z, n) = (gr[h + j], gr[2 * h + j]);
                         hs[j] = (E::ONE - z) * n + z * hs[j];
                     }
                 }
@@ -581,10 +588,10 @@ impl<E: Element> StepBackward<'_, E> {
                 }
                 CellKind::Lstm => {
                     let dc = &mut self.dc[b * h..][..h];
-                    let (cp, cell) = (&self.cprev[b * h..][..h], &self.cells[b * h..][..h]);
+                    let (cp, tcs) = (&self.cprev[b * h..][..h], &self.cells[b * h..][..h]);
                     for j in 0..h {
                         let (i, f, g, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-                        let tc = cell[j].tanh();
+                        let tc = tcs[j];
                         let dct = dc[j] + dh[j] * o * (one - tc * tc);
                         dx[j] = dct * g * i * (one - i);
                         dx[h + j] = dct * cp[j] * f * (one - f);
