@@ -102,8 +102,8 @@ pub struct DataArgs {
 /// Which model to build.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A preset (mlp, lenet5, cnn) or a model spec file (.json or .toml). On a CSV table, mlp
-    /// is one hidden layer of 100 ReLU units; elsewhere 256 and 128.
+    /// A preset (mlp, lenet5, cnn, rnn, lstm, gru) or a model spec file (.json or .toml). On a
+    /// CSV table, mlp is one hidden layer of 100 ReLU units; elsewhere 256 and 128.
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// Hidden layer widths for a quick MLP, e.g. 256,128 (overrides the preset's).
@@ -152,7 +152,7 @@ pub struct TrainArgs {
     /// L2 penalty λ₂.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub l2: f64,
-    /// Clip the global gradient norm.
+    /// Clip the global gradient norm (default: none; 1 for the Elman rnn preset).
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
     /// cosine (annealing to 0 over the run), constant, step:EPOCHS:GAMMA, exp:GAMMA, invsqrt
@@ -320,7 +320,7 @@ pub struct VisualizeArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// mlp, cnn, tiny, infer or all (see docs/PERFORMANCE.md).
+    /// mlp, cnn, tiny, infer, lstm, or all (the first four; see docs/PERFORMANCE.md).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Threads (the workloads' contract is 2).

@@ -12,6 +12,10 @@
 //!   batch 10, 200 epochs. The total wall time.
 //! - `infer`: the `mlp` network: median latency of a one-sample forward pass over 10,000
 //!   calls, and the throughput of batch-1024 forward passes.
+//! - `lstm` (W5): row-by-row MNIST (28 steps of 28 pixels), one LSTM layer 28 → 128 whose
+//!   final hidden state feeds a linear layer 128 → 10 (the `lstm` preset). Same training as
+//!   `mlp`. The 2nd epoch's time; test accuracy after 3 epochs. Not part of `all` (it takes
+//!   minutes).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -110,8 +114,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     let workloads: Vec<&str> = match a.workload.as_str() {
         "all" => vec!["mlp", "cnn", "tiny", "infer"],
-        w @ ("mlp" | "cnn" | "tiny" | "infer") => vec![w],
-        other => bail!("workload {other:?}: choose mlp, cnn, tiny, infer or all"),
+        w @ ("mlp" | "cnn" | "tiny" | "infer" | "lstm") => vec![w],
+        other => bail!("workload {other:?}: choose mlp, cnn, tiny, infer, lstm or all"),
     };
     if a.threads == 0 {
         bail!("--threads must be at least 1");
@@ -147,6 +151,11 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
                     "RESULT impl=backprop workload=cnn threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
                     peak_rss_mb()
                 );
+            }
+            "lstm" => {
+                let spec = ModelSpec::recurrent("lstm", 10);
+                let (epoch_s, acc) = train_mnist(&spec, data.as_ref().expect("mnist"), 3, a.seed)?;
+                println!("RESULT impl=backprop workload=lstm threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
             "tiny" => {
                 let set = synthetic("spiral", 1000, 0.1, a.seed)?;

@@ -55,7 +55,7 @@ enum Command {
     Import(ImportArgs),
     /// Write a saved model in another format (ONNX) for other runtimes.
     Export(ExportArgs),
-    /// Run the performance workloads (mlp, cnn, tiny, infer) and print one RESULT line each.
+    /// Run the performance workloads (mlp, cnn, tiny, infer, lstm) and print one RESULT line each.
     Bench(BenchArgs),
 }
 

@@ -856,3 +856,70 @@ fn trace_reads_a_saved_model_and_a_test_sample() {
     }
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn recurrent_presets_train_summarise_evaluate_and_predict() {
+    // GRU(28 → 128): 3·128·(28 + 128 + 2) parameters, then Linear(128 → 10)
+    let s = json_of(&run(&["summary", "--model", "gru", "--json"]));
+    assert_eq!(s["total_params"], 3 * 128 * (28 + 128 + 2) + 1290);
+    assert_eq!(s["layers"][0]["output_shape"].to_string(), "[1,28,28]");
+    let out = tmpdir("gru");
+    let o = out.to_str().unwrap();
+    // 900 images, one epoch of 57 steps with Adam at a constant 0.005: well above chance
+    let t = json_of(&run(&[
+        "train",
+        "--model",
+        "gru",
+        "--limit",
+        "1000",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.005",
+        "--lr-schedule",
+        "constant",
+        "--validation",
+        "100",
+        "--json",
+        "--out",
+        o,
+    ]));
+    let acc = t["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.3, "{t}");
+    let model = t["model_path"].as_str().unwrap().to_string();
+    let e = json_of(&run(&["eval", "--model-path", &model, "--json"]));
+    assert_eq!(e["test_accuracy"].as_f64().unwrap(), acc);
+    let p = json_of(&run(&[
+        "predict",
+        "--model-path",
+        &model,
+        "--index",
+        "0,1",
+        "--json",
+    ]));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 2);
+    // a spec layer with a bad setting is refused, naming the file and the layer
+    let spec = out.join("bad.json");
+    std::fs::write(
+        &spec,
+        r#"{"layers": [{"type": "lstm", "hidden": 0}, {"type": "linear", "out": 10}]}"#,
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "train",
+            "--model",
+            spec.to_str().unwrap(),
+            "--limit",
+            "100",
+            "--out",
+            o,
+        ],
+        &["layer 1 (lstm)", "at least 1"],
+    );
+    let _ = std::fs::remove_dir_all(out);
+}

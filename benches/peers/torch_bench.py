@@ -1,4 +1,4 @@
-"""The four workloads of docs/PERFORMANCE.md in PyTorch (eager, or torch.compile with --compile)."""
+"""The workloads of docs/PERFORMANCE.md in PyTorch (eager, or torch.compile with --compile)."""
 import argparse
 import time
 
@@ -19,6 +19,20 @@ def lenet():
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+class RowLstm(nn.Module):
+    """W5: each image as 28 steps of 28 pixels; nn.LSTM 28 -> 128 (PyTorch's fused CPU
+    kernel), its final hidden state -> Linear 128 -> 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x.view(-1, 28, 28))
+        return self.fc(h[-1])
 
 
 def train(model, x, y, epochs, batch, lr, momentum, seed, compile_):
@@ -47,7 +61,7 @@ def accuracy(model, x, y):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["mlp", "cnn", "tiny", "infer", "all"])
+    p.add_argument("workload", choices=["mlp", "cnn", "tiny", "infer", "lstm", "all"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true")
@@ -61,9 +75,9 @@ def main():
         xtr, ytr, xte, yte = (torch.from_numpy(v) for v in mnist())
         data = (xtr, ytr, xte, yte)
     for w in work:
-        if w in ("mlp", "cnn"):
+        if w in ("mlp", "cnn", "lstm"):
             xtr, ytr, xte, yte = data
-            model = mlp() if w == "mlp" else lenet()
+            model = {"mlp": mlp, "cnn": lenet, "lstm": RowLstm}[w]()
             epochs = 5 if w == "mlp" else 3
             times = train(model, xtr, ytr, epochs, 64, 0.05, 0.9, a.seed, a.compile)
             extra = {"peak_rss_mb": peak_rss_mb()} if w == "cnn" else {}

@@ -33,10 +33,12 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod recurrent;
 pub mod spec;
 pub mod summary;
 
 pub use activation::{Activation, PRelu, PReluConfig};
+pub use backprop_tensor::CellKind;
 pub use conv::{
     AvgPool2d, AvgPool2dConfig, Conv2d, Conv2dConfig, GlobalAvgPool2d, GlobalAvgPoolConfig,
     MaxPool2d, MaxPool2dConfig, Pair, Reshape, ReshapeConfig,
@@ -48,6 +50,10 @@ pub use layers::{
 };
 pub use loss::Reduction;
 pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
+pub use recurrent::{
+    GruConfig, LstmConfig, Recurrent, RecurrentOptions, RecurrentState, RnnConfig, RnnReluConfig,
+    SequenceOutput,
+};
 pub use spec::{
     Built, InputKind, LayerConfig, LayerError, LayerPlan, LayerSpec, ModelPlan, ModelSpec,
     PlannedLayer, SpecError,

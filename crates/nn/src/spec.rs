@@ -34,6 +34,7 @@ use crate::layers::{
     BatchNormConfig, DropoutConfig, FlattenConfig, LayerNormConfig, LinearConfig, MaxoutConfig,
 };
 use crate::module::{Module, Sequential};
+use crate::recurrent::{GruConfig, LstmConfig, RnnConfig, RnnReluConfig};
 use crate::{Flatten, Reshape};
 
 /// The per-sample input a layer type takes; a spec inserts a flatten or reshape layer in
@@ -46,6 +47,9 @@ pub enum InputKind {
     Flat,
     /// Images `[C, H, W]` (flat data is seen as the data's image shape).
     Image,
+    /// Sequences `[T, F]` (flat data with a one-channel image shape `[1, H, W]` is seen as H
+    /// steps of W features: row by row).
+    Sequence,
 }
 
 /// A layer's configuration: serde fields with defaults, and a checked build.
@@ -348,7 +352,18 @@ layer_specs! {
     GlobalAvgPool(GlobalAvgPoolConfig),
     /// Reshape each sample.
     Reshape(ReshapeConfig),
+    /// An Elman recurrent layer (tanh).
+    Rnn(RnnConfig),
+    /// An Elman recurrent layer with ReLU.
+    RnnRelu(RnnReluConfig),
+    /// A long short-term memory layer.
+    Lstm(LstmConfig),
+    /// A gated recurrent unit layer.
+    Gru(GruConfig),
 }
+
+/// The named presets of [`ModelSpec::preset`].
+pub const PRESETS: &[&str] = &["mlp", "lenet5", "cnn", "rnn", "lstm", "gru"];
 
 /// Every `type` a spec may use: the layer configurations' and [`Activation::ALL`]'s names.
 ///
@@ -669,8 +684,9 @@ impl ModelSpec {
         Ok(ModelSpec { layers })
     }
 
-    /// A named preset: `mlp` (256-128 ReLU), `lenet5` or `cnn`; the input and output widths
-    /// come from the data.
+    /// A named preset: `mlp` (256-128 ReLU), `lenet5`, `cnn`, or a recurrent classifier
+    /// `rnn`, `lstm`, `gru` (see [`ModelSpec::recurrent`]); the input and output widths come
+    /// from the data.
     ///
     /// # Errors
     /// If the name is unknown.
@@ -679,8 +695,10 @@ impl ModelSpec {
             "mlp" => Self::mlp(&[256, 128], "relu", 0.0, outputs),
             "lenet5" => Ok(Self::lenet5(outputs)),
             "cnn" => Ok(Self::cnn(outputs)),
+            "rnn" | "lstm" | "gru" => Ok(Self::recurrent(name, outputs)),
             other => Err(SpecError::Invalid(format!(
-                "unknown model preset {other:?}; presets: mlp, lenet5, cnn (or give a .json/.toml spec file)"
+                "unknown model preset {other:?}; presets: {} (or give a .json/.toml spec file)",
+                PRESETS.join(", ")
             ))),
         }
     }
@@ -840,6 +858,23 @@ impl ModelSpec {
                         ));
                     }
                 },
+                InputKind::Sequence if shape.len() != 2 => match image {
+                    Some([1, h, w]) if shape == [h * w] => {
+                        Some((ReshapeConfig::TYPE, ReshapeConfig::PREFIX, vec![h, w]))
+                    }
+                    _ => {
+                        let e = LayerError::Shape {
+                            expects: "needs sequences [steps, features]".into(),
+                            shape,
+                        };
+                        let hint = "add a reshape layer, e.g. {\"type\": \"reshape\", \"shape\": [28, 28]}";
+                        return Err(SpecError::layer(
+                            n,
+                            l.type_name(),
+                            format!("{}; {hint}", e.in_spec(n)),
+                        ));
+                    }
+                },
                 _ => None,
             };
             if let Some((type_name, prefix, out_shape)) = inserted {
@@ -877,6 +912,20 @@ impl ModelSpec {
             .try_fold(0u64, |acc, l| add_counts(acc, l.params))
             .map_err(|e| SpecError::Invalid(e.to_string()))?;
         Ok(plan)
+    }
+
+    /// A sequence classifier: one recurrent layer of 128 units (`kind` is `rnn`, `lstm` or
+    /// `gru`; anything else gives the GRU) whose final hidden state feeds a linear layer of
+    /// `outputs`. On MNIST each image is read row by row, 28 steps of 28 pixels.
+    pub fn recurrent(kind: &str, outputs: usize) -> ModelSpec {
+        let layer = match kind {
+            "rnn" => LayerSpec::Rnn(RnnConfig::new(128)),
+            "lstm" => LayerSpec::Lstm(LstmConfig::new(128)),
+            _ => LayerSpec::Gru(GruConfig::new(128)),
+        };
+        ModelSpec {
+            layers: vec![layer, LayerSpec::Linear(LinearConfig::new(outputs))],
+        }
     }
 
     /// LeNet-5 as in the lecture figure, with ReLU and max pooling: conv 6@5×5 (padding 2

@@ -21,7 +21,8 @@ pub struct SummaryRow {
 }
 
 /// What a network is made of. Weights and biases are told apart by parameter name: a
-/// parameter whose name ends in `bias` is a bias (β of a normalization layer included).
+/// parameter whose name's last part starts with `bias` is a bias (β of a normalization layer
+/// included, and a recurrent layer's `bias_ih_l0`).
 ///
 /// ```
 /// use backprop_nn::{Activation, Linear, Sequential, Summary};
@@ -54,7 +55,10 @@ fn count<E: Element>(params: &[(String, Var<E>)]) -> (usize, usize) {
     let mut b = 0;
     for (n, p) in params {
         let k = p.with_value(|v| v.numel());
-        if n.ends_with("bias") {
+        if n.rsplit('.')
+            .next()
+            .is_some_and(|last| last.starts_with("bias"))
+        {
             b += k;
         } else {
             w += k;

@@ -294,7 +294,13 @@ impl<E: Element> Core<E> {
     fn set_reg(&mut self, reg: Regularization) {
         self.reg = reg;
         for s in &mut self.slots {
-            s.penalised = !(reg.exclude_bias && s.name.ends_with("bias"));
+            // `fc1.bias`, and a recurrent layer's `lstm1.bias_ih_l0`
+            let bias = s
+                .name
+                .rsplit('.')
+                .next()
+                .is_some_and(|l| l.starts_with("bias"));
+            s.penalised = !(reg.exclude_bias && bias);
         }
     }
 

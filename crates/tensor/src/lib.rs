@@ -44,6 +44,10 @@ pub use ops::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     pool2d_output_shape, Pool2dParams,
 };
+pub use ops::recurrent::{
+    recurrent_backward, recurrent_forward, try_recurrent_forward, CellKind, RecurrentGrads,
+    RecurrentSaved, RecurrentWant, RecurrentWeights,
+};
 pub use ops::softmax::{log_softmax_backward, softmax_backward};
 pub use rng::Rng;
 pub use tensor::Tensor;

@@ -311,7 +311,7 @@ fn load_table(path: &Path, opts: &TableOptions) -> Result<LoadedData, ConfigErro
 /// Which model to build.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelChoice {
-    /// A named preset: `mlp`, `lenet5` or `cnn`.
+    /// A named preset: one of [`backprop_nn::spec::PRESETS`].
     Preset(String),
     /// The quick MLP: hidden widths, their activation, dropout after each.
     Mlp {
@@ -358,6 +358,12 @@ impl ModelChoice {
                 .map_err(|e| ConfigError::new(Field::Model, e.to_string()));
         }
         self.spec(outputs)
+    }
+
+    /// The Elman preset's gradient-norm clip, 1: without it the plain recurrent network's
+    /// gradients explode through time under the default SGD (Pascanu, Mikolov & Bengio 2013).
+    fn default_clip(&self) -> Option<f64> {
+        matches!(self, ModelChoice::Preset(p) if p == "rnn").then_some(1.0)
     }
 
     /// The spec, with the output width the data needs.
@@ -425,7 +431,7 @@ pub struct RunConfig {
     pub l1: f64,
     /// L2 penalty.
     pub l2: f64,
-    /// Clip the global gradient norm.
+    /// Clip the global gradient norm (default: none; 1 for the Elman `rnn` preset).
     pub clip: Option<f64>,
     /// Epochs (default: 10; 15 for the cnn preset; 200 for a synthetic 2-D set; for a
     /// table, enough for about 10,000 steps, within 30..=400).
@@ -577,7 +583,7 @@ impl RunConfig {
             weight_decay: self.weight_decay.unwrap_or(0.01),
             l1: self.l1,
             l2: self.l2,
-            clip: self.clip,
+            clip: self.clip.or(self.model.default_clip()),
             schedule: self.schedule,
             warmup: self.warmup,
             early_stopping: self.early_stopping,

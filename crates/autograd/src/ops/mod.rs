@@ -13,6 +13,7 @@ pub mod conv;
 pub mod matmul;
 pub mod movement;
 pub mod norm;
+pub mod recurrent;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;

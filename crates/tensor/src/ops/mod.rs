@@ -2,11 +2,13 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod gates;
 pub(crate) mod gemm;
 pub mod matmul;
 pub mod movement;
 pub mod norm;
 pub mod pool;
+pub mod recurrent;
 pub mod reduce;
 pub mod softmax;
 pub mod sparse;

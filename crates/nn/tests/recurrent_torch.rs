@@ -1,0 +1,111 @@
+//! The recurrent layers give PyTorch's numbers: outputs, final states and every gradient of
+//! `nn.RNN` (tanh and ReLU), `nn.LSTM` and `nn.GRU` with 2 layers, both directions and a given
+//! initial state, loaded by PyTorch's parameter names from a fixture that
+//! `tests/fixtures/make_rnn_fixture.py` wrote. Agreement to 1e-5 in f32.
+
+use std::collections::BTreeSet;
+
+use backprop_autograd::Var;
+use backprop_nn::{CellKind, Module, Recurrent, RecurrentOptions, RecurrentState};
+use backprop_tensor::{Rng, Tensor};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/rnn_torch.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the fixture tests/fixtures/rnn_torch.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn tensor(v: &Value) -> Tensor<f32> {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let values = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::from_vec(values, &shape)
+}
+
+#[track_caller]
+fn close(what: &str, got: &Tensor<f32>, want: &Value) {
+    let want = tensor(want);
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (k, (a, b)) in got.data().iter().zip(want.data()).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{what}[{k}]: ours {a}, PyTorch's {b}"
+        );
+    }
+}
+
+#[test]
+fn rnn_lstm_and_gru_match_pytorch() {
+    let fx = fixture();
+    let meta = &fx["meta"];
+    let dim = |k: &str| meta[k].as_u64().unwrap() as usize;
+    let cases = fx["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for c in cases {
+        let kind = match c["kind"].as_str().unwrap() {
+            "rnn" => CellKind::RnnTanh,
+            "rnn_relu" => CellKind::RnnRelu,
+            "lstm" => CellKind::Lstm,
+            "gru" => CellKind::Gru,
+            other => panic!("unknown kind {other}"),
+        };
+        let opts = RecurrentOptions::new(kind, dim("I"), dim("H"))
+            .with_layers(dim("num_layers"))
+            .with_bidirectional(true);
+        let layer = Recurrent::<f32>::new(opts, &mut Rng::seed(0));
+        // the same parameter names and shapes as PyTorch's
+        let ours: BTreeSet<String> = layer.params().into_iter().map(|(n, _)| n).collect();
+        let theirs: BTreeSet<String> = c["params"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(ours, theirs, "{kind:?}: parameter names");
+        for (name, p) in layer.params() {
+            p.set_value(tensor(&c["params"][&name]));
+        }
+        let x = Var::parameter(tensor(&c["x"]));
+        let h0 = Var::parameter(tensor(&c["h0"]));
+        let c0 = kind.has_cell().then(|| Var::parameter(tensor(&c["c0"])));
+        let state = RecurrentState {
+            h: h0.clone(),
+            c: c0.clone(),
+        };
+        let (y, s) = layer.forward_state(&x, Some(&state));
+        close("output", &y.value(), &c["output"]);
+        close("h_n", &s.h.value(), &c["h_n"]);
+        let weigh = |v: &Var<f32>, w: &str| v.mul(&Var::constant(tensor(&c[w]))).sum();
+        let mut loss = weigh(&y, "w_out").add(&weigh(&s.h, "w_h"));
+        if let Some(cn) = &s.c {
+            close("c_n", &cn.value(), &c["c_n"]);
+            loss = loss.add(&weigh(cn, "w_c"));
+        }
+        let lw = c["loss"].as_f64().unwrap() as f32;
+        assert!(
+            (loss.item() - lw).abs() <= 1e-5 * lw.abs().max(1.0),
+            "{kind:?} loss"
+        );
+        let g = loss.backward();
+        close("grad x", g.get(&x).unwrap(), &c["grad_x"]);
+        close("grad h0", g.get(&h0).unwrap(), &c["grad_h0"]);
+        if let Some(c0) = &c0 {
+            close("grad c0", g.get(c0).unwrap(), &c["grad_c0"]);
+        }
+        for (name, p) in layer.params() {
+            close(
+                &format!("{kind:?} grad {name}"),
+                g.get(&p).unwrap(),
+                &c["grads"][&name],
+            );
+        }
+    }
+}

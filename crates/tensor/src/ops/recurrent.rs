@@ -1,0 +1,737 @@
+//! Recurrent cells over whole sequences — Elman (tanh or ReLU), LSTM and GRU — forward and
+//! backward through time, with PyTorch's gate order and bias placement.
+//!
+//! Shapes (one layer, one direction, time-major):
+//! - `x: [T, B, I]`, `h0, c0: [B, H]`
+//! - `w_ih: [G·H, I]`, `w_hh: [G·H, H]`, `b_ih, b_hh: [G·H]`, where G = 1 (Elman), 4 (LSTM,
+//!   rows `i | f | g | o`) or 3 (GRU, rows `r | z | n`)
+//! - `out: [T + S, B, H]`: the outputs `h_t` in time order, then the final state — `h_T`
+//!   (S = 1), and for the LSTM also `c_T` (S = 2). A reversed pass reads the sequence from
+//!   `t = T−1` down to 0, so its final state is the one after `t = 0`.
+//!
+//! The cells (σ the logistic function, ⊙ elementwise):
+//! - Elman: `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)` (or ReLU);
+//! - LSTM: `[i f g o] = [σ σ tanh σ](W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)`,
+//!   `c_t = f⊙c_{t−1} + i⊙g`, `h_t = o⊙tanh(c_t)`;
+//! - GRU: `r, z = σ(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t−1} + b_h{r,z})`,
+//!   `n = tanh(W_in x_t + b_in + r⊙(W_hn h_{t−1} + b_hn))`, `h_t = (1−z)⊙n + z⊙h_{t−1}`.
+//!
+//! Work: one GEMM projects the inputs of all T steps at once (`[T·B, I]·W_ihᵀ`); each step
+//! then takes one GEMM for the recurrence (`[B, H]·W_hhᵀ`) and one fused pass over the gates.
+//! Backward runs the steps in reverse with one GEMM each (`δ_h(t−1) = δ_gates(t)·W_hh`) and
+//! collects the weight gradients in three GEMMs over all steps at the end (`dW_ih = δᵀ·X`,
+//! `dW_hh = δᵀ·H_prev`, `dX = δ·W_ih`). Buffers are allocated once per call, never per step.
+
+use crate::element::Element;
+use crate::error::{or_panic, Result, TensorError};
+use crate::ops::gates::{sigmoid_in_place, tanh_in_place};
+use crate::ops::gemm::{gemm, Mat, Out, Threads};
+use crate::tensor::Tensor;
+
+/// Which recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    /// Elman: `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)`.
+    RnnTanh,
+    /// Elman with ReLU: `h_t = max(0, W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)`.
+    RnnRelu,
+    /// Long short-term memory (Hochreiter & Schmidhuber 1997), gates `i | f | g | o`.
+    Lstm,
+    /// Gated recurrent unit (Cho et al. 2014), gates `r | z | n`.
+    Gru,
+}
+
+impl CellKind {
+    /// The number of gate blocks G: the weights have `G·H` rows.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::RnnTanh | CellKind::RnnRelu => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+
+    /// True for the LSTM, the one cell with a cell state `c` besides `h`.
+    pub fn has_cell(self) -> bool {
+        self == CellKind::Lstm
+    }
+
+    /// The final-state slices after the outputs: 2 for the LSTM (`h_T`, `c_T`), else 1.
+    pub fn state_slices(self) -> usize {
+        if self.has_cell() {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// The weights of one layer and direction (PyTorch's layout, see the module docs).
+#[derive(Clone, Copy)]
+pub struct RecurrentWeights<'a, E: Element> {
+    /// `[G·H, I]`.
+    pub w_ih: &'a Tensor<E>,
+    /// `[G·H, H]`.
+    pub w_hh: &'a Tensor<E>,
+    /// `[G·H]`, if the layer has biases.
+    pub b_ih: Option<&'a Tensor<E>>,
+    /// `[G·H]`, if the layer has biases.
+    pub b_hh: Option<&'a Tensor<E>>,
+}
+
+/// What the forward pass keeps for backward: post-activation gates and the states each step
+/// read, indexed by time.
+#[derive(Debug, Clone)]
+pub struct RecurrentSaved<E: Element> {
+    kind: CellKind,
+    reverse: bool,
+    dims: Dims,
+    /// `[T, B, G·H]`: Elman `h_t`; LSTM `i, f, g, o`; GRU `r, z, n`.
+    gates: Vec<E>,
+    /// `[T, B, H]`: the `h_{t−1}` each step read.
+    hprev: Vec<E>,
+    /// LSTM `[T, B, H]`: the `c_{t−1}` each step read.
+    cprev: Vec<E>,
+    /// LSTM `[T, B, H]`: `tanh(c_t)`.
+    cells: Vec<E>,
+    /// GRU `[T, B, H]`: `W_hn h_{t−1} + b_hn`.
+    hn: Vec<E>,
+}
+
+/// Sizes: steps, batch, input width, hidden width, gate blocks.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    t: usize,
+    b: usize,
+    i: usize,
+    h: usize,
+    g: usize,
+}
+
+impl Dims {
+    fn gh(&self) -> usize {
+        self.g * self.h
+    }
+    /// The time index of processing step `s`.
+    fn time(&self, s: usize, reverse: bool) -> usize {
+        if reverse {
+            self.t - 1 - s
+        } else {
+            s
+        }
+    }
+}
+
+/// Gradients of [`recurrent_backward`]; `None` where not asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RecurrentGrads<E: Element> {
+    /// `[T, B, I]`.
+    pub dx: Option<Tensor<E>>,
+    /// `[B, H]`.
+    pub dh0: Option<Tensor<E>>,
+    /// `[B, H]` (LSTM).
+    pub dc0: Option<Tensor<E>>,
+    /// `[G·H, I]`.
+    pub dw_ih: Option<Tensor<E>>,
+    /// `[G·H, H]`.
+    pub dw_hh: Option<Tensor<E>>,
+    /// `[G·H]`.
+    pub db_ih: Option<Tensor<E>>,
+    /// `[G·H]`.
+    pub db_hh: Option<Tensor<E>>,
+}
+
+/// Which gradients [`recurrent_backward`] should compute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecurrentWant {
+    /// The input's.
+    pub x: bool,
+    /// The initial states'.
+    pub state: bool,
+    /// The weights' (`w_ih`, `w_hh`).
+    pub weights: bool,
+    /// The biases'.
+    pub biases: bool,
+}
+
+fn check<E: Element>(
+    kind: CellKind,
+    x: &Tensor<E>,
+    h0: &Tensor<E>,
+    c0: Option<&Tensor<E>>,
+    w: RecurrentWeights<'_, E>,
+) -> Result<Dims> {
+    const OP: &str = "recurrent";
+    let [t, b, i] = *x.shape() else {
+        return Err(TensorError::invalid(
+            OP,
+            format!("the input {:?} must be [T, B, I]", x.shape()),
+        ));
+    };
+    let g = kind.gates();
+    let h = w.w_hh.shape().get(1).copied().unwrap_or(0);
+    if w.w_ih.shape() != [g * h, i] || w.w_hh.shape() != [g * h, h] {
+        return Err(TensorError::shapes(
+            OP,
+            w.w_ih.shape(),
+            w.w_hh.shape(),
+            format!(
+                "w_ih must be [{}, {i}] and w_hh [{0}, {h}] ({g} gate blocks)",
+                g * h
+            ),
+        ));
+    }
+    for bias in [w.b_ih, w.b_hh].into_iter().flatten() {
+        if bias.shape() != [g * h] {
+            return Err(TensorError::shapes(
+                OP,
+                w.w_hh.shape(),
+                bias.shape(),
+                format!("a bias must be [{}]", g * h),
+            ));
+        }
+    }
+    if h0.shape() != [b, h] || c0.is_some_and(|c| c.shape() != [b, h]) {
+        return Err(TensorError::shapes(
+            OP,
+            x.shape(),
+            h0.shape(),
+            format!("the initial state must be [{b}, {h}]"),
+        ));
+    }
+    if kind.has_cell() != c0.is_some() {
+        return Err(TensorError::invalid(
+            OP,
+            "an LSTM needs an initial cell state c0, and only an LSTM takes one",
+        ));
+    }
+    Ok(Dims { t, b, i, h, g })
+}
+
+/// Runs one layer and direction over a whole sequence; see the module docs for the shapes.
+/// With `keep`, also returns what [`recurrent_backward`] needs.
+///
+/// ```
+/// use backprop_tensor::{recurrent_forward, CellKind, RecurrentWeights, Tensor};
+/// // one unit, W_ih = 1, W_hh = 0.5, no bias: h_1 = tanh(1), h_2 = tanh(0 + 0.5·h_1)
+/// let x = Tensor::<f64>::from_vec(vec![1.0, 0.0], &[2, 1, 1]);
+/// let (w_ih, w_hh) = (Tensor::from_vec(vec![1.0], &[1, 1]), Tensor::from_vec(vec![0.5], &[1, 1]));
+/// let w = RecurrentWeights { w_ih: &w_ih, w_hh: &w_hh, b_ih: None, b_hh: None };
+/// let (out, _) = recurrent_forward(CellKind::RnnTanh, &x, &Tensor::zeros(&[1, 1]), None, w, false, false);
+/// let h1 = 1f64.tanh();
+/// assert_eq!(out.to_vec(), vec![h1, (0.5 * h1).tanh(), (0.5 * h1).tanh()]);
+/// ```
+///
+/// # Panics
+/// If the shapes do not fit (the message names `recurrent` and the shapes).
+#[track_caller]
+pub fn recurrent_forward<E: Element>(
+    kind: CellKind,
+    x: &Tensor<E>,
+    h0: &Tensor<E>,
+    c0: Option<&Tensor<E>>,
+    w: RecurrentWeights<'_, E>,
+    reverse: bool,
+    keep: bool,
+) -> (Tensor<E>, Option<RecurrentSaved<E>>) {
+    or_panic(try_recurrent_forward(kind, x, h0, c0, w, reverse, keep))
+}
+
+/// [`recurrent_forward`] returning an error on shapes that do not fit.
+pub fn try_recurrent_forward<E: Element>(
+    kind: CellKind,
+    x: &Tensor<E>,
+    h0: &Tensor<E>,
+    c0: Option<&Tensor<E>>,
+    w: RecurrentWeights<'_, E>,
+    reverse: bool,
+    keep: bool,
+) -> Result<(Tensor<E>, Option<RecurrentSaved<E>>)> {
+    let d = check(kind, x, h0, c0, w)?;
+    let (t_len, b, h, gh) = (d.t, d.b, d.h, d.gh());
+    let xp = input_projection(kind, x, w, d);
+    let slices = kind.state_slices();
+    let mut out = vec![E::ZERO; (t_len + slices) * b * h];
+    let steps = if keep { t_len } else { 1 };
+    let mut saved = RecurrentSaved {
+        kind,
+        reverse,
+        dims: d,
+        gates: vec![E::ZERO; steps * b * gh],
+        hprev: if keep {
+            vec![E::ZERO; t_len * b * h]
+        } else {
+            Vec::new()
+        },
+        cprev: if keep && kind.has_cell() {
+            vec![E::ZERO; t_len * b * h]
+        } else {
+            Vec::new()
+        },
+        cells: vec![E::ZERO; if kind.has_cell() { steps * b * h } else { 0 }],
+        hn: vec![
+            E::ZERO;
+            if kind == CellKind::Gru {
+                steps * b * h
+            } else {
+                0
+            }
+        ],
+    };
+    let mut hs = h0.data().to_vec();
+    let mut cs = c0.map_or_else(Vec::new, |c| c.data().to_vec());
+    let mut hp = vec![E::ZERO; b * gh];
+    for s in 0..t_len {
+        let t = d.time(s, reverse);
+        let k = if keep { t } else { 0 };
+        if keep {
+            saved.hprev[t * b * h..][..b * h].copy_from_slice(&hs);
+            if kind.has_cell() {
+                saved.cprev[t * b * h..][..b * h].copy_from_slice(&cs);
+            }
+        }
+        // hp = h_{t−1}·W_hhᵀ (+ b_hh for the GRU, whose n gate needs it apart)
+        let gru_bias = w.b_hh.filter(|_| kind == CellKind::Gru);
+        match gru_bias {
+            Some(bh) => hp
+                .chunks_exact_mut(gh)
+                .for_each(|r| r.copy_from_slice(bh.data())),
+            None => hp.fill(E::ZERO),
+        }
+        gemm(
+            Out::Add(&mut hp),
+            Mat::new(&hs, b, h),
+            Mat::new(w.w_hh.data(), gh, h).t(),
+            Threads::Auto,
+        );
+        let (nc, nh) = (saved.cells.len(), saved.hn.len());
+        let step = StepForward {
+            xp: &xp[t * b * gh..][..b * gh],
+            hp: &hp,
+            gates: &mut saved.gates[k * b * gh..][..b * gh],
+            cells: &mut saved.cells[(k * b * h).min(nc)..],
+            hn: &mut saved.hn[(k * b * h).min(nh)..],
+            h: &mut hs,
+            c: &mut cs,
+        };
+        step.run(kind, d);
+        out[t * b * h..][..b * h].copy_from_slice(&hs);
+    }
+    out[t_len * b * h..][..b * h].copy_from_slice(&hs);
+    if kind.has_cell() {
+        out[(t_len + 1) * b * h..][..b * h].copy_from_slice(&cs);
+    }
+    let out = Tensor::from_parts(out, vec![t_len + slices, b, h]);
+    Ok((out, keep.then_some(saved)))
+}
+
+/// `xp = X·W_ihᵀ + b_ih (+ b_hh except for the GRU)`, `[T·B, G·H]`, one GEMM.
+fn input_projection<E: Element>(
+    kind: CellKind,
+    x: &Tensor<E>,
+    w: RecurrentWeights<'_, E>,
+    d: Dims,
+) -> Vec<E> {
+    let (rows, gh) = (d.t * d.b, d.gh());
+    let mut bias = vec![E::ZERO; gh];
+    for bb in [w.b_ih, w.b_hh.filter(|_| kind != CellKind::Gru)]
+        .into_iter()
+        .flatten()
+    {
+        bias.iter_mut().zip(bb.data()).for_each(|(a, &v)| *a += v);
+    }
+    let mut xp = Vec::with_capacity(rows * gh);
+    for _ in 0..rows {
+        xp.extend_from_slice(&bias);
+    }
+    gemm(
+        Out::Add(&mut xp),
+        Mat::new(x.data(), rows, d.i),
+        Mat::new(w.w_ih.data(), gh, d.i).t(),
+        Threads::Auto,
+    );
+    xp
+}
+
+/// One step's fused gate work: reads the projections, writes the gates and the new state.
+struct StepForward<'a, E> {
+    /// `[B, G·H]` input projection of this step.
+    xp: &'a [E],
+    /// `[B, G·H]` recurrent projection.
+    hp: &'a [E],
+    gates: &'a mut [E],
+    cells: &'a mut [E],
+    hn: &'a mut [E],
+    /// `[B, H]` state, read as `h_{t−1}` and overwritten with `h_t`.
+    h: &'a mut [E],
+    c: &'a mut [E],
+}
+
+impl<E: Element> StepForward<'_, E> {
+    fn run(self, kind: CellKind, d: Dims) {
+        let (h, gh) = (d.h, d.gh());
+        for b in 0..d.b {
+            let (xr, hr) = (&self.xp[b * gh..][..gh], &self.hp[b * gh..][..gh]);
+            let gr = &mut self.gates[b * gh..][..gh];
+            let hs = &mut self.h[b * h..][..h];
+            // pre-activations (the GRU's n gate is formed once r is known)
+            let pre = if kind == CellKind::Gru { 2 * h } else { gh };
+            for j in 0..pre {
+                gr[j] = xr[j] + hr[j];
+            }
+            match kind {
+                CellKind::RnnTanh => tanh_in_place(gr),
+                CellKind::RnnRelu => gr.iter_mut().for_each(|v| {
+                    if *v < E::ZERO {
+                        *v = E::ZERO // NaN stays NaN, so a diverged run shows it
+                    }
+                }),
+                CellKind::Lstm => {
+                    sigmoid_in_place(&mut gr[..2 * h]);
+                    tanh_in_place(&mut gr[2 * h..3 * h]);
+                    sigmoid_in_place(&mut gr[3 * h..]);
+                }
+                CellKind::Gru => {
+                    sigmoid_in_place(&mut gr[..2 * h]);
+                    let hn = &mut self.hn[b * h..][..h];
+                    for j in 0..h {
+                        hn[j] = hr[2 * h + j];
+                        gr[2 * h + j] = xr[2 * h + j] + gr[j] * hn[j];
+                    }
+                    tanh_in_place(&mut gr[2 * h..]);
+                }
+            }
+            match kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => hs.copy_from_slice(gr),
+                CellKind::Lstm => {
+                    // c_t = f⊙c_{t−1} + i⊙g; the cells buffer keeps tanh(c_t)
+                    let cs = &mut self.c[b * h..][..h];
+                    let tc = &mut self.cells[b * h..][..h];
+                    for j in 0..h {
+                        cs[j] = gr[h + j] * cs[j] + gr[j] * gr[2 * h + j];
+                    }
+                    tc.copy_from_slice(cs);
+                    tanh_in_place(tc);
+                    for j in 0..h {
+                        hs[j] = gr[3 * h + j] * tc[j];
+                    }
+                }
+                CellKind::Gru => {
+                    for j in 0..h {
+                        let (z, n) = (gr[h + j], gr[2 * h + j]);
+                        hs[j] = (E::ONE - z) * n + z * hs[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backpropagation through time for one layer and direction: `g` is the gradient of the
+/// whole `[T + S, B, H]` output of [`recurrent_forward`] (outputs and final state).
+///
+/// # Panics
+/// If `g`'s shape is not the output's or the weights are not the forward pass's.
+#[track_caller]
+pub fn recurrent_backward<E: Element>(
+    x: &Tensor<E>,
+    w: RecurrentWeights<'_, E>,
+    saved: &RecurrentSaved<E>,
+    g: &Tensor<E>,
+    want: RecurrentWant,
+) -> RecurrentGrads<E> {
+    let (kind, d) = (saved.kind, saved.dims);
+    let (t_len, b, h, gh) = (d.t, d.b, d.h, d.gh());
+    assert_eq!(
+        g.shape(),
+        [t_len + kind.state_slices(), b, h],
+        "recurrent_backward: gradient {:?} for an output of [{}, {b}, {h}]",
+        g.shape(),
+        t_len + kind.state_slices()
+    );
+    let gd = g.data();
+    let mut dxp = vec![E::ZERO; t_len * b * gh];
+    let mut dhp = if kind == CellKind::Gru {
+        vec![E::ZERO; t_len * b * gh]
+    } else {
+        Vec::new()
+    };
+    let mut dh = gd[t_len * b * h..][..b * h].to_vec();
+    let mut dc = if kind.has_cell() {
+        gd[(t_len + 1) * b * h..][..b * h].to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut next = vec![E::ZERO; b * h];
+    for s in (0..t_len).rev() {
+        let t = d.time(s, saved.reverse);
+        let at = t * b * h;
+        dh.iter_mut()
+            .zip(&gd[at..at + b * h])
+            .for_each(|(a, &v)| *a += v);
+        let step = StepBackward {
+            gates: &saved.gates[t * b * gh..][..b * gh],
+            hprev: &saved.hprev[at..at + b * h],
+            cprev: saved.cprev.get(at..at + b * h).unwrap_or(&[]),
+            cells: saved.cells.get(at..at + b * h).unwrap_or(&[]),
+            hn: saved.hn.get(at..at + b * h).unwrap_or(&[]),
+            dh: &dh,
+            dc: &mut dc,
+            dxp: &mut dxp[t * b * gh..][..b * gh],
+            dhp: dhp.get_mut(t * b * gh..(t + 1) * b * gh).unwrap_or(&mut []),
+            direct: &mut next,
+        };
+        step.run(kind, d);
+        // δh_{t−1} = δ(recurrent projection)·W_hh (+ the GRU's direct z⊙δh, already in `next`)
+        let dproj = if kind == CellKind::Gru { &dhp } else { &dxp };
+        gemm(
+            Out::Add(&mut next),
+            Mat::new(&dproj[t * b * gh..], b, gh),
+            Mat::new(w.w_hh.data(), gh, h),
+            Threads::Auto,
+        );
+        std::mem::swap(&mut dh, &mut next);
+    }
+    let dhp = if kind == CellKind::Gru { &dhp } else { &dxp };
+    let rows = t_len * b;
+    let mut out = RecurrentGrads::default();
+    if want.x {
+        let mut dx = vec![E::ZERO; rows * d.i];
+        gemm(
+            Out::Write(&mut dx),
+            Mat::new(&dxp, rows, gh),
+            Mat::new(w.w_ih.data(), gh, d.i),
+            Threads::Auto,
+        );
+        out.dx = Some(Tensor::from_parts(dx, vec![t_len, b, d.i]));
+    }
+    if want.state {
+        out.dh0 = Some(Tensor::from_parts(dh, vec![b, h]));
+        if kind.has_cell() {
+            out.dc0 = Some(Tensor::from_parts(dc, vec![b, h]));
+        }
+    }
+    if want.weights {
+        let mut dw_ih = vec![E::ZERO; gh * d.i];
+        gemm(
+            Out::Write(&mut dw_ih),
+            Mat::new(&dxp, rows, gh).t(),
+            Mat::new(x.data(), rows, d.i),
+            Threads::Auto,
+        );
+        let mut dw_hh = vec![E::ZERO; gh * h];
+        gemm(
+            Out::Write(&mut dw_hh),
+            Mat::new(dhp, rows, gh).t(),
+            Mat::new(&saved.hprev, rows, h),
+            Threads::Auto,
+        );
+        out.dw_ih = Some(Tensor::from_parts(dw_ih, vec![gh, d.i]));
+        out.dw_hh = Some(Tensor::from_parts(dw_hh, vec![gh, h]));
+    }
+    if want.biases && w.b_ih.is_some() {
+        out.db_ih = Some(column_sums(&dxp, gh));
+        out.db_hh = Some(column_sums(dhp, gh));
+    }
+    out
+}
+
+/// Sums the rows of a row-major `[rows, cols]` buffer: `[cols]`.
+fn column_sums<E: Element>(m: &[E], cols: usize) -> Tensor<E> {
+    let mut s = vec![E::ZERO; cols];
+    for row in m.chunks_exact(cols) {
+        s.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+    }
+    Tensor::from_parts(s, vec![cols])
+}
+
+/// One step's fused gate gradients.
+struct StepBackward<'a, E> {
+    gates: &'a [E],
+    hprev: &'a [E],
+    cprev: &'a [E],
+    cells: &'a [E],
+    hn: &'a [E],
+    /// `[B, H]` δh_t (from the output and from step t+1).
+    dh: &'a [E],
+    /// LSTM `[B, H]`: δc_t in, δc_{t−1} out.
+    dc: &'a mut [E],
+    /// `[B, G·H]` δ of the input projection (pre-activation).
+    dxp: &'a mut [E],
+    /// GRU `[B, G·H]` δ of the recurrent projection.
+    dhp: &'a mut [E],
+    /// `[B, H]`: the part of δh_{t−1} that does not pass through W_hh (written).
+    direct: &'a mut [E],
+}
+
+impl<E: Element> StepBackward<'_, E> {
+    fn run(self, kind: CellKind, d: Dims) {
+        let (h, gh) = (d.h, d.gh());
+        let one = E::ONE;
+        for b in 0..d.b {
+            let gr = &self.gates[b * gh..][..gh];
+            let dx = &mut self.dxp[b * gh..][..gh];
+            let dh = &self.dh[b * h..][..h];
+            let direct = &mut self.direct[b * h..][..h];
+            match kind {
+                CellKind::RnnTanh => {
+                    for j in 0..h {
+                        dx[j] = dh[j] * (one - gr[j] * gr[j]);
+                    }
+                    direct.fill(E::ZERO);
+                }
+                CellKind::RnnRelu => {
+                    for j in 0..h {
+                        dx[j] = if gr[j] > E::ZERO { dh[j] } else { E::ZERO };
+                    }
+                    direct.fill(E::ZERO);
+                }
+                CellKind::Lstm => {
+                    let dc = &mut self.dc[b * h..][..h];
+                    let (cp, tcs) = (&self.cprev[b * h..][..h], &self.cells[b * h..][..h]);
+                    for j in 0..h {
+                        let (i, f, g, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
+                        let tc = tcs[j];
+                        let dct = dc[j] + dh[j] * o * (one - tc * tc);
+                        dx[j] = dct * g * i * (one - i);
+                        dx[h + j] = dct * cp[j] * f * (one - f);
+                        dx[2 * h + j] = dct * i * (one - g * g);
+                        dx[3 * h + j] = dh[j] * tc * o * (one - o);
+                        dc[j] = dct * f;
+                    }
+                    direct.fill(E::ZERO);
+                }
+                CellKind::Gru => {
+                    let dhp = &mut self.dhp[b * gh..][..gh];
+                    let (hp, hn) = (&self.hprev[b * h..][..h], &self.hn[b * h..][..h]);
+                    for j in 0..h {
+                        let (r, z, n) = (gr[j], gr[h + j], gr[2 * h + j]);
+                        let dan = dh[j] * (one - z) * (one - n * n);
+                        let daz = dh[j] * (hp[j] - n) * z * (one - z);
+                        let dar = dan * hn[j] * r * (one - r);
+                        (dx[j], dx[h + j], dx[2 * h + j]) = (dar, daz, dan);
+                        (dhp[j], dhp[h + j], dhp[2 * h + j]) = (dar, daz, dan * r);
+                        direct[j] = dh[j] * z;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    /// A slow reference: the cells written step by step with plain loops.
+    fn reference(
+        kind: CellKind,
+        x: &Tensor<f64>,
+        w: RecurrentWeights<'_, f64>,
+        h: usize,
+    ) -> Vec<f64> {
+        let [t_len, b, i] = *x.shape() else {
+            unreachable!()
+        };
+        let g = kind.gates();
+        let (wi, wh) = (w.w_ih.data(), w.w_hh.data());
+        let bias = |v: Option<&Tensor<f64>>, r: usize| v.map_or(0.0, |t| t.data()[r]);
+        let mut hs = vec![0.0; b * h];
+        let mut cs = vec![0.0; b * h];
+        let mut out = Vec::new();
+        for t in 0..t_len {
+            let mut new_h = hs.clone();
+            for n in 0..b {
+                let pre = |r: usize| -> (f64, f64) {
+                    let xi: f64 = (0..i)
+                        .map(|k| wi[r * i + k] * x.data()[(t * b + n) * i + k])
+                        .sum();
+                    let hh: f64 = (0..h).map(|k| wh[r * h + k] * hs[n * h + k]).sum();
+                    (xi + bias(w.b_ih, r), hh + bias(w.b_hh, r))
+                };
+                for j in 0..h {
+                    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+                    let both = |r: usize| {
+                        let (a, c) = pre(r);
+                        a + c
+                    };
+                    new_h[n * h + j] = match kind {
+                        CellKind::RnnTanh => both(j).tanh(),
+                        CellKind::RnnRelu => both(j).max(0.0),
+                        CellKind::Lstm => {
+                            let (ig, fg) = (sig(both(j)), sig(both(h + j)));
+                            let (gg, og) = (both(2 * h + j).tanh(), sig(both(3 * h + j)));
+                            cs[n * h + j] = fg * cs[n * h + j] + ig * gg;
+                            og * cs[n * h + j].tanh()
+                        }
+                        CellKind::Gru => {
+                            let (r, z) = (sig(both(j)), sig(both(h + j)));
+                            let (xn, hn) = pre(2 * h + j);
+                            let nn = (xn + r * hn).tanh();
+                            (1.0 - z) * nn + z * hs[n * h + j]
+                        }
+                    };
+                }
+            }
+            hs = new_h;
+            out.extend_from_slice(&hs);
+        }
+        let _ = g;
+        out
+    }
+
+    #[test]
+    fn fused_forward_agrees_with_the_step_by_step_reference() {
+        let mut rng = Rng::seed(3);
+        for kind in [
+            CellKind::RnnTanh,
+            CellKind::RnnRelu,
+            CellKind::Lstm,
+            CellKind::Gru,
+        ] {
+            let (t, b, i, h) = (5, 3, 4, 6);
+            let gh = kind.gates() * h;
+            let x = Tensor::rand_uniform(&[t, b, i], -1.0, 1.0, &mut rng);
+            let w_ih = Tensor::rand_uniform(&[gh, i], -0.5, 0.5, &mut rng);
+            let w_hh = Tensor::rand_uniform(&[gh, h], -0.5, 0.5, &mut rng);
+            let b_ih = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
+            let b_hh = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
+            let w = RecurrentWeights {
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                b_ih: Some(&b_ih),
+                b_hh: Some(&b_hh),
+            };
+            let c0 = Tensor::zeros(&[b, h]);
+            let c0 = kind.has_cell().then_some(&c0);
+            for keep in [false, true] {
+                let (out, _) =
+                    recurrent_forward(kind, &x, &Tensor::zeros(&[b, h]), c0, w, false, keep);
+                let want = reference(kind, &x, w, h);
+                let got = &out.data()[..t * b * h];
+                for (a, r) in got.iter().zip(&want) {
+                    assert!((a - r).abs() < 1e-12, "{kind:?}: {a} vs {r}");
+                }
+                assert_eq!(&out.data()[t * b * h..][..b * h], &got[(t - 1) * b * h..]);
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors_naming_the_op() {
+        let x = Tensor::<f32>::zeros(&[2, 1, 3]);
+        let (w_ih, w_hh) = (Tensor::zeros(&[8, 3]), Tensor::zeros(&[8, 2]));
+        let w = RecurrentWeights {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: None,
+            b_hh: None,
+        };
+        let h0 = Tensor::zeros(&[1, 2]);
+        let e = try_recurrent_forward(CellKind::Gru, &x, &h0, None, w, false, false).unwrap_err();
+        assert!(e.to_string().starts_with("recurrent:"), "{e}");
+        let e = try_recurrent_forward(CellKind::Lstm, &x, &h0, None, w, false, false).unwrap_err();
+        assert!(e.to_string().contains("cell state"), "{e}");
+    }
+}
