@@ -337,3 +337,65 @@ pub struct GradcheckArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+fn som_choice<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    one_of(all, name)
+}
+
+/// `backprop som`: a self-organizing map on any dataset the CLI reads.
+#[derive(Args)]
+pub struct SomArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The map's size, ROWSxCOLS (e.g. 10x10).
+    #[arg(long, default_value = "10x10")]
+    pub grid: String,
+    /// The lattice.
+    #[arg(long, default_value = "rectangular", value_parser = som_choice(backprop_classic::som::Topology::ALL, backprop_classic::som::Topology::name))]
+    pub topology: backprop_classic::som::Topology,
+    /// The neighbourhood function.
+    #[arg(long, default_value = "gaussian", value_parser = som_choice(backprop_classic::som::Neighborhood::ALL, backprop_classic::som::Neighborhood::name))]
+    pub neighborhood: backprop_classic::som::Neighborhood,
+    /// The distance that picks the best-matching unit.
+    #[arg(long, default_value = "euclidean", value_parser = som_choice(backprop_classic::som::Distance::ALL, backprop_classic::som::Distance::name))]
+    pub distance: backprop_classic::som::Distance,
+    /// The starting neighbourhood radius σ (in units).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub sigma: f64,
+    /// The starting learning rate η.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// How η decays over the iterations.
+    #[arg(long, default_value = "asymptotic", value_parser = som_choice(backprop_classic::som::Decay::ALL, backprop_classic::som::Decay::name))]
+    pub lr_decay: backprop_classic::som::Decay,
+    /// How σ decays over the iterations.
+    #[arg(long, default_value = "asymptotic", value_parser = som_choice(backprop_classic::som::Decay::ALL, backprop_classic::som::Decay::name))]
+    pub sigma_decay: backprop_classic::som::Decay,
+    /// Initial weights.
+    #[arg(long, default_value = "random", value_parser = som_choice(backprop_classic::som::Init::ALL, backprop_classic::som::Init::name))]
+    pub init: backprop_classic::som::Init,
+    /// online (one sample per iteration) or batch (all samples per iteration).
+    #[arg(long, default_value = "online", value_parser = som_choice(backprop_classic::som::TrainMode::ALL, backprop_classic::som::TrainMode::name))]
+    pub mode: backprop_classic::som::TrainMode,
+    /// Iterations (default: one pass over the training samples online, 20 in batch mode).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Online: pick samples at random instead of in order.
+    #[arg(long)]
+    pub random_order: bool,
+    /// Seed of the initial weights and the sample order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where to write the pictures and report.json (default: runs/som-<dataset>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

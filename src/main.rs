@@ -52,6 +52,9 @@ enum Command {
     Playground(PlaygroundArgs),
     /// Run the performance workloads (mlp, cnn, tiny, infer) and print one RESULT line each.
     Bench(BenchArgs),
+    /// Train a Kohonen self-organizing map on a dataset and draw it (U-matrix, hit map,
+    /// component planes, units as images).
+    Som(Box<SomArgs>),
 }
 
 /// Training allocates and frees the same large buffers every step. glibc's malloc serves
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Trace(a) => commands::trace(a),
         Command::Playground(a) => playground::playground(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Som(a) => commands::som(*a),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@ mod ticks;
 pub use boundary::{decision_boundary_png, Labelled, DECISION_BOUNDARY_SIZE, TITLE_STRIP};
 pub use caption::{captioned_tile_grid, CAPTION_STRIP};
 pub use chart::{Chart, YAxis};
+pub use font::{ensure_font, FAMILY};
 use chart::{LineChart, XAxis};
 pub use curves::{accuracy_chart, loss_chart, training_curves, LOG_LOSS_RATIO};
 

@@ -8,13 +8,18 @@
 /// Partial sums per kernel (two AVX-512 registers of f32).
 pub const LANES: usize = 32;
 
+/// Sums the partial sums pairwise (a tree, so the adds overlap instead of waiting on each
+/// other; the order is still fixed).
 #[inline(always)]
-fn fold_lanes(acc: [f32; LANES]) -> f32 {
-    let mut s = 0.0f32;
-    for v in acc {
-        s += v;
+fn fold_lanes(mut acc: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
     }
-    s
+    acc[0]
 }
 
 /// `Σ (a − b)²`.

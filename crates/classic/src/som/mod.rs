@@ -36,7 +36,7 @@ use crate::ClassicError;
 const NEGLIGIBLE: f32 = 1e-9;
 
 /// Units × features above which one BMU search is split across threads.
-const PARALLEL_SEARCH: usize = 1 << 17;
+const PARALLEL_SEARCH: usize = 1 << 20;
 
 /// A self-organizing map: the settings, the unit positions and the weights.
 #[derive(Debug, Clone)]
@@ -188,32 +188,45 @@ impl Som {
 
     /// The neighbourhood weight of every unit around `winner` at radius `sigma`, into `out`.
     pub fn neighborhood_into(&self, winner: usize, sigma: f64, out: &mut [f32]) {
+        let (rows, cols) = (self.config.rows, self.config.cols);
         let (cx, cy) = self.pos[winner];
         let (ci, cj) = self.grid_index(winner);
         let d = 2.0 * sigma * sigma;
-        for (k, o) in out.iter_mut().enumerate() {
-            let v = match self.config.neighborhood {
-                Neighborhood::Gaussian => {
-                    let (x, y) = self.pos[k];
-                    (-(x - cx).powi(2) / d).exp() * (-(y - cy).powi(2) / d).exp()
+        match self.config.neighborhood {
+            Neighborhood::Gaussian | Neighborhood::MexicanHat => {
+                // separable: exp(−Δx²/d)·exp(−Δy²/d), with one table per column offset
+                // (a hexagonal column is shifted by ½ or not), so rows·2 + cols exps
+                let ex: Vec<[f64; 2]> = (0..rows)
+                    .map(|i| [0.0, 0.5].map(|s| (-(i as f64 - s - cx).powi(2) / d).exp()))
+                    .collect();
+                let mexican = self.config.neighborhood == Neighborhood::MexicanHat;
+                for j in 0..cols {
+                    let (x0, y) = self.pos[j];
+                    let shifted = usize::from(x0 != 0.0);
+                    let ey = (-(y - cy).powi(2) / d).exp();
+                    for i in 0..rows {
+                        let mut v = ex[i][shifted] * ey;
+                        if mexican {
+                            let x = i as f64 - 0.5 * shifted as f64;
+                            let p = (x - cx).powi(2) + (y - cy).powi(2);
+                            v *= 1.0 - 2.0 / d * p;
+                        }
+                        out[i * cols + j] = v as f32;
+                    }
                 }
-                Neighborhood::MexicanHat => {
-                    let (x, y) = self.pos[k];
-                    let p = (x - cx).powi(2) + (y - cy).powi(2);
-                    (-p / d).exp() * (1.0 - 2.0 / d * p)
+            }
+            Neighborhood::Bubble => {
+                let inside = |a: usize, c: usize| (a as f64 - c as f64).abs() < sigma;
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = f32::from(u8::from(inside(k / cols, ci) && inside(k % cols, cj)));
                 }
-                Neighborhood::Bubble => {
-                    let (i, j) = self.grid_index(k);
-                    let inside = |a: usize, c: usize| (a as f64 - c as f64).abs() < sigma;
-                    f64::from(u8::from(inside(i, ci) && inside(j, cj)))
+            }
+            Neighborhood::Triangle => {
+                let t = |a: usize, c: usize| (sigma - (a as f64 - c as f64).abs()).max(0.0);
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = (t(k / cols, ci) * t(k % cols, cj)) as f32;
                 }
-                Neighborhood::Triangle => {
-                    let (i, j) = self.grid_index(k);
-                    let t = |a: usize, c: usize| (sigma - (a as f64 - c as f64).abs()).max(0.0);
-                    t(i, ci) * t(j, cj)
-                }
-            };
-            *o = v as f32;
+            }
         }
     }
 
