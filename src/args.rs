@@ -399,3 +399,59 @@ pub struct SomArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `backprop esn`: an echo state network on a time series, one-step and closed-loop.
+#[derive(Args)]
+pub struct EsnArgs {
+    /// mackey-glass, narma10, or a CSV file whose first column is the series.
+    #[arg(long, default_value = "mackey-glass")]
+    pub series: String,
+    /// Points to generate (mackey-glass, narma10).
+    #[arg(long, default_value_t = 2000)]
+    pub points: usize,
+    /// Mackey-Glass delay τ.
+    #[arg(long, default_value_t = 17.0, allow_negative_numbers = true)]
+    pub tau: f64,
+    /// Reservoir units.
+    #[arg(long, default_value_t = 100)]
+    pub units: usize,
+    /// Spectral radius of the recurrent weights.
+    #[arg(long, default_value_t = 1.25, allow_negative_numbers = true)]
+    pub spectral_radius: f64,
+    /// Leak rate in (0, 1].
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    pub leak_rate: f64,
+    /// Input weights are ±this.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub input_scaling: f64,
+    /// Fraction of non-zero recurrent weights.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub connectivity: f64,
+    /// Fraction of units that receive each input.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub input_connectivity: f64,
+    /// Biases uniform in ±this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub bias_scaling: f64,
+    /// The readout's ridge coefficient.
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
+    pub ridge: f64,
+    /// Initial states left out of the fit.
+    #[arg(long, default_value_t = 100)]
+    pub washout: usize,
+    /// The last fraction of the steps held out as the test set.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub test_fraction: f64,
+    /// Closed-loop steps generated after the training part (0: none; not for narma10).
+    #[arg(long, default_value_t = 300)]
+    pub generate: usize,
+    /// Seed of the reservoir and the series.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write forecast.svg and report.json (default: runs/esn-<series>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

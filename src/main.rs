@@ -55,6 +55,9 @@ enum Command {
     /// Train a Kohonen self-organizing map on a dataset and draw it (U-matrix, hit map,
     /// component planes, units as images).
     Som(Box<SomArgs>),
+    /// Fit an echo state network to a time series (Mackey-Glass, NARMA10 or a CSV column)
+    /// and forecast it one step ahead and in closed loop.
+    Esn(Box<EsnArgs>),
 }
 
 /// Training allocates and frees the same large buffers every step. glibc's malloc serves
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Playground(a) => playground::playground(a),
         Command::Bench(a) => bench::bench(a),
         Command::Som(a) => commands::som(*a),
+        Command::Esn(a) => commands::esn(*a),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! test data, number formatting.
 
 mod datasets;
+mod esn;
 mod eval;
 mod gradcheck;
 mod predict;
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 use crate::args::{DataArgs, ModelArgs};
 
 pub use datasets::datasets;
+pub use esn::esn;
 pub use eval::eval;
 pub use gradcheck::gradcheck;
 pub use predict::predict;

@@ -75,11 +75,13 @@ pub fn ridge(a: &[f64], y: &[f64], n: usize, p: usize, q: usize, lambda: f64, sk
 pub fn cholesky_solve(mut g: Vec<f64>, mut b: Vec<f64>, p: usize, q: usize) -> Result<Vec<f64>, ClassicError> {
     // G = L·Lᵀ in place (lower triangle)
     for j in 0..p {
-        let mut s = g[j * p + j];
+        let diag = g[j * p + j];
+        let mut s = diag;
         for k in 0..j {
             s -= g[j * p + k] * g[j * p + k];
         }
-        if !(s > 1e-300) {
+        // relative to the diagonal: rounding leaves ~1e-16·diag where the matrix is singular
+        if !(s > 1e-12 * diag.abs()) || !(s > 1e-300) {
             return Err(ClassicError::new("ridge", "the normal equations are singular; use a positive ridge"));
         }
         let l = s.sqrt();
