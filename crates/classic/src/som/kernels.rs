@@ -22,6 +22,12 @@ fn fold_lanes(mut acc: [f32; LANES]) -> f32 {
     acc[0]
 }
 
+/// Two chunks as fixed-size arrays, so the lane loops carry no bounds checks and vectorise.
+#[inline(always)]
+fn lanes<'a>(x: &'a [f32], y: &'a [f32]) -> (&'a [f32; LANES], &'a [f32; LANES]) {
+    (x.try_into().expect("a whole chunk"), y.try_into().expect("a whole chunk"))
+}
+
 /// `Σ (a − b)²`.
 #[inline(always)]
 fn sq_dist_generic(a: &[f32], b: &[f32]) -> f32 {
@@ -29,6 +35,7 @@ fn sq_dist_generic(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
+        let (x, y) = lanes(x, y);
         for l in 0..LANES {
             let d = x[l] - y[l];
             acc[l] += d * d;
@@ -48,6 +55,7 @@ fn l1_dist_generic(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
+        let (x, y) = lanes(x, y);
         for l in 0..LANES {
             acc[l] += (x[l] - y[l]).abs();
         }
@@ -65,6 +73,7 @@ fn linf_dist_generic(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
+        let (x, y) = lanes(x, y);
         for l in 0..LANES {
             acc[l] = acc[l].max((x[l] - y[l]).abs());
         }
@@ -83,6 +92,7 @@ fn dot_norm_generic(a: &[f32], b: &[f32]) -> (f32, f32) {
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
+        let (x, y) = lanes(x, y);
         for l in 0..LANES {
             acc[l] += x[l] * y[l];
             nb[l] += y[l] * y[l];
@@ -98,8 +108,10 @@ fn dot_norm_generic(a: &[f32], b: &[f32]) -> (f32, f32) {
 /// `w ← w + g·(x − w)`.
 #[inline(always)]
 fn pull_generic(w: &mut [f32], x: &[f32], g: f32) {
-    for (w, x) in w.iter_mut().zip(x) {
-        *w += g * (x - *w);
+    let n = w.len().min(x.len());
+    let (w, x) = (&mut w[..n], &x[..n]);
+    for i in 0..n {
+        w[i] += g * (x[i] - w[i]);
     }
 }
 
