@@ -33,6 +33,7 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod rbf;
 pub mod spec;
 pub mod summary;
 
@@ -47,6 +48,7 @@ pub use layers::{
     FlattenConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Maxout, MaxoutConfig,
 };
 pub use loss::Reduction;
+pub use rbf::{Rbf, RbfConfig};
 pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
 pub use spec::{Built, InputKind, LayerConfig, LayerError, LayerSpec, ModelSpec, SpecError};
 pub use summary::{Summary, SummaryRow};

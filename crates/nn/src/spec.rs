@@ -34,6 +34,7 @@ use crate::layers::{
     BatchNormConfig, DropoutConfig, FlattenConfig, LayerNormConfig, LinearConfig, MaxoutConfig,
 };
 use crate::module::{Module, Sequential};
+use crate::rbf::RbfConfig;
 use crate::{Flatten, Reshape};
 
 /// The per-sample input a layer type takes; a spec inserts a flatten or reshape layer in
@@ -269,6 +270,8 @@ layer_specs! {
     Linear(LinearConfig),
     /// Maxout.
     Maxout(MaxoutConfig),
+    /// Gaussian radial basis functions with learnable centres and widths.
+    Rbf(RbfConfig),
     /// PReLU, one shared slope or one per feature.
     Prelu(PReluConfig),
     /// Inverted dropout.
