@@ -31,10 +31,8 @@ def nrmse(y, p):
 
 
 def theirs(x, seed):
-    import reservoirpy as rpy
     from reservoirpy import ESN
     from reservoirpy.datasets import to_forecasting
-    rpy.verbosity(0)
     x_train, x_test, y_train, y_test = to_forecasting(x, test_size=0.2)
     w0, c0 = time.perf_counter(), time.process_time()
     esn = ESN(units=100, sr=1.25, lr=0.3, ridge=1e-5, seed=seed)

@@ -80,6 +80,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-mnist", action="store_true")
+    ap.add_argument("--only-mnist", action="store_true")
     opts = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} missing: run `cargo build --release` first")
@@ -93,6 +94,8 @@ def main():
         ("digits", ddir, dx, dict(base, neighborhood="bubble", sigma=2.5)),
         ("digits", ddir, dx, dict(base, mode="batch", iterations=20)),
     ]
+    if opts.only_mnist:
+        cases = []
     if not opts.skip_mnist:
         mx = mnist()[0].astype(np.float64)
         cases.append(("mnist", None, mx, dict(base)))

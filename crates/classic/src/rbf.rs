@@ -164,13 +164,13 @@ impl RbfNet {
     pub fn fit_classifier(x: &[f32], d: usize, labels: &[usize], classes: usize, cfg: &RbfConfig) -> Result<RbfNet, ClassicError> {
         cfg.validate()?;
         if d == 0 || x.len() != labels.len() * d || labels.is_empty() {
-            return Err(ClassicError::new("data", format!("{} values for {} labels of {d} features", x.len(), labels.len())));
+            return Err(ClassicError::new("dataset", format!("{} values for {} labels of {d} features", x.len(), labels.len())));
         }
         if x.iter().any(|v| !v.is_finite()) {
-            return Err(ClassicError::new("data", "the samples hold NaN or infinite values"));
+            return Err(ClassicError::new("dataset", "the samples hold NaN or infinite values"));
         }
         if labels.iter().any(|&l| l >= classes) {
-            return Err(ClassicError::new("data", format!("a label is not below {classes}")));
+            return Err(ClassicError::new("dataset", format!("a label is not below {classes}")));
         }
         let n = labels.len();
         if n < cfg.centres {
@@ -303,6 +303,6 @@ mod tests {
         assert_eq!(e(RbfConfig { centres: 0, ..RbfConfig::default() }), "centres");
         assert_eq!(e(RbfConfig { centres: 3, ..RbfConfig::default() }), "centres");
         assert_eq!(e(RbfConfig { centres: 2, width_scale: 0.0, ..RbfConfig::default() }), "width-scale");
-        assert_eq!(RbfNet::fit_classifier(&x, 1, &[0, 2], 2, &RbfConfig { centres: 2, ..RbfConfig::default() }).unwrap_err().field, "data");
+        assert_eq!(RbfNet::fit_classifier(&x, 1, &[0, 2], 2, &RbfConfig { centres: 2, ..RbfConfig::default() }).unwrap_err().field, "dataset");
     }
 }

@@ -59,7 +59,7 @@ impl Som {
     pub fn new(config: &SomConfig, dim: usize) -> Result<Som, ClassicError> {
         config.validate()?;
         if dim == 0 {
-            return Err(ClassicError::new("data", "the samples have no features"));
+            return Err(ClassicError::new("dataset", "the samples have no features"));
         }
         let m = config.units();
         if m.saturating_mul(dim) > 1 << 31 {
@@ -172,16 +172,16 @@ impl Som {
     /// The number of samples in `data`.
     pub(crate) fn check_data(&self, data: &[f32]) -> Result<usize, ClassicError> {
         if data.is_empty() {
-            return Err(ClassicError::new("data", "no samples"));
+            return Err(ClassicError::new("dataset", "no samples"));
         }
         if data.len() % self.dim != 0 {
             return Err(ClassicError::new(
-                "data",
+                "dataset",
                 format!("{} values are not whole samples of {} features", data.len(), self.dim),
             ));
         }
         if data.iter().any(|v| !v.is_finite()) {
-            return Err(ClassicError::new("data", "the samples hold NaN or infinite values"));
+            return Err(ClassicError::new("dataset", "the samples hold NaN or infinite values"));
         }
         Ok(data.len() / self.dim)
     }
@@ -298,7 +298,7 @@ impl Som {
         }
         match mode {
             TrainMode::Online => self.train_online(data, n, iterations, random_order),
-            TrainMode::Batch => self.train_batch(data, n, iterations),
+            TrainMode::Batch => self.train_batch(data, iterations),
         }
         Ok(())
     }
@@ -329,7 +329,7 @@ impl Som {
         }
     }
 
-    fn train_batch(&mut self, data: &[f32], n: usize, iterations: usize) {
+    fn train_batch(&mut self, data: &[f32], iterations: usize) {
         let (m, d) = (self.units(), self.dim);
         for t in 0..iterations {
             let eta = self.config.lr_decay.at(self.config.learning_rate, t, iterations);
@@ -366,7 +366,6 @@ impl Som {
                     }
                 }
             }
-            let _ = n;
         }
     }
 }

@@ -173,7 +173,7 @@ fn bad_settings_and_data_are_named() {
     assert_eq!(bad(|c| c.sigma = -1.0), "sigma");
     assert_eq!(bad(|c| c.learning_rate = f64::NAN), "lr");
     let mut s = Som::new(&SomConfig::default(), 3).unwrap();
-    assert_eq!(s.train(&[1.0, 2.0], 10, TrainMode::Online, false).unwrap_err().field, "data");
+    assert_eq!(s.train(&[1.0, 2.0], 10, TrainMode::Online, false).unwrap_err().field, "dataset");
     assert_eq!(s.train(&[1.0, 2.0, 3.0], 0, TrainMode::Online, false).unwrap_err().field, "iterations");
     assert!(s.init_weights(&[]).is_err());
     assert_eq!(Neighborhood::parse("mexican-hat"), Some(Neighborhood::MexicanHat));
