@@ -1,6 +1,6 @@
 //! Hopfield capacity: store P random patterns in N units by the Hebbian rule and count how
-//! many are retrieved (asynchronous updates from the pattern itself end within 5% of it,
-//! overlap ≥ 0.9). Retrieval collapses near P ≈ 0.138·N (Amit, Gutfreund & Sompolinsky
+//! many are retrieved (asynchronous updates from the pattern itself end within 1.5% of it,
+//! overlap ≥ 0.97). Retrieval collapses near P ≈ 0.138·N (Amit, Gutfreund & Sompolinsky
 //! 1985). Then modern Hopfield retrieval stores 10·N patterns and recovers them in one step.
 //!
 //! `cargo run --release --example hopfield_capacity` → capacity.svg
@@ -32,7 +32,7 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     let mut figures = Vec::new();
     for &n in sizes {
         let trials = if quick { 2 } else { (4000 / n).max(3) };
-        let frac = capacity_curve(n, &alphas, trials, 0.9, n as u64);
+        let frac = capacity_curve(n, &alphas, trials, 0.97, n as u64);
         let half = half_point(&alphas, &frac);
         println!("N = {n}: half the patterns retrieved up to P/N = {half:.3} ({trials} memories per load)");
         series.push((format!("N = {n}"), alphas.iter().copied().zip(frac).collect::<Vec<_>>()));
@@ -43,7 +43,7 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
         }
     }
     let named: Vec<(&str, Vec<(f64, f64)>)> = series.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
-    let svg = xy_chart_svg("Hebbian Hopfield network: patterns retrieved against load P/N (α_c ≈ 0.138)", "P / N", "fraction retrieved (overlap ≥ 0.9)", &named, false);
+    let svg = xy_chart_svg("Hebbian Hopfield network: patterns retrieved against load P/N (α_c ≈ 0.138)", "P / N", "fraction retrieved (overlap ≥ 0.97)", &named, false);
     write_svg(&out.join("capacity.svg"), &svg)?;
 
     // modern Hopfield: P = 10·N patterns, 10% of the query flipped, β = 1, one step

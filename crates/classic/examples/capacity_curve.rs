@@ -1,4 +1,4 @@
-//! Prints the Hebbian Hopfield capacity curve (retrieved fraction against P/N, overlap ≥ 0.9)
+//! Prints the Hebbian Hopfield capacity curve (retrieved fraction against P/N, overlap ≥ 0.97)
 //! and its 50% point for the sizes given on the command line (default 200).
 //!
 //! `cargo run --release -p backprop-classic --example capacity_curve -- 200 500`
@@ -11,7 +11,7 @@ fn main() {
     let alphas: Vec<f64> = (2..=25).map(|k| k as f64 * 0.01).collect();
     for n in sizes {
         let trials = (4000 / n).max(3);
-        let frac = capacity_curve(n, &alphas, trials, 0.9, n as u64);
+        let frac = capacity_curve(n, &alphas, trials, 0.97, n as u64);
         let mut half = f64::NAN;
         for k in 1..alphas.len() {
             if frac[k - 1] >= 0.5 && frac[k] < 0.5 {
