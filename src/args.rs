@@ -441,3 +441,121 @@ pub struct ExportArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+fn som_choice<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    one_of(all, name)
+}
+
+/// `backprop som`: a self-organizing map on any dataset the CLI reads.
+#[derive(Args)]
+pub struct SomArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The map's size, ROWSxCOLS (e.g. 10x10).
+    #[arg(long, default_value = "10x10")]
+    pub grid: String,
+    /// The lattice.
+    #[arg(long, default_value = "rectangular", value_parser = som_choice(backprop_classic::som::Topology::ALL, backprop_classic::som::Topology::name))]
+    pub topology: backprop_classic::som::Topology,
+    /// The neighbourhood function.
+    #[arg(long, default_value = "gaussian", value_parser = som_choice(backprop_classic::som::Neighborhood::ALL, backprop_classic::som::Neighborhood::name))]
+    pub neighborhood: backprop_classic::som::Neighborhood,
+    /// The distance that picks the best-matching unit.
+    #[arg(long, default_value = "euclidean", value_parser = som_choice(backprop_classic::som::Distance::ALL, backprop_classic::som::Distance::name))]
+    pub distance: backprop_classic::som::Distance,
+    /// The starting neighbourhood radius σ (in units).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub sigma: f64,
+    /// The starting learning rate η.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// How η decays over the iterations.
+    #[arg(long, default_value = "asymptotic", value_parser = som_choice(backprop_classic::som::Decay::ALL, backprop_classic::som::Decay::name))]
+    pub lr_decay: backprop_classic::som::Decay,
+    /// How σ decays over the iterations.
+    #[arg(long, default_value = "asymptotic", value_parser = som_choice(backprop_classic::som::Decay::ALL, backprop_classic::som::Decay::name))]
+    pub sigma_decay: backprop_classic::som::Decay,
+    /// Initial weights.
+    #[arg(long, default_value = "random", value_parser = som_choice(backprop_classic::som::Init::ALL, backprop_classic::som::Init::name))]
+    pub init: backprop_classic::som::Init,
+    /// online (one sample per iteration) or batch (all samples per iteration).
+    #[arg(long, default_value = "online", value_parser = som_choice(backprop_classic::som::TrainMode::ALL, backprop_classic::som::TrainMode::name))]
+    pub mode: backprop_classic::som::TrainMode,
+    /// Iterations (default: one pass over the training samples online, 20 in batch mode).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Online: pick samples at random instead of in order.
+    #[arg(long)]
+    pub random_order: bool,
+    /// Seed of the initial weights and the sample order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where to write the pictures and report.json (default: runs/som-<dataset>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backprop esn`: an echo state network on a time series, one-step and closed-loop.
+#[derive(Args)]
+pub struct EsnArgs {
+    /// mackey-glass, narma10, or a CSV file whose first column is the series.
+    #[arg(long, default_value = "mackey-glass")]
+    pub series: String,
+    /// Points to generate (mackey-glass, narma10).
+    #[arg(long, default_value_t = 2000)]
+    pub points: usize,
+    /// Mackey-Glass delay τ.
+    #[arg(long, default_value_t = 17.0, allow_negative_numbers = true)]
+    pub tau: f64,
+    /// Reservoir units.
+    #[arg(long, default_value_t = 100)]
+    pub units: usize,
+    /// Spectral radius of the recurrent weights.
+    #[arg(long, default_value_t = 1.25, allow_negative_numbers = true)]
+    pub spectral_radius: f64,
+    /// Leak rate in (0, 1].
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    pub leak_rate: f64,
+    /// Input weights are ±this.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub input_scaling: f64,
+    /// Fraction of non-zero recurrent weights.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub connectivity: f64,
+    /// Fraction of units that receive each input.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub input_connectivity: f64,
+    /// Biases uniform in ±this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub bias_scaling: f64,
+    /// The readout's ridge coefficient.
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
+    pub ridge: f64,
+    /// Initial states left out of the fit.
+    #[arg(long, default_value_t = 100)]
+    pub washout: usize,
+    /// The last fraction of the steps held out as the test set.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub test_fraction: f64,
+    /// Closed-loop steps generated after the training part (0: none; not for narma10).
+    #[arg(long, default_value_t = 300)]
+    pub generate: usize,
+    /// Seed of the reservoir and the series.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write forecast.svg and report.json (default: runs/esn-<series>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -13,9 +13,11 @@
 //! | [`optim`] | `backprop-optim` | optimizers, regularization, clipping, schedules |
 //! | [`data`] | `backprop-data` | IDX, CSV and synthetic datasets, batching |
 //! | [`train`] | `backprop-train` | model specs, the trainer, checkpoints, history, plots |
+//! | [`classic`] | `backprop-classic` | self-organizing maps, echo state networks, Hopfield and RBF networks |
 //! | [`onnx`] | `backprop-onnx` | ONNX export of a network (prost-encoded protobuf) |
 
 pub use backprop_autograd as autograd;
+pub use backprop_classic as classic;
 pub use backprop_data as data;
 pub use backprop_nn as nn;
 pub use backprop_onnx as onnx;

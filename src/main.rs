@@ -57,6 +57,12 @@ enum Command {
     Export(ExportArgs),
     /// Run the performance workloads (mlp, cnn, tiny, infer, lstm) and print one RESULT line each.
     Bench(BenchArgs),
+    /// Train a Kohonen self-organizing map on a dataset and draw it (U-matrix, hit map,
+    /// component planes, units as images).
+    Som(Box<SomArgs>),
+    /// Fit an echo state network to a time series (Mackey-Glass, NARMA10 or a CSV column)
+    /// and forecast it one step ahead and in closed loop.
+    Esn(Box<EsnArgs>),
 }
 
 /// Training allocates and frees the same large buffers every step. glibc's malloc serves
@@ -110,6 +116,8 @@ fn main() -> ExitCode {
         Command::Import(a) => commands::import(a),
         Command::Export(a) => commands::export(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Som(a) => commands::som(*a),
+        Command::Esn(a) => commands::esn(*a),
     };
     match result {
         Ok(code) => code,

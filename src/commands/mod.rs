@@ -3,11 +3,13 @@
 //! test data, number formatting.
 
 mod datasets;
+mod esn;
 mod eval;
 mod export;
 mod gradcheck;
 mod import;
 mod predict;
+mod som;
 mod summary;
 mod trace;
 mod train;
@@ -23,11 +25,13 @@ use serde_json::{json, Value};
 use crate::args::{DataArgs, ModelArgs};
 
 pub use datasets::datasets;
+pub use esn::esn;
 pub use eval::eval;
 pub use export::export;
 pub use gradcheck::gradcheck;
 pub use import::import;
 pub use predict::predict;
+pub use som::som;
 pub use summary::summary;
 pub use trace::trace;
 pub use train::train;

@@ -33,6 +33,7 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod rbf;
 pub mod recurrent;
 pub mod spec;
 pub mod summary;
@@ -50,6 +51,7 @@ pub use layers::{
 };
 pub use loss::Reduction;
 pub use module::{mix_seed, prefixed, Mode, Module, Residual, Sequential};
+pub use rbf::{Rbf, RbfConfig};
 pub use recurrent::{
     GruConfig, LstmConfig, Recurrent, RecurrentOptions, RecurrentState, RnnConfig, RnnReluConfig,
     SequenceOutput,

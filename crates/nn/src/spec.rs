@@ -34,6 +34,7 @@ use crate::layers::{
     BatchNormConfig, DropoutConfig, FlattenConfig, LayerNormConfig, LinearConfig, MaxoutConfig,
 };
 use crate::module::{Module, Sequential};
+use crate::rbf::RbfConfig;
 use crate::recurrent::{GruConfig, LstmConfig, RnnConfig, RnnReluConfig};
 use crate::{Flatten, Reshape};
 
@@ -332,6 +333,8 @@ layer_specs! {
     Linear(LinearConfig),
     /// Maxout.
     Maxout(MaxoutConfig),
+    /// Gaussian radial basis functions with learnable centres and widths.
+    Rbf(RbfConfig),
     /// PReLU, one shared slope or one per feature.
     Prelu(PReluConfig),
     /// Inverted dropout.

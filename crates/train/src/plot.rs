@@ -24,6 +24,7 @@ pub use caption::{captioned_tile_grid, CAPTION_STRIP};
 pub use chart::{Chart, YAxis};
 use chart::{LineChart, XAxis};
 pub use curves::{accuracy_chart, loss_chart, training_curves, LOG_LOSS_RATIO};
+pub use font::{ensure_font, FAMILY};
 
 /// An SVG line chart of named series over epochs 1..=n (NaN points are skipped), with
 /// whole-number epoch ticks. For a run's own curves use [`training_curves`].

@@ -10,13 +10,13 @@ use plotters::style::FontStyle;
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 
 /// The family name every picture asks for.
-pub(crate) const FAMILY: &str = "sans-serif";
+pub const FAMILY: &str = "sans-serif";
 
 /// Registers the font once per process; later calls are free.
 ///
 /// # Errors
 /// If the compiled-in font cannot be parsed (a broken build, never user input).
-pub(crate) fn ensure_font() -> Result<(), String> {
+pub fn ensure_font() -> Result<(), String> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok()

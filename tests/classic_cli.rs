@@ -1,0 +1,133 @@
+//! `backprop som` and `backprop esn`: a small run each, and bad flags refused with a
+//! message that names the flag.
+
+use std::process::Command;
+
+fn backprop(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_backprop"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!(
+        "backprop-classic-cli-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d.display().to_string()
+}
+
+#[test]
+fn som_trains_on_a_synthetic_set_and_draws_it() {
+    let out = tmp("som");
+    let (ok, stdout, stderr) = backprop(&[
+        "som",
+        "--dataset",
+        "gauss",
+        "--samples",
+        "200",
+        "--grid",
+        "4x5",
+        "--topology",
+        "hexagonal",
+        "--iterations",
+        "400",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["units"], 20);
+    assert!(j["train"]["quantization_error"].as_f64().unwrap() < 1.0);
+    for f in [
+        "u_matrix.png",
+        "hit_map.png",
+        "component_planes.png",
+        "report.json",
+    ] {
+        assert!(std::path::Path::new(&out).join(f).exists(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn som_and_esn_refuse_bad_flags() {
+    let out = tmp("bad");
+    for (args, needle) in [
+        (
+            vec!["som", "--dataset", "gauss", "--grid", "4by5"],
+            "--grid",
+        ),
+        (vec!["som", "--dataset", "gauss", "--grid", "0x5"], "--grid"),
+        (
+            vec!["som", "--dataset", "gauss", "--sigma", "-1"],
+            "--sigma",
+        ),
+        (vec!["som", "--dataset", "gauss", "--lr", "0"], "--lr"),
+        (
+            vec!["som", "--dataset", "gauss", "--iterations", "0"],
+            "--iterations",
+        ),
+        (
+            vec!["som", "--dataset", "gauss", "--neighborhood", "cone"],
+            "--neighborhood",
+        ),
+        (vec!["som", "--dataset", "nope"], "--dataset"),
+        (vec!["esn", "--units", "0"], "--units"),
+        (vec!["esn", "--leak-rate", "2"], "--leak-rate"),
+        (vec!["esn", "--spectral-radius", "-1"], "--spectral-radius"),
+        (vec!["esn", "--test-fraction", "1.5"], "--test-fraction"),
+        (vec!["esn", "--series", "no-such.csv"], "--series"),
+        (
+            vec!["esn", "--points", "50", "--washout", "100"],
+            "--washout",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--out", out.as_str()]);
+        let (ok, _, stderr) = backprop(&a);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn esn_fits_mackey_glass_and_reads_a_csv_series() {
+    let out = tmp("esn");
+    let (ok, stdout, stderr) = backprop(&[
+        "esn",
+        "--points",
+        "800",
+        "--generate",
+        "50",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(j["one_step_nrmse"].as_f64().unwrap() < 0.05, "{j}");
+    assert!(std::path::Path::new(&out).join("forecast.svg").exists());
+    let csv = std::path::Path::new(&out).join("s.csv");
+    let text: String = std::iter::once("x".to_string())
+        .chain((0..400).map(|t| format!("{}", (t as f64 * 0.2).sin())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&csv, text).unwrap();
+    let (ok, _, stderr) = backprop(&["esn", "--series", csv.to_str().unwrap(), "--out", &out]);
+    assert!(ok, "{stderr}");
+    std::fs::write(&csv, "x\n1\nabc\n").unwrap();
+    let (ok, _, stderr) = backprop(&["esn", "--series", csv.to_str().unwrap(), "--out", &out]);
+    assert!(!ok && stderr.contains("line 3"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
+}
