@@ -368,7 +368,7 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
         ),
         (
             s(&["train", "--dataset", "spiral", "--encoding", "binary"]),
-            vec!["--encoding", "applies to image"],
+            vec!["--encoding", "applies to images"],
         ),
         // files
         (

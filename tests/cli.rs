@@ -917,7 +917,7 @@ fn recurrent_presets_train_summarise_evaluate_and_predict() {
             "--limit",
             "100",
             "--out",
-            o,
+            out.join("bad-run").to_str().unwrap(),
         ],
         &["layer 1 (lstm)", "at least 1"],
     );

@@ -69,7 +69,7 @@ fn check_encoding(d: &DataArgs, source: &DataSource) -> Result<()> {
             bail!("--encoding {e}: choose grey, standardized or binary");
         }
         if !images {
-            bail!("--encoding {e}: applies to image data (mnist, idx); a CSV table's columns are scaled with --scale, a 2-D set's are used as they are");
+            bail!("--encoding {e}: applies to images (mnist, idx); a CSV table's columns are scaled with --scale, a 2-D set's are used as they are");
         }
     }
     Ok(())
