@@ -131,22 +131,21 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let t = a.threads;
+    let (t, seed) = (a.threads, a.seed);
     for w in workloads {
+        let mnist = || {
+            data.as_ref()
+                .expect("MNIST is loaded for every workload but tiny")
+        };
         match w {
             "mlp" => {
                 let spec =
                     ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
-                let (epoch_s, acc) = train_mnist(&spec, data.as_ref().expect("mnist"), 5, a.seed)?;
+                let (epoch_s, acc) = train_mnist(&spec, mnist(), 5, seed)?;
                 println!("RESULT impl=backprop workload=mlp threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
             "cnn" => {
-                let (epoch_s, acc) = train_mnist(
-                    &ModelSpec::lenet5(10),
-                    data.as_ref().expect("mnist"),
-                    3,
-                    a.seed,
-                )?;
+                let (epoch_s, acc) = train_mnist(&ModelSpec::lenet5(10), mnist(), 3, seed)?;
                 println!(
                     "RESULT impl=backprop workload=cnn threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
                     peak_rss_mb()
@@ -154,72 +153,78 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
             }
             "lstm" => {
                 let spec = ModelSpec::recurrent("lstm", 10);
-                let (epoch_s, acc) = train_mnist(&spec, data.as_ref().expect("mnist"), 3, a.seed)?;
+                let (epoch_s, acc) = train_mnist(&spec, mnist(), 3, seed)?;
                 println!("RESULT impl=backprop workload=lstm threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
-            "tiny" => {
-                let set = synthetic("spiral", 1000, 0.1, a.seed)?;
-                let spec = ModelSpec::mlp(&[16, 16], "tanh", 0.0, 2).map_err(|e| anyhow!("{e}"))?;
-                let built = spec
-                    .build::<f32>(2, Some(2), a.seed)
-                    .map_err(|e| anyhow!("{e}"))?;
-                let mut trainer = Trainer::new(&built.model, sgd(200, 10, 0.1, 0.0, a.seed))
-                    .map_err(|e| anyhow!(e))?;
-                let started = Instant::now();
-                trainer
-                    .fit(&set, None, &mut backprop_train::Quiet, |_| Ok(()))
-                    .map_err(|e| anyhow!(e))?;
-                let total = started.elapsed().as_secs_f64();
-                let acc = evaluate(&built.model, &set, LossKind::CrossEntropy).accuracy;
-                println!("RESULT impl=backprop workload=tiny threads={t} total_s={total:.4} train_acc={acc:.4}");
-            }
-            _ => {
-                let spec =
-                    ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
-                let model = spec
-                    .build::<f32>(784, Some(10), a.seed)
-                    .map_err(|e| anyhow!("{e}"))?
-                    .model;
-                let test = &data.as_ref().expect("mnist").1;
-                let one = test.x.narrow(0, 0, 1);
-                let mut rng = Rng::seed(a.seed);
-                let idx: Vec<usize> = (0..1024).map(|_| rng.below(test.len())).collect();
-                let batch = test.x.index_select(0, &idx);
-                let forward = |x: &Tensor<f32>| -> f32 {
-                    no_grad(|| {
-                        model
-                            .forward(&Var::constant(x.clone()), Mode::Eval)
-                            .value()
-                            .data()[0]
-                    })
-                };
-                let mut sink = 0.0f32;
-                for _ in 0..500 {
-                    sink += forward(&one);
-                }
-                let mut lat = Vec::with_capacity(10_000);
-                for _ in 0..10_000 {
-                    let t0 = Instant::now();
-                    sink += forward(&one);
-                    lat.push(t0.elapsed().as_secs_f64());
-                }
-                for _ in 0..5 {
-                    sink += forward(&batch);
-                }
-                let mut per = Vec::with_capacity(50);
-                for _ in 0..50 {
-                    let t0 = Instant::now();
-                    sink += forward(&batch);
-                    per.push(t0.elapsed().as_secs_f64());
-                }
-                std::hint::black_box(sink);
-                println!(
-                    "RESULT impl=backprop workload=infer threads={t} latency_us={:.2} samples_per_s={:.0}",
-                    median(lat) * 1e6,
-                    1024.0 / median(per)
-                );
-            }
+            "tiny" => tiny(t, seed)?,
+            _ => infer(&mnist().1, t, seed)?,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// W3: a 2-16-16-2 tanh network on the spiral, 200 epochs of batch 10.
+fn tiny(threads: usize, seed: u64) -> Result<()> {
+    let set = synthetic("spiral", 1000, 0.1, seed)?;
+    let spec = ModelSpec::mlp(&[16, 16], "tanh", 0.0, 2).map_err(|e| anyhow!("{e}"))?;
+    let built = spec
+        .build::<f32>(2, Some(2), seed)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut trainer =
+        Trainer::new(&built.model, sgd(200, 10, 0.1, 0.0, seed)).map_err(|e| anyhow!(e))?;
+    let started = Instant::now();
+    trainer
+        .fit(&set, None, &mut backprop_train::Quiet, |_| Ok(()))
+        .map_err(|e| anyhow!(e))?;
+    let total = started.elapsed().as_secs_f64();
+    let acc = evaluate(&built.model, &set, LossKind::CrossEntropy).accuracy;
+    println!("RESULT impl=backprop workload=tiny threads={threads} total_s={total:.4} train_acc={acc:.4}");
+    Ok(())
+}
+
+/// W4: the MLP's one-sample latency and batch-1024 throughput on MNIST test images.
+fn infer(test: &Dataset, threads: usize, seed: u64) -> Result<()> {
+    let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
+    let model = spec
+        .build::<f32>(784, Some(10), seed)
+        .map_err(|e| anyhow!("{e}"))?
+        .model;
+    let one = test.x.narrow(0, 0, 1);
+    let mut rng = Rng::seed(seed);
+    let idx: Vec<usize> = (0..1024).map(|_| rng.below(test.len())).collect();
+    let batch = test.x.index_select(0, &idx);
+    let forward = |x: &Tensor<f32>| -> f32 {
+        no_grad(|| {
+            model
+                .forward(&Var::constant(x.clone()), Mode::Eval)
+                .value()
+                .data()[0]
+        })
+    };
+    let mut sink = 0.0f32;
+    for _ in 0..500 {
+        sink += forward(&one);
+    }
+    let mut lat = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let t0 = Instant::now();
+        sink += forward(&one);
+        lat.push(t0.elapsed().as_secs_f64());
+    }
+    for _ in 0..5 {
+        sink += forward(&batch);
+    }
+    let mut per = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t0 = Instant::now();
+        sink += forward(&batch);
+        per.push(t0.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    println!(
+        "RESULT impl=backprop workload=infer threads={threads} latency_us={:.2} samples_per_s={:.0}",
+        median(lat) * 1e6,
+        1024.0 / median(per)
+    );
+    Ok(())
 }

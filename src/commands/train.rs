@@ -96,12 +96,14 @@ fn fresh_out(config: &mut RunConfig, a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn train(a: TrainArgs) -> Result<ExitCode> {
-    let started = Instant::now();
+/// The run the flags describe, prepared: settings checked, a fresh output directory made,
+/// data read, the model built (from `--init-from`'s weights if given). A run that fails here
+/// leaves no directory behind.
+fn start(a: &TrainArgs) -> Result<PreparedRun> {
     set_threads(a.threads)?;
-    let mut config = run_config(&a)?;
+    let mut config = run_config(a)?;
     config.validate().map_err(flag_error)?;
-    fresh_out(&mut config, &a)?;
+    fresh_out(&mut config, a)?;
     let out = config.out_dir();
     let created = !out.exists();
     ensure_writable(&out)?;
@@ -126,6 +128,12 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
             eprintln!("starting from the {} tensors of {}", r.tensors, w.display());
         }
     }
+    Ok(run)
+}
+
+pub fn train(a: TrainArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let run = start(&a)?;
     let mut trainer = Trainer::new(run.module(), run.config.clone()).map_err(flag_error)?;
     if a.resume {
         resume(&mut trainer, &run, a.json)?;
