@@ -250,26 +250,23 @@ impl Conv2dConfig {
         in_shape: &[usize],
         rng: &mut Rng,
     ) -> Result<(Conv2d<E>, Vec<usize>), LayerError> {
-        let [c, h, w] = image_shape(in_shape)?;
-        let (out, groups) = (self.out, self.groups);
-        if let Some(k) = self.inputs.filter(|&k| k != c) {
-            return Err(LayerError::Shape {
-                expects: format!("expects {k} input channels"),
-                shape: in_shape.to_vec(),
-            });
-        }
-        if out == 0 || groups == 0 || !c.is_multiple_of(groups) || !out.is_multiple_of(groups) {
-            return Err(LayerError::Invalid(format!("{groups} groups must divide both {c} input and {out} output channels (and out must be at least 1)")));
-        }
+        // every check (channels, groups, initializer, the kernel fitting) before allocating
+        let out_shape = self.plan(in_shape)?.out_shape;
         let init = init_named(self.init.as_deref())?;
         let (s, p, d) = (self.stride.hw(), self.padding.hw(), self.dilation.hw());
-        let conv = Conv2d::with_groups(c, out, self.kernel.hw(), groups, init, self.bias, rng)
-            .stride(s.0, s.1)
-            .padding(p.0, p.1)
-            .dilation(d.0, d.1);
-        let y = conv2d_output_shape(&[1, c, h, w], &conv.weight.shape(), conv.params)
-            .map_err(|e| LayerError::Invalid(e.to_string()))?;
-        Ok((conv, y[1..].to_vec()))
+        let conv = Conv2d::with_groups(
+            in_shape[0],
+            self.out,
+            self.kernel.hw(),
+            self.groups,
+            init,
+            self.bias,
+            rng,
+        )
+        .stride(s.0, s.1)
+        .padding(p.0, p.1)
+        .dilation(d.0, d.1);
+        Ok((conv, out_shape))
     }
 }
 
