@@ -413,11 +413,8 @@ impl LayerConfig for DropoutConfig {
         in_shape: &[usize],
         rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
-        let p = self.p;
-        if !(0.0..1.0).contains(&p) {
-            return Err(LayerError::Invalid(format!("p = {p} must be in [0, 1)")));
-        }
-        Ok((Box::new(Dropout::new(p, rng.next_u64())), in_shape.to_vec()))
+        let out = self.plan(in_shape)?.out_shape;
+        Ok((Box::new(Dropout::new(self.p, rng.next_u64())), out))
     }
 
     fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
@@ -845,14 +842,9 @@ impl LayerConfig for MaxoutConfig {
         in_shape: &[usize],
         rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
-        let width = flat_width(self.inputs, in_shape)?;
-        if self.out == 0 || self.pieces == 0 {
-            return Err(LayerError::Invalid(
-                "out and pieces must be at least 1".into(),
-            ));
-        }
-        let m = Maxout::new(width, self.out, self.pieces, rng);
-        Ok((Box::new(m), vec![self.out]))
+        let out = self.plan(in_shape)?.out_shape;
+        let m = Maxout::new(in_shape[0], self.out, self.pieces, rng);
+        Ok((Box::new(m), out))
     }
 
     fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {

@@ -67,14 +67,8 @@ impl LayerConfig for RbfConfig {
         in_shape: &[usize],
         rng: &mut Rng,
     ) -> Result<BuiltLayer<E>, LayerError> {
-        let width = flat_width(self.inputs, in_shape)?;
-        if self.centres == 0 {
-            return Err(LayerError::Invalid("centres must be at least 1".into()));
-        }
-        Ok((
-            Box::new(Rbf::<E>::new(width, self.centres, rng)),
-            vec![self.centres],
-        ))
+        let out = self.plan(in_shape)?.out_shape;
+        Ok((Box::new(Rbf::<E>::new(in_shape[0], self.centres, rng)), out))
     }
 
     /// Centres `[centres, in]` and one width per centre.
