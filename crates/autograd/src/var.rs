@@ -99,8 +99,10 @@ impl<E: Element> Var<E> {
     }
 
     /// A leaf whose gradient [`Var::backward`] reports: a weight, a bias, or an input you
-    /// want the gradient of.
-    pub fn parameter(value: Tensor<E>) -> Self {
+    /// want the gradient of. Its buffer is moved onto a cache line
+    /// ([`Tensor::align_storage`]), since hot loops read parameters again and again.
+    pub fn parameter(mut value: Tensor<E>) -> Self {
+        value.align_storage();
         Self::leaf(value, true)
     }
 
@@ -187,7 +189,7 @@ impl<E: Element> Var<E> {
     ///
     /// # Panics
     /// If this is not a leaf or the shape changes.
-    pub fn set_value(&self, value: Tensor<E>) {
+    pub fn set_value(&self, mut value: Tensor<E>) {
         assert!(
             self.node.is_leaf,
             "set_value: only a leaf variable can be assigned"
@@ -200,6 +202,9 @@ impl<E: Element> Var<E> {
             v.shape(),
             value.shape()
         );
+        if self.node.requires_grad {
+            value.align_storage();
+        }
         *v = value;
     }
 

@@ -28,6 +28,7 @@ pub mod ops;
 pub mod profile;
 mod rng;
 pub mod shape;
+mod storage;
 mod tensor;
 
 pub use element::Element;
