@@ -1,6 +1,10 @@
 //! The `backprop` binary end to end: training, eval, predict, summary, gradcheck, and the
 //! errors users get for bad input (a clear message, a non-zero exit, never a panic).
 
+#[allow(dead_code)]
+#[path = "../examples/read_numbers.rs"]
+mod read_numbers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -748,31 +752,16 @@ fn predict_segment_reads_six_digit_numbers() {
         "t10k",
     )
     .unwrap();
-    let mut rng = backprop_tensor::Rng::seed(2026);
     let mut truth = Vec::new();
     let mut files = Vec::new();
-    for k in 0..300 {
-        let idx: Vec<usize> = (0..6).map(|_| rng.below(10_000)).collect();
-        let gaps: Vec<usize> = (0..7).map(|_| rng.below(11)).collect();
-        let (w, h) = (gaps.iter().sum::<usize>() + 6 * 28, 36);
-        let mut px = vec![0u8; w * h];
-        let mut x = gaps[0];
-        for (j, &i) in idx.iter().enumerate() {
-            for yy in 0..28 {
-                for xx in 0..28 {
-                    px[(yy + 4) * w + x + xx] = raw.pixels[i * 784 + yy * 28 + xx];
-                }
-            }
-            x += 28 + gaps[j + 1];
-        }
+    for (k, n) in read_numbers::make_numbers(&raw, 300, 2026)
+        .into_iter()
+        .enumerate()
+    {
         let p = out.join(format!("number{k}.png"));
-        write_png(&p, w, h, &px);
+        write_png(&p, n.width, n.height, &n.pixels);
         files.push(p.display().to_string());
-        truth.push(
-            idx.iter()
-                .map(|&i| raw.labels[i].to_string())
-                .collect::<String>(),
-        );
+        truth.push(n.truth);
     }
     let mut args = vec![
         "predict".to_string(),

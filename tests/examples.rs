@@ -24,6 +24,8 @@ mod mnist_784_15_10;
 mod optimizers;
 #[path = "../examples/pretraining.rs"]
 mod pretraining;
+#[path = "../examples/read_numbers.rs"]
+mod read_numbers;
 #[path = "../examples/regularization.rs"]
 mod regularization;
 #[path = "../examples/two_d_demo.rs"]
@@ -201,4 +203,36 @@ fn pretraining() {
     let f = pretraining::run(true, &d).unwrap();
     assert!(fig(&f, "pretrained") > 0.0 && fig(&f, "scratch") > 0.0);
     wrote(&d, &["pretraining.svg"]);
+}
+
+#[test]
+fn read_numbers_builds_numbers_that_split_into_six_digits() {
+    let raw = backprop::data::load_idx_pair(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        "t10k",
+    )
+    .unwrap();
+    let numbers = read_numbers::make_numbers(&raw, 40, 2026);
+    let again = read_numbers::make_numbers(&raw, 40, 2026);
+    let mut six = 0;
+    for (n, m) in numbers.iter().zip(&again) {
+        assert_eq!((n.truth.len(), n.height), (6, 36));
+        assert!((168..=168 + 70).contains(&n.width), "width {}", n.width);
+        assert_eq!(n.pixels.len(), n.width * n.height);
+        assert_eq!((&n.pixels, &n.truth), (&m.pixels, &m.truth), "seeded");
+        six += usize::from(backprop::data::segment_digits(&n.pixels, n.width, n.height).len() == 6);
+    }
+    assert!(six >= 38, "only {six}/40 numbers split into six digits");
+    // an untrained 10-class model still reads one class name per digit found
+    let spec = backprop::train::ModelSpec::mlp(&[16], "relu", 0.0, 10).unwrap();
+    let model = spec.build::<f32>(784, Some(10), 0).unwrap().model;
+    let classes: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let got = read_numbers::read(
+        &model,
+        &classes,
+        &backprop::data::Encoding::Grey,
+        &numbers[0],
+    );
+    assert_eq!(got.len(), 6, "{got}");
+    assert!(got.chars().all(|c| c.is_ascii_digit()));
 }
