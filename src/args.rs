@@ -485,18 +485,53 @@ pub struct SomArgs {
     #[arg(long, default_value = "online", value_parser = som_choice(backprop_classic::som::TrainMode::ALL, backprop_classic::som::TrainMode::name))]
     pub mode: backprop_classic::som::TrainMode,
     /// Iterations (default: one pass over the training samples online, 20 in batch mode).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub iterations: Option<usize>,
     /// Online: pick samples at random instead of in order.
     #[arg(long)]
     pub random_order: bool,
     /// Seed of the initial weights and the sample order.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// Threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Where to write the pictures and report.json (default: runs/som-<dataset>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backprop rbf`: a radial basis function network trained in two stages on any dataset
+/// the CLI reads.
+#[derive(Args)]
+pub struct RbfArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Gaussian basis functions (k-means clusters), at most the training samples.
+    #[arg(long, default_value_t = 100, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub centres: usize,
+    /// Lloyd iterations after the k-means++ start (0: the k-means++ picks as they are).
+    #[arg(long, default_value_t = 10, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub kmeans_iterations: usize,
+    /// Run k-means on a seeded random subset of this many training samples (0: all).
+    #[arg(long, default_value_t = 20_000, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub kmeans_samples: usize,
+    /// Each width σⱼ is this times the RMS distance of cluster j's samples to its centre.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub width_scale: f64,
+    /// Ridge coefficient of the output weights (per sample; the bias is not penalised).
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
+    pub ridge: f64,
+    /// Seed of k-means++, the k-means subset and a synthetic set.
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
+    pub seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Where to write the pictures and report.json (default: runs/rbf-<dataset>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print the report as JSON on stdout.
@@ -511,13 +546,13 @@ pub struct EsnArgs {
     #[arg(long, default_value = "mackey-glass")]
     pub series: String,
     /// Points to generate (mackey-glass, narma10).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub points: usize,
     /// Mackey-Glass delay τ.
     #[arg(long, default_value_t = 17.0, allow_negative_numbers = true)]
     pub tau: f64,
     /// Reservoir units.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub units: usize,
     /// Spectral radius of the recurrent weights.
     #[arg(long, default_value_t = 1.25, allow_negative_numbers = true)]
@@ -541,16 +576,16 @@ pub struct EsnArgs {
     #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
     pub ridge: f64,
     /// Initial states left out of the fit.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub washout: usize,
     /// The last fraction of the steps held out as the test set.
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     pub test_fraction: f64,
     /// Closed-loop steps generated after the training part (0: none; not for narma10).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub generate: usize,
     /// Seed of the reservoir and the series.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// Where to write forecast.svg and report.json (default: runs/esn-<series>).
     #[arg(long)]

@@ -63,6 +63,10 @@ enum Command {
     /// Fit an echo state network to a time series (Mackey-Glass, NARMA10 or a CSV column)
     /// and forecast it one step ahead and in closed loop.
     Esn(Box<EsnArgs>),
+    /// Train a radial basis function network in two stages (k-means++ centres, widths from
+    /// the clusters' radii, ridge output weights) and draw its centres and, on 2-D data, its
+    /// decision boundary.
+    Rbf(Box<RbfArgs>),
 }
 
 /// Training allocates and frees the same large buffers every step. glibc's malloc serves
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::Som(a) => commands::som(*a),
         Command::Esn(a) => commands::esn(*a),
+        Command::Rbf(a) => commands::rbf(*a),
     };
     match result {
         Ok(code) => code,

@@ -612,6 +612,49 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
             vec!["--digits-model", "garbage.safetensors"],
         ),
         (s(&["bench", "resnet"]), vec!["resnet"]),
+        // the classic networks
+        (
+            s(&["som", "--dataset", "xor", "--grid", "5000x5000"]),
+            vec!["--grid", "units"],
+        ),
+        (
+            s(&["som", "--dataset", "xor", "--iterations", "-1"]),
+            vec!["--iterations", "negative"],
+        ),
+        (
+            s(&["som", "--dataset", "xor", "--sigma", "nan"]),
+            vec!["--sigma"],
+        ),
+        (
+            s(&["som", "--dataset", "xor", "--threads", "0"]),
+            vec!["--threads"],
+        ),
+        (
+            s(&["som", "--dataset", "xor", "--topology", "triangular"]),
+            vec!["--topology"],
+        ),
+        (s(&["som", "--dataset", &bad_csv]), vec!["bad.csv"]),
+        (s(&["esn", "--units", "1000000000"]), vec!["--units"]),
+        (s(&["esn", "--points", "100000000000"]), vec!["--points"]),
+        (s(&["esn", "--seed", "-3"]), vec!["--seed", "negative"]),
+        (s(&["esn", "--series", &short_rows]), vec!["--series"]),
+        (
+            s(&["rbf", "--dataset", "xor", "--centres", "1000000"]),
+            vec!["--centres"],
+        ),
+        (
+            s(&["rbf", "--dataset", "xor", "--centres", "-5"]),
+            vec!["--centres", "negative"],
+        ),
+        (
+            s(&["rbf", "--dataset", "xor", "--width-scale", "inf"]),
+            vec!["--width-scale"],
+        ),
+        (
+            s(&["rbf", "--dataset", "xor", "--kmeans-samples", "3"]),
+            vec!["--kmeans-samples"],
+        ),
+        (s(&["rbf", "--dataset", &bad_csv]), vec!["bad.csv"]),
         (
             s(&["bench", "mlp", "--threads", "-1"]),
             vec!["--threads", "negative"],

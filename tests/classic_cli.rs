@@ -1,5 +1,5 @@
-//! `backprop som` and `backprop esn`: a small run each, and bad flags refused with a
-//! message that names the flag.
+//! `backprop som`, `backprop esn` and `backprop rbf`: a small run each, and bad flags
+//! refused with a message that names the flag.
 
 use std::process::Command;
 
@@ -90,6 +90,32 @@ fn som_and_esn_refuse_bad_flags() {
             vec!["esn", "--points", "50", "--washout", "100"],
             "--washout",
         ),
+        (
+            vec!["rbf", "--dataset", "xor", "--centres", "0"],
+            "--centres",
+        ),
+        (
+            vec![
+                "rbf",
+                "--dataset",
+                "xor",
+                "--samples",
+                "50",
+                "--centres",
+                "60",
+            ],
+            "--centres",
+        ),
+        (
+            vec!["rbf", "--dataset", "xor", "--width-scale", "0"],
+            "--width-scale",
+        ),
+        (vec!["rbf", "--dataset", "xor", "--ridge", "-1"], "--ridge"),
+        (
+            vec!["rbf", "--dataset", "xor", "--kmeans-samples", "5"],
+            "--kmeans-samples",
+        ),
+        (vec!["rbf", "--dataset", "nope"], "--dataset"),
     ] {
         let mut a = args.clone();
         a.extend(["--out", out.as_str()]);
@@ -129,5 +155,67 @@ fn esn_fits_mackey_glass_and_reads_a_csv_series() {
     std::fs::write(&csv, "x\n1\nabc\n").unwrap();
     let (ok, _, stderr) = backprop(&["esn", "--series", csv.to_str().unwrap(), "--out", &out]);
     assert!(!ok && stderr.contains("line 3"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn rbf_trains_on_a_two_d_set_and_a_table_and_draws_them() {
+    let out = tmp("rbf");
+    let (ok, stdout, stderr) = backprop(&[
+        "rbf",
+        "--dataset",
+        "circle",
+        "--samples",
+        "300",
+        "--centres",
+        "12",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["centres"], 12);
+    assert!(j["test"]["accuracy"].as_f64().unwrap() > 0.9, "{j}");
+    let widths = &j["widths"];
+    assert!(widths["min"].as_f64().unwrap() > 0.0, "{j}");
+    for f in ["centres.png", "decision_boundary.png", "report.json"] {
+        let p = std::path::Path::new(&out).join(f);
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 100)
+                .unwrap_or(false),
+            "{f}"
+        );
+    }
+    // regression on a CSV table: y = sin(3x) with a little noise
+    let csv = std::path::Path::new(&out).join("sine.csv");
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            let x = -1.0 + 2.0 * ((i * 37) % 300) as f64 / 299.0;
+            format!("{x},{}", (3.0 * x).sin() + 0.01 * ((i * 7) % 5) as f64)
+        })
+        .collect();
+    std::fs::write(&csv, format!("x,y\n{}\n", rows.join("\n"))).unwrap();
+    let (ok, stdout, stderr) = backprop(&[
+        "rbf",
+        "--dataset",
+        csv.to_str().unwrap(),
+        "--task",
+        "regression",
+        "--centres",
+        "15",
+        "--width-scale",
+        "3",
+        "--ridge",
+        "1e-8",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // the targets are standardized (unit variance): an RMSE of 0.1 is a tenth of their spread
+    assert!(j["test"]["rmse"].as_f64().unwrap() < 0.1, "{j}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -66,8 +66,14 @@ fn echo_state() {
 fn hopfield_capacity() {
     let d = out("hopcap");
     let f = hopfield_capacity::run(true, &d).unwrap();
-    let half = fig(&f, "half_point_n200");
-    assert!(half > 0.09 && half < 0.2, "{f:?}");
+    // N = 200 with few memories: the 50% points of the two cues, with room for the noise
+    // of a small sample around the measured 0.180 (the pattern) and 0.156 (10% flipped)
+    let (pattern, noisy) = (fig(&f, "half_point_n200"), fig(&f, "half_point_noisy_n200"));
+    assert!(pattern > 0.14 && pattern < 0.22, "{f:?}");
+    assert!(
+        noisy > 0.12 && noisy < 0.2 && noisy < pattern + 0.01,
+        "{f:?}"
+    );
     assert_eq!(fig(&f, "modern_recovered_fraction"), 1.0);
     wrote(&d, &["capacity.svg"]);
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use backprop_train::plot::{captioned_tile_grid, ensure_font, write_png, FAMILY};
 use plotters::prelude::*;
 
+use crate::rbf::RbfNet;
 use crate::som::{Som, Topology};
 
 /// matplotlib's viridis at 0, ¼, ½, ¾, 1, interpolated linearly.
@@ -283,6 +284,133 @@ pub fn unit_images_png(
     write_png(path, &rgb, w, h)
 }
 
+/// An RBF network's centres over 2-D data: the samples as small dots (in their class's
+/// colour, or grey without labels), each centre as a black cross inside a circle of radius
+/// σⱼ, its width. Both axes have one scale, so the circles are round.
+///
+/// # Errors
+/// If the network's inputs are not 2-D, the file cannot be written (named in the message)
+/// or drawing fails.
+pub fn rbf_centres_png(
+    path: &Path,
+    title: &str,
+    points: &[[f32; 2]],
+    labels: Option<&[usize]>,
+    net: &RbfNet,
+) -> Result<(), String> {
+    if net.dim() != 2 {
+        return Err(format!(
+            "{}: the centres are drawn for 2-D data, not {}-D",
+            path.display(),
+            net.dim()
+        ));
+    }
+    ensure_font()?;
+    let (w, h) = (720u32, 720u32);
+    let centres: Vec<(f64, f64)> = net
+        .centres
+        .chunks(2)
+        .map(|c| (f64::from(c[0]), f64::from(c[1])))
+        .collect();
+    let all = points
+        .iter()
+        .map(|p| (f64::from(p[0]), f64::from(p[1])))
+        .chain(centres.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in all {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
+    }
+    // one square window around the data, padded by 10%
+    let half = ((x1 - x0).max(y1 - y0).max(1e-6)) * 0.6;
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 16))
+            .margin(MARGIN)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(cx - half..cx + half, cy - half..cy + half)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("x₁")
+            .y_desc("x₂")
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(err)?;
+        let colour = |i: usize| match labels {
+            Some(l) => {
+                let (r, g, b) = TAB10[l.get(i).copied().unwrap_or(0) % TAB10.len()];
+                RGBColor(r, g, b)
+            }
+            None => RGBColor(150, 150, 150),
+        };
+        chart
+            .draw_series(points.iter().enumerate().map(|(i, p)| {
+                Circle::new(
+                    (f64::from(p[0]), f64::from(p[1])),
+                    2,
+                    colour(i).mix(0.6).filled(),
+                )
+            }))
+            .map_err(err)?;
+        for (&(x, y), &s) in centres.iter().zip(&net.widths) {
+            let ring: Vec<(f64, f64)> = (0..=64)
+                .map(|a| {
+                    let t = std::f64::consts::TAU * a as f64 / 64.0;
+                    (x + f64::from(s) * t.cos(), y + f64::from(s) * t.sin())
+                })
+                .collect();
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    ring,
+                    RGBColor(60, 60, 60).mix(0.7).stroke_width(1),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Cross::new(
+                    (x, y),
+                    5,
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    write_png(path, &rgb, w as usize, h as usize)
+}
+
+/// An RBF network's centres as images (`height × width`, one channel), at most `max` of
+/// them, 20 to a row.
+///
+/// # Errors
+/// If the file cannot be written or drawing fails.
+pub fn rbf_centre_images_png(
+    path: &Path,
+    title: &str,
+    net: &RbfNet,
+    height: usize,
+    width: usize,
+    max: usize,
+) -> Result<(), String> {
+    let tiles: Vec<Vec<f32>> = net
+        .centres
+        .chunks(net.dim())
+        .take(max)
+        .map(|c| c[..height * width].to_vec())
+        .collect();
+    let (rgb, w, h) = captioned_tile_grid(title, &tiles, &[], height, width, 2, 20)?;
+    write_png(path, &rgb, w, h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +444,21 @@ mod tests {
             unit_images_png(&dir.join("w.png"), "weights", &som, 2, 2).unwrap();
         }
         assert!((viridis(0.0).0, viridis(1.0).2) == (68, 37));
+        // an RBF network's centres, over 2-D points and as images
+        let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.7).sin()).collect();
+        let labels: Vec<usize> = (0..20).map(|i| i % 2).collect();
+        let cfg = crate::rbf::RbfConfig {
+            centres: 4,
+            ..Default::default()
+        };
+        let net = RbfNet::fit_classifier(&x, 2, &labels, 2, &cfg).unwrap();
+        let pts: Vec<[f32; 2]> = x.chunks(2).map(|p| [p[0], p[1]]).collect();
+        let p = dir.join("centres.png");
+        rbf_centres_png(&p, "centres", &pts, Some(&labels), &net).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 100);
+        rbf_centre_images_png(&dir.join("ci.png"), "centres", &net, 1, 2, 10).unwrap();
+        let one_d = RbfNet::fit_classifier(&x, 1, &[0; 40], 1, &cfg).unwrap();
+        assert!(rbf_centres_png(&p, "1-D", &[], None, &one_d).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

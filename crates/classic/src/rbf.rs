@@ -192,15 +192,59 @@ impl RbfNet {
         classes: usize,
         cfg: &RbfConfig,
     ) -> Result<RbfNet, ClassicError> {
-        cfg.validate()?;
-        if d == 0 || x.len() != labels.len() * d || labels.is_empty() {
+        if labels.iter().any(|&l| l >= classes) {
             return Err(ClassicError::new(
                 "dataset",
-                format!(
-                    "{} values for {} labels of {d} features",
-                    x.len(),
-                    labels.len()
-                ),
+                format!("a label is not below {classes}"),
+            ));
+        }
+        let mut net = RbfNet::centres_and_widths(x, d, labels.len(), classes, cfg)?;
+        net.fit_output(
+            x,
+            labels.len(),
+            |i, o| if labels[i] == o { 1.0 } else { 0.0 },
+            cfg.ridge,
+        )?;
+        Ok(net)
+    }
+
+    /// Two-stage training of a regressor on `x` (`n × d`) with targets `y` (`n × outputs`,
+    /// row-major): k-means centres, RMS-radius widths, ridge output weights fitted to `y`.
+    ///
+    /// # Errors
+    /// A bad setting, mismatched or non-finite data, fewer samples than centres.
+    pub fn fit_regressor(
+        x: &[f32],
+        d: usize,
+        y: &[f32],
+        outputs: usize,
+        cfg: &RbfConfig,
+    ) -> Result<RbfNet, ClassicError> {
+        if outputs == 0 || y.len() % outputs != 0 || y.iter().any(|v| !v.is_finite()) {
+            return Err(ClassicError::new(
+                "dataset",
+                format!("{} target values are not finite rows of {outputs}", y.len()),
+            ));
+        }
+        let n = y.len() / outputs;
+        let mut net = RbfNet::centres_and_widths(x, d, n, outputs, cfg)?;
+        net.fit_output(x, n, |i, o| f64::from(y[i * outputs + o]), cfg.ridge)?;
+        Ok(net)
+    }
+
+    /// The first two stages on `n` samples: checks, k-means centres, widths.
+    fn centres_and_widths(
+        x: &[f32],
+        d: usize,
+        n: usize,
+        outputs: usize,
+        cfg: &RbfConfig,
+    ) -> Result<RbfNet, ClassicError> {
+        cfg.validate()?;
+        if d == 0 || x.len() != n * d || n == 0 {
+            return Err(ClassicError::new(
+                "dataset",
+                format!("{} values for {n} targets of {d} features", x.len()),
             ));
         }
         if x.iter().any(|v| !v.is_finite()) {
@@ -209,13 +253,6 @@ impl RbfNet {
                 "the samples hold NaN or infinite values",
             ));
         }
-        if labels.iter().any(|&l| l >= classes) {
-            return Err(ClassicError::new(
-                "dataset",
-                format!("a label is not below {classes}"),
-            ));
-        }
-        let n = labels.len();
         if n < cfg.centres {
             return Err(ClassicError::new(
                 "centres",
@@ -225,20 +262,22 @@ impl RbfNet {
         let sub = subset(x, d, n, cfg);
         let centres = kmeans(&sub, d, cfg.centres, cfg.kmeans_iterations, cfg.seed);
         let widths = rms_widths(&sub, d, &centres, cfg.width_scale);
-        let mut net = RbfNet {
+        Ok(RbfNet {
             dim: d,
             centres,
             widths,
             w_out: Vec::new(),
-            outputs: classes,
-        };
-        net.fit_output(
-            x,
-            n,
-            |i, o| if labels[i] == o { 1.0 } else { 0.0 },
-            cfg.ridge,
-        )?;
-        Ok(net)
+            outputs,
+        })
+    }
+
+    /// Input features.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Outputs (classes for a classifier).
+    pub fn outputs(&self) -> usize {
+        self.outputs
     }
 
     /// The basis activations `[1; φ(x)]` of every row, `n × (k + 1)`.
@@ -391,6 +430,32 @@ mod tests {
         let c = [0.0f32, 0.0, 1.0, 1.0];
         let d = sq_distances(&x, 2, &c);
         assert_eq!(d, vec![5.0, 1.0, 10.0, 8.0, 0.25, 1.25]);
+    }
+
+    #[test]
+    fn a_regressor_fits_a_smooth_curve() {
+        // y = sin(3x) on [−1, 1]: 15 centres, each about 0.13 wide, overlap enough at three
+        // times their clusters' RMS radius (≈ 0.04) to fit it closely between the samples
+        let x: Vec<f32> = (0..200).map(|i| -1.0 + 2.0 * i as f32 / 199.0).collect();
+        let y: Vec<f32> = x.iter().map(|v| (3.0 * v).sin()).collect();
+        let cfg = RbfConfig {
+            centres: 15,
+            width_scale: 3.0,
+            ridge: 1e-8,
+            ..RbfConfig::default()
+        };
+        let net = RbfNet::fit_regressor(&x, 1, &y, 1, &cfg).unwrap();
+        let probe: Vec<f32> = (0..50).map(|i| -0.9 + 1.8 * i as f32 / 49.0).collect();
+        for (p, v) in probe.iter().zip(net.predict(&probe)) {
+            assert!((v - (3.0 * p).sin()).abs() < 0.02, "{p}: {v}");
+        }
+        assert_eq!((net.dim(), net.outputs()), (1, 1));
+        assert_eq!(
+            RbfNet::fit_regressor(&x, 1, &y[..199], 1, &cfg)
+                .unwrap_err()
+                .field,
+            "dataset"
+        );
     }
 
     #[test]

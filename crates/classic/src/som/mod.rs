@@ -32,9 +32,6 @@ use rayon::prelude::*;
 
 use crate::ClassicError;
 
-/// Neighbourhood weights below this are not applied: they would not change an f32 weight.
-const NEGLIGIBLE: f32 = 1e-9;
-
 /// Units × features above which one BMU search is split across threads.
 const PARALLEL_SEARCH: usize = 1 << 20;
 
@@ -210,43 +207,68 @@ impl Som {
 
     /// The neighbourhood weight of every unit around `winner` at radius `sigma`, into `out`.
     pub fn neighborhood_into(&self, winner: usize, sigma: f64, out: &mut [f32]) {
+        self.gains_into(winner, sigma, 1.0, out, &mut Tables::default());
+    }
+
+    /// `eta ×` the neighbourhood weights (as f32, the product rounded as the training applies
+    /// it), with the Gaussian's factor tables kept in `t` between calls.
+    fn gains_into(&self, winner: usize, sigma: f64, eta: f64, out: &mut [f32], t: &mut Tables) {
         let (rows, cols) = (self.config.rows, self.config.cols);
         let (cx, cy) = self.pos[winner];
         let (ci, cj) = self.grid_index(winner);
         let d = 2.0 * sigma * sigma;
+        let eta = eta as f32;
         match self.config.neighborhood {
             Neighborhood::Gaussian | Neighborhood::MexicanHat => {
-                // separable: exp(−Δx²/d)·exp(−Δy²/d), with one table per column offset
-                // (a hexagonal column is shifted by ½ or not), so rows·2 + cols exps
-                let ex: Vec<[f64; 2]> = (0..rows)
-                    .map(|i| [0.0, 0.5].map(|s| (-(i as f64 - s - cx).powi(2) / d).exp()))
-                    .collect();
+                // separable: exp(−Δx²/d)·exp(−Δy²/d). Rows sit 1 apart, a hexagonal
+                // column is shifted by ½ or not, so every Δx is a multiple of ½ (of 1 on a
+                // rectangular grid) and every Δy a multiple of the column spacing: one
+                // table each, filled with one exp (see `Tables::fill`).
+                let hex = self.config.topology == Topology::Hexagonal;
+                let (sx, sy) = if hex {
+                    (0.5, 3f64.sqrt() / 2.0)
+                } else {
+                    (1.0, 1.0)
+                };
+                t.fill(sx, sy, rows, cols, d);
+                // Δ / step is a whole number up to rounding: add ½ and truncate
+                let index = |delta: f64, step: f64| (delta.abs() / step + 0.5) as usize;
+                t.ex.clear();
+                t.ex.extend((0..rows).map(|i| {
+                    [0.0, 0.5].map(|s| t.x[index(i as f64 - s - cx, sx).min(t.x.len() - 1)])
+                }));
+                // per column: its factor and whether it is shifted (row 0 holds the columns)
+                t.ey.clear();
+                t.ey.extend(self.pos[..cols].iter().map(|&(x0, y)| {
+                    (
+                        t.y[index(y - cy, sy).min(t.y.len() - 1)],
+                        usize::from(x0 != 0.0),
+                    )
+                }));
                 let mexican = self.config.neighborhood == Neighborhood::MexicanHat;
-                for j in 0..cols {
-                    let (x0, y) = self.pos[j];
-                    let shifted = usize::from(x0 != 0.0);
-                    let ey = (-(y - cy).powi(2) / d).exp();
-                    for i in 0..rows {
-                        let mut v = ex[i][shifted] * ey;
+                for (i, row) in out.chunks_exact_mut(cols).enumerate() {
+                    let ex = t.ex[i];
+                    for (j, (o, &(ey, shifted))) in row.iter_mut().zip(&t.ey).enumerate() {
+                        let mut v = ex[shifted] * ey;
                         if mexican {
-                            let x = i as f64 - 0.5 * shifted as f64;
+                            let (x, y) = self.pos[i * cols + j];
                             let p = (x - cx).powi(2) + (y - cy).powi(2);
                             v *= 1.0 - 2.0 / d * p;
                         }
-                        out[i * cols + j] = v as f32;
+                        *o = v as f32 * eta;
                     }
                 }
             }
             Neighborhood::Bubble => {
                 let inside = |a: usize, c: usize| (a as f64 - c as f64).abs() < sigma;
                 for (k, o) in out.iter_mut().enumerate() {
-                    *o = f32::from(u8::from(inside(k / cols, ci) && inside(k % cols, cj)));
+                    *o = f32::from(u8::from(inside(k / cols, ci) && inside(k % cols, cj))) * eta;
                 }
             }
             Neighborhood::Triangle => {
                 let t = |a: usize, c: usize| (sigma - (a as f64 - c as f64).abs()).max(0.0);
                 for (k, o) in out.iter_mut().enumerate() {
-                    *o = (t(k / cols, ci) * t(k % cols, cj)) as f32;
+                    *o = (t(k / cols, ci) * t(k % cols, cj)) as f32 * eta;
                 }
             }
         }
@@ -336,33 +358,76 @@ impl Som {
         Ok(())
     }
 
+    /// Online training. Iteration `t`'s best-matching unit comes from the distances the
+    /// previous iteration's pass measured ([`Kernels::sweep`]: move every unit towards
+    /// sample `t − 1`, then measure it against sample `t`), so each iteration reads and
+    /// writes the weights once; the arithmetic is that of [`Som::bmu`] and
+    /// [`Kernels::pull`], unit by unit, so the result is the same.
     fn train_online(&mut self, data: &[f32], n: usize, iterations: usize, random_order: bool) {
         let mut rng = Rng::seed(self.config.seed ^ 0x50_4D);
-        let mut h = vec![0.0f32; self.units()];
-        let d = self.dim;
+        let mut pick = |t: usize| if random_order { rng.below(n) } else { t % n };
+        let (d, m) = (self.dim, self.units());
+        let sample = |s: usize| &data[s * d..(s + 1) * d];
+        let cosine = self.config.distance == Distance::Cosine;
+        let norm = |x: &[f32]| {
+            if cosine {
+                x.iter().map(|v| v * v).sum::<f32>().sqrt()
+            } else {
+                0.0
+            }
+        };
+        let (mut gains, mut dist) = (vec![0.0f32; m], vec![0.0f32; m]);
+        let mut tables = Tables::default();
+        let mut x = sample(pick(0));
+        self.sweep(&[], &[], x, norm(x), &mut dist);
         for t in 0..iterations {
-            let s = if random_order { rng.below(n) } else { t % n };
-            let x = &data[s * d..(s + 1) * d];
-            let win = self.bmu(x);
+            let win = argmin(&dist);
             let eta = self
                 .config
                 .lr_decay
                 .at(self.config.learning_rate, t, iterations);
             let sig = self.config.sigma_decay.at(self.config.sigma, t, iterations);
-            self.neighborhood_into(win, sig, &mut h);
-            let kernels = self.kernels;
-            let pull = |(w, &g): (&mut [f32], &f32)| {
-                let g = g * eta as f32;
-                if g.abs() >= NEGLIGIBLE {
-                    kernels.pull(w, x, g);
-                }
-            };
-            if self.weights.len() < PARALLEL_SEARCH || rayon::current_num_threads() < 2 {
-                self.weights.chunks_mut(d).zip(&h).for_each(pull);
+            self.gains_into(win, sig, eta, &mut gains, &mut tables);
+            let next: &[f32] = if t + 1 < iterations {
+                sample(pick(t + 1))
             } else {
-                self.weights.par_chunks_mut(d).zip(&h).for_each(pull);
-            }
+                &[]
+            };
+            self.sweep(x, &gains, next, norm(next), &mut dist);
+            x = next;
         }
+    }
+
+    /// [`Kernels::sweep`] over the whole map, split across threads on large maps.
+    fn sweep(&mut self, x: &[f32], gains: &[f32], next: &[f32], next_norm: f32, dist: &mut [f32]) {
+        let (d, metric, kernels) = (self.dim, self.config.distance, self.kernels);
+        if self.weights.len() < PARALLEL_SEARCH || rayon::current_num_threads() < 2 {
+            kernels.sweep(
+                &mut self.weights,
+                d,
+                x,
+                gains,
+                next,
+                next_norm,
+                metric,
+                dist,
+            );
+            return;
+        }
+        let m = self.units();
+        let chunk = m.div_ceil(rayon::current_num_threads() * 2).max(8);
+        let gains: Vec<&[f32]> = if gains.is_empty() {
+            vec![&[] as &[f32]; m.div_ceil(chunk)]
+        } else {
+            gains.chunks(chunk).collect()
+        };
+        self.weights
+            .par_chunks_mut(chunk * d)
+            .zip(dist.par_chunks_mut(chunk))
+            .zip(gains)
+            .for_each(|((w, dist), g)| {
+                kernels.sweep(w, d, x, g, next, next_norm, metric, dist);
+            });
     }
 
     fn train_batch(&mut self, data: &[f32], iterations: usize) {
@@ -406,6 +471,52 @@ impl Som {
                 }
             }
         }
+    }
+}
+
+/// The first index of the smallest value (ties: the lowest index, as `argmin` in NumPy).
+fn argmin(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((usize::MAX, f32::INFINITY), |a, (k, &d)| {
+            if d < a.1 {
+                (k, d)
+            } else {
+                a
+            }
+        })
+        .0
+        .min(v.len().saturating_sub(1))
+}
+
+/// The Gaussian neighbourhood's factor tables, `x[δ] = exp(−(δ·sx)²/d)` and
+/// `y[δ] = exp(−(δ·sy)²/d)`, and the per-row factors (unshifted, shifted column) and
+/// per-column factors (with the column's shift) of one call.
+#[derive(Debug, Default)]
+struct Tables {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    ex: Vec<[f64; 2]>,
+    ey: Vec<(f64, usize)>,
+}
+
+impl Tables {
+    /// Fills the tables for steps `sx`, `sy` over a `rows × cols` grid, `d = 2σ²`, by the
+    /// recurrence `e(δ+1) = e(δ)·q^(2δ+1)`, `q = exp(−s²/d)`: one exp per table (the
+    /// products drift by a few f64 ulps, far below the f32 the weights are kept in).
+    fn fill(&mut self, sx: f64, sy: f64, rows: usize, cols: usize, d: f64) {
+        fn table(out: &mut Vec<f64>, step: f64, len: usize, d: f64) {
+            out.clear();
+            let q = (-step * step / d).exp();
+            let (mut e, mut r) = (1.0f64, q);
+            for _ in 0..len {
+                out.push(e);
+                e *= r;
+                r *= q * q;
+            }
+        }
+        table(&mut self.x, sx, (rows as f64 / sx).ceil() as usize + 2, d);
+        table(&mut self.y, sy, cols + 1, d);
     }
 }
 

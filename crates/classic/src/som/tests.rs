@@ -227,3 +227,122 @@ fn bad_settings_and_data_are_named() {
     );
     assert_eq!(Decay::parse("nope"), None);
 }
+
+#[test]
+fn the_gaussian_tables_give_the_formula_on_a_hexagonal_map() {
+    // the factor tables (one exp each, then products) against exp(−r²/2σ²) from the unit
+    // positions, for every winner of a 7 × 9 hexagonal and rectangular map
+    for topology in [Topology::Hexagonal, Topology::Rectangular] {
+        for neighborhood in [Neighborhood::Gaussian, Neighborhood::MexicanHat] {
+            let s = map(7, 9, |c| {
+                c.topology = topology;
+                c.neighborhood = neighborhood;
+            });
+            let sigma = 2.3;
+            for win in 0..s.units() {
+                let h = s.neighborhood(win, sigma);
+                let (cx, cy) = s.position(win);
+                for (k, &v) in h.iter().enumerate() {
+                    let (x, y) = s.position(k);
+                    let r2 = (x - cx).powi(2) + (y - cy).powi(2);
+                    let mut want = (-r2 / (2.0 * sigma * sigma)).exp();
+                    if neighborhood == Neighborhood::MexicanHat {
+                        want *= 1.0 - r2 / (sigma * sigma);
+                    }
+                    assert!(
+                        (f64::from(v) - want).abs() < 1e-6,
+                        "{topology:?} {neighborhood:?} winner {win} unit {k}: {v} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Online training written plainly: the BMU by [`Som::bmu`], then every unit pulled by
+/// `η·h` with a scalar loop (the reference of the fused pass).
+fn train_online_plainly(s: &mut Som, data: &[f32], iterations: usize, random_order: bool) {
+    let (d, n) = (s.dim(), data.len() / s.dim());
+    let mut rng = Rng::seed(s.config.seed ^ 0x50_4D);
+    for t in 0..iterations {
+        let i = if random_order { rng.below(n) } else { t % n };
+        let x = &data[i * d..(i + 1) * d];
+        let win = s.bmu(x);
+        let eta = s.config.lr_decay.at(s.config.learning_rate, t, iterations);
+        let sig = s.config.sigma_decay.at(s.config.sigma, t, iterations);
+        let h = s.neighborhood(win, sig);
+        for (k, &hk) in h.iter().enumerate() {
+            let g = hk * eta as f32;
+            if g.abs() >= kernels::NEGLIGIBLE {
+                for (w, &v) in s.weights[k * d..(k + 1) * d].iter_mut().zip(x) {
+                    *w += g * (v - *w);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_fused_online_pass_trains_as_the_plain_loop_does() {
+    let (n, d) = (60, 37);
+    let mut rng = Rng::seed(11);
+    let data: Vec<f32> = (0..n * d).map(|_| rng.uniform() as f32).collect();
+    for (topology, neighborhood, distance, random_order) in [
+        (
+            Topology::Rectangular,
+            Neighborhood::Gaussian,
+            Distance::Euclidean,
+            false,
+        ),
+        (
+            Topology::Hexagonal,
+            Neighborhood::MexicanHat,
+            Distance::Cosine,
+            true,
+        ),
+        (
+            Topology::Rectangular,
+            Neighborhood::Bubble,
+            Distance::Manhattan,
+            true,
+        ),
+        (
+            Topology::Hexagonal,
+            Neighborhood::Triangle,
+            Distance::Chebyshev,
+            false,
+        ),
+    ] {
+        let cfg = SomConfig {
+            rows: 4,
+            cols: 5,
+            sigma: 1.5,
+            topology,
+            neighborhood,
+            distance,
+            init: Init::Sample,
+            ..SomConfig::default()
+        };
+        let mut fused = Som::new(&cfg, d).unwrap();
+        fused.init_weights(&data).unwrap();
+        let mut plain = fused.clone();
+        fused
+            .train(&data, 300, TrainMode::Online, random_order)
+            .unwrap();
+        train_online_plainly(&mut plain, &data, 300, random_order);
+        for (a, b) in fused.weights().iter().zip(plain.weights()) {
+            assert!((a - b).abs() < 1e-5, "{distance:?}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn weights_shrinking_towards_zero_are_flushed_before_they_turn_subnormal() {
+    // a 1 × 1 map pulled towards 0 forever: the weight falls geometrically, and would pass
+    // through the subnormal range (slow on x86) if it were not set to zero below 2⁻⁶³
+    let mut s = map(1, 1, |c| c.learning_rate = 0.5);
+    s.set_weights(&[1.0]);
+    s.train(&vec![0.0; 200], 200, TrainMode::Online, false)
+        .unwrap();
+    assert_eq!(s.weights()[0], 0.0);
+}
