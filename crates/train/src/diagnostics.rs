@@ -218,7 +218,7 @@ impl Diagnostics {
         }
         if let Some((layer, r)) = ratios.iter().filter(|(_, r)| *r > 1.0).max_by(|a, b| a.1.total_cmp(&b.1)) {
             let (layer, r) = (layer.clone(), *r);
-            self.warn(WarningKind::Exploding, step, format!("exploding updates at {epoch_step}: {layer}'s update is {r:.3} times its weights (healthy is about 1e-3). Likely cause: a learning rate too large (--lr {}). Hint: lower --lr by 10× or more, or add --clip 1", self.lr));
+            self.warn(WarningKind::Exploding, step, format!("exploding updates at {epoch_step}: {layer}'s update is {r:.3} times its weights (healthy is about 1e-3). Likely cause: a learning rate too large (--lr {}). Hint: lower --lr by 10× or more, or add --clip 1", self.base_lr));
             return;
         }
         if self.early_norms.len() < 20 {
@@ -267,7 +267,10 @@ impl Diagnostics {
 
     fn judge(&mut self, step: usize, layers: &[(String, f64, f64, f64)], units: &[(String, f64, f64)]) {
         let at = format!("epoch {}, step {}", step / self.steps_per_epoch.max(1) + 1, step + 1);
-        if let Some((last_name, last, _, _)) = layers.last() {
+        // with most ReLUs dead, tiny early gradients are the dead units' doing: say that
+        // instead of blaming saturation
+        let dead = units.iter().any(|u| u.1 > MOSTLY);
+        if let Some((last_name, last, _, _)) = layers.last().filter(|_| !dead) {
             let low: Vec<String> = layers[..layers.len() - 1]
                 .iter()
                 .filter(|(_, g, _, _)| *g < VANISHING_RATIO * last)
@@ -294,7 +297,9 @@ impl Diagnostics {
         if median > 0.1 {
             self.warn(WarningKind::UpdateRatio, step, format!("update ratios at {at}: the median update-to-weight ratio is {median:.1e}, far above the healthy 1e-3. Hint: lower --lr"));
         } else if median < 1e-5 && self.lr >= 0.5 * self.base_lr {
-            self.warn(WarningKind::UpdateRatio, step, format!("update ratios at {at}: the median update-to-weight ratio is {median:.1e}, far below the healthy 1e-3: training barely moves the weights. Hint: raise --lr"));
+            if !dead {
+                self.warn(WarningKind::UpdateRatio, step, format!("update ratios at {at}: the median update-to-weight ratio is {median:.1e}, far below the healthy 1e-3: training barely moves the weights. Hint: raise --lr"));
+            }
         }
     }
 }

@@ -9,7 +9,6 @@
 use backprop_autograd::Var;
 use backprop_data::Dataset;
 use backprop_nn::{Mode, Module};
-use backprop_optim::Optimizer;
 use backprop_tensor::Rng;
 use serde::Serialize;
 
@@ -163,10 +162,17 @@ fn suggest(lrs: Vec<f64>, losses: Vec<f64>, smoothed: Vec<f64>) -> Result<LrFind
 
 /// The loss-versus-η chart (log η axis drawn as log10 η), with the suggestion marked.
 pub fn lr_find_svg(r: &LrFind, title: &str) -> String {
+    // the blow-up at the end would flatten the rest: leave out losses beyond 1.5× the start
+    let start = r.smoothed.iter().take(10).copied().fold(f64::NEG_INFINITY, f64::max);
     let pts = |v: &[f64]| -> Vec<(f64, f64)> {
-        r.lrs.iter().zip(v).map(|(&l, &y)| (l.log10(), y)).collect()
+        r.lrs
+            .iter()
+            .zip(v)
+            .filter(|(_, &y)| y <= 1.5 * start)
+            .map(|(&l, &y)| (l.log10(), y))
+            .collect()
     };
-    let top = r.smoothed.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let top = 1.5 * start;
     let low = r.smoothed.iter().copied().fold(f64::INFINITY, f64::min);
     let mark = |lr: f64| vec![(lr.log10(), low), (lr.log10(), top)];
     crate::plot::xy_chart_svg(

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use backprop_autograd::{Var, VarId};
-use backprop_nn::{Mode, Module, Sequential};
+use backprop_nn::{Mode, Sequential};
 use backprop_tensor::Tensor;
 
 use super::{fmt_num, Edge, Graph, Node, NodeKind};
