@@ -195,9 +195,37 @@ pub struct TrainArgs {
     /// model spec.
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
+    /// Record per-layer diagnostics (gradient and weight norms, update-to-weight ratios,
+    /// dead ReLU and saturated sigmoid/tanh shares) into diagnostics.csv/.json and plots, and
+    /// warn of vanishing or exploding gradients, dead units and odd update ratios.
+    #[arg(long)]
+    pub diagnostics: bool,
+    /// With --diagnostics: record every N steps (default: once per epoch).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true, requires = "diagnostics")]
+    pub diagnostics_every: Option<usize>,
     /// Print one JSON object on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct LrFindArgs {
+    /// The run to test: every `train` flag (dataset, model, optimizer, batch size...).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The first learning rate of the range.
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
+    pub start_lr: f64,
+    /// The last learning rate of the range.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub end_lr: f64,
+    /// Steps (batches) from the first to the last rate.
+    #[arg(long, default_value_t = 200, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub steps: usize,
+    /// Also train with each of these rates for --epochs (default 1) and report the
+    /// validation loss of each, to check the suggestion (e.g. 0.003,0.01,0.03,0.1,0.3).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub sweep: Vec<f64>,
 }
 
 #[derive(Args)]
@@ -289,6 +317,46 @@ pub struct TraceArgs {
     /// Print the trace as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct GraphArgs {
+    /// An expression to draw, e.g. "sigmoid(w1*x1 + w2*x2 + b)": + − × ÷ (or + - * /), ^ with
+    /// a number, exp, log, tanh, sigmoid, relu, max(a, b), parentheses.
+    #[arg(long, conflicts_with_all = ["model", "model_path"])]
+    pub expr: Option<String>,
+    /// The values of the expression's names: x1=1,x2=-2,w1=0.5,w2=-1,b=0.1.
+    #[arg(long, allow_hyphen_values = true, requires = "expr")]
+    pub set: Option<String>,
+    /// Instead of an expression, one training step of a model spec (.json/.toml) or preset.
+    #[arg(long, conflicts_with = "model_path")]
+    pub model: Option<String>,
+    /// Instead of an expression, one training step of a saved model.
+    #[arg(long = "model-path", alias = "checkpoint")]
+    pub model_path: Option<PathBuf>,
+    /// The input values of the step, comma-separated (e.g. 0.35,0.9).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub input: Vec<f64>,
+    /// Use this test sample of a saved model's dataset as the input (and its label as the target).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub index: Option<usize>,
+    /// The target: values for the squared cost, or a class index for cross-entropy.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub target: Vec<f64>,
+    /// squared or cross-entropy (default: a saved model's own loss, else squared).
+    #[arg(long, value_parser = losses())]
+    pub loss: Option<LossKind>,
+    /// op (every engine op), layer (one box per layer), or auto (op level up to 60 nodes).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "op", "layer"])]
+    pub level: String,
+    /// At layer level, draw these layers op by op (comma-separated names, e.g. fc2,cost).
+    #[arg(long, value_delimiter = ',')]
+    pub expand: Vec<String>,
+    /// Where to write: PATH.svg, PATH.png and PATH.dot.
+    #[arg(long, default_value = "graph")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Args)]

@@ -44,6 +44,12 @@ enum Command {
     Datasets,
     /// Print one step of backpropagation in the lectures' notation (z, a, δ, ∂C/∂b, ∂C/∂w).
     Trace(TraceArgs),
+    /// Draw a computation graph with every value and gradient (SVG, PNG, DOT): an expression
+    /// (--expr, --set) or one training step of a model (--model/--model-path).
+    Graph(Box<GraphArgs>),
+    /// The learning-rate range test (Smith 2017): loss against an exponentially growing
+    /// learning rate, plotted, with a suggested rate.
+    LrFind(Box<LrFindArgs>),
     /// Draw a saved model's first-layer filters, its feature maps for one input, and the
     /// test patches that most strongly activate a filter (PNG).
     Visualize(VisualizeArgs),
@@ -116,6 +122,8 @@ fn main() -> ExitCode {
         Command::Datasets => commands::datasets(),
         Command::Visualize(a) => visualize::visualize(a),
         Command::Trace(a) => commands::trace(a),
+        Command::Graph(a) => commands::graph(*a),
+        Command::LrFind(a) => commands::lr_find(*a),
         Command::Playground(a) => playground::playground(a),
         Command::Import(a) => commands::import(a),
         Command::Export(a) => commands::export(a),

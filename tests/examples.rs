@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 mod activations;
 #[path = "../examples/cnn_filters.rs"]
 mod cnn_filters;
+#[path = "../examples/fast_backprop.rs"]
+mod fast_backprop;
 #[path = "../examples/gradient_descent_2d.rs"]
 mod gradient_descent_2d;
 #[path = "../examples/learning_rate.rs"]
@@ -160,6 +162,16 @@ fn vanishing_gradients() {
         "{f:?}"
     );
     wrote(&d, &["gradient_norms.svg"]);
+}
+
+#[test]
+fn fast_backprop() {
+    let d = out("fast");
+    let f = fast_backprop::run(true, &d).unwrap();
+    // backprop and finite differences agree (timings are printed and plotted, not asserted)
+    assert!(fig(&f, "max_diff") < 1e-6, "{f:?}");
+    assert!(fig(&f, "largest_n") > 500.0, "{f:?}");
+    wrote(&d, &["fast_backprop.svg", "fast_backprop_ratio.svg"]);
 }
 
 #[test]

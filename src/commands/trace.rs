@@ -24,22 +24,29 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode> {
     if !(a.lr.is_finite() && a.lr >= 0.0) {
         bail!("--lr {}: must be a non-negative number", a.lr);
     }
-    let t = match (&a.model, &a.model_path) {
-        (Some(spec), None) => from_spec(spec, &a)?,
-        (None, Some(path)) => from_saved(&load_saved_model(path)?, &a)?,
-        _ => bail!("give either --model SPEC or --model-path MODEL"),
-    };
-    if t.input.is_empty() {
-        bail!("--input or --index: nothing to trace");
-    }
-    let cost = cost(&a, &t)?;
-    let trace = run_trace(&t.model, &t.input, &cost, a.lr).map_err(|e| anyhow!(e))?;
+    let (model, input, cost) = prepare(&a)?;
+    let trace = run_trace(&model, &input, &cost, a.lr).map_err(|e| anyhow!(e))?;
     if a.json {
         println!("{}", serde_json::to_string(&trace)?);
     } else {
         print!("{trace}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The model (in f64), the input and the cost that `--model`/`--model-path`, `--input`/
+/// `--index`, `--target` and `--loss` describe (shared with `backprop graph`).
+pub(super) fn prepare(a: &TraceArgs) -> Result<(Sequential<f64>, Vec<f64>, TraceCost)> {
+    let t = match (&a.model, &a.model_path) {
+        (Some(spec), None) => from_spec(spec, a)?,
+        (None, Some(path)) => from_saved(&load_saved_model(path)?, a)?,
+        _ => bail!("give either --model SPEC or --model-path MODEL"),
+    };
+    if t.input.is_empty() {
+        bail!("--input or --index: nothing to trace");
+    }
+    let cost = cost(a, &t)?;
+    Ok((t.model, t.input, cost))
 }
 
 fn from_spec(spec_name: &str, a: &TraceArgs) -> Result<Traced> {

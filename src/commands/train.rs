@@ -9,6 +9,7 @@ use backprop_data::{Dataset, Targets};
 use backprop_nn::Module;
 use backprop_tensor::Tensor;
 use backprop_train::diagnose::learning_warnings;
+use backprop_train::diagnostics::{Diagnostics, DiagnosticsLog, Warning};
 use backprop_train::import::import_state_dict;
 use backprop_train::metrics::RegressionScores;
 use backprop_train::plot::{decision_boundary_png, training_curves};
@@ -23,7 +24,7 @@ use crate::args::TrainArgs;
 use crate::progress::Bars;
 
 /// The flags as a run configuration; nothing is read yet.
-fn run_config(a: &TrainArgs) -> Result<RunConfig> {
+pub(super) fn run_config(a: &TrainArgs) -> Result<RunConfig> {
     Ok(RunConfig {
         data: data_config(&a.data)?,
         model: model_choice(&a.model)?,
@@ -138,6 +139,9 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     if a.resume {
         resume(&mut trainer, &run, a.json)?;
     }
+    let diagnostics = a
+        .diagnostics
+        .then(|| install_diagnostics(&mut trainer, &run, a.diagnostics_every.unwrap_or(0)));
     let resumed_after = trainer.epochs_done;
     if !a.json {
         announce(&run);
@@ -169,7 +173,11 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     }
     let history = trainer.history.clone();
     drop(trainer);
-    let plots = write_plots(&run, &history)?;
+    let mut plots = write_plots(&run, &history)?;
+    if let Some(log) = &diagnostics {
+        let written = log.lock().unwrap().write(&run.out).map_err(|e| anyhow!(e))?;
+        plots.extend(written.into_iter().filter(|p| p.extension().is_some_and(|e| e == "svg")));
+    }
     if let Stop::Diverged { .. } = stop {
         return diverged(&stop, &run, saved_at.get().1, a.json, started);
     }
@@ -198,6 +206,27 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         report.print();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--diagnostics`: a probe on the trainer that records per-layer figures and prints each
+/// warning as it is raised; dead and saturated units are measured on the first 256
+/// training samples.
+fn install_diagnostics(
+    trainer: &mut Trainer,
+    run: &PreparedRun,
+    every: usize,
+) -> std::sync::Arc<std::sync::Mutex<DiagnosticsLog>> {
+    let n = run.train.len().min(256);
+    let probe_x = run.train.x.narrow(0, 0, n);
+    let d = Diagnostics::new(
+        every,
+        probe_x,
+        run.config.lr,
+        Box::new(|w: &Warning| eprintln!("warning: {}", w.message)),
+    );
+    let log = d.log();
+    trainer.set_probe(Some(Box::new(d)));
+    log
 }
 
 /// Regression scores in the target's units: training and test split.

@@ -100,6 +100,45 @@ impl<E: Element> Var<E> {
     /// # Panics
     /// If `seed`'s shape differs from the output's, or part of the graph was consumed.
     pub fn backward_with(&self, seed: Tensor<E>) -> Grads<E> {
+        self.backward_inner(seed, None)
+    }
+
+    /// [`Var::backward`] that also reports every gradient sent along an edge of the graph:
+    /// `on_edge(input, output, g)` is called once per (output, input) pair of a recorded
+    /// op with `g` the part of `∂C/∂input` that flows through `output`, i.e. upstream ×
+    /// local gradient. An input used by several ops is reported once per op, and its
+    /// gradient is the sum of those parts. Drawings of the graph use it to label edges.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::Tensor;
+    /// let x = Var::parameter(Tensor::<f64>::from_vec(vec![3.0], &[1]));
+    /// let y = x.mul(&x).add(&x).sum(); // y = x² + x
+    /// let mut edges = Vec::new();
+    /// let g = y.backward_observed(&mut |input, output, g| edges.push((input, output, g.to_vec())));
+    /// let into_x: f64 = edges.iter().filter(|e| e.0 == x.id()).map(|e| e.2[0]).sum();
+    /// assert_eq!(into_x, g.get(&x).unwrap().to_vec()[0]); // 3 + 3 + 1 = 7
+    /// ```
+    ///
+    /// # Panics
+    /// As [`Var::backward`].
+    pub fn backward_observed(
+        &self,
+        on_edge: &mut dyn FnMut(VarId, VarId, &Tensor<E>),
+    ) -> Grads<E> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward_observed: the output has shape {shape:?}; backward starts from a scalar"
+        );
+        self.backward_inner(Tensor::ones(&shape), Some(on_edge))
+    }
+
+    fn backward_inner(
+        &self,
+        seed: Tensor<E>,
+        mut on_edge: Option<&mut dyn FnMut(VarId, VarId, &Tensor<E>)>,
+    ) -> Grads<E> {
         assert_eq!(
             seed.shape(),
             self.shape().as_slice(),
@@ -144,6 +183,9 @@ impl<E: Element> Var<E> {
                         g.shape(),
                         ps
                     );
+                    if let Some(f) = on_edge.as_mut() {
+                        f(p.id(), var.id(), &g);
+                    }
                     accumulate(&mut pending, p.id(), g);
                 }
             }

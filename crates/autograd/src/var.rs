@@ -179,6 +179,29 @@ impl<E: Element> Var<E> {
         self.node.grad_fn.lock().unwrap().as_ref().map(|g| g.op)
     }
 
+    /// The inputs of the operation that made this variable (constants included), in the
+    /// op's order; empty for leaves and once backward has consumed the op. With
+    /// [`Var::op_name`] and [`Var::id`] this is enough to walk and draw the graph.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::Tensor;
+    /// let a = Var::parameter(Tensor::<f32>::ones(&[1]));
+    /// let c = Var::constant(Tensor::ones(&[1]));
+    /// let y = a.mul(&c);
+    /// assert_eq!(y.inputs().iter().map(|v| v.id()).collect::<Vec<_>>(), vec![a.id(), c.id()]);
+    /// assert!(a.inputs().is_empty());
+    /// ```
+    pub fn inputs(&self) -> Vec<Var<E>> {
+        self.node
+            .grad_fn
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|g| g.parents.clone())
+            .unwrap_or_default()
+    }
+
     /// True while this variable still holds its backward rule (and what it saved).
     /// Backward consumes the rule, so this turns false once backward has passed through.
     pub fn holds_backward_state(&self) -> bool {

@@ -479,6 +479,28 @@ function fmt(v, digits = 3) {
   return v === null || v === undefined ? "–" : Number(v).toFixed(digits);
 }
 
+// One bar per layer, its length the log of ‖∂C/∂W‖ over six decades below the largest.
+function drawGradientFlow(norms) {
+  const box = $("gradflow");
+  const top = Math.max(...norms.filter((v) => v > 0), 1e-30);
+  box.replaceChildren(...norms.map((v, i) => {
+    const row = document.createElement("div");
+    row.className = "bar-row";
+    const label = document.createElement("span");
+    label.className = "bar-label";
+    label.textContent = i === norms.length - 1 ? "out" : `L${i + 1}`;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const decades = v > 0 ? Math.log10(top / v) : 6;
+    bar.style.width = `${Math.max(1, 200 * (1 - Math.min(decades, 6) / 6))}px`;
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = v.toExponential(1);
+    row.append(label, bar, value);
+    return row;
+  }));
+}
+
 function draw() {
   const f = state.frame, s = state.setup;
   if (!f || !s) return;
@@ -490,6 +512,7 @@ function draw() {
   $("train-loss").dataset.value = f.train_loss; $("test-loss").dataset.value = f.test_loss;
   $("train-acc").textContent = f.train_accuracy == null ? "" : `(accuracy ${(100 * f.train_accuracy).toFixed(1)}%)`;
   $("test-acc").textContent = f.test_accuracy == null ? "" : `(accuracy ${(100 * f.test_accuracy).toFixed(1)}%)`;
+  drawGradientFlow(f.grad_norms || []);
   // output heatmap
   const G = s.grid;
   const heat = document.createElement("canvas");

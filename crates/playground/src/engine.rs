@@ -9,7 +9,7 @@ use backprop_autograd::{no_grad, Var};
 use backprop_data::{synthetic, synthetic_multiclass, BatchTargets, Dataset, Targets};
 use backprop_nn::{Mode, Module};
 use backprop_tensor::Tensor;
-use backprop_train::{evaluate, EpochOutcome, LossKind, ModelSpec, Quiet, TrainConfig, Trainer};
+use backprop_train::{batch_loss, evaluate, EpochOutcome, LossKind, ModelSpec, Quiet, TrainConfig, Trainer};
 use serde_json::{json, Value};
 
 use crate::config::{config_field, Config, MULTICLASS_SETS};
@@ -365,6 +365,26 @@ impl Engine {
         pass
     }
 
+    /// `‖∂C/∂W‖` of each layer's weights (hidden layers, then the output layer) on all the
+    /// training points at the current weights: the page's gradient-flow bars, which show a
+    /// deep sigmoid stack's early layers starving.
+    fn gradient_norms(&self) -> Vec<f64> {
+        let n = self.train_set.len();
+        let Some(b) = self.train_set.batches(n.max(1), None).next() else {
+            return Vec::new();
+        };
+        let out = self.trainer.model().forward(&Var::constant(b.x), Mode::Eval);
+        let grads = batch_loss(self.cfg.loss, &out, &b.targets).backward();
+        (1..=self.depth())
+            .map(|l| {
+                let p = &self.linear(l).params()[0].1;
+                grads.get(p).map_or(0.0, |g| {
+                    g.data().iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt()
+                })
+            })
+            .collect()
+    }
+
     /// Loss and accuracy (classification) on a split, in evaluation mode.
     fn measure(&self, d: &Dataset) -> (f64, Option<f64>) {
         let e = evaluate(self.trainer.model(), d, self.cfg.loss);
@@ -519,6 +539,7 @@ impl Engine {
             "neurons": neurons,
             "layers": weights,
             "history": self.history.last(),
+            "grad_norms": self.gradient_norms(),
         })
     }
 

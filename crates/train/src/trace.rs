@@ -78,6 +78,39 @@ pub struct Trace {
     pub bp2_error: f64,
 }
 
+/// Builds the cost of an output `[1, n]` on the engine and its description, e.g.
+/// `C = ½‖a^L − y‖², y = [0.5]` (used by [`trace`] and by the graph of a step).
+///
+/// # Errors
+/// If the target does not fit the output.
+pub fn cost_var(out: &Var<f64>, cost: &TraceCost) -> Result<(Var<f64>, String), String> {
+    let n_out = out.shape()[1];
+    Ok(match cost {
+        TraceCost::Squared(y) => {
+            if y.len() != n_out {
+                return Err(format!(
+                    "the target has {} values but the network has {n_out} outputs",
+                    y.len()
+                ));
+            }
+            let d = out.sub(&Var::constant(Tensor::from_vec(y.clone(), &[1, n_out])));
+            (
+                d.mul(&d).sum().mul_scalar(0.5),
+                format!("C = ½‖a^L − y‖², y = {y:?}"),
+            )
+        }
+        TraceCost::CrossEntropy(k) => {
+            if *k >= n_out {
+                return Err(format!("class {k} is out of range for {n_out} outputs"));
+            }
+            (
+                out.log_softmax(1).gather(1, &[*k]).neg().sum(),
+                format!("C = −log softmax(a^L)_y, y = class {k}"),
+            )
+        }
+    })
+}
+
 fn rows(t: &Tensor<f64>) -> Vec<Vec<f64>> {
     let c = *t.shape().last().unwrap_or(&1);
     t.data().chunks(c.max(1)).map(<[f64]>::to_vec).collect()
@@ -137,31 +170,7 @@ pub fn trace(
         acts.push(a.clone());
     }
     let out = acts.last().unwrap().clone();
-    let n_out = out.shape()[1];
-    let (c, cost_name) = match cost {
-        TraceCost::Squared(y) => {
-            if y.len() != n_out {
-                return Err(format!(
-                    "the target has {} values but the network has {n_out} outputs",
-                    y.len()
-                ));
-            }
-            let d = out.sub(&Var::constant(Tensor::from_vec(y.clone(), &[1, n_out])));
-            (
-                d.mul(&d).sum().mul_scalar(0.5),
-                format!("C = ½‖a^L − y‖², y = {y:?}"),
-            )
-        }
-        TraceCost::CrossEntropy(k) => {
-            if *k >= n_out {
-                return Err(format!("class {k} is out of range for {n_out} outputs"));
-            }
-            (
-                out.log_softmax(1).gather(1, &[*k]).neg().sum(),
-                format!("C = −log softmax(a^L)_y, y = class {k}"),
-            )
-        }
-    };
+    let (c, cost_name) = cost_var(&out, cost)?;
     let grads = c.backward();
     let vec_of = |v: &Var<f64>| {
         grads

@@ -69,6 +69,24 @@ pub trait Observer {
     fn epoch_end(&mut self, _record: &EpochRecord) {}
 }
 
+/// Looks inside training steps (diagnostics): after backward it sees the step's whole-batch
+/// gradients, after the optimizer's update the updated model. Installed with
+/// [`Trainer::set_probe`]; without one the trainer does no extra work.
+pub trait StepProbe: Send {
+    /// Called after backward with the gradients (before clipping) and the step's η;
+    /// `step` counts optimizer steps from 0, `steps_per_epoch` is the data's.
+    fn after_backward(
+        &mut self,
+        step: usize,
+        steps_per_epoch: usize,
+        model: &dyn Module<f32>,
+        grads: &Grads<f32>,
+        lr: f64,
+    );
+    /// Called after the update of the same step.
+    fn after_update(&mut self, step: usize, model: &dyn Module<f32>);
+}
+
 /// An observer that does nothing.
 pub struct Quiet;
 impl Observer for Quiet {}
@@ -167,6 +185,8 @@ pub struct Trainer<'m> {
     shardable: bool,
     /// The schedule for the current data size (steps per epoch), built on first use.
     schedule: Option<(usize, Box<dyn LrSchedule>)>,
+    /// Sees each step's gradients and update (diagnostics), if set.
+    probe: Option<Box<dyn StepProbe>>,
 }
 
 /// The model a trainer trains: borrowed from the caller, or owned (a session that keeps
@@ -269,12 +289,20 @@ impl<'m> Trainer<'m> {
             bad_epochs: 0,
             shardable,
             schedule: None,
+            probe: None,
         })
     }
 
     /// The model being trained.
     pub fn model(&self) -> &dyn Module<f32> {
         self.model.get()
+    }
+
+    /// Installs a probe that sees every step's gradients and update (see [`StepProbe`]);
+    /// returns the previous one. With a probe, a step's two half-batch gradients are
+    /// combined before the update (the same update, in one more pass over the gradients).
+    pub fn set_probe(&mut self, probe: Option<Box<dyn StepProbe>>) -> Option<Box<dyn StepProbe>> {
+        std::mem::replace(&mut self.probe, probe)
     }
 
     /// Optimizer steps taken so far.
@@ -361,9 +389,14 @@ impl<'m> Trainer<'m> {
         let t = self.step;
         let lr = self.schedule_for(steps_per_epoch).lr(t);
         self.optimizer.set_lr(lr);
-        let (lv, right, grads) = self.forward_backward(x, targets);
+        let (lv, right, mut grads) = self.forward_backward(x, targets);
         if !lv.is_finite() {
             return Err(lv);
+        }
+        if let Some(p) = self.probe.as_mut() {
+            let whole = grads.whole();
+            p.after_backward(t, steps_per_epoch, self.model.get(), &whole, lr);
+            grads = StepGrads::Whole(whole);
         }
         match (grads, self.config.clip) {
             (StepGrads::Halves(a, wa, b, wb), None) => self.optimizer.step_blend(&a, wa, &b, wb),
@@ -374,6 +407,9 @@ impl<'m> Trainer<'m> {
                 }
                 self.optimizer.step(&g);
             }
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.after_update(t, self.model.get());
         }
         self.step += 1;
         Ok((lv, right))
