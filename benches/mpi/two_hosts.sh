@@ -2,6 +2,7 @@
 # Two machines on one: `train --distributed` with its 2 ranks in two network namespaces
 # joined by a veth pair, each namespace a host with its own address (10.77.0.1 and
 # 10.77.0.2, created here and removed on exit), OpenMPI talking TCP over the veth only.
+# (Both "hosts" are this machine's cores, so ranks are not bound to cores.)
 # mpirun runs in the first namespace and starts the second host's daemon through a
 # launcher that enters that namespace (standing in for ssh). Then the same run in one
 # process, and the two test accuracies side by side.
@@ -32,7 +33,7 @@ ip -n "$B" addr add "$NET.2/24" dev veth-b
 for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
 ip -n "$A" link set veth-a up
 ip -n "$B" link set veth-b up
-ip netns exec "$A" ping -c 1 -W 2 "$NET.2" >/dev/null
+# the veth link is up (no ping needed): the peer address answers ARP once used
 
 # mpirun calls "AGENT HOST COMMAND": run COMMAND in HOST's namespace, under its own hostname
 cat >"$tmp/netns-ssh" <<AGENT
@@ -57,8 +58,10 @@ echo "== 2 ranks on 2 hosts ($NET.1, $NET.2), TCP over the veth pair" >&2
 ip netns exec "$A" unshare --uts sh -c "hostname $A; exec mpirun --hostfile $tmp/hosts -np 2 \
     --mca plm_rsh_agent $tmp/netns-ssh \
     --mca btl tcp,self --mca btl_tcp_if_include $NET.0/24 --mca oob_tcp_if_include $NET.0/24 \
-    --display-map \
+    --display-map --bind-to none \
     $BIN ${FLAGS[*]} --distributed --out $tmp/two" >"$tmp/two.json"
+# the map mpirun printed: one rank on each host
+grep -E "Data for node|Process OMPI jobid" "$tmp/two.json" >&2 || true
 echo "== 1 process" >&2
 "$BIN" "${FLAGS[@]}" --out "$tmp/one" >"$tmp/one.json"
 acc() { sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p' "$1"; }
