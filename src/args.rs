@@ -206,6 +206,11 @@ pub struct TrainArgs {
     /// Print one JSON object on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+    /// Data-parallel training over the processes of an MPI job (`mpirun -np N backprop
+    /// train --distributed …`; needs a build with `--features mpi`). --batch-size is the
+    /// global batch; rank 0 prints and writes the files.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 #[derive(Args)]

@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod commands;
+mod distributed;
 mod images;
 mod playground;
 mod progress;

@@ -14,13 +14,14 @@ use backprop_train::import::import_state_dict;
 use backprop_train::metrics::RegressionScores;
 use backprop_train::plot::{decision_boundary_png, training_curves};
 use backprop_train::{
-    evaluate, predict_proba, regression_scores, Checkpoint, Evaluation, History, PreparedRun,
-    RunConfig, Stop, Trainer,
+    evaluate, predict_proba, regression_scores, Checkpoint, Evaluation, History, Observer,
+    PreparedRun, Quiet, RunConfig, Stop, Trainer,
 };
 use serde_json::{json, Value};
 
 use super::{data_config, flag_error, model_choice, num_or_null, pct, set_threads};
 use crate::args::TrainArgs;
+use crate::distributed::{self, Peers};
 use crate::progress::Bars;
 
 /// The flags as a run configuration; nothing is read yet.
@@ -99,15 +100,19 @@ fn fresh_out(config: &mut RunConfig, a: &TrainArgs) -> Result<()> {
 
 /// The run the flags describe, prepared: settings checked, a fresh output directory made,
 /// data read, the model built (from `--init-from`'s weights if given). A run that fails here
-/// leaves no directory behind.
-fn start(a: &TrainArgs) -> Result<PreparedRun> {
+/// leaves no directory behind. Only the process that writes the files (`root`; every rank
+/// but 0 of a distributed run is not) looks at the output directory.
+fn start(a: &TrainArgs, root: bool) -> Result<PreparedRun> {
     set_threads(a.threads)?;
     let mut config = run_config(a)?;
     config.validate().map_err(flag_error)?;
-    fresh_out(&mut config, a)?;
+    let mut created = false;
+    if root {
+        fresh_out(&mut config, a)?;
+        created = !config.out_dir().exists();
+        ensure_writable(&config.out_dir())?;
+    }
     let out = config.out_dir();
-    let created = !out.exists();
-    ensure_writable(&out)?;
     let run = match config.prepare().map_err(flag_error) {
         Ok(run) => run,
         Err(e) => {
@@ -125,7 +130,7 @@ fn start(a: &TrainArgs) -> Result<PreparedRun> {
             }
             anyhow!("--init-from {e}")
         })?;
-        if !a.json {
+        if !a.json && root {
             eprintln!("starting from the {} tensors of {}", r.tensors, w.display());
         }
     }
@@ -133,18 +138,30 @@ fn start(a: &TrainArgs) -> Result<PreparedRun> {
 }
 
 pub fn train(a: TrainArgs) -> Result<ExitCode> {
+    match distributed::join(a.distributed, a.threads)? {
+        None => train_on(a, None),
+        Some(peers) => peers.finish(train_on(a, Some(&peers))),
+    }
+}
+
+/// A run in this process, alone or as one rank of a distributed run (rank 0 alone reads
+/// `--resume`'s checkpoint, prints, and writes checkpoints, history and plots).
+fn train_on(a: TrainArgs, peers: Option<&Peers>) -> Result<ExitCode> {
     let started = Instant::now();
-    let run = start(&a)?;
+    let root = peers.is_none_or(|p| p.rank() == 0);
+    let run = start(&a, root)?;
     let mut trainer = Trainer::new(run.module(), run.config.clone()).map_err(flag_error)?;
-    if a.resume {
+    if a.resume && root {
         resume(&mut trainer, &run, a.json)?;
     }
-    let diagnostics = a
-        .diagnostics
+    let diagnostics = (a.diagnostics && root)
         .then(|| install_diagnostics(&mut trainer, &run, a.diagnostics_every.unwrap_or(0)));
+    if let Some(p) = peers {
+        trainer.distribute(p.collective()).map_err(|e| anyhow!(e))?;
+    }
     let resumed_after = trainer.epochs_done;
-    if !a.json {
-        announce(&run);
+    if !a.json && root {
+        announce(&run, peers);
     }
     let model_path = run.model_path();
     let out = run.out.clone();
@@ -153,15 +170,20 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
     // and the last one after the loop, so syncing files does not dominate the run
     let saved_at = std::cell::Cell::new((None::<Instant>, trainer.epochs_done));
     let save = |t: &Trainer| -> std::result::Result<(), String> {
+        if !root {
+            return Ok(());
+        }
         t.checkpoint(meta.clone()).save(&model_path)?;
         saved_at.set((Some(Instant::now()), t.epochs_done));
         t.history.write(&out)
     };
+    let (mut bars, mut quiet) = (Bars::new(false), Quiet);
+    let observer: &mut dyn Observer = if root { &mut bars } else { &mut quiet };
     let stop = trainer
         .fit(
             &run.train,
             run.validation.as_ref(),
-            &mut Bars::new(false),
+            observer,
             |t| match saved_at.get().0 {
                 Some(at) if at.elapsed().as_secs_f64() < 2.0 => Ok(()),
                 _ => save(t),
@@ -170,6 +192,9 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!(e))?;
     if !matches!(stop, Stop::Diverged { .. }) && trainer.epochs_done > 0 {
         save(&trainer).map_err(|e| anyhow!(e))?;
+    }
+    if !root {
+        return Ok(ExitCode::SUCCESS);
     }
     let history = trainer.history.clone();
     drop(trainer);
@@ -275,7 +300,15 @@ fn resume(trainer: &mut Trainer, run: &PreparedRun, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn announce(run: &PreparedRun) {
+fn announce(run: &PreparedRun, peers: Option<&Peers>) {
+    if let Some(p) = peers {
+        eprintln!(
+            "distributed over {} ranks: each computes {} of every batch of {}",
+            p.size(),
+            if p.size() == 1 { "all".to_string() } else { format!("1/{}", p.size()) },
+            run.config.batch_size
+        );
+    }
     if let Some(t) = &run.data.table {
         let cats: Vec<String> = t
             .features

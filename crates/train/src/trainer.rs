@@ -24,6 +24,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{ConfigError, LossKind, TrainConfig};
 use crate::history::{EpochRecord, History};
 use crate::metrics::{Confusion, RegressionScores};
+use crate::parallel::DataParallel;
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +188,8 @@ pub struct Trainer<'m> {
     schedule: Option<(usize, Box<dyn LrSchedule>)>,
     /// Sees each step's gradients and update (diagnostics), if set.
     probe: Option<Box<dyn StepProbe>>,
+    /// The peers of a data-parallel run ([`Trainer::distribute`]).
+    parallel: Option<DataParallel>,
 }
 
 /// The model a trainer trains: borrowed from the caller, or owned (a session that keeps
@@ -225,7 +228,7 @@ impl StepGrads {
     }
 }
 
-fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
+pub(crate) fn slice_targets(t: &BatchTargets, start: usize, len: usize) -> BatchTargets {
     match t {
         BatchTargets::Classes(l) => BatchTargets::Classes(l[start..start + len].to_vec()),
         BatchTargets::Values(v) => BatchTargets::Values(v.narrow(0, start, len)),
@@ -290,6 +293,7 @@ impl<'m> Trainer<'m> {
             shardable,
             schedule: None,
             probe: None,
+            parallel: None,
         })
     }
 
@@ -303,6 +307,15 @@ impl<'m> Trainer<'m> {
     /// combined before the update (the same update, in one more pass over the gradients).
     pub fn set_probe(&mut self, probe: Option<Box<dyn StepProbe>>) -> Option<Box<dyn StepProbe>> {
         std::mem::replace(&mut self.probe, probe)
+    }
+
+    /// The data-parallel link, if this trainer is one rank of several.
+    pub fn parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref()
+    }
+
+    pub(crate) fn set_parallel(&mut self, p: DataParallel) {
+        self.parallel = Some(p);
     }
 
     /// Optimizer steps taken so far.
@@ -336,7 +349,8 @@ impl<'m> Trainer<'m> {
             (lv, right, l.backward())
         };
         let n = x.shape()[0];
-        if !self.shardable || n < 2 * MIN_SHARD {
+        // a rank of a data-parallel run computes its shard whole (see `parallel`)
+        if !self.shardable || n < 2 * MIN_SHARD || self.parallel.is_some() {
             let (l, r, g) = run(x, targets);
             return (l, r, StepGrads::Whole(g));
         }
@@ -389,7 +403,16 @@ impl<'m> Trainer<'m> {
         let t = self.step;
         let lr = self.schedule_for(steps_per_epoch).lr(t);
         self.optimizer.set_lr(lr);
-        let (lv, right, mut grads) = self.forward_backward(x, targets);
+        let (lv, right, mut grads) = match &self.parallel {
+            None => self.forward_backward(x, targets),
+            Some(p) => {
+                let (l, r, g) = p.forward_backward(self.model(), x, targets, |x, t| {
+                    let (l, r, g) = self.forward_backward(x, t);
+                    (l, r, g.whole())
+                });
+                (l, r, StepGrads::Whole(g))
+            }
+        };
         if !lv.is_finite() {
             return Err(lv);
         }
@@ -444,8 +467,9 @@ impl<'m> Trainer<'m> {
         }
         let epoch = self.epochs_done + 1;
         let (bs, steps_per_epoch) = self.batching(train);
-        self.model()
-            .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
+        let seed = mix_seed(self.config.seed, 2 * epoch as u64);
+        let seed = self.parallel.as_ref().map_or(seed, |p| p.rank_seed(seed));
+        self.model().reseed(seed);
         let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
         observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
         let classification = matches!(train.targets, Targets::Classes { .. });
@@ -534,13 +558,21 @@ impl<'m> Trainer<'m> {
         observer: &mut dyn Observer,
     ) -> Option<Stop> {
         let epoch = self.epochs_done;
-        let (val_loss, val_accuracy) = match val {
+        let validate = || match val {
             Some(v) if !v.is_empty() => {
                 let e = evaluate(self.model(), v, self.config.loss);
-                (e.loss, e.accuracy)
+                vec![e.loss, e.accuracy]
             }
-            _ => (f64::NAN, f64::NAN),
+            _ => vec![f64::NAN, f64::NAN],
         };
+        let v = match &self.parallel {
+            None => validate(),
+            Some(p) => {
+                p.average_buffers(self.model());
+                p.from_root(validate)
+            }
+        };
+        let (val_loss, val_accuracy) = (v[0], v[1]);
         if val_loss.is_finite() {
             if let Some((_, s)) = self.schedule.as_mut() {
                 s.observe(val_loss);
