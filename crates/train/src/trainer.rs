@@ -109,6 +109,7 @@ pub fn batch_loss<E: Element>(kind: LossKind, out: &Var<E>, targets: &BatchTarge
 /// Evaluates a model (evaluation mode, nothing recorded) in batches of 1000.
 pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Evaluation {
     let _g = backprop_autograd::NoGradGuard::new();
+    model.reset_state(); // a stateful layer starts the evaluation from zeros
     let mut loss_sum = 0.0;
     let mut preds = Vec::with_capacity(data.len());
     for b in data.batches(1000, None) {
@@ -410,6 +411,7 @@ impl<'m> Trainer<'m> {
         let (bs, steps_per_epoch) = self.batching(train);
         self.model()
             .reseed(mix_seed(self.config.seed, 2 * epoch as u64));
+        self.model().reset_state();
         let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
         observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
         let classification = matches!(train.targets, Targets::Classes { .. });
