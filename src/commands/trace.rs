@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use backprop_data::Targets;
 use backprop_nn::{Module, Sequential};
 use backprop_train::trace::{trace as run_trace, TraceCost};
+use backprop_train::trace_bptt::bptt_trace;
 use backprop_train::{LossKind, ModelSpec, SavedModel};
 
 use super::{flag_error, load_saved_model, model_choice, saved_test_set};
@@ -33,6 +34,20 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode> {
         bail!("--input or --index: nothing to trace");
     }
     let cost = cost(&a, &t)?;
+    // a recurrent network is traced through time, an MLP layer by layer
+    let recurrent = t.model.layers().any(|(_, l)| {
+        l.as_any()
+            .is_some_and(|m| m.is::<backprop_nn::Recurrent<f64>>())
+    });
+    if recurrent {
+        let trace = bptt_trace(&t.model, &t.input, &cost, a.lr).map_err(|e| anyhow!(e))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&trace)?);
+        } else {
+            print!("{trace}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let trace = run_trace(&t.model, &t.input, &cost, a.lr).map_err(|e| anyhow!(e))?;
     if a.json {
         println!("{}", serde_json::to_string(&trace)?);
