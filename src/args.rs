@@ -59,9 +59,14 @@ fn missing_policies() -> impl TypedValueParser<Value = Missing> {
 #[derive(Args, Clone)]
 pub struct DataArgs {
     /// mnist (shipped), idx (an MNIST-layout directory given by --data-dir), a synthetic 2-D
-    /// set (circle, xor, gauss, spiral, plane, multigauss), or a .csv file.
+    /// set (circle, xor, gauss, spiral, plane, multigauss), a .csv file, or a sequence task:
+    /// adding, copy, series:FILE (a time series), text:FILE (characters of a UTF-8 file).
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Steps of a sequence task: the adding problem's length (default 100), the copy task's
+    /// delay (10), a series' or a text's window (16, 32).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub steps: Option<usize>,
     /// A directory with train-/t10k- IDX files (e.g. Fashion-MNIST, KMNIST).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -268,6 +273,33 @@ pub struct PredictArgs {
     pub segment: bool,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backprop generate`: text from a character model.
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// The saved character model (trained with --dataset text:FILE).
+    #[arg(long = "model-path", alias = "checkpoint")]
+    pub model_path: PathBuf,
+    /// The text to continue (every character must be one the model knows).
+    #[arg(long)]
+    pub prompt: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 200, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub length: usize,
+    /// Sampling temperature: 1 draws from the model's probabilities, lower is more
+    /// conservative, higher more adventurous.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f64,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0, value_parser = whole::<u64>, allow_negative_numbers = true)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -39,6 +39,8 @@ enum Command {
     Predict(PredictArgs),
     /// Show a model's layers, output shapes and parameter counts.
     Summary(SummaryArgs),
+    /// Sample text from a character model (trained with --dataset text:FILE).
+    Generate(GenerateArgs),
     /// Check a model's gradients against central differences in f64.
     Gradcheck(GradcheckArgs),
     /// List the datasets available.
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => commands::predict(a),
         Command::Summary(a) => commands::summary(a),
         Command::Gradcheck(a) => commands::gradcheck(a),
+        Command::Generate(a) => commands::generate(a),
         Command::Datasets => commands::datasets(),
         Command::Visualize(a) => visualize::visualize(a),
         Command::Trace(a) => commands::trace(a),

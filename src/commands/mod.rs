@@ -6,6 +6,7 @@ mod datasets;
 mod esn;
 mod eval;
 mod export;
+mod generate;
 mod gradcheck;
 mod graph;
 mod import;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use backprop_data::{Dataset, LabelColumn, TableOptions, TableSchema, SYNTHETIC};
-use backprop_train::run::{DataConfig, DataSource, LoadedData};
+use backprop_train::run::{DataConfig, DataSource, LoadedData, SequenceTask};
 use backprop_train::{ConfigError, Field, ModelChoice, SavedModel};
 use serde_json::{json, Value};
 
@@ -31,6 +32,7 @@ pub use datasets::datasets;
 pub use esn::esn;
 pub use eval::eval;
 pub use export::export;
+pub use generate::generate;
 pub use gradcheck::gradcheck;
 pub use graph::graph;
 pub use import::import;
@@ -99,6 +101,11 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
             samples: d.samples,
             noise: d.noise,
         },
+        n if SequenceTask::parse(n).is_some() => DataSource::Sequence {
+            task: SequenceTask::parse(n).expect("parsed"),
+            steps: d.steps,
+            samples: d.samples,
+        },
         n if n.ends_with(".csv") || Path::new(n).is_file() => DataSource::Csv {
             path: PathBuf::from(n),
             table: TableOptions {
@@ -114,10 +121,14 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
             },
         },
         n => bail!(
-            "--dataset {n}: unknown dataset; use mnist, idx (with --data-dir), one of {}, or a .csv file (see `backprop datasets`)",
-            SYNTHETIC.join(", ")
+            "--dataset {n}: unknown dataset; use mnist, idx (with --data-dir), one of {}, a .csv file, or a sequence task ({}) (see `backprop datasets`)",
+            SYNTHETIC.join(", "),
+            SequenceTask::FORMS
         ),
     };
+    if let (Some(s), false) = (d.steps, matches!(source, DataSource::Sequence { .. })) {
+        bail!("--steps {s}: applies to sequence tasks ({}); the dataset {name} is not one", SequenceTask::FORMS);
+    }
     check_encoding(d, &source)?;
     if !matches!(source, DataSource::Csv { .. }) {
         table_flags_unused(d, &name)?;
@@ -197,6 +208,15 @@ fn data_for(saved: &SavedModel, d: &DataArgs) -> DataArgs {
             Some(name) => d.dataset = Some(name.to_string()),
             None => {}
         }
+    }
+    // a sequence task's steps follow from the model's input length
+    if let (None, Some(task)) = (d.steps, d.dataset.as_deref().and_then(SequenceTask::parse)) {
+        let length = saved
+            .meta
+            .get("backprop.image_shape")
+            .and_then(|s| serde_json::from_str::<[usize; 3]>(s).ok())
+            .map(|s| s[1]);
+        d.steps = length.map(|t| task.steps_from_length(t));
     }
     d
 }

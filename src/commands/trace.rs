@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use backprop_data::Targets;
 use backprop_nn::{Module, Sequential};
 use backprop_train::trace::{trace as run_trace, TraceCost};
+use backprop_train::trace_bptt::bptt_trace;
 use backprop_train::{LossKind, ModelSpec, SavedModel};
 
 use super::{flag_error, load_saved_model, model_choice, saved_test_set};
@@ -25,6 +26,20 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode> {
         bail!("--lr {}: must be a non-negative number", a.lr);
     }
     let (model, input, cost) = prepare(&a)?;
+    // a recurrent network is traced through time, an MLP layer by layer
+    let recurrent = model.layers().any(|(_, l)| {
+        l.as_any()
+            .is_some_and(|m| m.is::<backprop_nn::Recurrent<f64>>())
+    });
+    if recurrent {
+        let trace = bptt_trace(&model, &input, &cost, a.lr).map_err(|e| anyhow!(e))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&trace)?);
+        } else {
+            print!("{trace}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let trace = run_trace(&model, &input, &cost, a.lr).map_err(|e| anyhow!(e))?;
     if a.json {
         println!("{}", serde_json::to_string(&trace)?);

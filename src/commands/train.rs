@@ -490,6 +490,10 @@ impl Report<'_> {
         if let Some(s) = &self.scores.0 {
             o["train_scores"] = scores_json(s);
         }
+        if let (Some(u), Some(e)) = (self.run.data.unigram_perplexity, self.test) {
+            o["test_perplexity"] = num_or_null(e.loss.exp());
+            o["unigram_perplexity"] = num_or_null(u);
+        }
         if let Some(t) = &self.run.data.table {
             o["inputs"] = json!(t.input_names());
             o["test_rows"] = json!(self.run.data.test_rows);
@@ -530,6 +534,12 @@ impl Report<'_> {
         line("train", "", self.train);
         if let Some(e) = self.test {
             line("test", " ", e);
+        }
+        if let (Some(u), Some(e)) = (self.run.data.unigram_perplexity, self.test) {
+            println!(
+                "test perplexity {:.3} per character (a unigram model of the training text: {u:.3})",
+                e.loss.exp()
+            );
         }
         for (name, s) in [("train", &self.scores.0), ("test ", &self.scores.1)] {
             if let Some(s) = s {

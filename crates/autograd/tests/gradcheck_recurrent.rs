@@ -18,7 +18,14 @@ fn drive(y: &Var<f64>) -> Var<f64> {
 }
 
 fn check_cell(kind: CellKind, reverse: bool, bias: bool) {
-    let (t, b, i, h) = (6, 2, 3, 4);
+    check_padded(kind, reverse, bias, None);
+}
+
+/// With `lengths`, a padded batch: the gradient of the padding must be exactly 0 and the
+/// rest must pass the gradcheck.
+fn check_padded(kind: CellKind, reverse: bool, bias: bool, lengths: Option<&[usize]>) {
+    let (t, i, h) = (6, 3, 4);
+    let b = lengths.map_or(2, <[usize]>::len);
     let gh = kind.gates() * h;
     let mut inputs = vec![uniform(&[t, b, i], 1, 1.0), uniform(&[b, h], 2, 0.5)];
     if kind == CellKind::Lstm {
@@ -30,7 +37,7 @@ fn check_cell(kind: CellKind, reverse: bool, bias: bool) {
         inputs.push(uniform(&[gh], 6, 0.5));
         inputs.push(uniform(&[gh], 7, 0.5));
     }
-    let f = |v: &[Var<f64>]| {
+    let run = |v: &[Var<f64>]| {
         let c = usize::from(kind == CellKind::Lstm);
         let vars = RecurrentVars {
             h0: &v[1],
@@ -38,13 +45,42 @@ fn check_cell(kind: CellKind, reverse: bool, bias: bool) {
             w_ih: &v[2 + c],
             w_hh: &v[3 + c],
             biases: bias.then(|| (&v[4 + c], &v[5 + c])),
+            lengths,
         };
-        let y = v[0].recurrent(kind, vars, reverse);
-        // the input used twice: its gradient accumulates
-        drive(&y).add(&v[0].mul(&v[0]).mean())
+        v[0].recurrent(kind, vars, reverse)
     };
+    // the input used twice: its gradient accumulates
+    let f = |v: &[Var<f64>]| drive(&run(v)).add(&v[0].mul(&v[0]).mean());
     let r = gradcheck(f, &inputs, GradcheckOptions::default());
-    assert!(r.passed(), "{kind:?} reverse={reverse} bias={bias}:\n{r}");
+    assert!(
+        r.passed(),
+        "{kind:?} reverse={reverse} bias={bias} lengths={lengths:?}:\n{r}"
+    );
+    if let Some(lengths) = lengths {
+        let vars: Vec<Var<f64>> = inputs.iter().cloned().map(Var::parameter).collect();
+        let y = run(&vars);
+        let g = drive(&y).backward();
+        let (dx, y) = (g.get(&vars[0]).unwrap(), y.value());
+        for (n, &len) in lengths.iter().enumerate() {
+            for step in len..t {
+                for k in 0..i {
+                    assert_eq!(dx.get(&[step, n, k]), 0.0, "{kind:?}: δx of padding");
+                }
+                for j in 0..h {
+                    assert_eq!(y.get(&[step, n, j]), 0.0, "{kind:?}: output on padding");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn padded_batches_pass_gradcheck_and_padding_gets_no_gradient() {
+    for kind in [CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru] {
+        for reverse in [false, true] {
+            check_padded(kind, reverse, true, Some(&[6, 0, 4]));
+        }
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Datasets for backprop: the IDX format of MNIST and its kin ([`load_idx_pair`],
 //! [`read_idx`]), CSV files ([`load_csv`]; for training, tables with a fixed test split and a
 //! data contract of scaling, categories and classes: [`load_table_split`], [`TableSchema`]), the 2-D demonstration sets ([`synthetic`]),
+//! sequence tasks ([`adding_problem`], [`copy_task`], [`series_windows`]),
 //! input encodings ([`Encoding`]), seeded validation splits and seeded mini-batches
 //! ([`Dataset::split`], [`Dataset::batches`]).
 //!
@@ -26,6 +27,7 @@ mod dataset;
 mod error;
 mod idx;
 mod segment;
+mod sequence;
 mod synthetic;
 mod tabular;
 
@@ -37,6 +39,9 @@ pub use dataset::{
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
+pub use sequence::{
+    adding_problem, copy_task, parse_series, series_windows, TextCorpus, MAX_TEXT_WINDOWS,
+};
 pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};
 pub use tabular::{
     is_missing, load_table_split, test_split, Feature, FeatureKind, Missing, Scaling, SplitTable,

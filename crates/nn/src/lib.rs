@@ -29,7 +29,9 @@
 pub mod activation;
 pub mod classic;
 pub mod conv;
+pub mod conv1d;
 pub mod init;
+pub mod jordan;
 pub mod layers;
 pub mod loss;
 pub mod module;
@@ -44,7 +46,9 @@ pub use conv::{
     AvgPool2d, AvgPool2dConfig, Conv2d, Conv2dConfig, GlobalAvgPool2d, GlobalAvgPoolConfig,
     MaxPool2d, MaxPool2dConfig, Pair, Reshape, ReshapeConfig,
 };
+pub use conv1d::{Conv1d, Conv1dConfig, Conv1dLayout};
 pub use init::Init;
+pub use jordan::{Jordan, JordanConfig};
 pub use layers::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, Dropout, DropoutConfig, Flatten,
     FlattenConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Maxout, MaxoutConfig,

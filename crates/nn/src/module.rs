@@ -85,6 +85,15 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// a resumed run draws the same masks as an uninterrupted one.
     fn reseed(&self, _seed: u64) {}
 
+    /// Forgets any state carried from one forward pass to the next (a stateful recurrent
+    /// layer's). A trainer calls it at the start of each epoch and before evaluating. The
+    /// default passes it on to the children.
+    fn reset_state(&self) {
+        for (_, c) in self.children() {
+            c.reset_state();
+        }
+    }
+
     /// True if each sample's output depends on that sample alone and the layer draws no
     /// random numbers, so a batch may be split and its halves computed apart. False for
     /// dropout (random masks) and batch norm (batch statistics); a container is sample

@@ -13,13 +13,22 @@
 //! Parameters per layer `k` (and `_reverse` for the backward direction): `weight_ih_l{k}`
 //! `[G·H, in]`, `weight_hh_l{k}` `[G·H, H]`, `bias_ih_l{k}` and `bias_hh_l{k}` `[G·H]`, with
 //! G = 1, 4 (`i | f | g | o`) or 3 (`r | z | n`); every one drawn from U(−1/√H, 1/√H).
+//!
+//! Beyond PyTorch's options: variable-length sequences in a padded batch (`lengths`, or a
+//! `padding_value` that marks trailing padding) never let the padding reach an output or a
+//! gradient; truncated backpropagation through time (`truncate`: the state is cut from the
+//! graph every k steps, so gradients reach at most k steps back); and stateful operation
+//! (`stateful`: the final state of one call, detached, is the initial state of the next, for
+//! a long sequence fed in consecutive batches).
+
+use std::sync::Mutex;
 
 use backprop_autograd::ops::recurrent::RecurrentVars;
 use backprop_autograd::Var;
 use backprop_tensor::{CellKind, Element, Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::BuiltLayer;
+use crate::layers::{BuiltLayer, Dropout};
 use crate::module::{Mode, Module};
 use crate::spec::{InputKind, LayerConfig, LayerError, LayerPlan};
 
@@ -36,7 +45,7 @@ pub enum SequenceOutput {
 }
 
 /// The shape of a [`Recurrent`] layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecurrentOptions {
     /// The cell.
     pub kind: CellKind,
@@ -54,6 +63,16 @@ pub struct RecurrentOptions {
     pub bidirectional: bool,
     /// What [`Module::forward`] returns (default the whole sequence).
     pub output: SequenceOutput,
+    /// Dropout probability on the outputs of every layer but the last, in training
+    /// (PyTorch's `dropout`; default 0).
+    pub dropout: f64,
+    /// Truncated BPTT: the state is detached every `k` steps (default `None`: full BPTT).
+    pub truncate: Option<usize>,
+    /// Carry the final state, detached, into the next call (default false).
+    pub stateful: bool,
+    /// In [`Module::forward`], trailing steps whose features all equal this value are
+    /// padding (default `None`: no padding).
+    pub padding_value: Option<f64>,
 }
 
 impl RecurrentOptions {
@@ -69,6 +88,10 @@ impl RecurrentOptions {
             batch_first: false,
             bidirectional: false,
             output: SequenceOutput::Sequence,
+            dropout: 0.0,
+            truncate: None,
+            stateful: false,
+            padding_value: None,
         }
     }
     /// `L` stacked layers.
@@ -94,6 +117,26 @@ impl RecurrentOptions {
     /// What `forward` returns.
     pub fn with_output(mut self, output: SequenceOutput) -> Self {
         self.output = output;
+        self
+    }
+    /// Dropout `p` between stacked layers (in training).
+    pub fn with_dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+    /// Truncated BPTT every `k` steps.
+    pub fn with_truncate(mut self, k: Option<usize>) -> Self {
+        self.truncate = k;
+        self
+    }
+    /// Carry the state across calls.
+    pub fn with_stateful(mut self, stateful: bool) -> Self {
+        self.stateful = stateful;
+        self
+    }
+    /// Trailing steps equal to `v` in every feature are padding.
+    pub fn with_padding_value(mut self, v: Option<f64>) -> Self {
+        self.padding_value = v;
         self
     }
     /// The number of directions D.
@@ -149,6 +192,10 @@ impl<E: Element> RecurrentState<E> {
 pub struct Recurrent<E: Element = f32> {
     options: RecurrentOptions,
     dirs: Vec<Direction<E>>,
+    /// Between stacked layers, if `dropout > 0`.
+    dropout: Option<Dropout>,
+    /// The state a stateful layer carries to its next call.
+    carried: Mutex<Option<RecurrentState<E>>>,
 }
 
 impl<E: Element> Recurrent<E> {
@@ -161,6 +208,10 @@ impl<E: Element> Recurrent<E> {
         assert!(
             o.input_size > 0 && o.hidden_size > 0 && o.num_layers > 0,
             "Recurrent: input_size, hidden_size and num_layers must be at least 1"
+        );
+        assert!(
+            o.truncate != Some(0),
+            "Recurrent: truncate must be at least 1 step"
         );
         let (h, gh) = (o.hidden_size, o.kind.gates() * o.hidden_size);
         let k = 1.0 / (h as f64).sqrt();
@@ -186,7 +237,15 @@ impl<E: Element> Recurrent<E> {
                 });
             }
         }
-        Recurrent { options, dirs }
+        // the masks' seed is drawn only when there is dropout, so that a model without it
+        // is initialised as before
+        let dropout = (o.dropout > 0.0).then(|| Dropout::new(o.dropout, rng.next_u64()));
+        Recurrent {
+            options,
+            dirs,
+            dropout,
+            carried: Mutex::new(None),
+        }
     }
 
     /// The layer's shape and settings.
@@ -194,8 +253,10 @@ impl<E: Element> Recurrent<E> {
         &self.options
     }
 
-    /// Runs the layer from `state` (zeros if `None`); returns the output sequence and the
-    /// final state, `[L·D, B, H]` each, as PyTorch's `(output, h_n)` / `(output, (h_n, c_n))`.
+    /// Runs the layer from `state` (zeros if `None`), without dropout; returns the output
+    /// sequence and the final state, `[L·D, B, H]` each, as PyTorch's `(output, h_n)` /
+    /// `(output, (h_n, c_n))`. See [`Recurrent::forward_with`] for padded batches and
+    /// training with dropout.
     ///
     /// # Panics
     /// If `x` is not 3-D with `input_size` features, or the state's shape does not fit.
@@ -205,66 +266,69 @@ impl<E: Element> Recurrent<E> {
         x: &Var<E>,
         state: Option<&RecurrentState<E>>,
     ) -> (Var<E>, RecurrentState<E>) {
+        self.forward_with(x, state, None, Mode::Eval)
+    }
+
+    /// [`Recurrent::forward_state`] for a padded batch: sample `b` is `lengths[b]` steps
+    /// long (`None`: all are), its output is 0 past its end and its final state the one
+    /// after its last real step (the backward direction starts there), as PyTorch's packed
+    /// sequences give. In [`Mode::Train`], dropout acts between stacked layers. A stateful
+    /// layer called without `state` starts from the state its last call ended in (if the
+    /// batch size is the same) and keeps the new final state, detached.
+    ///
+    /// # Panics
+    /// As [`Recurrent::forward_state`], and if `lengths` does not have one entry per sample,
+    /// each at most `T`.
+    #[track_caller]
+    pub fn forward_with(
+        &self,
+        x: &Var<E>,
+        state: Option<&RecurrentState<E>>,
+        lengths: Option<&[usize]>,
+        mode: Mode,
+    ) -> (Var<E>, RecurrentState<E>) {
         let o = &self.options;
-        let shape = x.shape();
-        assert!(
-            shape.len() == 3 && shape[2] == o.input_size,
-            "{}: the input {shape:?} must be [{}, {}, {}]",
-            self.title(),
-            if o.batch_first { "B" } else { "T" },
-            if o.batch_first { "T" } else { "B" },
-            o.input_size
-        );
-        let mut seq = if o.batch_first {
-            x.transpose(0, 1)
-        } else {
-            x.clone()
-        };
+        let mut seq = self.time_major(x);
         let (t_len, b, h) = (seq.shape()[0], seq.shape()[1], o.hidden_size);
-        let dd = o.directions();
-        let zeros = || Var::constant(Tensor::zeros(&[b, h]));
-        let initial = |s: Option<&Var<E>>, idx: usize| match s {
-            Some(v) => v.narrow(0, idx, 1).reshape(&[b, h]),
-            None => zeros(),
-        };
-        if let Some(s) = state {
-            let want = vec![o.num_layers * dd, b, h];
+        if let Some(l) = lengths {
             assert!(
-                s.h.shape() == want && s.c.as_ref().is_none_or(|c| c.shape() == want),
-                "{}: the initial state must be {want:?}",
-                self.title()
-            );
-            assert_eq!(
-                s.c.is_some(),
-                o.kind.has_cell(),
-                "{}: an LSTM's state has c, no other cell's has",
-                self.title()
+                l.len() == b && l.iter().all(|&n| n <= t_len),
+                "{}: {} lengths for {b} sequences of at most {t_len} steps",
+                self.title(),
+                l.len()
             );
         }
+        let carried = state
+            .is_none()
+            .then(|| self.carried.lock().unwrap().clone())
+            .flatten()
+            .filter(|s| o.stateful && s.h.shape()[1] == b);
+        let state = state.or(carried.as_ref());
+        if let Some(s) = state {
+            self.check_state(s, b);
+        }
+        let dd = o.directions();
         let (mut hn, mut cn) = (Vec::new(), Vec::new());
         for layer in 0..o.num_layers {
+            if let (Some(drop), true) = (&self.dropout, layer > 0) {
+                seq = Module::<E>::forward(drop, &seq, mode);
+            }
             let mut outs = Vec::new();
             for d in 0..dd {
                 let idx = layer * dd + d;
-                let dir = &self.dirs[idx];
-                let h0 = initial(state.map(|s| &s.h), idx);
+                let initial = |s: Option<&Var<E>>| match s {
+                    Some(v) => v.narrow(0, idx, 1).reshape(&[b, h]),
+                    None => Var::constant(Tensor::zeros(&[b, h])),
+                };
+                let h0 = initial(state.map(|s| &s.h));
                 let c0 = o
                     .kind
                     .has_cell()
-                    .then(|| initial(state.and_then(|s| s.c.as_ref()), idx));
-                let vars = RecurrentVars {
-                    h0: &h0,
-                    c0: c0.as_ref(),
-                    w_ih: &dir.w_ih,
-                    w_hh: &dir.w_hh,
-                    biases: dir.biases.as_ref().map(|(a, b)| (a, b)),
-                };
-                let y = seq.recurrent(o.kind, vars, d == 1);
-                outs.push(y.narrow(0, 0, t_len));
-                hn.push(y.narrow(0, t_len, 1));
-                if o.kind.has_cell() {
-                    cn.push(y.narrow(0, t_len + 1, 1));
-                }
+                    .then(|| initial(state.and_then(|s| s.c.as_ref())));
+                let (y, h_t, c_t) = self.direction(&seq, idx, (h0, c0), lengths, d == 1);
+                outs.push(y);
+                hn.push(h_t);
+                cn.extend(c_t);
             }
             seq = match outs.as_slice() {
                 [one] => one.clone(),
@@ -276,9 +340,113 @@ impl<E: Element> Recurrent<E> {
         } else {
             seq
         };
-        let join = |v: Vec<Var<E>>| Var::concat(&v.iter().collect::<Vec<_>>(), 0);
+        let join = |v: Vec<Var<E>>| Var::stack(&v.iter().collect::<Vec<_>>(), 0);
         let c = o.kind.has_cell().then(|| join(cn));
-        (out, RecurrentState { h: join(hn), c })
+        let fin = RecurrentState { h: join(hn), c };
+        if o.stateful {
+            *self.carried.lock().unwrap() = Some(fin.detach());
+        }
+        (out, fin)
+    }
+
+    /// Forgets the state a stateful layer carries (the next call starts from zeros).
+    pub fn reset_state(&self) {
+        *self.carried.lock().unwrap() = None;
+    }
+
+    /// The input as `[T, B, I]`, checked.
+    #[track_caller]
+    fn time_major(&self, x: &Var<E>) -> Var<E> {
+        let o = &self.options;
+        let shape = x.shape();
+        assert!(
+            shape.len() == 3 && shape[2] == o.input_size,
+            "{}: the input {shape:?} must be [{}, {}, {}]",
+            self.title(),
+            if o.batch_first { "B" } else { "T" },
+            if o.batch_first { "T" } else { "B" },
+            o.input_size
+        );
+        if o.batch_first {
+            x.transpose(0, 1)
+        } else {
+            x.clone()
+        }
+    }
+
+    #[track_caller]
+    fn check_state(&self, s: &RecurrentState<E>, b: usize) {
+        let o = &self.options;
+        let want = vec![o.num_layers * o.directions(), b, o.hidden_size];
+        assert!(
+            s.h.shape() == want && s.c.as_ref().is_none_or(|c| c.shape() == want),
+            "{}: the initial state must be {want:?}",
+            self.title()
+        );
+        assert_eq!(
+            s.c.is_some(),
+            o.kind.has_cell(),
+            "{}: an LSTM's state has c, no other cell's has",
+            self.title()
+        );
+    }
+
+    /// One layer and direction over `seq` `[T, B, in]` from `(h0, c0)` (`[B, H]` each), in
+    /// chunks of `truncate` steps with the state detached between them; returns the
+    /// outputs `[T, B, H]` and the final `h`, `c` (`[B, H]`).
+    #[allow(clippy::type_complexity)]
+    fn direction(
+        &self,
+        seq: &Var<E>,
+        idx: usize,
+        (mut h, mut c): (Var<E>, Option<Var<E>>),
+        lengths: Option<&[usize]>,
+        reverse: bool,
+    ) -> (Var<E>, Var<E>, Option<Var<E>>) {
+        let o = &self.options;
+        let dir = &self.dirs[idx];
+        let (t_len, b, hs) = (seq.shape()[0], seq.shape()[1], o.hidden_size);
+        let k = o.truncate.unwrap_or(t_len).clamp(1, t_len.max(1));
+        let mut starts: Vec<usize> = (0..t_len).step_by(k).collect();
+        if reverse {
+            starts.reverse();
+        }
+        let mut outs = vec![None; starts.len()];
+        for (n, &start) in starts.iter().enumerate() {
+            if n > 0 {
+                // truncated BPTT: the gradient stops at the chunk boundary
+                h = h.detach();
+                c = c.as_ref().map(Var::detach);
+            }
+            let len = k.min(t_len - start);
+            let part = if len == t_len {
+                seq.clone()
+            } else {
+                seq.narrow(0, start, len)
+            };
+            let part_lengths: Option<Vec<usize>> =
+                lengths.map(|l| l.iter().map(|&n| n.saturating_sub(start).min(len)).collect());
+            let vars = RecurrentVars {
+                h0: &h,
+                c0: c.as_ref(),
+                w_ih: &dir.w_ih,
+                w_hh: &dir.w_hh,
+                biases: dir.biases.as_ref().map(|(a, b)| (a, b)),
+                lengths: part_lengths.as_deref(),
+            };
+            let y = part.recurrent(o.kind, vars, reverse);
+            outs[start / k] = Some(y.narrow(0, 0, len));
+            h = y.narrow(0, len, 1).reshape(&[b, hs]);
+            if o.kind.has_cell() {
+                c = Some(y.narrow(0, len + 1, 1).reshape(&[b, hs]));
+            }
+        }
+        let outs: Vec<Var<E>> = outs.into_iter().flatten().collect();
+        let out = match outs.as_slice() {
+            [one] => one.clone(),
+            many => Var::concat(&many.iter().collect::<Vec<_>>(), 0),
+        };
+        (out, h, c)
     }
 
     /// `LSTM(28 → 128)`, with `×2 layers` and `bidirectional` when so.
@@ -297,6 +465,15 @@ impl<E: Element> Recurrent<E> {
         if o.bidirectional {
             s += ", bidirectional";
         }
+        if o.dropout > 0.0 {
+            s += &format!(", dropout {}", o.dropout);
+        }
+        if let Some(k) = o.truncate {
+            s += &format!(", BPTT truncated at {k}");
+        }
+        if o.stateful {
+            s += ", stateful";
+        }
         if o.output == SequenceOutput::Last {
             s += ", last state";
         }
@@ -305,8 +482,15 @@ impl<E: Element> Recurrent<E> {
 }
 
 impl<E: Element> Module<E> for Recurrent<E> {
-    fn forward(&self, x: &Var<E>, _mode: Mode) -> Var<E> {
-        let (out, state) = self.forward_state(x, None);
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
+        let lengths = self
+            .options
+            .padding_value
+            .map(|v| padded_lengths(x, v, self.options.batch_first));
+        let (out, state) = self.forward_with(x, None, lengths.as_deref(), mode);
         match self.options.output {
             SequenceOutput::Sequence => out,
             SequenceOutput::Last => {
@@ -333,6 +517,52 @@ impl<E: Element> Module<E> for Recurrent<E> {
     fn kind(&self) -> String {
         self.title()
     }
+    fn reseed(&self, seed: u64) {
+        if let Some(d) = &self.dropout {
+            Module::<E>::reseed(d, seed);
+        }
+    }
+    fn sample_independent(&self) -> bool {
+        self.dropout.is_none() && !self.options.stateful
+    }
+    fn reset_state(&self) {
+        Recurrent::reset_state(self);
+    }
+}
+
+/// Each sample's length in a batch padded at the end with `value`: one past its last step
+/// with a feature different from `value` (0 if there is none). `x` is `[T, B, F]`, or
+/// `[B, T, F]` with `batch_first`.
+///
+/// ```
+/// use backprop_autograd::Var;
+/// use backprop_tensor::Tensor;
+/// // two samples of 3 steps, 1 feature, batch first: [1, 0, 2] and [4, 0, 0]
+/// let x = Var::constant(Tensor::<f32>::from_vec(vec![1., 0., 2., 4., 0., 0.], &[2, 3, 1]));
+/// assert_eq!(backprop_nn::recurrent::padded_lengths(&x, 0.0, true), vec![3, 1]);
+/// ```
+pub fn padded_lengths<E: Element>(x: &Var<E>, value: f64, batch_first: bool) -> Vec<usize> {
+    let v = x.value();
+    let s = v.shape().to_vec();
+    let (t_len, b, f) = if batch_first {
+        (s[1], s[0], s[2])
+    } else {
+        (s[0], s[1], s[2])
+    };
+    let pad = E::from_f64(value);
+    let d = v.data();
+    (0..b)
+        .map(|n| {
+            let at = |t: usize| {
+                let row = if batch_first { n * t_len + t } else { t * b + n };
+                &d[row * f..][..f]
+            };
+            (0..t_len)
+                .rev()
+                .find(|&t| at(t).iter().any(|&e| e != pad))
+                .map_or(0, |t| t + 1)
+        })
+        .collect()
 }
 
 fn one() -> usize {
@@ -377,7 +607,10 @@ macro_rules! recurrent_config {
         ///
         /// Fields: `hidden` (units H), `num_layers` (default 1), `bidirectional` (default
         /// false), `bias` (default true), `output` (`"last"`, the default: the final hidden
-        /// state `[D·H]`; or `"sequence"`: every step's output `[T, D·H]`). The input is a
+        /// state `[D·H]`; or `"sequence"`: every step's output `[T, D·H]`), `dropout`
+        /// between stacked layers (default 0), `truncate` (truncated BPTT every k steps),
+        /// `stateful` (the state carried, detached, from batch to batch; default false),
+        /// `padding_value` (trailing steps equal to it are padding, skipped). The input is a
         /// sequence `[T, F]` per sample; flat data with an image shape `[1, H, W]` is read as
         /// H steps of W features (row by row).
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -397,12 +630,43 @@ macro_rules! recurrent_config {
             /// What the layer passes on.
             #[serde(default = "last")]
             pub output: SequenceOutput,
+            /// Dropout between stacked layers, in `[0, 1)`.
+            #[serde(default, skip_serializing_if = "is_zero")]
+            pub dropout: f64,
+            /// Truncated BPTT: the state is detached every `truncate` steps.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub truncate: Option<usize>,
+            /// Carry the final state, detached, into the next batch.
+            #[serde(default, skip_serializing_if = "is_false")]
+            pub stateful: bool,
+            /// Trailing steps whose features all equal this value are padding.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub padding_value: Option<f64>,
         }
 
         impl $name {
             /// `hidden` units, one layer, one direction, the last state out.
             pub fn new(hidden: usize) -> Self {
-                $name { hidden, num_layers: 1, bidirectional: false, bias: true, output: SequenceOutput::Last }
+                $name {
+                    hidden,
+                    num_layers: 1,
+                    bidirectional: false,
+                    bias: true,
+                    output: SequenceOutput::Last,
+                    dropout: 0.0,
+                    truncate: None,
+                    stateful: false,
+                    padding_value: None,
+                }
+            }
+
+            fn extras(&self) -> Extras {
+                Extras {
+                    layers: self.num_layers,
+                    dropout: self.dropout,
+                    truncate: self.truncate,
+                    padding_value: self.padding_value,
+                }
             }
         }
 
@@ -415,12 +679,17 @@ macro_rules! recurrent_config {
             /// `[T, F] → [D·H]` (`output: "last"`) or `[T, D·H]` (`"sequence"`).
             fn build<E: Element>(&self, in_shape: &[usize], rng: &mut Rng) -> Result<BuiltLayer<E>, LayerError> {
                 let f = sequence_width(in_shape, self.hidden, self.num_layers)?;
+                self.extras().check()?;
                 let opts = RecurrentOptions::new($kind(self), f, self.hidden)
                     .with_layers(self.num_layers)
                     .with_bias(self.bias)
                     .with_bidirectional(self.bidirectional)
                     .with_batch_first(true)
-                    .with_output(self.output);
+                    .with_output(self.output)
+                    .with_dropout(self.dropout)
+                    .with_truncate(self.truncate)
+                    .with_stateful(self.stateful)
+                    .with_padding_value(self.padding_value);
                 let width = opts.directions() * self.hidden;
                 let out = match self.output {
                     SequenceOutput::Last => vec![width],
@@ -431,6 +700,7 @@ macro_rules! recurrent_config {
 
             fn plan(&self, in_shape: &[usize]) -> Result<LayerPlan, LayerError> {
                 let f = sequence_width(in_shape, self.hidden, self.num_layers)?;
+                self.extras().check()?;
                 let kind: CellKind = $kind(self);
                 let (g, h) = (kind.gates() as u64, self.hidden as u64);
                 let d = 1 + u64::from(self.bidirectional);
@@ -452,6 +722,48 @@ macro_rules! recurrent_config {
 
 fn last() -> SequenceOutput {
     SequenceOutput::Last
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// The spec fields beyond the shape, checked together.
+struct Extras {
+    layers: usize,
+    dropout: f64,
+    truncate: Option<usize>,
+    padding_value: Option<f64>,
+}
+
+impl Extras {
+    fn check(&self) -> Result<(), LayerError> {
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(LayerError::Invalid(format!(
+                "dropout = {} must be in [0, 1)",
+                self.dropout
+            )));
+        }
+        if self.dropout > 0.0 && self.layers == 1 {
+            return Err(LayerError::Invalid(format!(
+                "dropout = {} acts between stacked layers; with num_layers 1 it would do nothing (add a dropout layer after this one instead)",
+                self.dropout
+            )));
+        }
+        if self.truncate == Some(0) {
+            return Err(LayerError::Invalid(
+                "truncate must be at least 1 step".into(),
+            ));
+        }
+        if self.padding_value.is_some_and(|v| !v.is_finite()) {
+            return Err(LayerError::Invalid(
+                "padding_value must be a finite number".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 recurrent_config!(

@@ -30,6 +30,8 @@ use crate::activation::{Activation, PReluConfig};
 use crate::conv::{
     AvgPool2dConfig, Conv2dConfig, GlobalAvgPoolConfig, MaxPool2dConfig, ReshapeConfig,
 };
+use crate::conv1d::Conv1dConfig;
+use crate::jordan::JordanConfig;
 use crate::layers::{
     BatchNormConfig, DropoutConfig, FlattenConfig, LayerNormConfig, LinearConfig, MaxoutConfig,
 };
@@ -363,6 +365,10 @@ layer_specs! {
     Lstm(LstmConfig),
     /// A gated recurrent unit layer.
     Gru(GruConfig),
+    /// A Jordan recurrent layer (the output fed back through a decaying context).
+    Jordan(JordanConfig),
+    /// 1-D convolution over a sequence's steps (a time-delay layer).
+    Conv1d(Conv1dConfig),
 }
 
 /// The named presets of [`ModelSpec::preset`].

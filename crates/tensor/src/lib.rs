@@ -47,7 +47,7 @@ pub use ops::pool::{
 };
 pub use ops::recurrent::{
     recurrent_backward, recurrent_forward, try_recurrent_forward, CellKind, RecurrentGrads,
-    RecurrentSaved, RecurrentWant, RecurrentWeights,
+    RecurrentPass, RecurrentSaved, RecurrentWant, RecurrentWeights,
 };
 pub use ops::softmax::{log_softmax_backward, softmax_backward};
 pub use rng::Rng;

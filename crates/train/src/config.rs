@@ -24,6 +24,8 @@ pub enum Field {
     Samples,
     /// Noise of a synthetic set.
     Noise,
+    /// Steps of a sequence task (its length, delay or window).
+    Steps,
     /// The CSV label column.
     LabelColumn,
     /// Classification or regression.
@@ -89,6 +91,7 @@ impl Field {
             Field::Encoding => "encoding",
             Field::Samples => "samples",
             Field::Noise => "noise",
+            Field::Steps => "steps",
             Field::LabelColumn => "label_column",
             Field::Task => "task",
             Field::Scale => "scale",

@@ -24,6 +24,7 @@ pub mod run;
 pub mod saved;
 pub mod spec;
 pub mod trace;
+pub mod trace_bptt;
 mod trainer;
 
 pub use backprop_optim::{OptimizerKind, ScheduleKind};
@@ -31,7 +32,9 @@ pub use checkpoint::Checkpoint;
 pub use config::{ConfigError, Field, LossKind, TrainConfig};
 pub use history::{EpochRecord, History};
 pub use parallel::{Collective, DataParallel};
-pub use run::{DataConfig, DataSource, LoadedData, ModelChoice, PreparedRun, RunConfig};
+pub use run::{
+    DataConfig, DataSource, LoadedData, ModelChoice, PreparedRun, RunConfig, SequenceTask,
+};
 pub use saved::SavedModel;
 pub use spec::{LayerSpec, ModelSpec, SpecError};
 pub use trainer::{

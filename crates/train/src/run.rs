@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use backprop_data::{
-    digit_names, load_idx_pair, load_table_split, synthetic, Dataset, Encoding, RawImages, Table,
-    TableOptions, TableSchema, Targets, SYNTHETIC,
+    adding_problem, copy_task, digit_names, load_idx_pair, load_table_split, parse_series,
+    series_windows, synthetic, Dataset, Encoding, RawImages, Table, TableOptions, TableSchema,
+    Targets, TextCorpus, SYNTHETIC,
 };
 use backprop_nn::{Module, Sequential, SpecError};
 use backprop_optim::{OptimizerKind, ScheduleKind};
@@ -35,6 +36,16 @@ pub enum DataSource {
         /// Label column, task, header, scaling, missing cells, split seed.
         table: TableOptions,
     },
+    /// A sequence task for recurrent networks; its samples are sequences `[T, F]`.
+    Sequence {
+        /// Which task.
+        task: SequenceTask,
+        /// Its steps (length, delay or window; default [`SequenceTask::default_steps`]).
+        steps: Option<usize>,
+        /// Sequences to generate for the adding problem and the copy task (the test set
+        /// gets as many).
+        samples: usize,
+    },
     /// A synthetic 2-D set (a test set of the same size is drawn with another seed).
     Synthetic {
         /// One of [`SYNTHETIC`].
@@ -56,6 +67,7 @@ impl DataSource {
                 .file_stem()
                 .map_or("csv".into(), |s| s.to_string_lossy().into_owned()),
             DataSource::Synthetic { name, .. } => name.clone(),
+            DataSource::Sequence { task, .. } => task.short_name(),
         }
     }
 
@@ -64,6 +76,80 @@ impl DataSource {
         matches!(self, DataSource::Synthetic { .. })
     }
 }
+
+/// A sequence task (see [`DataSource::Sequence`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SequenceTask {
+    /// The adding problem over T steps (default 100): a regression whose mean predictor
+    /// scores MSE 1/6.
+    Adding,
+    /// The copy task: 5 symbols of 8 recalled after a delay of T blanks (default 10).
+    Copy,
+    /// A series file (one number per line, or the last column of a CSV) cut into windows of
+    /// T values (default 16), each predicting the next; the last fifth is the test set.
+    Series(PathBuf),
+    /// Character-level text from any UTF-8 file: windows of T characters (default 32), each
+    /// predicting the next; the last tenth of the text is the test set.
+    Text(PathBuf),
+}
+
+impl SequenceTask {
+    /// The `--dataset` forms, for messages.
+    pub const FORMS: &'static str = "adding, copy, series:FILE, text:FILE";
+
+    /// Parses `adding`, `copy`, `series:FILE` or `text:FILE`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<SequenceTask> {
+        match s.split_once(':') {
+            None if s == "adding" => Some(SequenceTask::Adding),
+            None if s == "copy" => Some(SequenceTask::Copy),
+            Some(("series", f)) => Some(SequenceTask::Series(PathBuf::from(f))),
+            Some(("text", f)) => Some(SequenceTask::Text(PathBuf::from(f))),
+            _ => None,
+        }
+    }
+
+    /// The `--dataset` value that names it (what a checkpoint records).
+    pub fn name(&self) -> String {
+        match self {
+            SequenceTask::Adding => "adding".into(),
+            SequenceTask::Copy => "copy".into(),
+            SequenceTask::Series(p) => format!("series:{}", p.display()),
+            SequenceTask::Text(p) => format!("text:{}", p.display()),
+        }
+    }
+
+    fn short_name(&self) -> String {
+        match self {
+            SequenceTask::Adding => "adding".into(),
+            SequenceTask::Copy => "copy".into(),
+            SequenceTask::Series(p) | SequenceTask::Text(p) => p
+                .file_stem()
+                .map_or("sequence".into(), |s| s.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// The steps when none are given: 100, 10, 16 and 32.
+    pub fn default_steps(&self) -> usize {
+        match self {
+            SequenceTask::Adding => 100,
+            SequenceTask::Copy => 10,
+            SequenceTask::Series(_) => 16,
+            SequenceTask::Text(_) => 32,
+        }
+    }
+
+    /// The task's `steps` from a sequence's length `t` (a saved model's input shape).
+    pub fn steps_from_length(&self, t: usize) -> usize {
+        match self {
+            SequenceTask::Copy => t.saturating_sub(COPY_SYMBOLS + 1),
+            _ => t,
+        }
+    }
+}
+
+/// The copy task's symbols to recall, and the alphabet they come from.
+const COPY_SYMBOLS: usize = 5;
+const COPY_ALPHABET: usize = 8;
 
 /// The data of a run and how it is read.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +200,9 @@ pub struct LoadedData {
     pub table: Option<TableSchema>,
     /// For a table: the test rows' positions among its data rows (0-based).
     pub test_rows: Vec<usize>,
+    /// For text: the perplexity of a unigram model (character frequencies of the training
+    /// text) on the test text, the baseline a character model must beat.
+    pub unigram_perplexity: Option<f64>,
 }
 
 fn data_err(field: Field) -> impl Fn(backprop_data::DataError) -> ConfigError {
@@ -149,6 +238,19 @@ impl DataConfig {
                     ));
                 }
                 load_synthetic(name, *samples, *noise, seed)?
+            }
+            DataSource::Sequence {
+                task,
+                steps,
+                samples,
+            } => {
+                if let Some(e) = &self.encoding {
+                    return Err(ConfigError::new(
+                        Field::Encoding,
+                        format!("{e}: encodings apply to images; the sequences of {} are used as they are", task.name()),
+                    ));
+                }
+                load_sequence(task, steps.unwrap_or(task.default_steps()), *samples, seed)?
             }
             DataSource::Csv { path, table } => {
                 if let Some(e) = &self.encoding {
@@ -232,6 +334,7 @@ impl DataConfig {
             data_dir: Some(dir.to_path_buf()),
             table: None,
             test_rows: Vec::new(),
+            unigram_perplexity: None,
         })
     }
 }
@@ -291,6 +394,78 @@ fn load_synthetic(
         data_dir: None,
         table: None,
         test_rows: Vec::new(),
+        unigram_perplexity: None,
+    })
+}
+
+/// Steps beyond which a sequence task is refused before anything is generated.
+const MAX_STEPS: usize = 100_000;
+
+fn load_sequence(
+    task: &SequenceTask,
+    steps: usize,
+    samples: usize,
+    seed: u64,
+) -> Result<LoadedData, ConfigError> {
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(ConfigError::new(
+            Field::Steps,
+            format!("{steps}: must be in 1..={MAX_STEPS}"),
+        ));
+    }
+    let generated = matches!(task, SequenceTask::Adding | SequenceTask::Copy);
+    if generated && !(2..=1_000_000).contains(&samples) {
+        return Err(ConfigError::new(
+            Field::Samples,
+            format!("{samples}: a generated sequence task needs 2 to 1,000,000 samples"),
+        ));
+    }
+    let test_seed = seed.wrapping_add(1_000_003);
+    let ds = data_err(Field::Dataset);
+    let mut unigram = None;
+    let (train, test) = match task {
+        SequenceTask::Adding => (
+            adding_problem(samples, steps.max(2), seed).map_err(&ds)?,
+            adding_problem(samples, steps.max(2), test_seed).map_err(&ds)?,
+        ),
+        SequenceTask::Copy => {
+            let make = |s| copy_task(samples, COPY_SYMBOLS, steps, COPY_ALPHABET, s);
+            (make(seed).map_err(&ds)?, make(test_seed).map_err(&ds)?)
+        }
+        SequenceTask::Series(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new(Field::Dataset, format!("{name}: {e}")))?;
+            let values = parse_series(&name, &text).map_err(&ds)?;
+            let cut = values.len() * 4 / 5;
+            let train = series_windows(&name, &values[..cut], steps).map_err(&ds)?;
+            // the test windows start where training ends, so the two overlap in no target
+            let test = series_windows(&name, &values[cut.saturating_sub(steps)..], steps)
+                .map_err(&ds)?;
+            (train, test)
+        }
+        SequenceTask::Text(path) => {
+            let name = path.display().to_string();
+            let corpus = TextCorpus::load(path).map_err(&ds)?;
+            let cut = corpus.chars.len() * 9 / 10;
+            let n = corpus.chars.len();
+            let train = corpus.windows(&name, 0..cut, steps).map_err(&ds)?;
+            let test = corpus
+                .windows(&name, cut.saturating_sub(steps)..n, steps)
+                .map_err(&ds)?;
+            unigram = Some(corpus.unigram_perplexity(0..cut, cut..n));
+            (train, test)
+        }
+    };
+    Ok(LoadedData {
+        name: task.name(),
+        train,
+        test: Some(test),
+        encoding: json!({"encoding": "none"}),
+        data_dir: None,
+        table: None,
+        test_rows: Vec::new(),
+        unigram_perplexity: unigram,
     })
 }
 
@@ -305,6 +480,7 @@ fn load_table(path: &Path, opts: &TableOptions) -> Result<LoadedData, ConfigErro
         data_dir: None,
         table: Some(split.schema),
         test_rows: split.test_rows,
+        unigram_perplexity: None,
     })
 }
 

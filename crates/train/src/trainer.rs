@@ -128,6 +128,7 @@ pub fn batch_loss<E: Element>(kind: LossKind, out: &Var<E>, targets: &BatchTarge
 /// Evaluates a model (evaluation mode, nothing recorded) in batches of 1000.
 pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Evaluation {
     let _g = backprop_autograd::NoGradGuard::new();
+    model.reset_state(); // a stateful layer starts the evaluation from zeros
     let mut loss_sum = 0.0;
     let mut preds = Vec::with_capacity(data.len());
     for b in data.batches(1000, None) {
@@ -470,6 +471,7 @@ impl<'m> Trainer<'m> {
         let seed = mix_seed(self.config.seed, 2 * epoch as u64);
         let seed = self.parallel.as_ref().map_or(seed, |p| p.rank_seed(seed));
         self.model().reseed(seed);
+        self.model().reset_state();
         let mut rng = Rng::seed(mix_seed(self.config.seed, 2 * epoch as u64 + 1));
         observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
         let classification = matches!(train.targets, Targets::Classes { .. });

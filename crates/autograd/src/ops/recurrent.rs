@@ -8,7 +8,8 @@
 //! step t+1 through `W_hh` (and through `c` for the LSTM).
 
 use backprop_tensor::{
-    recurrent_backward, try_recurrent_forward, CellKind, Element, RecurrentWant, RecurrentWeights,
+    recurrent_backward, try_recurrent_forward, CellKind, Element, RecurrentPass, RecurrentWant,
+    RecurrentWeights,
 };
 
 use crate::{is_grad_disabled, Var};
@@ -26,6 +27,9 @@ pub struct RecurrentVars<'a, E: Element> {
     pub w_hh: &'a Var<E>,
     /// `(b_ih, b_hh)`, each `[G·H]`, if the layer has biases.
     pub biases: Option<(&'a Var<E>, &'a Var<E>)>,
+    /// `[B]`: each sample's real steps in a padded batch (`None`: all `T`). Padding reaches
+    /// neither the outputs (0 there) nor any gradient.
+    pub lengths: Option<&'a [usize]>,
 }
 
 impl<E: Element> Var<E> {
@@ -40,7 +44,7 @@ impl<E: Element> Var<E> {
     /// let h0 = Var::constant(Tensor::zeros(&[2, 4]));
     /// let w_ih = Var::parameter(Tensor::full(&[4, 3], 0.1));
     /// let w_hh = Var::parameter(Tensor::full(&[4, 4], 0.1));
-    /// let v = RecurrentVars { h0: &h0, c0: None, w_ih: &w_ih, w_hh: &w_hh, biases: None };
+    /// let v = RecurrentVars { h0: &h0, c0: None, w_ih: &w_ih, w_hh: &w_hh, biases: None, lengths: None };
     /// let y = x.recurrent(CellKind::RnnTanh, v, false);
     /// assert_eq!(y.shape(), vec![6, 2, 4]);
     /// let g = y.narrow(0, 0, 5).tanh().mean().backward();
@@ -68,7 +72,11 @@ impl<E: Element> Var<E> {
             b_ih: b.as_ref().map(|b| &b.0),
             b_hh: b.as_ref().map(|b| &b.1),
         };
-        let (y, saved) = try_recurrent_forward(kind, &x, &h0, c0.as_ref(), weights, reverse, keep)
+        let pass = RecurrentPass {
+            reverse,
+            lengths: v.lengths,
+        };
+        let (y, saved) = try_recurrent_forward(kind, &x, &h0, c0.as_ref(), weights, pass, keep)
             .unwrap_or_else(|e| panic!("{e}"));
         let has_c = c0.is_some();
         Var::from_op("recurrent", y, parents, move |g, needs| {

@@ -8,6 +8,11 @@
 //! - `out: [T + S, B, H]`: the outputs `h_t` in time order, then the final state — `h_T`
 //!   (S = 1), and for the LSTM also `c_T` (S = 2). A reversed pass reads the sequence from
 //!   `t = T−1` down to 0, so its final state is the one after `t = 0`.
+//! - `lengths: [B]` (optional): sample `b` is `lengths[b] ≤ T` steps long and the rest is
+//!   padding. Padded steps are skipped — the state passes through unchanged, the output
+//!   there is 0 and its gradient ignored — so padding reaches neither the outputs nor any
+//!   gradient; the final state is the one after the sample's last real step (a reversed pass
+//!   starts at `t = lengths[b] − 1`), as PyTorch's packed sequences give.
 //!
 //! The cells (σ the logistic function, ⊙ elementwise):
 //! - Elman: `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)` (or ReLU);
@@ -79,6 +84,26 @@ pub struct RecurrentWeights<'a, E: Element> {
     pub b_hh: Option<&'a Tensor<E>>,
 }
 
+/// How a pass runs over the sequence: the direction, and the samples' lengths if the batch
+/// is padded (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecurrentPass<'a> {
+    /// Read from `t = T−1` down to 0.
+    pub reverse: bool,
+    /// `[B]`: each sample's real steps; `None` if all are `T` long.
+    pub lengths: Option<&'a [usize]>,
+}
+
+impl RecurrentPass<'_> {
+    /// A forward (`reverse = false`) or backward pass over unpadded sequences.
+    pub fn new(reverse: bool) -> Self {
+        RecurrentPass {
+            reverse,
+            lengths: None,
+        }
+    }
+}
+
 /// What the forward pass keeps for backward: post-activation gates and the states each step
 /// read, indexed by time.
 #[derive(Debug, Clone)]
@@ -86,6 +111,8 @@ pub struct RecurrentSaved<E: Element> {
     kind: CellKind,
     reverse: bool,
     dims: Dims,
+    /// `[B]` sample lengths, if the batch is padded.
+    lengths: Option<Vec<usize>>,
     /// `[T, B, G·H]`: Elman `h_t`; LSTM `i, f, g, o`; GRU `r, z, n`.
     gates: Vec<E>,
     /// `[T, B, H]`: the `h_{t−1}` each step read.
@@ -119,6 +146,14 @@ impl Dims {
         } else {
             s
         }
+    }
+}
+
+/// Which samples are real (not padding) at step `t`; all of them without lengths.
+fn active_at(lengths: Option<&[usize]>, t: usize, active: &mut [bool]) {
+    match lengths {
+        Some(l) => active.iter_mut().zip(l).for_each(|(a, &n)| *a = t < n),
+        None => active.fill(true),
     }
 }
 
@@ -160,6 +195,7 @@ fn check<E: Element>(
     h0: &Tensor<E>,
     c0: Option<&Tensor<E>>,
     w: RecurrentWeights<'_, E>,
+    lengths: Option<&[usize]>,
 ) -> Result<Dims> {
     const OP: &str = "recurrent";
     let [t, b, i] = *x.shape() else {
@@ -205,6 +241,14 @@ fn check<E: Element>(
             "an LSTM needs an initial cell state c0, and only an LSTM takes one",
         ));
     }
+    if let Some(l) = lengths {
+        if l.len() != b || l.iter().any(|&n| n > t) {
+            return Err(TensorError::invalid(
+                OP,
+                format!("{} lengths for a batch of {b}; each must be at most {t} steps", l.len()),
+            ));
+        }
+    }
     Ok(Dims { t, b, i, h, g })
 }
 
@@ -212,12 +256,12 @@ fn check<E: Element>(
 /// With `keep`, also returns what [`recurrent_backward`] needs.
 ///
 /// ```
-/// use backprop_tensor::{recurrent_forward, CellKind, RecurrentWeights, Tensor};
+/// use backprop_tensor::{recurrent_forward, CellKind, RecurrentPass, RecurrentWeights, Tensor};
 /// // one unit, W_ih = 1, W_hh = 0.5, no bias: h_1 = tanh(1), h_2 = tanh(0 + 0.5·h_1)
 /// let x = Tensor::<f64>::from_vec(vec![1.0, 0.0], &[2, 1, 1]);
 /// let (w_ih, w_hh) = (Tensor::from_vec(vec![1.0], &[1, 1]), Tensor::from_vec(vec![0.5], &[1, 1]));
 /// let w = RecurrentWeights { w_ih: &w_ih, w_hh: &w_hh, b_ih: None, b_hh: None };
-/// let (out, _) = recurrent_forward(CellKind::RnnTanh, &x, &Tensor::zeros(&[1, 1]), None, w, false, false);
+/// let (out, _) = recurrent_forward(CellKind::RnnTanh, &x, &Tensor::zeros(&[1, 1]), None, w, RecurrentPass::new(false), false);
 /// let h1 = 1f64.tanh();
 /// assert_eq!(out.to_vec(), vec![h1, (0.5 * h1).tanh(), (0.5 * h1).tanh()]);
 /// ```
@@ -231,10 +275,10 @@ pub fn recurrent_forward<E: Element>(
     h0: &Tensor<E>,
     c0: Option<&Tensor<E>>,
     w: RecurrentWeights<'_, E>,
-    reverse: bool,
+    pass: RecurrentPass<'_>,
     keep: bool,
 ) -> (Tensor<E>, Option<RecurrentSaved<E>>) {
-    or_panic(try_recurrent_forward(kind, x, h0, c0, w, reverse, keep))
+    or_panic(try_recurrent_forward(kind, x, h0, c0, w, pass, keep))
 }
 
 /// [`recurrent_forward`] returning an error on shapes that do not fit.
@@ -244,10 +288,11 @@ pub fn try_recurrent_forward<E: Element>(
     h0: &Tensor<E>,
     c0: Option<&Tensor<E>>,
     w: RecurrentWeights<'_, E>,
-    reverse: bool,
+    pass: RecurrentPass<'_>,
     keep: bool,
 ) -> Result<(Tensor<E>, Option<RecurrentSaved<E>>)> {
-    let d = check(kind, x, h0, c0, w)?;
+    let d = check(kind, x, h0, c0, w, pass.lengths)?;
+    let reverse = pass.reverse;
     let (t_len, b, h, gh) = (d.t, d.b, d.h, d.gh());
     let xp = input_projection(kind, x, w, d);
     let slices = kind.state_slices();
@@ -257,6 +302,7 @@ pub fn try_recurrent_forward<E: Element>(
         kind,
         reverse,
         dims: d,
+        lengths: pass.lengths.map(<[usize]>::to_vec),
         gates: vec![E::ZERO; steps * b * gh],
         hprev: if keep {
             vec![E::ZERO; t_len * b * h]
@@ -281,8 +327,10 @@ pub fn try_recurrent_forward<E: Element>(
     let mut hs = h0.data().to_vec();
     let mut cs = c0.map_or_else(Vec::new, |c| c.data().to_vec());
     let mut hp = vec![E::ZERO; b * gh];
+    let mut active = vec![true; b];
     for s in 0..t_len {
         let t = d.time(s, reverse);
+        active_at(pass.lengths, t, &mut active);
         let k = if keep { t } else { 0 };
         if keep {
             saved.hprev[t * b * h..][..b * h].copy_from_slice(&hs);
@@ -313,9 +361,15 @@ pub fn try_recurrent_forward<E: Element>(
             hn: &mut saved.hn[(k * b * h).min(nh)..],
             h: &mut hs,
             c: &mut cs,
+            active: &active,
         };
         step.run(kind, d);
-        out[t * b * h..][..b * h].copy_from_slice(&hs);
+        let row = &mut out[t * b * h..][..b * h];
+        for (n, r) in row.chunks_exact_mut(h).enumerate() {
+            if active[n] {
+                r.copy_from_slice(&hs[n * h..][..h]);
+            }
+        }
     }
     out[t_len * b * h..][..b * h].copy_from_slice(&hs);
     if kind.has_cell() {
@@ -365,12 +419,17 @@ struct StepForward<'a, E> {
     /// `[B, H]` state, read as `h_{t−1}` and overwritten with `h_t`.
     h: &'a mut [E],
     c: &'a mut [E],
+    /// `[B]`: false where the sample is padding at this step (its state is left alone).
+    active: &'a [bool],
 }
 
 impl<E: Element> StepForward<'_, E> {
     fn run(self, kind: CellKind, d: Dims) {
         let (h, gh) = (d.h, d.gh());
         for b in 0..d.b {
+            if !self.active[b] {
+                continue;
+            }
             let (xr, hr) = (&self.xp[b * gh..][..gh], &self.hp[b * gh..][..gh]);
             let gr = &mut self.gates[b * gh..][..gh];
             let hs = &mut self.h[b * h..][..h];
@@ -463,12 +522,18 @@ pub fn recurrent_backward<E: Element>(
         Vec::new()
     };
     let mut next = vec![E::ZERO; b * h];
+    let mut active = vec![true; b];
     for s in (0..t_len).rev() {
         let t = d.time(s, saved.reverse);
         let at = t * b * h;
-        dh.iter_mut()
-            .zip(&gd[at..at + b * h])
-            .for_each(|(a, &v)| *a += v);
+        active_at(saved.lengths.as_deref(), t, &mut active);
+        // a padded step's output is a constant 0: its gradient goes nowhere
+        let rows = dh.chunks_exact_mut(h).zip(gd[at..at + b * h].chunks_exact(h));
+        for (n, (a, g)) in rows.enumerate() {
+            if active[n] {
+                a.iter_mut().zip(g).for_each(|(a, &v)| *a += v);
+            }
+        }
         let step = StepBackward {
             gates: &saved.gates[t * b * gh..][..b * gh],
             hprev: &saved.hprev[at..at + b * h],
@@ -480,6 +545,7 @@ pub fn recurrent_backward<E: Element>(
             dxp: &mut dxp[t * b * gh..][..b * gh],
             dhp: dhp.get_mut(t * b * gh..(t + 1) * b * gh).unwrap_or(&mut []),
             direct: &mut next,
+            active: &active,
         };
         step.run(kind, d);
         // δh_{t−1} = δ(recurrent projection)·W_hh (+ the GRU's direct z⊙δh, already in `next`)
@@ -562,6 +628,8 @@ struct StepBackward<'a, E> {
     dhp: &'a mut [E],
     /// `[B, H]`: the part of δh_{t−1} that does not pass through W_hh (written).
     direct: &'a mut [E],
+    /// `[B]`: false where the sample is padding at this step.
+    active: &'a [bool],
 }
 
 impl<E: Element> StepBackward<'_, E> {
@@ -573,6 +641,16 @@ impl<E: Element> StepBackward<'_, E> {
             let dx = &mut self.dxp[b * gh..][..gh];
             let dh = &self.dh[b * h..][..h];
             let direct = &mut self.direct[b * h..][..h];
+            if !self.active[b] {
+                // a skipped step passes the state, and its gradient, through unchanged;
+                // its projections' gradients stay 0 (and δc is left as it is)
+                dx.fill(E::ZERO);
+                if let Some(dhp) = self.dhp.get_mut(b * gh..(b + 1) * gh) {
+                    dhp.fill(E::ZERO);
+                }
+                direct.copy_from_slice(dh);
+                continue;
+            }
             match kind {
                 CellKind::RnnTanh => {
                     for j in 0..h {
@@ -707,7 +785,7 @@ mod tests {
             let c0 = kind.has_cell().then_some(&c0);
             for keep in [false, true] {
                 let (out, _) =
-                    recurrent_forward(kind, &x, &Tensor::zeros(&[b, h]), c0, w, false, keep);
+                    recurrent_forward(kind, &x, &Tensor::zeros(&[b, h]), c0, w, RecurrentPass::new(false), keep);
                 let want = reference(kind, &x, w, h);
                 let got = &out.data()[..t * b * h];
                 for (a, r) in got.iter().zip(&want) {
@@ -729,9 +807,9 @@ mod tests {
             b_hh: None,
         };
         let h0 = Tensor::zeros(&[1, 2]);
-        let e = try_recurrent_forward(CellKind::Gru, &x, &h0, None, w, false, false).unwrap_err();
+        let e = try_recurrent_forward(CellKind::Gru, &x, &h0, None, w, RecurrentPass::new(false), false).unwrap_err();
         assert!(e.to_string().starts_with("recurrent:"), "{e}");
-        let e = try_recurrent_forward(CellKind::Lstm, &x, &h0, None, w, false, false).unwrap_err();
+        let e = try_recurrent_forward(CellKind::Lstm, &x, &h0, None, w, RecurrentPass::new(false), false).unwrap_err();
         assert!(e.to_string().contains("cell state"), "{e}");
     }
 }
