@@ -35,7 +35,7 @@ pub use dataset::{
     RawImages, Targets,
 };
 pub use error::{DataError, Result};
-pub use idx::{parse_idx, read_idx, IdxArray};
+pub use idx::{decode_idx, parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
 pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};
 pub use tabular::{
