@@ -67,7 +67,9 @@ async def read_response(reader):
         if ":" in l:
             k, v = l.split(":", 1)
             headers[k.strip().lower()] = v.strip()
-    if "content-length" in headers:
+    if status in (204, 304) or status < 200:
+        body = b""
+    elif "content-length" in headers:
         body = await reader.readexactly(int(headers["content-length"]))
     elif headers.get("transfer-encoding") == "chunked":
         body = b""

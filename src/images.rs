@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 /// A greyscale image as bytes, white = 255.
+#[derive(Debug)]
 pub struct Grey {
     pub width: usize,
     pub height: usize,
