@@ -790,7 +790,7 @@ mod tests {
         assert!(huge_kernel.is_err());
         assert_eq!(
             conv2d_output_shape(&[1, 1, 28, 28], &[1, 1, 3, 3], p(2, 1)).unwrap(),
-            vec![1, 1, 26, 28]
+            vec![1, 1, 26, 26]
         );
     }
 
