@@ -469,6 +469,13 @@ pub struct PlaygroundArgs {
     /// Seconds after which an unwatched, idle session is closed.
     #[arg(long, default_value_t = 600, value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub session_ttl: u64,
+    /// Most connections open at once (frame streams included); one more gets a 503.
+    #[arg(long, default_value_t = 512, value_parser = whole::<usize>, allow_negative_numbers = true)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (idle and slow connections are
+    /// closed after it), and again its body.
+    #[arg(long, default_value_t = 10, value_parser = whole::<u64>, allow_negative_numbers = true)]
+    pub request_timeout: u64,
 }
 
 #[derive(Args)]

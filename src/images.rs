@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 /// A greyscale image as bytes, white = 255.
+#[derive(Debug)]
 pub struct Grey {
     pub width: usize,
     pub height: usize,
@@ -16,15 +17,18 @@ pub struct Grey {
 pub fn read_image(path: &Path) -> Result<Grey> {
     let bytes =
         fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
+    decode_image(&bytes).with_context(|| path.display().to_string())
+}
+
+/// Decodes the bytes of a PNG or PGM file (what [`read_image`] read); the error does not
+/// name the file.
+pub fn decode_image(bytes: &[u8]) -> Result<Grey> {
     if bytes.starts_with(b"\x89PNG") {
-        read_png(&bytes).with_context(|| format!("{}: not a readable PNG", path.display()))
+        read_png(bytes).context("not a readable PNG")
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        read_pgm(&bytes).with_context(|| format!("{}: not a readable PGM", path.display()))
+        read_pgm(bytes).context("not a readable PGM")
     } else {
-        bail!(
-            "{}: not a PNG or PGM image (unrecognised first bytes)",
-            path.display()
-        )
+        bail!("not a PNG or PGM image (unrecognised first bytes)")
     }
 }
 
@@ -108,18 +112,26 @@ fn read_pgm(bytes: &[u8]) -> Result<Grey> {
     if maxval == 0 || maxval > 255 {
         bail!("maximum value {maxval} is not supported (1..=255)");
     }
-    let scale = |v: usize| ((v * 255) / maxval).min(255) as u8;
+    let scale = |v: usize| -> Result<u8> {
+        if v > maxval {
+            bail!("pixel value {v} exceeds the maximum value {maxval} of the header");
+        }
+        Ok(((v * 255) / maxval) as u8)
+    };
     let pixels = if bytes.starts_with(b"P5") {
         let data = bytes
             .get(i + 1..i + 1 + w * h)
             .context("truncated pixel data")?;
-        data.iter().map(|&v| scale(v as usize)).collect()
+        data.iter()
+            .map(|&v| scale(v as usize))
+            .collect::<Result<_>>()?
     } else {
         let text = std::str::from_utf8(&bytes[i..])?;
         let v: Vec<u8> = text
             .split_ascii_whitespace()
-            .map(|t| t.parse::<usize>().map(scale))
-            .collect::<Result<_, _>>()?;
+            .take(w * h)
+            .map(|t| scale(t.parse::<usize>()?))
+            .collect::<Result<_>>()?;
         if v.len() < w * h {
             bail!("truncated pixel data");
         }
@@ -130,4 +142,22 @@ fn read_pgm(bytes: &[u8]) -> Result<Grey> {
         height: h,
         pixels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgm_values_above_the_maximum_are_refused_not_wrapped() {
+        // found by fuzzing: a P2 value near 2^64 overflowed the scaling
+        let e = decode_image(b"P2\n2 1\n255\n18446744073709551615 3\n").unwrap_err();
+        assert!(format!("{e:#}").contains("exceeds the maximum value 255"), "{e:#}");
+        let e = decode_image(b"P5\n2 1\n15\n\x10\x03").unwrap_err();
+        assert!(format!("{e:#}").contains("pixel value 16"), "{e:#}");
+        let ok = decode_image(b"P2\n2 1\n15\n15 3\n").unwrap();
+        assert_eq!(ok.pixels, vec![255, 51]);
+        let e = decode_image(b"P5 4294967296 4294967296 255\n\x00").unwrap_err();
+        assert!(format!("{e:#}").contains("pixels"), "{e:#}");
+    }
 }

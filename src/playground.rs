@@ -9,6 +9,18 @@ use backprop_playground::{DigitsOptions, Options};
 use crate::args::PlaygroundArgs;
 use backprop_train::run::default_mnist_dir;
 
+/// Returns the memory freed by closed sessions to the system: the allocator is tuned to keep
+/// freed memory for training (see `tune_allocator` in main.rs), which a long-running server
+/// should not do after a load peak.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free pages of the allocator's own heaps; it takes
+    // the allocator's locks itself and may be called from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
     if a.host.trim().is_empty() {
         bail!("--host: give an address such as 127.0.0.1");
@@ -18,6 +30,12 @@ pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
     }
     if !(1..=64).contains(&a.max_playing) {
         bail!("--max-playing {}: choose 1 to 64", a.max_playing);
+    }
+    if !(1..=10_000).contains(&a.max_connections) {
+        bail!("--max-connections {}: choose 1 to 10000", a.max_connections);
+    }
+    if !(1..=3600).contains(&a.request_timeout) {
+        bail!("--request-timeout {}: choose 1 to 3600 seconds", a.request_timeout);
     }
     if !(1..=86_400).contains(&a.session_ttl) {
         bail!("--session-ttl {}: choose 1 to 86400 seconds", a.session_ttl);
@@ -59,6 +77,9 @@ pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
         max_sessions: a.max_sessions,
         max_playing: a.max_playing,
         session_ttl: Duration::from_secs(a.session_ttl),
+        max_connections: a.max_connections,
+        request_timeout: Duration::from_secs(a.request_timeout),
+        release_memory: Some(release_memory),
         digits: DigitsOptions {
             model,
             mnist_dir,

@@ -28,25 +28,97 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let raw =
         fs::read(path).map_err(|e| DataError::new(path, format!("cannot read the file: {e}")))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::new(
-                    path,
-                    format!("is gzipped but cannot be decompressed (truncated or corrupt?): {e}"),
-                )
-            })?;
-        out
-    } else {
-        raw
-    };
-    parse_idx(&bytes).map_err(|m| DataError::new(path, m))
+    decode_idx(&raw).map_err(|m| DataError::new(path, m))
 }
 
-/// Parses IDX bytes; the error is a message without the file name.
-pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
+/// The most a deflate stream can expand: 258 bytes from every 2 bits, plus slack for the
+/// gzip header. A gzipped file whose IDX header promises more than this many times its size
+/// is truncated, whatever it holds, and is refused before anything is allocated.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Parses the bytes of an IDX file, gunzipping them if they start with the gzip magic bytes;
+/// the error is a message without the file name.
+///
+/// A gzipped file is read as a stream: its IDX header first, then exactly the bytes that
+/// header promises, which are checked before they are allocated against what the
+/// compressed size can hold and the memory available. A small file that promises
+/// terabytes is refused, not obeyed.
+///
+/// # Errors
+/// As [`read_idx`].
+pub fn decode_idx(raw: &[u8]) -> std::result::Result<IdxArray, String> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse_idx(raw);
+    }
+    let corrupt = |e: std::io::Error| {
+        format!("is gzipped but cannot be decompressed (truncated or corrupt?): {e}")
+    };
+    let mut gz = flate2::read::GzDecoder::new(raw);
+    let mut head = vec![0u8; 4];
+    let got = read_full(&mut gz, &mut head).map_err(corrupt)?;
+    head.truncate(got);
+    if got == 4 {
+        let mut dims = vec![0u8; 4 * head[3] as usize];
+        let got = read_full(&mut gz, &mut dims).map_err(corrupt)?;
+        head.extend_from_slice(&dims[..got]);
+    }
+    // the header alone says whether it is well formed and what it promises
+    let (dims, n) = check_header(&head)?;
+    let most = (raw.len() as u64).saturating_mul(MAX_DEFLATE_RATIO);
+    if n as u64 > most {
+        return Err(format!(
+            "is truncated: the header promises {dims:?} = {n} bytes of data, more than a gzipped file of {} bytes can hold",
+            raw.len()
+        ));
+    }
+    if let Some(available) = backprop_tensor::memory::available_bytes() {
+        if n as u64 > available {
+            return Err(format!(
+                "promises {dims:?} = {n} bytes of data, more than the {available} bytes of memory available"
+            ));
+        }
+    }
+    let mut data = vec![0u8; n];
+    let got = read_full(&mut gz, &mut data).map_err(corrupt)?;
+    if got < n {
+        return Err(format!(
+            "is truncated: the header promises {dims:?} = {n} bytes of data but only {got} follow"
+        ));
+    }
+    let mut extra = [0u8; 1];
+    if read_full(&mut gz, &mut extra).map_err(corrupt)? > 0 {
+        let mut rest = 1u64;
+        let mut sink = [0u8; 8192];
+        loop {
+            match gz.read(&mut sink).map_err(corrupt)? {
+                0 => break,
+                k => rest += k as u64,
+            }
+        }
+        return Err(format!(
+            "has {rest} bytes after the {n} bytes its header {dims:?} describes"
+        ));
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(k) => at += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+/// Checks an IDX header (magic, type, rank, dimensions) at the start of `bytes`; returns the
+/// dimensions and the element count they promise.
+fn check_header(bytes: &[u8]) -> std::result::Result<(Vec<usize>, usize), String> {
     if bytes.len() < 4 {
         return Err(format!(
             "is too short to be an IDX file ({} bytes)",
@@ -82,7 +154,14 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     let n = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("dimensions overflow")?;
+        .ok_or_else(|| format!("the dimensions {dims:?} overflow"))?;
+    Ok((dims, n))
+}
+
+/// Parses IDX bytes; the error is a message without the file name.
+pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
+    let (dims, n) = check_header(bytes)?;
+    let header = 4 + 4 * dims.len();
     let body = bytes.len() - header;
     if body < n {
         return Err(format!(

@@ -37,7 +37,7 @@ pub use dataset::{
     RawImages, Targets,
 };
 pub use error::{DataError, Result};
-pub use idx::{parse_idx, read_idx, IdxArray};
+pub use idx::{decode_idx, parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
 pub use sequence::{
     adding_problem, copy_task, parse_series, series_windows, TextCorpus, MAX_TEXT_WINDOWS,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use backprop_data::{
-    load_csv, load_idx_pair, read_idx, synthetic, BatchTargets, CsvOptions, Encoding, LabelColumn,
+    decode_idx, load_csv, load_idx_pair, read_idx, synthetic, BatchTargets, CsvOptions, Encoding, LabelColumn,
     Targets, Task, SYNTHETIC,
 };
 use backprop_tensor::Rng;
@@ -58,6 +58,34 @@ fn gzipped_and_raw_idx_read_the_same() {
     let e = load_idx_pair(&d, "train").unwrap_err().to_string();
     assert!(e.contains("train-images-idx3-ubyte"), "{e}");
     let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_small_gzipped_file_promising_terabytes_is_refused_before_allocating() {
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    // 10^12 bytes promised by a file of a few dozen bytes
+    let e = decode_idx(&gz(&idx(&[1_000_000, 1_000_000], &[1, 2, 3]))).unwrap_err();
+    assert!(e.contains("more than a gzipped file"), "{e}");
+    // the most the header can say (2^64 − 2^33 + 1 bytes), and an overflowing product
+    let e = decode_idx(&gz(&idx(&[u32::MAX, u32::MAX], &[]))).unwrap_err();
+    assert!(e.contains("more than a gzipped file"), "{e}");
+    let e = decode_idx(&gz(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[]))).unwrap_err();
+    assert!(e.contains("overflow"), "{e}");
+    // short and long data, a header cut off, and the honest file
+    let e = decode_idx(&gz(&idx(&[2, 3], &[1, 2]))).unwrap_err();
+    assert!(e.contains("only 2 follow"), "{e}");
+    let e = decode_idx(&gz(&idx(&[2], &[1, 2, 3, 4]))).unwrap_err();
+    assert!(e.contains("2 bytes after"), "{e}");
+    let e = decode_idx(&gz(&[0, 0, 8, 3, 0])).unwrap_err();
+    assert!(e.contains("truncated inside its header"), "{e}");
+    let e = decode_idx(&gz(&[0, 0])).unwrap_err();
+    assert!(e.contains("too short"), "{e}");
+    let ok = decode_idx(&gz(&idx(&[2, 3], &[1, 2, 3, 4, 5, 6]))).unwrap();
+    assert_eq!((ok.dims, ok.data), (vec![2, 3], vec![1, 2, 3, 4, 5, 6]));
 }
 
 #[test]

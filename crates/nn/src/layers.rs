@@ -127,18 +127,31 @@ impl LinearConfig {
     /// If `out` is 0, the stated width differs, the initializer is unknown or explicit
     /// values have the wrong shape.
     pub fn init<E: Element>(&self, inputs: usize, rng: &mut Rng) -> Result<Linear<E>, LayerError> {
+        // one place for the checks: the plan (explicit values included)
+        self.plan(&[inputs])?;
         let width = flat_width(self.inputs, &[inputs])?;
         let out = self.out;
-        let bad = |m: String| Err(LayerError::Invalid(m));
-        if out == 0 {
-            return bad("out must be at least 1".into());
-        }
         let init = init_named(self.init.as_deref())?;
         let lin = if matches!(init, Init::LecunUniform) && self.bias {
             Linear::new(width, out, rng)
         } else {
             Linear::with_init(width, out, init, self.bias, rng)
         };
+        if let Some(w) = &self.weight {
+            let values = w.iter().flatten().map(|&v| E::from_f64(v)).collect();
+            lin.weight
+                .set_value(Tensor::from_vec(values, &[out, width]));
+        }
+        if let (Some(b), Some(bias)) = (&self.bias_values, &lin.bias) {
+            let values = b.iter().map(|&v| E::from_f64(v)).collect();
+            bias.set_value(Tensor::from_vec(values, &[out]));
+        }
+        Ok(lin)
+    }
+
+    /// Checks the explicit weight and bias values against `out × width`.
+    fn check_values(&self, width: usize) -> Result<(), LayerError> {
+        let (out, bad) = (self.out, |m: String| Err(LayerError::Invalid(m)));
         if let Some(w) = &self.weight {
             if w.len() != out || w.iter().any(|r| r.len() != width) {
                 let cols = w.first().map_or(0, |r| r.len());
@@ -147,24 +160,19 @@ impl LinearConfig {
                     "weight is {rows}×{cols} but must be {out}×{width} (out × in)"
                 ));
             }
-            let values = w.iter().flatten().map(|&v| E::from_f64(v)).collect();
-            lin.weight
-                .set_value(Tensor::from_vec(values, &[out, width]));
         }
         if let Some(b) = &self.bias_values {
-            let Some(bias) = &lin.bias else {
+            if !self.bias {
                 return bad("bias_values given but bias is false".into());
-            };
+            }
             if b.len() != out {
                 return bad(format!(
                     "bias_values has {} entries but out is {out}",
                     b.len()
                 ));
             }
-            let values = b.iter().map(|&v| E::from_f64(v)).collect();
-            bias.set_value(Tensor::from_vec(values, &[out]));
         }
-        Ok(lin)
+        Ok(())
     }
 }
 
@@ -189,6 +197,8 @@ impl LayerConfig for LinearConfig {
         if self.out == 0 {
             return Err(LayerError::Invalid("out must be at least 1".into()));
         }
+        init_named(self.init.as_deref())?;
+        self.check_values(width)?;
         let bias = if self.bias { self.out as u64 } else { 0 };
         let params = add_counts(count(&[self.out, width])?, bias)?;
         Ok(LayerPlan::new(vec![self.out], params))

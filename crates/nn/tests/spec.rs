@@ -407,6 +407,33 @@ fn batch_norm_for_images_rejects_flat_inputs() {
 }
 
 #[test]
+fn explicit_values_of_the_wrong_shape_are_refused_by_the_plan() {
+    // found by fuzzing: the plan passed a spec that building then refused
+    for (json, says) in [
+        (
+            r#"{"layers": [{"type": "linear", "in": 2, "out": 1, "weight": [[1, 2], [3, 4]]}]}"#,
+            "weight is 2×2 but must be 1×2",
+        ),
+        (
+            r#"{"layers": [{"type": "linear", "out": 2, "bias_values": [1]}]}"#,
+            "bias_values has 1 entries",
+        ),
+        (
+            r#"{"layers": [{"type": "linear", "out": 2, "bias": false, "bias_values": [1, 2]}]}"#,
+            "bias is false",
+        ),
+        (
+            r#"{"layers": [{"type": "linear", "out": 2, "init": "bogus"}]}"#,
+            "unknown init",
+        ),
+    ] {
+        let spec = ModelSpec::from_json(json).unwrap();
+        let e = spec.plan(2, None, None).err().expect("refused").to_string();
+        assert!(e.contains(says) && e.contains("layer 1"), "{e}");
+    }
+}
+
+#[test]
 fn a_model_larger_than_the_machine_is_refused_before_anything_is_allocated() {
     // 10^12 outputs: 3.1 PB of weights, far beyond any machine; refused with the sizes
     let spec =

@@ -45,6 +45,13 @@ pub use engine::Engine;
 pub use server::App;
 
 /// How the server runs.
+///
+/// What bounds its memory: at most `max_connections` connections, each holding at most one
+/// request body of [`config::limits::MAX_BODY_BYTES`] and its headers; at most
+/// `max_sessions` sessions, each at most [`config::limits::MAX_UPLOAD_ROWS`] points and a
+/// network of [`config::limits::MAX_LAYERS`] × [`config::limits::MAX_NEURONS`]; and the
+/// digits model. Connections that send nothing are closed after `request_timeout`, and
+/// bodies that do not arrive in that time are refused.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Most sessions kept at once.
@@ -57,7 +64,19 @@ pub struct Options {
     pub frame_rate: f64,
     /// The digits page's model.
     pub digits: DigitsOptions,
+    /// Most connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time (from the connection's
+    /// start, or from the end of its previous request: slow tricklers and idle keep-alive
+    /// connections are closed after it), and then its body within this time again (or get
+    /// a 408).
+    pub request_timeout: Duration,
+    /// Returns freed memory to the operating system; called after sessions close (the
+    /// binary passes glibc's `malloc_trim`, since the allocator otherwise keeps what a
+    /// load peak allocated).
+    pub release_memory: Option<fn()>,
 }
+
 
 impl Default for Options {
     fn default() -> Self {
@@ -71,6 +90,9 @@ impl Default for Options {
                 mnist_dir: "data/mnist".into(),
                 epochs: 3,
             },
+            max_connections: 512,
+            request_timeout: Duration::from_secs(10),
+            release_memory: None,
         }
     }
 }
@@ -98,6 +120,8 @@ pub fn run(
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        let connections = Arc::new(tokio::sync::Semaphore::new(opts.max_connections));
+        let timeout = opts.request_timeout;
         let app = App::new(opts);
         let reaper = Arc::clone(&app);
         tokio::spawn(async move {
@@ -105,13 +129,63 @@ pub fn run(
             loop {
                 tokio::time::sleep(every).await;
                 reaper.reap();
+                reaper.release_memory_if_freed();
             }
         });
         on_ready(addr);
-        axum::serve(listener, server::router(app))
-            .await
-            .map_err(|e| format!("the server stopped: {e}"))
+        serve(listener, server::router(app), connections, timeout).await;
+        Ok(())
     })
+}
+
+/// Accepts connections while fewer than the cap are open, each served over HTTP/1.1 with
+/// the header timeout; one over the cap gets a 503 and is closed.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    connections: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            // out of file descriptors, or a connection reset before it was accepted
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The answer to a connection over the cap.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":"the server has as many connections open as it serves at once; try again shortly"}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
 fn reaper_interval(app: &App) -> Duration {

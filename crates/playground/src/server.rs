@@ -42,6 +42,39 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Reads the whole request body within the request timeout (a client that promises a body
+/// and sends it slowly, or never, gets a 408 instead of holding a handler), at most
+/// [`limits::MAX_BODY_BYTES`] of it (413 beyond).
+async fn body_deadline(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let timeout = app.opts.request_timeout;
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits::MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        }
+        Ok(Err(e)) => return ApiError::bad(format!("the request body: {e}")).into_response(),
+        Err(_) => {
+            return ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+            .into_response()
+        }
+    };
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    next.run(req).await
+}
+
 /// Every refusal is `{"error": ...}`, including those axum's extractors write as plain text
 /// (an oversized body's 413, a malformed body's 400 or 422).
 async fn json_refusals(res: Response) -> Response {
@@ -112,6 +145,8 @@ pub struct App {
     playing: AtomicUsize,
     ids: Mutex<backprop_tensor::Rng>,
     digits: Arc<Digits>,
+    /// Sessions closed since memory was last released.
+    closed_since_release: AtomicUsize,
 }
 
 impl App {
@@ -127,6 +162,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             playing: AtomicUsize::new(0),
             ids: Mutex::new(backprop_tensor::Rng::seed(seed)),
+            closed_since_release: AtomicUsize::new(0),
         })
     }
 
@@ -169,7 +205,19 @@ impl App {
             }
             !idle
         });
-        before - map.len()
+        let closed = before - map.len();
+        self.closed_since_release.fetch_add(closed, Ordering::SeqCst);
+        closed
+    }
+
+    /// Hands freed memory back to the system (see [`crate::Options::release_memory`]) if
+    /// sessions closed since the last call.
+    pub fn release_memory_if_freed(&self) {
+        if self.closed_since_release.swap(0, Ordering::SeqCst) > 0 {
+            if let Some(release) = self.opts.release_memory {
+                release();
+            }
+        }
     }
 }
 
@@ -220,6 +268,8 @@ fn spawn_worker(app: &Arc<App>, s: &Arc<Session>) {
 
 async fn create(State(app): State<Arc<App>>, body: Bytes) -> ApiResult {
     let cfg = parse_config(&body)?;
+    // a bad config is a 400 whether or not the server is full
+    cfg.validate(None).map_err(ApiError::bad)?;
     if app.sessions.lock().expect("sessions").len() >= app.opts.max_sessions {
         app.reap();
         if app.sessions.lock().expect("sessions").len() >= app.opts.max_sessions {
@@ -475,6 +525,7 @@ async fn close(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no session {id:?}")))?;
     s.closed.store(true, Ordering::SeqCst);
     s.playing.store(false, Ordering::SeqCst);
+    app.closed_since_release.fetch_add(1, Ordering::SeqCst);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -558,8 +609,40 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such page or endpoint".into())
 }
 
+/// Answers one request in-process, without a socket, on a runtime of its own: the status
+/// and the body. Tests and the fuzz targets drive the routes this way (not the event
+/// stream, whose body never ends).
+///
+/// # Panics
+/// If `method` or `uri` is not valid HTTP, or the runtime cannot start.
+pub fn answer(app: &Arc<App>, method: &str, uri: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("a valid method and path");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let res = router(Arc::clone(app))
+            .oneshot(req)
+            .await
+            .expect("the router never fails");
+        let status = res.status().as_u16();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        (status, bytes.to_vec())
+    })
+}
+
 /// The routes.
 pub fn router(app: Arc<App>) -> Router {
+    let deadline = axum::middleware::from_fn_with_state(Arc::clone(&app), body_deadline);
     Router::new()
         .route(
             "/",
@@ -597,6 +680,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/digits/weights.png", get(digits_weights))
         .route("/api/digits/predict", post(digits_predict))
         .fallback(not_found)
+        .layer(deadline)
         .layer(axum::middleware::map_response(json_refusals))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .with_state(app)

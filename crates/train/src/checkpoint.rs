@@ -23,8 +23,25 @@
 //! still loads and resumes; saving it again splits it.
 //!
 //! Writes are atomic: each file is written under a temporary name in the same directory,
-//! flushed to disk, then renamed over the target. A write that fails midway leaves the old
-//! file as it was.
+//! flushed to disk, then renamed over the target. A write that fails midway (a full disk)
+//! leaves the old files as they were, byte for byte, and says which file could not be
+//! written.
+//!
+//! # Surviving a crash
+//!
+//! A process killed at any moment of [`Checkpoint::save`] leaves a checkpoint that loads and
+//! resumes: before the new training file replaces the old one, the old one is kept as
+//! `model.training.prev.safetensors` ([`previous_training_path`]) until the model file is
+//! written too. A pair torn by a crash between the two writes (new training state, old
+//! weights) is then completed from the kept file, whose digest matches the weights on disk.
+//!
+//! # Checksums
+//!
+//! Each file records a digest of its own tensors (names, shapes and values) in its metadata
+//! (`backprop.checksum`, see [`Checkpoint::digest`]); reading a file whose tensors do not
+//! match it (a flipped bit on disk, a file patched by hand) is an error that names the file,
+//! never silently wrong weights. Files written by other tools, or before checksums were
+//! recorded, carry no checksum and load as before.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +60,9 @@ pub const TRAINING_METADATA_KEYS: &[&str] = &["backprop.training", "backprop.his
 
 /// The training file's record of the weights it belongs to.
 const DIGEST_KEY: &str = "backprop.model_digest";
+
+/// Every file's record of its own tensors (see [`Checkpoint::digest`]).
+pub const CHECKSUM_KEY: &str = "backprop.checksum";
 
 /// True if a tensor of this name is training state (optimizer moments, best weights).
 pub fn is_training_tensor(name: &str) -> bool {
@@ -68,6 +88,23 @@ pub fn training_path(model: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     model.with_file_name(format!("{stem}.training.safetensors"))
+}
+
+/// Where [`Checkpoint::save`] keeps the previous training file while it replaces the pair:
+/// `run/model.safetensors` → `run/model.training.prev.safetensors`. It exists only while a
+/// save is under way, or after a save was interrupted.
+///
+/// ```
+/// use std::path::Path;
+/// let p = backprop_train::checkpoint::previous_training_path(Path::new("run/model.safetensors"));
+/// assert_eq!(p, Path::new("run/model.training.prev.safetensors"));
+/// ```
+pub fn previous_training_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    model.with_file_name(format!("{stem}.training.prev.safetensors"))
 }
 
 /// Named `f32` tensors and string metadata.
@@ -124,6 +161,28 @@ fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
+/// [`Checkpoint::digest`] of named tensors in any order.
+fn digest_of<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor<f32>)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut sorted: Vec<(&str, &Tensor<f32>)> = tensors.collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for (n, t) in sorted {
+        eat(n.as_bytes());
+        for d in t.shape() {
+            eat(&(*d as u64).to_le_bytes());
+        }
+        for v in t.data() {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    format!("{h:016x}")
+}
+
 fn describe(e: SafeTensorError) -> String {
     match e {
         SafeTensorError::InvalidHeaderLength
@@ -178,33 +237,23 @@ impl Checkpoint {
     }
 
     /// A digest of the tensors (names, shapes and values, in name order): FNV-1a, to tell
-    /// whether a training file belongs to a model file (not a cryptographic hash).
+    /// whether a training file belongs to a model file and whether a file's tensors are the
+    /// ones it was written with (not a cryptographic hash).
     pub fn digest(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        let mut sorted: Vec<&(String, Tensor<f32>)> = self.tensors.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        for (n, t) in sorted {
-            eat(n.as_bytes());
-            for d in t.shape() {
-                eat(&(*d as u64).to_le_bytes());
-            }
-            for v in t.data() {
-                eat(&v.to_bits().to_le_bytes());
-            }
-        }
-        format!("{h:016x}")
+        digest_of(self.tensors.iter().map(|(n, t)| (n.as_str(), t)))
     }
 
-    /// Serialises to safetensors bytes (all tensors as F32).
+    /// Serialises to safetensors bytes (all tensors as F32), with the tensors' digest
+    /// recorded as [`CHECKSUM_KEY`].
     ///
     /// # Panics
     /// If two tensors share a name.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with_digest(&self.digest())
+    }
+
+    /// [`Checkpoint::to_bytes`] with the digest already computed.
+    fn to_bytes_with_digest(&self, digest: &str) -> Vec<u8> {
         let views = self.tensors.iter().map(|(n, t)| {
             let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
             let view = F32View {
@@ -213,13 +262,13 @@ impl Checkpoint {
             };
             (n.clone(), view)
         });
-        let meta: HashMap<String, String> = self
+        let mut meta: HashMap<String, String> = self
             .metadata
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let meta = (!meta.is_empty()).then_some(meta);
-        safetensors::serialize(views, meta).expect("f32 tensors with distinct names serialise")
+        meta.insert(CHECKSUM_KEY.into(), digest.into());
+        safetensors::serialize(views, Some(meta)).expect("f32 tensors with distinct names serialise")
     }
 
     /// Parses safetensors bytes; the error says what is wrong (without the file name).
@@ -231,23 +280,40 @@ impl Checkpoint {
 
     /// As [`Checkpoint::from_bytes`], leaving out the tensors for which `skip(name)` holds
     /// (whatever their dtype), e.g. PyTorch's integer `num_batches_tracked`.
+    ///
+    /// A file that records a checksum ([`CHECKSUM_KEY`]) is checked against it, all its
+    /// tensors included, and refused if they differ; the checksum is not part of the
+    /// returned metadata.
     pub fn from_bytes_skipping(
         bytes: &[u8],
         skip: impl Fn(&str) -> bool,
     ) -> Result<Checkpoint, String> {
         let (n, header) = SafeTensors::read_metadata(bytes).map_err(describe)?;
         let data = &bytes[8 + n..];
+        let mut metadata: BTreeMap<String, String> = header
+            .metadata()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let checksum = metadata.remove(CHECKSUM_KEY);
         let mut tensors = Vec::new();
+        let mut skipped = Vec::new();
         let mut refused = Vec::new();
         for name in header.offset_keys() {
             let info = header.info(&name).expect("offset_keys names a tensor");
-            if skip(&name) {
+            let (a, b) = info.data_offsets;
+            let wanted = !skip(&name);
+            if !wanted && checksum.is_none() {
                 continue;
             }
-            let (a, b) = info.data_offsets;
             match floats(info.dtype, &data[a..b]) {
-                Some(vals) => tensors.push((name, Tensor::from_vec(vals, &info.shape))),
-                None => refused.push(format!("{name:?} ({})", info.dtype)),
+                Some(vals) => {
+                    let t = (name, Tensor::from_vec(vals, &info.shape));
+                    if wanted { tensors.push(t) } else { skipped.push(t) }
+                }
+                None if wanted => refused.push(format!("{name:?} ({})", info.dtype)),
+                None => {}
             }
         }
         if !refused.is_empty() {
@@ -256,12 +322,15 @@ impl Checkpoint {
                 refused.join(", ")
             ));
         }
-        let metadata = header
-            .metadata()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        if let Some(want) = checksum {
+            let all = tensors.iter().chain(&skipped).map(|(n, t)| (n.as_str(), t));
+            let got = digest_of(all);
+            if got != want {
+                return Err(format!(
+                    "the tensors do not match the checksum recorded in the file ({got} instead of {want}): the file is corrupted"
+                ));
+            }
+        }
         Ok(Checkpoint { tensors, metadata })
     }
 
@@ -269,53 +338,83 @@ impl Checkpoint {
     /// any) to [`training_path`]`(path)`, tagged with the model part's digest. A stale
     /// training file from an earlier run is removed when there is no training part.
     ///
-    /// # Errors
-    /// If the directory cannot be written; the message names the path.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let (model, mut training) = self.split();
-        let tpath = training_path(path);
-        if training.tensors.is_empty() && training.metadata.is_empty() {
-            write_file(path, &model.to_bytes())?;
-            return match fs::remove_file(&tpath) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(format!(
-                    "{}: cannot remove the stale training state: {e}",
-                    tpath.display()
-                )),
-                _ => Ok(()),
-            };
-        }
-        training.metadata.insert(DIGEST_KEY.into(), model.digest());
-        // the training file first: a crash between the writes leaves a pair whose digests
-        // disagree, which `load` reports
-        write_file(&tpath, &training.to_bytes())?;
-        write_file(path, &model.to_bytes())
-    }
-
-    /// Reads a checkpoint: the model file and, when it exists, the training file beside it.
+    /// The old training file is kept at [`previous_training_path`] until both new files are
+    /// in place, so a process killed at any point leaves a pair that [`Checkpoint::load`]
+    /// reads; a write that fails (a full disk) puts the old files back as they were.
     ///
     /// # Errors
-    /// If a file cannot be read or is not a valid checkpoint, or the training file belongs
-    /// to other weights; the message names the file.
+    /// If the directory cannot be written; the message names the file.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let (model, mut training) = self.split();
+        let (tpath, prev) = (training_path(path), previous_training_path(path));
+        remove_stale_temps(path);
+        let digest = model.digest();
+        if training.tensors.is_empty() && training.metadata.is_empty() {
+            write_file(path, &model.to_bytes_with_digest(&digest))?;
+            for p in [&tpath, &prev] {
+                remove_if_there(p, "stale training state")?;
+            }
+            return Ok(());
+        }
+        training.metadata.insert(DIGEST_KEY.into(), digest.clone());
+        // the old training file stays (as `prev`) until the new pair is complete
+        settle(path);
+        if tpath.is_file() {
+            fs::rename(&tpath, &prev).map_err(|e| {
+                format!("{}: cannot keep the previous training state: {e}", tpath.display())
+            })?;
+        }
+        let written = write_file(&tpath, &training.to_bytes())
+            .and_then(|()| write_file(path, &model.to_bytes_with_digest(&digest)));
+        if let Err(e) = written {
+            // the old pair, as it was: the model file was not replaced
+            if prev.is_file() {
+                let _ = fs::rename(&prev, &tpath);
+            } else {
+                let _ = fs::remove_file(&tpath);
+            }
+            return Err(e);
+        }
+        remove_if_there(&prev, "previous training state")
+    }
+
+    /// Reads a checkpoint: the model file and, when it exists, the training file beside it
+    /// (or the previous one an interrupted save left, if that is the one that matches).
+    ///
+    /// # Errors
+    /// If a file cannot be read, is not a valid checkpoint or fails its checksum, or the
+    /// training file belongs to other weights; the message names the file.
     pub fn load(path: &Path) -> Result<Checkpoint, String> {
         let mut ck = Self::load_model(path)?;
-        let tpath = training_path(path);
-        if !tpath.is_file() {
+        let (tpath, prev) = (training_path(path), previous_training_path(path));
+        if !tpath.is_file() && !prev.is_file() {
             return Ok(ck);
         }
-        let mut training = read_file(&tpath)?;
-        match training.metadata.remove(DIGEST_KEY) {
-            Some(d) if d == ck.split().0.digest() => {}
-            _ => {
-                return Err(format!(
-                    "{}: this training state belongs to other weights than {} (a save was interrupted, or one file was replaced); train without --resume, or remove the training file",
-                    tpath.display(),
-                    path.display()
-                ))
+        let weights = ck.split().0.digest();
+        let mut refusal = None;
+        for p in [&tpath, &prev] {
+            if !p.is_file() {
+                continue;
             }
+            let mut training = match read_file(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                    continue;
+                }
+            };
+            if training.metadata.remove(DIGEST_KEY).as_deref() == Some(weights.as_str()) {
+                ck.tensors.extend(training.tensors);
+                ck.metadata.extend(training.metadata);
+                return Ok(ck);
+            }
+            refusal.get_or_insert(format!(
+                "{}: this training state belongs to other weights than {} (a save was interrupted, or one file was replaced); train without --resume, or remove the training file",
+                p.display(),
+                path.display()
+            ));
         }
-        ck.tensors.extend(training.tensors);
-        ck.metadata.extend(training.metadata);
-        Ok(ck)
+        Err(refusal.expect("a training file was there"))
     }
 
     /// Reads only the model file (weights and the model's metadata), for evaluation,
@@ -340,12 +439,84 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot write the checkpoint: {e}", path.display()))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+/// The metadata entry `key` of a safetensors file, read from its header alone.
+fn recorded(path: &Path, key: &str) -> Option<String> {
+    use std::io::Read;
+    let mut f = File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let n = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    if n > 100 << 20 {
+        return None;
+    }
+    let mut header = vec![0u8; n];
+    f.read_exact(&mut header).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    Some(v.get("__metadata__")?.get(key)?.as_str()?.to_string())
+}
+
+/// After an interrupted save, makes the training file the one that belongs to the weights
+/// on disk again (the kept previous one, or the new one if the save got that far) and
+/// removes the other, so the next save starts from one consistent pair.
+fn settle(path: &Path) {
+    let (tpath, prev) = (training_path(path), previous_training_path(path));
+    if !prev.is_file() {
+        return;
+    }
+    let weights = recorded(path, CHECKSUM_KEY)
+        .or_else(|| Checkpoint::load_model(path).ok().map(|m| m.digest()));
+    let belongs = |p: &Path| weights.is_some() && recorded(p, DIGEST_KEY) == weights;
+    if tpath.is_file() && belongs(&tpath) {
+        let _ = fs::remove_file(&prev);
+    } else if belongs(&prev) {
+        let _ = fs::rename(&prev, &tpath);
+    }
+}
+
+fn remove_if_there(path: &Path, what: &str) -> Result<(), String> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(format!("{}: cannot remove the {what}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn temp_prefix(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    format!(".{name}.tmp-")
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{}{}", temp_prefix(path), std::process::id()))
+}
+
+/// Removes the temporary files that killed processes left beside `path` and its training
+/// files (those of a process that is no longer running; Linux only, elsewhere they stay).
+fn remove_stale_temps(path: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefixes = [path, &training_path(path)].map(temp_prefix);
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = prefixes.iter().find_map(|p| name.strip_prefix(p.as_str()));
+        if let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Writes a file atomically: `write` fills a temporary file next to `path`, which is then
@@ -448,6 +619,123 @@ mod tests {
         let mut back = Checkpoint::load(&path).unwrap();
         back.tensors.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(back, ck);
+        let _ = fs::remove_dir_all(d);
+    }
+
+    /// The offset of the tensor data in safetensors bytes.
+    fn data_start(bytes: &[u8]) -> usize {
+        8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_tensor_is_refused_by_its_checksum() {
+        let d = tmp("flip");
+        let path = d.join("model.safetensors");
+        sample().save(&path).unwrap();
+        for file in [path.clone(), training_path(&path)] {
+            let good = fs::read(&file).unwrap();
+            let mut bad = good.clone();
+            let at = data_start(&bad) + 5;
+            bad[at] ^= 0x01;
+            fs::write(&file, &bad).unwrap();
+            let e = Checkpoint::load(&path).unwrap_err();
+            assert!(
+                e.contains(&file.display().to_string()) && e.contains("corrupted"),
+                "{e}"
+            );
+            fs::write(&file, &good).unwrap();
+        }
+        // the checksum is checked, not returned
+        let back = Checkpoint::load(&path).unwrap();
+        assert!(!back.metadata.contains_key(CHECKSUM_KEY));
+        // a file without a checksum (another tool's) still loads
+        let plain = safetensors::serialize(
+            [("w", Raw(Dtype::F32, vec![1], 2.0f32.to_le_bytes().to_vec()))],
+            None,
+        )
+        .unwrap();
+        assert_eq!(Checkpoint::from_bytes(&plain).unwrap().tensors.len(), 1);
+        let _ = fs::remove_dir_all(d);
+    }
+
+    /// Another checkpoint of the same model: other weights and optimizer state.
+    fn later() -> Checkpoint {
+        let mut ck = sample();
+        ck.tensors[0].1 = Tensor::from_vec(vec![7.0, 6.0, 5.0, 4.0], &[2, 2]);
+        ck.tensors[1].1 = Tensor::from_vec(vec![0.75; 4], &[2, 2]);
+        ck.metadata
+            .insert("backprop.training".into(), "{\"step\":6}".into());
+        ck
+    }
+
+    fn sorted(mut ck: Checkpoint) -> Checkpoint {
+        ck.tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        ck
+    }
+
+    #[test]
+    fn a_save_interrupted_at_any_point_leaves_a_pair_that_loads() {
+        let d = tmp("interrupted");
+        let path = d.join("model.safetensors");
+        let (tpath, prev) = (training_path(&path), previous_training_path(&path));
+        let (old, new) = (sorted(sample()), sorted(later()));
+        // the files a complete save of `new` writes, to replay its steps one by one
+        let nd = tmp("interrupted-new");
+        new.save(&nd.join("model.safetensors")).unwrap();
+        let new_model = fs::read(nd.join("model.safetensors")).unwrap();
+        let new_training = fs::read(training_path(&nd.join("model.safetensors"))).unwrap();
+        // killed after keeping the old training file, after writing the new one, after
+        // writing the new model file (before removing the kept one)
+        for (stage, want) in [(1, &old), (2, &old), (3, &new)] {
+            old.save(&path).unwrap();
+            fs::rename(&tpath, &prev).unwrap();
+            if stage >= 2 {
+                fs::write(&tpath, &new_training).unwrap();
+            }
+            if stage >= 3 {
+                fs::write(&path, &new_model).unwrap();
+            }
+            assert_eq!(&sorted(Checkpoint::load(&path).unwrap()), want, "stage {stage}");
+            // and the next save starts from a consistent pair
+            later().save(&path).unwrap();
+            assert!(!prev.exists(), "stage {stage}");
+            assert_eq!(sorted(Checkpoint::load(&path).unwrap()), new, "stage {stage}");
+        }
+        let _ = fs::remove_dir_all(d);
+        let _ = fs::remove_dir_all(nd);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_checkpoint_as_it_was() {
+        let d = tmp("full");
+        let path = d.join("model.safetensors");
+        sample().save(&path).unwrap();
+        let before = [
+            fs::read(&path).unwrap(),
+            fs::read(training_path(&path)).unwrap(),
+        ];
+        // a directory where a temporary file must go: the write fails, as on a full disk,
+        // for the training file (written first) and then for the model file
+        for target in [training_path(&path), path.clone()] {
+            let squat = temp_path(&target);
+            fs::create_dir(&squat).unwrap();
+            let e = later().save(&path).unwrap_err();
+            assert!(
+                e.contains(&target.display().to_string()) && e.contains("cannot write"),
+                "{e}"
+            );
+            fs::remove_dir(&squat).unwrap();
+            let after = [
+                fs::read(&path).unwrap(),
+                fs::read(training_path(&path)).unwrap(),
+            ];
+            assert!(after == before, "the old pair changed ({})", target.display());
+            assert!(!previous_training_path(&path).exists());
+            assert_eq!(
+                sorted(Checkpoint::load(&path).unwrap()),
+                sorted(sample())
+            );
+        }
         let _ = fs::remove_dir_all(d);
     }
 

@@ -44,6 +44,14 @@ impl SavedModel {
             path.to_path_buf()
         };
         let ck = Checkpoint::load_model(&file)?;
+        Self::from_checkpoint(ck, file)
+    }
+
+    /// Rebuilds the model of a checkpoint read from `file` (which names it in errors).
+    ///
+    /// # Errors
+    /// As [`SavedModel::load`], after the file was read.
+    pub fn from_checkpoint(ck: Checkpoint, file: PathBuf) -> Result<SavedModel, String> {
         let shown = file.display();
         let get = |k: &str| {
             ck.metadata

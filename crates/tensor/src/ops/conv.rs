@@ -93,17 +93,27 @@ impl Geom {
         {
             return bad("stride, dilation and kernel size must be at least 1".into());
         }
-        let span_h = p.dilation.0 * (kh - 1) + 1;
-        let span_w = p.dilation.1 * (kw - 1) + 1;
-        if h + 2 * p.padding.0 < span_h || wd + 2 * p.padding.1 < span_w {
+        // sizes from a user's spec: every product and sum is checked
+        let span = |d: usize, k: usize| d.checked_mul(k - 1).and_then(|s| s.checked_add(1));
+        let padded = |x: usize, pad: usize| pad.checked_mul(2).and_then(|p| p.checked_add(x));
+        let (Some(span_h), Some(span_w), Some(ph), Some(pw)) = (
+            span(p.dilation.0, kh),
+            span(p.dilation.1, kw),
+            padded(h, p.padding.0),
+            padded(wd, p.padding.1),
+        ) else {
             return bad(format!(
-                "the kernel spans {span_h}×{span_w}, more than the padded {}×{} input",
-                h + 2 * p.padding.0,
-                wd + 2 * p.padding.1
+                "the kernel's span (dilation {:?}) or the padded input (padding {:?}) is too large to count",
+                p.dilation, p.padding
+            ));
+        };
+        if ph < span_h || pw < span_w {
+            return bad(format!(
+                "the kernel spans {span_h}×{span_w}, more than the padded {ph}×{pw} input"
             ));
         }
-        let ho = (h + 2 * p.padding.0 - span_h) / p.stride.0 + 1;
-        let wo = (wd + 2 * p.padding.1 - span_w) / p.stride.1 + 1;
+        let ho = (ph - span_h) / p.stride.0 + 1;
+        let wo = (pw - span_w) / p.stride.1 + 1;
         Ok(Geom {
             n,
             c,
@@ -762,6 +772,26 @@ mod tests {
 
     fn t(v: &[f64], s: &[usize]) -> Tensor<f64> {
         Tensor::from_vec(v.to_vec(), s)
+    }
+
+    #[test]
+    fn sizes_whose_arithmetic_would_overflow_are_refused() {
+        // found by fuzzing model specs: a dilation or padding near 2^64 wrapped the span
+        let p = |dilation: usize, padding: usize| Conv2dParams {
+            dilation: (dilation, 1),
+            padding: (padding, 0),
+            ..Conv2dParams::default()
+        };
+        for (d, pad) in [(usize::MAX, 0), (1 << 63, 0), (1, usize::MAX / 2 + 1), (1, usize::MAX)] {
+            let e = conv2d_output_shape(&[1, 1, 28, 28], &[1, 1, 3, 3], p(d, pad)).unwrap_err();
+            assert!(e.to_string().contains("conv2d"), "{e}");
+        }
+        let huge_kernel = conv2d_output_shape(&[1, 1, 28, 28], &[1, 1, usize::MAX, 3], p(2, 0));
+        assert!(huge_kernel.is_err());
+        assert_eq!(
+            conv2d_output_shape(&[1, 1, 28, 28], &[1, 1, 3, 3], p(2, 1)).unwrap(),
+            vec![1, 1, 26, 26]
+        );
     }
 
     #[test]

@@ -56,7 +56,8 @@ fn geom(
             "kernel and stride must be at least 1",
         ));
     }
-    if p.padding.0 * 2 > kh || p.padding.1 * 2 > kw {
+    // sizes from a user's spec: nothing below may overflow
+    if p.padding.0 > kh / 2 || p.padding.1 > kw / 2 {
         return Err(TensorError::invalid(
             op,
             format!(
@@ -65,7 +66,16 @@ fn geom(
             ),
         ));
     }
-    let (h, w) = (s[2] + 2 * p.padding.0, s[3] + 2 * p.padding.1);
+    // padding ≤ kernel/2, so the padded sizes are at most input + kernel
+    let (Some(h), Some(w)) = (
+        s[2].checked_add(2 * p.padding.0),
+        s[3].checked_add(2 * p.padding.1),
+    ) else {
+        return Err(TensorError::invalid(
+            op,
+            format!("the {kh}×{kw} window does not fit the {}×{} input", s[2], s[3]),
+        ));
+    };
     if h < kh || w < kw {
         return Err(TensorError::invalid(
             op,
@@ -75,8 +85,11 @@ fn geom(
             ),
         ));
     }
+    let planes = s[0].checked_mul(s[1]).ok_or_else(|| {
+        TensorError::invalid(op, format!("{} × {} planes overflow", s[0], s[1]))
+    })?;
     Ok((
-        s[0] * s[1],
+        planes,
         s[2],
         s[3],
         (h - kh) / p.stride.0 + 1,
@@ -332,6 +345,23 @@ pub fn avg_pool2d_backward<E: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_whose_arithmetic_would_overflow_are_refused() {
+        let p = |k: usize, pad: usize| Pool2dParams {
+            kernel: (k, 2),
+            stride: (1, 1),
+            padding: (pad, 0),
+        };
+        for (k, pad) in [(usize::MAX, usize::MAX / 2), (usize::MAX, 1), (2, usize::MAX)] {
+            assert!(pool2d_output_shape(&[1, 1, 28, 28], p(k, pad)).is_err(), "{k} {pad}");
+        }
+        assert!(pool2d_output_shape(&[usize::MAX, 2, 28, 28], p(2, 0)).is_err());
+        assert_eq!(
+            pool2d_output_shape(&[1, 1, 28, 28], p(3, 1)).unwrap(),
+            vec![1, 1, 28, 27]
+        );
+    }
 
     #[test]
     fn the_lectures_2x2_max_pooling_of_the_feature_maps() {
