@@ -203,6 +203,43 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
     let worked = &repo("examples/specs/worked_example.toml");
 
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        // graph: the expression language and the --set list name the flag and where
+        (
+            s(&["graph", "--expr", "a + * b", "--set", "a=1,b=2"]),
+            vec!["--expr", "column 5", "'*'"],
+        ),
+        (
+            s(&["graph", "--expr", "foo(x)", "--set", "x=1"]),
+            vec!["--expr", "unknown function 'foo'"],
+        ),
+        (
+            s(&["graph", "--expr", "a*b", "--set", "a=1,b"]),
+            vec!["--set", "item 2"],
+        ),
+        (
+            s(&["graph", "--expr", "a*b", "--set", "a=1"]),
+            vec!["--set", "b has no value", "column 3"],
+        ),
+        (
+            s(&["graph", "--expr", "log(x)", "--set", "x=-1"]),
+            vec!["--set", "log gives NaN"],
+        ),
+        (
+            s(&["graph", "--model", worked, "--input", "0.35,0.9", "--target", "0.5", "--expand", "fc9"]),
+            vec!["--expand", "fc9"],
+        ),
+        (
+            s(&["graph"]),
+            vec!["--expr"],
+        ),
+        (
+            s(&["lr-find", "--dataset", "xor", "--start-lr", "1", "--end-lr", "0.1"]),
+            vec!["--start-lr", "increasing"],
+        ),
+        (
+            s(&["lr-find", "--dataset", "xor", "--sweep", "0,0.1"]),
+            vec!["--sweep", "positive"],
+        ),
         // numbers reach their range checks (negative, fractional, zero)
         (
             s(&["train", "--dataset", "xor", "--epochs", "-1"]),
