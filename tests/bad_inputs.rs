@@ -734,3 +734,13 @@ fn a_closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.is_empty(), "{err}");
 }
+
+/// A build without the `mpi` feature refuses `--distributed` and says how to build one.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_training_without_mpi_says_how_to_build_it() {
+    let args = s(&["train", "--dataset", "xor", "--distributed"]);
+    if let Some(failure) = check(&args, &["--distributed", "--features mpi", "mpirun"]) {
+        panic!("{failure}");
+    }
+}

@@ -133,37 +133,52 @@ fn rank_pid(mpirun: u32, rank: usize) -> Option<u32> {
     })
 }
 
+/// A running `mpirun`, ended (SIGTERM: mpirun ends its ranks) if the test fails first.
+struct Job(std::process::Child);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill only sends a signal to the mpirun this test started.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn a_killed_rank_ends_the_job_and_one_process_resumes_to_the_same_weights() {
     let dir = tmpdir("kill");
     let (killed, whole) = (dir.join("killed"), dir.join("whole"));
     // 3 epochs of 100 steps; rank 1 is killed once epoch 1's checkpoint is written
     let args = train_args("mlp", 6560, 3, &killed);
-    let mut job = mpirun(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut job = Job(
+        mpirun(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let model = killed.join("model.safetensors");
     let t0 = Instant::now();
     while !model.exists() {
         assert!(t0.elapsed() < Duration::from_secs(600), "no checkpoint written");
-        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
+        assert!(job.0.try_wait().unwrap().is_none(), "the job ended early");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let pid = rank_pid(job.id(), 1).expect("rank 1 among mpirun's children");
+    let pid = rank_pid(job.0.id(), 1).expect("rank 1 among mpirun's children");
     // SAFETY: kill only sends a signal to the rank this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     let killed_at = Instant::now();
     let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
+        if let Some(s) = job.0.try_wait().unwrap() {
             break s;
         }
         assert!(killed_at.elapsed() < Duration::from_secs(10), "the job still runs 10 s after a rank was killed");
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(job.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(!status.success());
     assert!(err.contains("rank 1") && err.contains("signal 9"), "{err}");
     eprintln!("the job ended {:.2} s after rank 1 was killed", killed_at.elapsed().as_secs_f64());
