@@ -29,6 +29,7 @@
 pub mod activation;
 pub mod classic;
 pub mod conv;
+pub mod fuse;
 pub mod init;
 pub mod layers;
 pub mod loss;
