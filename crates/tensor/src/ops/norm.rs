@@ -621,8 +621,10 @@ mod tests {
             let v = vals.iter().map(|a| (a - mu) * (a - mu)).sum::<f64>() / vals.len() as f64;
             assert!((f64::from(var.to_vec()[ch]) - v).abs() < 1e-3 * v, "{} vs {v}", var.to_vec()[ch]);
         }
+        // the mean itself is stored in f32: at 1000 its half-ulp is 3e-5, which is 3e-3
+        // standard deviations of 0.01, so the normalised mean is that close to 0, no closer
         let m = y.to_vec().iter().map(|&v| f64::from(v)).sum::<f64>() / y.numel() as f64;
-        assert!(m.abs() < 1e-3, "normalised mean {m}");
+        assert!(m.abs() < 4e-3, "normalised mean {m}");
     }
 
     #[test]
