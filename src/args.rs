@@ -425,7 +425,8 @@ pub struct VisualizeArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// mlp, cnn, tiny, infer, lstm, or all (the first four; see docs/PERFORMANCE.md).
+    /// mlp, cnn, tiny, infer, lstm, cnn-bn, infer-cnn, or all (the first four; see
+    /// docs/PERFORMANCE.md).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Threads (the workloads' contract is 2).
@@ -437,6 +438,10 @@ pub struct BenchArgs {
     /// MNIST-layout IDX directory (default: the shipped data/mnist).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Write the network that `infer` or `infer-cnn` measures to this ONNX file, so the
+    /// peers run the same weights.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -16,11 +16,22 @@
 //!   final hidden state feeds a linear layer 128 → 10 (the `lstm` preset). Same training as
 //!   `mlp`. The 2nd epoch's time; test accuracy after 3 epochs. Not part of `all` (it takes
 //!   minutes).
+//! - `cnn-bn` (W6): the `cnn` preset as `backprop summary --model cnn` prints it (conv-BN-ReLU
+//!   blocks of 16, 32 and 64 channels of 3×3 kernels, 2×2 max pooling after the first two,
+//!   a 128-unit ReLU layer; 426,234 parameters), batch norm in training mode, no
+//!   augmentation; same training as `mlp`. The 2nd epoch's time, test accuracy after 3
+//!   epochs, peak resident memory.
+//! - `infer-cnn` (W7): the `cnn` preset after one epoch of that training: median latency of a
+//!   one-image forward pass over 2,000 calls and the throughput of batch-256 forward passes.
+//!
+//! `--export PATH` writes the network `infer` or `infer-cnn` measured as ONNX, so the peers
+//! (PyTorch, ONNX Runtime) run the very same weights.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use backprop_autograd::{no_grad, Var};
 use backprop_data::{digit_names, load_idx_pair, synthetic, Dataset, Encoding};
 use backprop_nn::{Mode, Module};
@@ -111,12 +122,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Every workload `backprop bench` knows (`all` runs the first four).
+pub const WORKLOADS: &[&str] = &["mlp", "cnn", "tiny", "infer", "lstm", "cnn-bn", "infer-cnn"];
+
 pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     let workloads: Vec<&str> = match a.workload.as_str() {
         "all" => vec!["mlp", "cnn", "tiny", "infer"],
-        w @ ("mlp" | "cnn" | "tiny" | "infer" | "lstm") => vec![w],
-        other => bail!("workload {other:?}: choose mlp, cnn, tiny, infer, lstm or all"),
+        w if WORKLOADS.contains(&w) => vec![w],
+        other => bail!(
+            "workload {other:?}: choose {} or all",
+            WORKLOADS.join(", ")
+        ),
     };
+    if a.export.is_some() && !workloads.iter().all(|w| w.starts_with("infer")) {
+        bail!("--export writes the network of `infer` or `infer-cnn`: name one of them");
+    }
     if a.threads == 0 {
         bail!("--threads must be at least 1");
     }
@@ -144,10 +164,15 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
                 let (epoch_s, acc) = train_mnist(&spec, mnist(), 5, seed)?;
                 println!("RESULT impl=backprop workload=mlp threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
-            "cnn" => {
-                let (epoch_s, acc) = train_mnist(&ModelSpec::lenet5(10), mnist(), 3, seed)?;
+            "cnn" | "cnn-bn" => {
+                let spec = if w == "cnn" {
+                    ModelSpec::lenet5(10)
+                } else {
+                    ModelSpec::cnn(10)
+                };
+                let (epoch_s, acc) = train_mnist(&spec, mnist(), 3, seed)?;
                 println!(
-                    "RESULT impl=backprop workload=cnn threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
+                    "RESULT impl=backprop workload={w} threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4} peak_rss_mb={:.0}",
                     peak_rss_mb()
                 );
             }
@@ -157,7 +182,8 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
                 println!("RESULT impl=backprop workload=lstm threads={t} epoch_s={epoch_s:.4} test_acc={acc:.4}");
             }
             "tiny" => tiny(t, seed)?,
-            _ => infer(&mnist().1, t, seed)?,
+            "infer-cnn" => infer_cnn(mnist(), t, seed, a.export.as_deref())?,
+            _ => infer(&mnist().1, t, seed, a.export.as_deref())?,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -183,16 +209,74 @@ fn tiny(threads: usize, seed: u64) -> Result<()> {
 }
 
 /// W4: the MLP's one-sample latency and batch-1024 throughput on MNIST test images.
-fn infer(test: &Dataset, threads: usize, seed: u64) -> Result<()> {
+fn infer(test: &Dataset, threads: usize, seed: u64, export: Option<&Path>) -> Result<()> {
     let spec = ModelSpec::mlp(&[256, 128], "relu", 0.0, 10).map_err(|e| anyhow!("{e}"))?;
     let model = spec
         .build::<f32>(784, Some(10), seed)
         .map_err(|e| anyhow!("{e}"))?
         .model;
+    if let Some(path) = export {
+        export_onnx(&model, path)?;
+    }
+    let (latency, per_s) = inference_speed(&model, test, seed, (10_000, 1024, 50));
+    println!(
+        "RESULT impl=backprop workload=infer threads={threads} latency_us={:.2} samples_per_s={per_s:.0}",
+        latency * 1e6,
+    );
+    Ok(())
+}
+
+/// W7: the `cnn` preset after one epoch of W6's training: one-image latency and batch-256
+/// throughput on MNIST test images.
+fn infer_cnn(
+    data: &(Dataset, Dataset),
+    threads: usize,
+    seed: u64,
+    export: Option<&Path>,
+) -> Result<()> {
+    let model = ModelSpec::cnn(10)
+        .build_shaped::<f32>(784, data.0.image_shape, Some(10), seed)
+        .map_err(|e| anyhow!("{e}"))?
+        .model;
+    let mut trainer =
+        Trainer::new(&model, sgd(1, 64, 0.05, 0.9, seed)).map_err(|e| anyhow!(e))?;
+    trainer
+        .fit(&data.0, None, &mut backprop_train::Quiet, |_| Ok(()))
+        .map_err(|e| anyhow!(e))?;
+    drop(trainer);
+    if let Some(path) = export {
+        export_onnx(&model, path)?;
+    }
+    let acc = evaluate(&model, &data.1, LossKind::CrossEntropy).accuracy;
+    let (latency, per_s) = inference_speed(&model, &data.1, seed, (2_000, 256, 30));
+    println!(
+        "RESULT impl=backprop workload=infer-cnn threads={threads} latency_us={:.2} samples_per_s={per_s:.0} test_acc={acc:.4}",
+        latency * 1e6,
+    );
+    Ok(())
+}
+
+/// Writes `model` (taking 784 inputs) as ONNX to `path`, for the peers to run.
+fn export_onnx(model: &dyn Module<f32>, path: &Path) -> Result<()> {
+    let proto = backprop_onnx::export(model, &[784], &backprop_onnx::ExportOptions::default())
+        .map_err(|e| anyhow!("--export: {e}"))?;
+    std::fs::write(path, backprop_onnx::to_bytes(&proto))
+        .with_context(|| format!("--export {}: cannot write the model", path.display()))
+}
+
+/// The median latency (seconds) of a one-sample forward pass over `calls` calls, and the
+/// samples per second of `batch`-sample forward passes (median of `reps`), on test samples
+/// drawn with `seed`; evaluation mode, no graph recorded.
+fn inference_speed(
+    model: &dyn Module<f32>,
+    test: &Dataset,
+    seed: u64,
+    (calls, batch, reps): (usize, usize, usize),
+) -> (f64, f64) {
     let one = test.x.narrow(0, 0, 1);
     let mut rng = Rng::seed(seed);
-    let idx: Vec<usize> = (0..1024).map(|_| rng.below(test.len())).collect();
-    let batch = test.x.index_select(0, &idx);
+    let idx: Vec<usize> = (0..batch).map(|_| rng.below(test.len())).collect();
+    let many = test.x.index_select(0, &idx);
     let forward = |x: &Tensor<f32>| -> f32 {
         no_grad(|| {
             model
@@ -201,30 +285,21 @@ fn infer(test: &Dataset, threads: usize, seed: u64) -> Result<()> {
                 .data()[0]
         })
     };
+    let timed = |x: &Tensor<f32>, warm: usize, n: usize, sink: &mut f32| -> f64 {
+        for _ in 0..warm {
+            *sink += forward(x);
+        }
+        let mut t = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            *sink += forward(x);
+            t.push(t0.elapsed().as_secs_f64());
+        }
+        median(t)
+    };
     let mut sink = 0.0f32;
-    for _ in 0..500 {
-        sink += forward(&one);
-    }
-    let mut lat = Vec::with_capacity(10_000);
-    for _ in 0..10_000 {
-        let t0 = Instant::now();
-        sink += forward(&one);
-        lat.push(t0.elapsed().as_secs_f64());
-    }
-    for _ in 0..5 {
-        sink += forward(&batch);
-    }
-    let mut per = Vec::with_capacity(50);
-    for _ in 0..50 {
-        let t0 = Instant::now();
-        sink += forward(&batch);
-        per.push(t0.elapsed().as_secs_f64());
-    }
+    let latency = timed(&one, calls / 20, calls, &mut sink);
+    let per_batch = timed(&many, 5, reps, &mut sink);
     std::hint::black_box(sink);
-    println!(
-        "RESULT impl=backprop workload=infer threads={threads} latency_us={:.2} samples_per_s={:.0}",
-        median(lat) * 1e6,
-        1024.0 / median(per)
-    );
-    Ok(())
+    (latency, batch as f64 / per_batch)
 }

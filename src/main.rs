@@ -64,7 +64,7 @@ enum Command {
     Import(ImportArgs),
     /// Write a saved model in another format (ONNX) for other runtimes.
     Export(ExportArgs),
-    /// Run the performance workloads (mlp, cnn, tiny, infer, lstm) and print one RESULT line each.
+    /// Run the performance workloads (mlp, cnn, tiny, infer, lstm, cnn-bn, infer-cnn) and print one RESULT line each.
     Bench(BenchArgs),
     /// Train a Kohonen self-organizing map on a dataset and draw it (U-matrix, hit map,
     /// component planes, units as images).

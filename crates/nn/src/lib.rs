@@ -30,6 +30,7 @@ pub mod activation;
 pub mod classic;
 pub mod conv;
 pub mod conv1d;
+pub mod fuse;
 pub mod init;
 pub mod jordan;
 pub mod layers;

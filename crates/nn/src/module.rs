@@ -1,6 +1,6 @@
 //! The [`Module`] trait, [`Sequential`] and [`Residual`].
 
-use backprop_autograd::Var;
+use backprop_autograd::{is_grad_disabled, Var};
 use backprop_tensor::Element;
 
 use crate::activation::Activation;
@@ -189,7 +189,7 @@ pub fn prefixed<E: Element>(prefix: &str, params: Vec<(String, Var<E>)>) -> Vec<
 /// assert_eq!(y.shape(), vec![7, 2]);
 /// ```
 pub struct Sequential<E: Element = f32> {
-    layers: Vec<(String, Box<dyn Module<E>>)>,
+    pub(crate) layers: Vec<(String, Box<dyn Module<E>>)>,
 }
 
 impl<E: Element> Default for Sequential<E> {
@@ -255,10 +255,23 @@ impl<E: Element> Module<E> for Sequential<E> {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+    /// Runs the layers in order. In evaluation with no graph recorded (inference), a
+    /// convolution followed by a batch norm (and a ReLU) runs as one convolution with the
+    /// batch norm folded into its weights (see [`crate::fuse`]).
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
+        let inference = mode == Mode::Eval && is_grad_disabled();
         let mut h = x.clone();
-        for (_, layer) in &self.layers {
-            h = layer.forward(&h, mode);
+        let mut i = 0;
+        while i < self.layers.len() {
+            if inference {
+                if let Some((y, used)) = crate::fuse::conv_bn(&self.layers[i..], &h) {
+                    h = y;
+                    i += used;
+                    continue;
+                }
+            }
+            h = self.layers[i].1.forward(&h, mode);
+            i += 1;
         }
         h
     }

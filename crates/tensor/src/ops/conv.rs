@@ -14,6 +14,8 @@
 //! images (transposed, `col · dYᵀ`) and the chunks added in order, so results do not depend
 //! on the number of threads.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::element::Element;
@@ -405,6 +407,16 @@ fn add_n<E: Element>(dst: &mut [E], src: &[E]) {
     }
 }
 
+/// `v` if positive, else 0 (NaN too), as [`Tensor::relu`].
+#[inline(always)]
+fn relu_of<E: Element>(v: E) -> E {
+    if v > E::ZERO {
+        v
+    } else {
+        E::ZERO
+    }
+}
+
 /// Images per chunk when summing weight gradients (fixed, so sums do not depend on threads).
 const CHUNK: usize = 4;
 
@@ -429,7 +441,23 @@ pub fn try_conv2d_forward<E: Element>(
     b: Option<&Tensor<E>>,
     p: Conv2dParams,
 ) -> Result<Tensor<E>> {
-    forward(x, w, b, p, false).map(|(y, _)| y)
+    forward(x, w, b, p, false, false).map(|(y, _)| y)
+}
+
+/// `relu(conv(x, w) + b)` in one pass over each image's output while it is in cache, for
+/// inference (no gradient): [`try_conv2d_forward`] followed by ReLU when `relu` is set. A
+/// batch norm in evaluation folds into `w` and `b` beforehand (as `backprop_nn` does).
+///
+/// # Errors
+/// If the shapes do not fit (the message names `conv2d` and both shapes).
+pub fn try_conv2d_forward_relu<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+    relu: bool,
+) -> Result<Tensor<E>> {
+    forward(x, w, b, p, false, relu).map(|(y, _)| y)
 }
 
 /// The unfolded input (`[N, C·KH·KW, HO·WO]`) of a forward convolution, kept so the weight
@@ -501,7 +529,7 @@ pub fn try_conv2d_forward_keep<E: Element>(
     b: Option<&Tensor<E>>,
     p: Conv2dParams,
 ) -> Result<(Tensor<E>, Unfolded<E>)> {
-    let (y, cols) = forward(x, w, b, p, true)?;
+    let (y, cols) = forward(x, w, b, p, true, false)?;
     let kept = Unfolded {
         cols: cols.unwrap_or_default(),
         x_shape: x.shape().to_vec(),
@@ -517,6 +545,7 @@ fn forward<E: Element>(
     b: Option<&Tensor<E>>,
     p: Conv2dParams,
     keep: bool,
+    relu: bool,
 ) -> Result<(Tensor<E>, Option<Vec<E>>)> {
     let g = Geom::new(x.shape(), w.shape(), p)?;
     if let Some(b) = b {
@@ -531,45 +560,68 @@ fn forward<E: Element>(
     }
     let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
     let (og, ckkg) = (g.o / groups, ckk / groups);
-    let mut y = vec![E::ZERO; g.n * g.o * pp];
+    let len = g.n * g.o * pp;
     if g.n == 0 || pp == 0 {
         let cols = keep.then(Vec::new);
+        let y = vec![E::ZERO; len];
         return Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols));
     }
+    // written in full by the GEMMs below, so not zero-filled first
+    let mut y: Vec<E> = Vec::with_capacity(len);
+    let yu = &mut y.spare_capacity_mut()[..len];
     let (xd, wd) = (x.data(), w.data());
     let img_len = g.c * g.h * g.w;
-    let one_image = |i: usize, yi: &mut [E], col: &mut [E]| {
+    let one_image = |i: usize, yi: &mut [MaybeUninit<E>], col: &mut [E]| {
         im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
         for k in 0..groups {
             // Y_k = W_k · col_k : [og, ckkg] × [ckkg, pp]
             gemm(
-                Out::Write(&mut yi[k * og * pp..(k + 1) * og * pp]),
+                Out::WriteUninit(&mut yi[k * og * pp..(k + 1) * og * pp]),
                 Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg),
                 Mat::new(&col[k * ckkg * pp..(k + 1) * ckkg * pp], ckkg, pp),
                 Threads::Caller,
             );
         }
-        if let Some(b) = b {
-            for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
-                let bo = b.data()[o];
-                row.iter_mut().for_each(|v| *v += bo);
+        // SAFETY: the `groups` blocks of `og·pp` elements tile `yi` (`groups·og = o`, and
+        // `yi` holds `o·pp`), and `Out::WriteUninit` writes every element of its block, so
+        // all of `yi` is initialised; `MaybeUninit<E>` has the layout of `E`.
+        let yi = unsafe { &mut *(yi as *mut [MaybeUninit<E>] as *mut [E]) };
+        match (b, relu) {
+            (Some(b), false) => {
+                for (row, &bo) in yi.chunks_exact_mut(pp).zip(b.data()) {
+                    row.iter_mut().for_each(|v| *v += bo);
+                }
             }
+            (Some(b), true) => {
+                for (row, &bo) in yi.chunks_exact_mut(pp).zip(b.data()) {
+                    row.iter_mut().for_each(|v| *v = relu_of(*v + bo));
+                }
+            }
+            (None, true) => yi.iter_mut().for_each(|v| *v = relu_of(*v)),
+            (None, false) => {}
         }
     };
     let cols = if keep {
         let mut cols = take_buffer(g.n * ckk * pp);
-        y.par_chunks_mut(g.o * pp)
+        yu.par_chunks_mut(g.o * pp)
             .zip(cols.par_chunks_mut(ckk * pp))
             .enumerate()
             .for_each(|(i, (yi, col))| one_image(i, yi, col));
         Some(cols)
+    } else if g.n == 1 {
+        // one image (inference latency): no hand-off to the pool
+        one_image(0, yu, &mut vec![E::ZERO; ckk * pp]);
+        None
     } else {
-        y.par_chunks_mut(g.o * pp).enumerate().for_each_init(
+        yu.par_chunks_mut(g.o * pp).enumerate().for_each_init(
             || vec![E::ZERO; ckk * pp],
             |col, (i, yi)| one_image(i, yi, col),
         );
         None
     };
+    // SAFETY: the `n` chunks of `o·pp` elements cover the first `len` elements, and each
+    // went to one call of `one_image`, which initialises all of it (see there).
+    unsafe { y.set_len(len) };
     Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols))
 }
 
@@ -959,6 +1011,29 @@ mod tests {
             let fast = conv2d_forward(&x, &w, Some(&b), p);
             let slow = conv2d_direct(&x, &w, Some(&b), p);
             assert!(fast.allclose(&slow, 1e-12, 1e-12), "{xs:?} {ws:?} {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_fused_relu_is_relu_of_the_convolution() {
+        let mut rng = Rng::seed(13);
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Default::default()
+        };
+        // one image (the serial path) and several
+        for n in [1, 3] {
+            let x = Tensor::<f64>::rand_normal(&[n, 2, 5, 6], 0.0, 1.0, &mut rng);
+            let w = Tensor::<f64>::rand_normal(&[4, 2, 3, 3], 0.0, 1.0, &mut rng);
+            let b = Tensor::<f64>::rand_normal(&[4], 0.0, 1.0, &mut rng);
+            for bias in [None, Some(&b)] {
+                let fused = try_conv2d_forward_relu(&x, &w, bias, p, true).unwrap();
+                let plain = conv2d_direct(&x, &w, bias, p).relu();
+                assert!(fused.allclose(&plain, 1e-12, 1e-12), "n {n}, bias {}", bias.is_some());
+                assert!(fused.to_vec().iter().any(|&v| v == 0.0));
+                let no_relu = try_conv2d_forward_relu(&x, &w, bias, p, false).unwrap();
+                assert!(no_relu.allclose(&conv2d_direct(&x, &w, bias, p), 1e-12, 1e-12));
+            }
         }
     }
 

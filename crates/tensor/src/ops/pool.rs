@@ -169,6 +169,18 @@ fn max_plane_unpadded<E: Element>(
         }
     }
     let ((kh, kw), (sh, sw)) = (p.kernel, p.stride);
+    #[cfg(target_arch = "x86_64")]
+    if (kh, kw, sh, sw) == (2, 2, 2, 2) && avx512_f32::<E>() {
+        let plane = as_f32(plane);
+        // SAFETY: f32 (as_f32 checked it) and AVX-512F (avx512_f32); a 2×2/2 window without
+        // padding keeps every output's four inputs inside the plane: rows 2·oy and 2·oy + 1
+        // < h, columns 2·ox + 1 < w for ox < wo (what `geom` computed wo from).
+        unsafe {
+            let yp = std::slice::from_raw_parts_mut(yp.as_mut_ptr().cast::<f32>(), yp.len());
+            simd::max_2x2(plane, w, wo, yp, ip);
+        }
+        return;
+    }
     for (oy, (yrow, irow)) in yp
         .chunks_exact_mut(wo)
         .zip(ip.chunks_exact_mut(wo))
@@ -199,6 +211,102 @@ fn max_plane_unpadded<E: Element>(
             }
             *yv = best;
             *iv = bi as u32;
+        }
+    }
+}
+
+/// Whether `E` is `f32` and the CPU has AVX-512F (tests can turn the fast path off).
+#[cfg(target_arch = "x86_64")]
+fn avx512_f32<E: Element>() -> bool {
+    std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && !force_portable()
+}
+
+/// Tests switch the SIMD kernel off to compare it with the portable one.
+#[cfg(test)]
+fn force_portable() -> bool {
+    tests::PORTABLE.with(|p| p.get())
+}
+#[cfg(not(test))]
+fn force_portable() -> bool {
+    false
+}
+
+/// A slice of `E` known to be `f32`, as `f32`.
+#[cfg(target_arch = "x86_64")]
+fn as_f32<E: Element>(s: &[E]) -> &[f32] {
+    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+}
+
+/// 2×2 max pooling of stride 2 in AVX-512: sixteen outputs at a time, the same tournament
+/// as the portable loop, with mask compares and blends instead of branches.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// Of `a` (earlier positions) and `b` (later), the lanes where `b` wins: `a` is not NaN
+    /// and `b` is larger or NaN (the first maximum wins ties; a NaN wins and then stays).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn later(a: __m512, b: __m512) -> __mmask16 {
+        let a_ok = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(a, a);
+        let b_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
+        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a);
+        a_ok & (gt | b_nan)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F; `plane` holds at least `2·ho` rows of `w ≥ 2·wo`
+    /// elements, `ho = yp.len() / wo`, and `ip` as many elements as `yp`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn max_2x2(plane: &[f32], w: usize, wo: usize, yp: &mut [f32], ip: &mut [u32]) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        let (pp, wi) = (plane.as_ptr(), _mm512_set1_epi32(w as i32));
+        for oy in 0..yp.len() / wo {
+            let top = 2 * oy * w;
+            let mut ox = 0;
+            while ox < wo {
+                let cnt = (wo - ox).min(16);
+                let m = ((1u32 << cnt) - 1) as __mmask16;
+                // 2·cnt inputs per row: the first 16 and the rest
+                let (m_lo, m_hi) = (((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
+                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16);
+                let k = top + 2 * ox;
+                // SAFETY: masked loads touch only columns 2·ox .. 2·(ox + cnt) − 1 < 2·wo
+                // ≤ w of rows 2·oy and 2·oy + 1, inside the plane (the caller's bounds);
+                // masked-off lanes are not read (and the second half's address, which may
+                // lie past the plane when it is all masked off, is formed by wrapping_add).
+                let (t0, t1, b0, b1) = unsafe {
+                    (
+                        _mm512_maskz_loadu_ps(m_lo, pp.add(k)),
+                        _mm512_maskz_loadu_ps(m_hi, pp.wrapping_add(k + 16)),
+                        _mm512_maskz_loadu_ps(m_lo, pp.add(k + w)),
+                        _mm512_maskz_loadu_ps(m_hi, pp.wrapping_add(k + w + 16)),
+                    )
+                };
+                let (tl, tr) = (_mm512_permutex2var_ps(t0, even, t1), _mm512_permutex2var_ps(t0, odd, t1));
+                let (bl, br) = (_mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1));
+                let i_tl = _mm512_add_epi32(_mm512_set1_epi32(k as i32), even);
+                let i_tr = _mm512_add_epi32(i_tl, _mm512_set1_epi32(1));
+                let (i_bl, i_br) = (_mm512_add_epi32(i_tl, wi), _mm512_add_epi32(i_tr, wi));
+                let mu = later(tl, tr);
+                let (up, i_up) = (_mm512_mask_blend_ps(mu, tl, tr), _mm512_mask_blend_epi32(mu, i_tl, i_tr));
+                let ml = later(bl, br);
+                let (lo, i_lo) = (_mm512_mask_blend_ps(ml, bl, br), _mm512_mask_blend_epi32(ml, i_bl, i_br));
+                let mf = later(up, lo);
+                let (v, i) = (_mm512_mask_blend_ps(mf, up, lo), _mm512_mask_blend_epi32(mf, i_up, i_lo));
+                let at = oy * wo + ox;
+                // SAFETY: lanes ox .. ox + cnt of output row oy, inside `yp` and `ip`.
+                unsafe {
+                    _mm512_mask_storeu_ps(yp.as_mut_ptr().add(at), m, v);
+                    _mm512_mask_storeu_epi32(ip.as_mut_ptr().add(at).cast(), m, i);
+                }
+                ox += cnt;
+            }
         }
     }
 }
@@ -249,18 +357,27 @@ pub fn max_pool2d_forward<E: Element>(
             idx,
         ));
     }
-    y.par_chunks_mut(ho * wo)
-        .zip(idx.par_chunks_mut(ho * wo))
-        .enumerate()
-        .with_min_len(planes_per_task(ho * wo))
-        .for_each(|(pl, (yp, ip))| {
-            let plane = &xd[pl * h * w..(pl + 1) * h * w];
-            if p.padding == (0, 0) {
-                max_plane_unpadded(p, plane, w, wo, yp, ip);
-            } else {
-                max_plane_general(p, plane, h, w, wo, yp, ip);
-            }
-        });
+    let one = |pl: usize, (yp, ip): (&mut [E], &mut [u32])| {
+        let plane = &xd[pl * h * w..(pl + 1) * h * w];
+        if p.padding == (0, 0) {
+            max_plane_unpadded(p, plane, w, wo, yp, ip);
+        } else {
+            max_plane_general(p, plane, h, w, wo, yp, ip);
+        }
+    };
+    if planes <= planes_per_task(ho * wo) {
+        // one task's worth (one image in inference): no hand-off to the pool
+        y.chunks_mut(ho * wo)
+            .zip(idx.chunks_mut(ho * wo))
+            .enumerate()
+            .for_each(|(pl, pair)| one(pl, pair));
+    } else {
+        y.par_chunks_mut(ho * wo)
+            .zip(idx.par_chunks_mut(ho * wo))
+            .enumerate()
+            .with_min_len(planes_per_task(ho * wo))
+            .for_each(|(pl, pair)| one(pl, pair));
+    }
     Ok((
         Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
         idx,
@@ -344,7 +461,38 @@ pub fn avg_pool2d_backward<E: Element>(
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    thread_local! {
+        /// Set by a test to run the portable kernel.
+        pub(super) static PORTABLE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[test]
+    fn the_simd_2x2_pooling_agrees_with_the_portable_one() {
+        let mut rng = crate::Rng::seed(4);
+        let p = Pool2dParams::square(2);
+        // widths giving 1..=17 outputs a row (a masked tail, a full vector and one more);
+        // odd sizes leave a row and column out
+        for &(h, w) in &[(28, 28), (14, 14), (7, 9), (2, 2), (5, 34), (4, 35), (3, 3)] {
+            let mut plane: Vec<f32> = (0..h * w).map(|_| rng.below(4) as f32).collect();
+            plane[h * w / 3] = f32::NAN;
+            let (ho, wo) = (h / 2, w / 2);
+            let run = |portable: bool| {
+                PORTABLE.with(|f| f.set(portable));
+                let (mut y, mut i) = (vec![0.0f32; ho * wo], vec![0u32; ho * wo]);
+                max_plane_unpadded(p, &plane, w, wo, &mut y, &mut i);
+                PORTABLE.with(|f| f.set(false));
+                (y, i)
+            };
+            let ((y1, i1), (y2, i2)) = (run(false), run(true));
+            assert_eq!(i1, i2, "{h}×{w}");
+            let same = y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "{h}×{w}: {y1:?} vs {y2:?}");
+        }
+    }
 
     #[test]
     fn sizes_whose_arithmetic_would_overflow_are_refused() {
