@@ -229,9 +229,9 @@ pub struct LrFindArgs {
     /// The last learning rate of the range.
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     pub end_lr: f64,
-    /// Steps (batches) from the first to the last rate.
+    /// Training steps (batches) from the first to the last rate.
     #[arg(long, default_value_t = 200, value_parser = whole::<usize>, allow_negative_numbers = true)]
-    pub steps: usize,
+    pub iterations: usize,
     /// Also train with each of these rates for --epochs (default 1) and report the
     /// validation loss of each, to check the suggestion (e.g. 0.003,0.01,0.03,0.1,0.3).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]

@@ -19,7 +19,7 @@ pub fn lr_find(a: LrFindArgs) -> Result<ExitCode> {
     let settings = LrFindSettings {
         start: a.start_lr,
         end: a.end_lr,
-        steps: a.steps,
+        steps: a.iterations,
         ..LrFindSettings::default()
     };
     if let Some(bad) = a.sweep.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
@@ -34,7 +34,7 @@ pub fn lr_find(a: LrFindArgs) -> Result<ExitCode> {
         .with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
     let run = config.prepare().map_err(flag_error)?;
     let r = range_test(run.module(), &run.train, &run.config, &settings)
-        .map_err(|e| anyhow!("--start-lr/--end-lr/--steps: {e}"))?;
+        .map_err(|e| anyhow!("--start-lr/--end-lr/--iterations: {e}"))?;
     let svg = out.join("lr_find.svg");
     let title = format!("learning-rate range test: suggested η = {:.3}", r.suggestion);
     std::fs::write(&svg, lr_find_svg(&r, &title))
