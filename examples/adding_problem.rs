@@ -53,11 +53,18 @@ fn gradient_through_time(net: &Sequential<f32>, kind: CellKind, batch: &Dataset)
             .map(|(_, v)| v.clone())
             .expect("the recurrent layer's parameters")
     };
-    let (wi, wh, bi, bh) = (p("weight_ih_l0"), p("weight_hh_l0"), p("bias_ih_l0"), p("bias_hh_l0"));
+    let (wi, wh, bi, bh) = (
+        p("weight_ih_l0"),
+        p("weight_hh_l0"),
+        p("bias_ih_l0"),
+        p("bias_hh_l0"),
+    );
     let hidden = wh.shape()[1];
     let x = Var::constant(batch.x.reshape(&[b, t_len, f])).transpose(0, 1); // [T, B, F]
     let mut h = Var::constant(Tensor::zeros(&[b, hidden]));
-    let mut c = kind.has_cell().then(|| Var::constant(Tensor::zeros(&[b, hidden])));
+    let mut c = kind
+        .has_cell()
+        .then(|| Var::constant(Tensor::zeros(&[b, hidden])));
     let mut hs = Vec::new();
     for t in 0..t_len {
         let vars = RecurrentVars {
@@ -70,7 +77,9 @@ fn gradient_through_time(net: &Sequential<f32>, kind: CellKind, batch: &Dataset)
         };
         let y = x.narrow(0, t, 1).recurrent(kind, vars, false);
         h = y.narrow(0, 1, 1).reshape(&[b, hidden]);
-        c = kind.has_cell().then(|| y.narrow(0, 2, 1).reshape(&[b, hidden]));
+        c = kind
+            .has_cell()
+            .then(|| y.narrow(0, 2, 1).reshape(&[b, hidden]));
         h.retain_grad();
         hs.push(h.clone());
     }
@@ -84,7 +93,11 @@ fn gradient_through_time(net: &Sequential<f32>, kind: CellKind, batch: &Dataset)
     hs.iter()
         .map(|h| {
             let d = g.get(h).map_or(0.0, |t| {
-                t.data().iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt()
+                t.data()
+                    .iter()
+                    .map(|v| (*v as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
             });
             d / b as f64
         })

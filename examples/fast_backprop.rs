@@ -57,7 +57,12 @@ fn measure(width: usize, budget: f64) -> Row {
     let (inputs, batch) = (20, 32);
     let net = mlp(inputs, width, 1);
     let mut rng = Rng::seed(2);
-    let x = Var::constant(Tensor::<f64>::rand_normal(&[batch, inputs], 0.0, 1.0, &mut rng));
+    let x = Var::constant(Tensor::<f64>::rand_normal(
+        &[batch, inputs],
+        0.0,
+        1.0,
+        &mut rng,
+    ));
     let labels: Vec<usize> = (0..batch).map(|_| rng.below(10)).collect();
     let params: Vec<Var<f64>> = net.params().into_iter().map(|(_, p)| p).collect();
     let n: usize = params.iter().map(|p| p.with_value(|t| t.numel())).sum();
@@ -87,9 +92,18 @@ fn measure(width: usize, budget: f64) -> Row {
     let finite = t0.elapsed().as_secs_f64();
     let bp: Vec<f64> = params
         .iter()
-        .flat_map(|p| grads.get(p).expect("every parameter has a gradient").to_vec())
+        .flat_map(|p| {
+            grads
+                .get(p)
+                .expect("every parameter has a gradient")
+                .to_vec()
+        })
         .collect();
-    let max_diff = bp.iter().zip(&fd).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let max_diff = bp
+        .iter()
+        .zip(&fd)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     Row {
         n,
         forward,
@@ -106,7 +120,10 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     } else {
         (&[4, 8, 16, 32, 64, 128], 0.3)
     };
-    println!("{:>7} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}", "N", "forward", "backprop", "finite diff", "bp/fwd", "fd/fwd", "max |Δ|");
+    println!(
+        "{:>7} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}",
+        "N", "forward", "backprop", "finite diff", "bp/fwd", "fd/fwd", "max |Δ|"
+    );
     let rows: Vec<Row> = widths.iter().map(|&w| measure(w, budget)).collect();
     for r in &rows {
         println!(
@@ -157,7 +174,10 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
         ("bp_over_forward_largest", last.backprop / last.forward),
         ("fd_over_forward_largest", last.finite / last.forward),
         ("fd_over_forward_smallest", first.finite / first.forward),
-        ("max_diff", rows.iter().map(|r| r.max_diff).fold(0.0, f64::max)),
+        (
+            "max_diff",
+            rows.iter().map(|r| r.max_diff).fold(0.0, f64::max),
+        ),
     ])
 }
 

@@ -14,7 +14,7 @@ use backprop::train::plot::{line_chart_svg, write_svg};
 use backprop::train::{
     evaluate, LossKind, ModelSpec, OptimizerKind, Quiet, ScheduleKind, TrainConfig, Trainer,
 };
-use backprop::{no_grad, nn::Mode, nn::Module, Var};
+use backprop::{nn::Mode, nn::Module, no_grad, Var};
 
 type Figures = Vec<(&'static str, f64)>;
 
@@ -45,10 +45,17 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
         .map(|i| (tx[i * STEPS + STEPS - 1] - ty[i]).powi(2) as f64)
         .sum::<f64>()
         / test.len() as f64;
-    println!("one step ahead on Mackey-Glass, windows of {STEPS}: {} train, {} test", train.len(), test.len());
+    println!(
+        "one step ahead on Mackey-Glass, windows of {STEPS}: {} train, {} test",
+        train.len(),
+        test.len()
+    );
     println!("baseline (the last value again): test MSE {persist:.2e}");
     let mut figures = vec![("persistence_mse", persist)];
-    let mut curves = vec![("series", ty.iter().take(300).map(|&v| v as f64).collect::<Vec<_>>())];
+    let mut curves = vec![(
+        "series",
+        ty.iter().take(300).map(|&v| v as f64).collect::<Vec<_>>(),
+    )];
     for (name, layers) in [
         (
             "Jordan",
@@ -80,9 +87,19 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
             net.num_params(),
             persist / mse
         );
-        figures.push((if name == "Jordan" { "jordan_mse" } else { "elman_mse" }, mse));
+        figures.push((
+            if name == "Jordan" {
+                "jordan_mse"
+            } else {
+                "elman_mse"
+            },
+            mse,
+        ));
         let pred = no_grad(|| net.forward(&Var::constant(test.x.clone()), Mode::Eval)).value();
-        curves.push((name, pred.data().iter().take(300).map(|&v| v as f64).collect()));
+        curves.push((
+            name,
+            pred.data().iter().take(300).map(|&v| v as f64).collect(),
+        ));
     }
     write_svg(
         &out.join("prediction.svg"),

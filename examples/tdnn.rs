@@ -89,7 +89,11 @@ pub fn run(quick: bool, out: &Path) -> Result<Figures, Box<dyn std::error::Error
     };
     Trainer::new(&net, config)?.fit(&train, None, &mut Quiet, |_| Ok(()))?;
     let acc = evaluate(&net, &test, LossKind::CrossEntropy).accuracy;
-    println!("test accuracy {:.2}% ({} test digits)", 100.0 * acc, test.len());
+    println!(
+        "test accuracy {:.2}% ({} test digits)",
+        100.0 * acc,
+        test.len()
+    );
     // the evidence for each class along time, for the first test digit
     let x = Var::constant(Tensor::from_vec(test.x.data()[..784].to_vec(), &[1, 784]));
     let ev = no_grad(|| net.evidence(&x)).value(); // [1, T', 10]

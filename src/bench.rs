@@ -129,10 +129,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     let workloads: Vec<&str> = match a.workload.as_str() {
         "all" => vec!["mlp", "cnn", "tiny", "infer"],
         w if WORKLOADS.contains(&w) => vec![w],
-        other => bail!(
-            "workload {other:?}: choose {} or all",
-            WORKLOADS.join(", ")
-        ),
+        other => bail!("workload {other:?}: choose {} or all", WORKLOADS.join(", ")),
     };
     if a.export.is_some() && !workloads.iter().all(|w| w.starts_with("infer")) {
         bail!("--export writes the network of `infer` or `infer-cnn`: name one of them");
@@ -238,8 +235,7 @@ fn infer_cnn(
         .build_shaped::<f32>(784, data.0.image_shape, Some(10), seed)
         .map_err(|e| anyhow!("{e}"))?
         .model;
-    let mut trainer =
-        Trainer::new(&model, sgd(1, 64, 0.05, 0.9, seed)).map_err(|e| anyhow!(e))?;
+    let mut trainer = Trainer::new(&model, sgd(1, 64, 0.05, 0.9, seed)).map_err(|e| anyhow!(e))?;
     trainer
         .fit(&data.0, None, &mut backprop_train::Quiet, |_| Ok(()))
         .map_err(|e| anyhow!(e))?;

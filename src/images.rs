@@ -152,7 +152,10 @@ mod tests {
     fn pgm_values_above_the_maximum_are_refused_not_wrapped() {
         // found by fuzzing: a P2 value near 2^64 overflowed the scaling
         let e = decode_image(b"P2\n2 1\n255\n18446744073709551615 3\n").unwrap_err();
-        assert!(format!("{e:#}").contains("exceeds the maximum value 255"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("exceeds the maximum value 255"),
+            "{e:#}"
+        );
         let e = decode_image(b"P5\n2 1\n15\n\x10\x03").unwrap_err();
         assert!(format!("{e:#}").contains("pixel value 16"), "{e:#}");
         let ok = decode_image(b"P2\n2 1\n15\n15 3\n").unwrap();

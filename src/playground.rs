@@ -35,7 +35,10 @@ pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
         bail!("--max-connections {}: choose 1 to 10000", a.max_connections);
     }
     if !(1..=3600).contains(&a.request_timeout) {
-        bail!("--request-timeout {}: choose 1 to 3600 seconds", a.request_timeout);
+        bail!(
+            "--request-timeout {}: choose 1 to 3600 seconds",
+            a.request_timeout
+        );
     }
     if !(1..=86_400).contains(&a.session_ttl) {
         bail!("--session-ttl {}: choose 1 to 86400 seconds", a.session_ttl);

@@ -225,15 +225,23 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
             vec!["--set", "log gives NaN"],
         ),
         (
-            s(&["graph", "--model", worked, "--input", "0.35,0.9", "--target", "0.5", "--expand", "fc9"]),
+            s(&[
+                "graph", "--model", worked, "--input", "0.35,0.9", "--target", "0.5", "--expand",
+                "fc9",
+            ]),
             vec!["--expand", "fc9"],
         ),
+        (s(&["graph"]), vec!["--expr"]),
         (
-            s(&["graph"]),
-            vec!["--expr"],
-        ),
-        (
-            s(&["lr-find", "--dataset", "xor", "--start-lr", "1", "--end-lr", "0.1"]),
+            s(&[
+                "lr-find",
+                "--dataset",
+                "xor",
+                "--start-lr",
+                "1",
+                "--end-lr",
+                "0.1",
+            ]),
             vec!["--start-lr", "increasing"],
         ),
         (

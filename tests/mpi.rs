@@ -52,14 +52,19 @@ fn single(args: &[String]) -> Command {
 /// `mpirun -np 2 backprop <args> --distributed` (as root too; more ranks than cores).
 fn mpirun(args: &[String]) -> Command {
     let mut c = Command::new("mpirun");
-    c.args(["--oversubscribe", "-np", "2", env!("CARGO_BIN_EXE_backprop")])
-        .args(args)
-        .arg("--distributed")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+    c.args([
+        "--oversubscribe",
+        "-np",
+        "2",
+        env!("CARGO_BIN_EXE_backprop"),
+    ])
+    .args(args)
+    .arg("--distributed")
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+    .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
     c
 }
 
@@ -91,7 +96,12 @@ fn assert_same_weights(a: &Path, b: &Path) {
     assert_eq!(ta.len(), tb.len());
     for ((na, va), (nb, vb)) in ta.iter().zip(&tb) {
         assert_eq!(na, nb);
-        assert!(va == vb, "tensor {na} differs between {} and {}", a.display(), b.display());
+        assert!(
+            va == vb,
+            "tensor {na} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
     }
 }
 
@@ -152,17 +162,18 @@ fn a_killed_rank_ends_the_job_and_one_process_resumes_to_the_same_weights() {
     let (killed, whole) = (dir.join("killed"), dir.join("whole"));
     // 3 epochs of 100 steps; rank 1 is killed once epoch 1's checkpoint is written
     let args = train_args("mlp", 6560, 3, &killed);
-    let mut job = Job(
-        mpirun(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut job = Job(mpirun(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
     let model = killed.join("model.safetensors");
     let t0 = Instant::now();
     while !model.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(600), "no checkpoint written");
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no checkpoint written"
+        );
         assert!(job.0.try_wait().unwrap().is_none(), "the job ended early");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -174,19 +185,28 @@ fn a_killed_rank_ends_the_job_and_one_process_resumes_to_the_same_weights() {
         if let Some(s) = job.0.try_wait().unwrap() {
             break s;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(10), "the job still runs 10 s after a rank was killed");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "the job still runs 10 s after a rank was killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
     std::io::Read::read_to_string(job.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(!status.success());
     assert!(err.contains("rank 1") && err.contains("signal 9"), "{err}");
-    eprintln!("the job ended {:.2} s after rank 1 was killed", killed_at.elapsed().as_secs_f64());
+    eprintln!(
+        "the job ended {:.2} s after rank 1 was killed",
+        killed_at.elapsed().as_secs_f64()
+    );
 
     // the last checkpoint loads and resumes in one process (no mpirun) ...
     let done = Checkpoint::load(&model).unwrap();
     let state = &done.metadata["backprop.training"];
-    assert!(!state.contains("\"epochs_done\":3"), "the run finished before the kill: {state}");
+    assert!(
+        !state.contains("\"epochs_done\":3"),
+        "the run finished before the kill: {state}"
+    );
     let mut resume = train_args("mlp", 6560, 3, &killed);
     resume.push("--resume".into());
     ok(&mut single(&resume));

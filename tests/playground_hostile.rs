@@ -33,7 +33,11 @@ fn slow_and_idle_connections_are_closed_after_the_request_timeout() {
     // a client that trickles its headers a byte every 100 ms never gets an answer
     let mut slow = TcpStream::connect(&s.addr).unwrap();
     let t0 = Instant::now();
-    let req = format!("GET /api/limits HTTP/1.1\r\nHost: {}\r\nX-Slow: {}\r\n\r\n", s.addr, "a".repeat(60));
+    let req = format!(
+        "GET /api/limits HTTP/1.1\r\nHost: {}\r\nX-Slow: {}\r\n\r\n",
+        s.addr,
+        "a".repeat(60)
+    );
     let mut closed = false;
     for b in req.bytes() {
         if slow.write_all(&[b]).is_err() {
@@ -50,11 +54,18 @@ fn slow_and_idle_connections_are_closed_after_the_request_timeout() {
         closed || !answer.contains("200 OK"),
         "a trickled request was served: {answer:?}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(6), "held for {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "held for {:?}",
+        t0.elapsed()
+    );
     // an idle connection is closed
     let mut idle = TcpStream::connect(&s.addr).unwrap();
     let (_, held) = until_closed(&mut idle, Duration::from_secs(10));
-    assert!(held < Duration::from_secs(4), "an idle connection was held {held:?}");
+    assert!(
+        held < Duration::from_secs(4),
+        "an idle connection was held {held:?}"
+    );
     // a body promised and never sent is refused with a 408
     let mut promise = TcpStream::connect(&s.addr).unwrap();
     write!(
@@ -74,7 +85,9 @@ fn slow_and_idle_connections_are_closed_after_the_request_timeout() {
 #[test]
 fn connections_over_the_cap_get_a_503_and_the_cap_frees_again() {
     let s = Server::start(&["--max-connections", "2", "--request-timeout", "30"]);
-    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&s.addr).unwrap()).collect();
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&s.addr).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let (code, text) = request(&s.addr, "GET", "/api/limits", "");
     assert_eq!(code, 503, "{text}");
@@ -86,7 +99,10 @@ fn connections_over_the_cap_get_a_503_and_the_cap_frees_again() {
         if code == 200 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "the cap did not free");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the cap did not free"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -110,6 +126,9 @@ fn the_flags_that_bound_connections_are_checked() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(flag), "{flag} {value}: {err}");
+        assert!(
+            !o.status.success() && err.contains(flag),
+            "{flag} {value}: {err}"
+        );
     }
 }

@@ -94,9 +94,15 @@ fn one_and_two_threads_train_the_same_weights() {
         ("mlp", &["--limit", "1024"]),
         // dropout keeps the batch whole: the products split over the pool themselves
         ("mlp-dropout", &["--limit", "512", "--dropout", "0.2"]),
-        ("lenet5", &["--model", "lenet5", "--limit", "320", "--batch-size", "32"]),
+        (
+            "lenet5",
+            &["--model", "lenet5", "--limit", "320", "--batch-size", "32"],
+        ),
         // batch norm keeps the batch whole; convolutions split by image
-        ("cnn", &["--model", "cnn", "--limit", "160", "--batch-size", "32"]),
+        (
+            "cnn",
+            &["--model", "cnn", "--limit", "160", "--batch-size", "32"],
+        ),
     ];
     for (name, args) in cases {
         let runs: Vec<_> = [1, 2]
@@ -148,9 +154,12 @@ fn saved_epochs(out: &Path) -> Option<u64> {
     }
     let ck = Checkpoint::load(&path)
         .unwrap_or_else(|e| panic!("after a kill the checkpoint does not load: {e}"));
-    let state: serde_json::Value =
-        serde_json::from_str(ck.metadata.get("backprop.training").expect("training state"))
-            .unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        ck.metadata
+            .get("backprop.training")
+            .expect("training state"),
+    )
+    .unwrap();
     state["epochs_done"].as_u64()
 }
 
@@ -217,7 +226,10 @@ fn killed_runs_always_leave_a_checkpoint_that_resumes_to_the_same_weights() {
     // (which includes start-up); a round that finished starts over from nothing
     while killed < kills {
         rounds += 1;
-        assert!(rounds < 20 * kills + 20, "the run keeps finishing before the kill");
+        assert!(
+            rounds < 20 * kills + 20,
+            "the run keeps finishing before the kill"
+        );
         let after = whole.mul_f64(rng.uniform());
         if run_and_kill(&out, after) {
             assert_eq!(tensors(&out), want, "a run resumed to the end");
@@ -249,9 +261,17 @@ fn a_checkpoint_that_cannot_be_written_keeps_the_previous_one() {
     let out = d.join("run");
     let run = |epochs: &str| {
         let mut c = bin();
-        c.args(["train", "--dataset", "xor", "--samples", "200", "--hidden", "64,64"])
-            .args(["--epochs", epochs, "--json", "--out"])
-            .arg(&out);
+        c.args([
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "200",
+            "--hidden",
+            "64,64",
+        ])
+        .args(["--epochs", epochs, "--json", "--out"])
+        .arg(&out);
         c
     };
     ok(run("2").output().unwrap());
@@ -320,7 +340,16 @@ fn a_flipped_byte_in_a_saved_tensor_is_refused() {
     let d = tmpdir("flip");
     let out = d.join("run");
     ok(bin()
-        .args(["train", "--dataset", "xor", "--samples", "200", "--epochs", "1", "--json"])
+        .args([
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "200",
+            "--epochs",
+            "1",
+            "--json",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
@@ -334,15 +363,25 @@ fn a_flipped_byte_in_a_saved_tensor_is_refused() {
     for args in [
         vec!["eval", "--model-path", model.to_str().unwrap()],
         vec![
-            "train", "--dataset", "xor", "--samples", "200", "--epochs", "2", "--resume",
-            "--out", out.to_str().unwrap(),
+            "train",
+            "--dataset",
+            "xor",
+            "--samples",
+            "200",
+            "--epochs",
+            "2",
+            "--resume",
+            "--out",
+            out.to_str().unwrap(),
         ],
     ] {
         let o = bin().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{args:?} accepted a corrupted file");
         assert!(
-            err.contains("model.safetensors") && err.contains("corrupted") && !err.contains("panicked"),
+            err.contains("model.safetensors")
+                && err.contains("corrupted")
+                && !err.contains("panicked"),
             "{args:?}: {err}"
         );
     }

@@ -60,8 +60,15 @@ pub fn csv(data: &[u8]) {
         }
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
-        let task = if pick & 1 == 0 { Task::Classification } else { Task::Regression };
-        let opts = CsvOptions { task, ..CsvOptions::default() };
+        let task = if pick & 1 == 0 {
+            Task::Classification
+        } else {
+            Task::Regression
+        };
+        let opts = CsvOptions {
+            task,
+            ..CsvOptions::default()
+        };
         if let Ok(d) = parse_csv("upload", text, &opts) {
             assert_eq!(d.x.shape()[0], d.len());
         }
@@ -167,7 +174,11 @@ pub enum FuzzLayer {
         groups: Size,
     },
     /// `max_pool2d` or `avg_pool2d`.
-    Pool { avg: bool, kernel: Size, stride: Option<Size> },
+    Pool {
+        avg: bool,
+        kernel: Size,
+        stride: Option<Size>,
+    },
     /// `batch_norm`.
     BatchNorm,
     /// `dropout`.
@@ -177,7 +188,11 @@ pub enum FuzzLayer {
     /// `flatten`.
     Flatten,
     /// A layer type by its index in the list of layer types, with one field set.
-    Other { kind: u8, field: String, value: Size },
+    Other {
+        kind: u8,
+        field: String,
+        value: Size,
+    },
 }
 
 /// A spec as a list of layers, rendered to JSON and read as a file would be.
@@ -192,13 +207,26 @@ pub struct SpecInput {
 impl FuzzLayer {
     fn value(&self) -> Value {
         match self {
-            FuzzLayer::Linear { out, bias } => json!({"type": "linear", "out": out.value(), "bias": bias}),
-            FuzzLayer::Conv2d { out, kernel, stride, padding, dilation, groups } => json!({
+            FuzzLayer::Linear { out, bias } => {
+                json!({"type": "linear", "out": out.value(), "bias": bias})
+            }
+            FuzzLayer::Conv2d {
+                out,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => json!({
                 "type": "conv2d", "out": out.value(), "kernel": kernel.value(),
                 "stride": stride.value(), "padding": padding.value(),
                 "dilation": dilation.value(), "groups": groups.value(),
             }),
-            FuzzLayer::Pool { avg, kernel, stride } => {
+            FuzzLayer::Pool {
+                avg,
+                kernel,
+                stride,
+            } => {
                 let mut v = json!({
                     "type": if *avg { "avg_pool2d" } else { "max_pool2d" },
                     "kernel": kernel.value(),
@@ -276,7 +304,13 @@ pub fn checkpoint(data: &[u8]) {
         let mut v: Vec<(String, Vec<usize>, Vec<u32>)> = c
             .tensors
             .iter()
-            .map(|(n, t)| (n.clone(), t.shape().to_vec(), t.data().iter().map(|x| x.to_bits()).collect()))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.shape().to_vec(),
+                    t.data().iter().map(|x| x.to_bits()).collect(),
+                )
+            })
             .collect();
         v.sort();
         v
@@ -330,7 +364,11 @@ pub fn image(data: &[u8]) {
     let Ok(img) = crate::images::decode_image(data) else {
         return;
     };
-    assert_eq!(img.pixels.len(), img.width * img.height, "one byte per pixel");
+    assert_eq!(
+        img.pixels.len(),
+        img.width * img.height,
+        "one byte per pixel"
+    );
     let mut px = img.pixels;
     let mean = px.iter().map(|&v| f64::from(v)).sum::<f64>() / px.len().max(1) as f64;
     if mean > 127.0 {
@@ -395,14 +433,26 @@ pub fn playground(data: &[u8]) {
             answer("PUT", &format!("/api/sessions/{id}/config"), body.to_vec());
         }
         2 => {
-            let problem = if pick & 4 == 0 { "classification" } else { "regression" };
+            let problem = if pick & 4 == 0 {
+                "classification"
+            } else {
+                "regression"
+            };
             let uri = format!("/api/sessions/{id}/upload?problem={problem}");
             if answer("POST", &uri, body.to_vec()).0 == 200 {
-                answer("POST", &format!("/api/sessions/{id}/step?epochs=1"), Vec::new());
+                answer(
+                    "POST",
+                    &format!("/api/sessions/{id}/step?epochs=1"),
+                    Vec::new(),
+                );
             }
         }
         _ => {
-            answer("POST", &format!("/api/sessions/{id}/step?epochs=1"), Vec::new());
+            answer(
+                "POST",
+                &format!("/api/sessions/{id}/step?epochs=1"),
+                Vec::new(),
+            );
         }
     }
     answer("DELETE", &format!("/api/sessions/{id}"), Vec::new());

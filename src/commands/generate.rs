@@ -32,7 +32,10 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         bail!("--prompt: give at least one character to start from");
     }
     if let Some(c) = text.iter().find(|c| !vocab.contains(c)) {
-        bail!("--prompt: {c:?} is not among the {} characters the model knows", vocab.len());
+        bail!(
+            "--prompt: {c:?} is not among the {} characters the model knows",
+            vocab.len()
+        );
     }
     let mut rng = Rng::seed(a.seed);
     let start = text.len();
@@ -42,7 +45,10 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     }
     let generated: String = text[start..].iter().collect();
     if a.json {
-        println!("{}", json!({"prompt": a.prompt, "generated": generated, "temperature": a.temperature, "seed": a.seed}));
+        println!(
+            "{}",
+            json!({"prompt": a.prompt, "generated": generated, "temperature": a.temperature, "seed": a.seed})
+        );
     } else {
         println!("{}{generated}", a.prompt);
     }
@@ -79,17 +85,31 @@ fn next_probabilities(
     let mut x = vec![0f32; steps * v];
     let pad = steps.saturating_sub(text.len());
     for t in 0..steps {
-        let c = if t < pad { text[0] } else { text[t + text.len() - steps] };
-        let k = vocab.iter().position(|&d| d == c).expect("checked against the vocabulary");
+        let c = if t < pad {
+            text[0]
+        } else {
+            text[t + text.len() - steps]
+        };
+        let k = vocab
+            .iter()
+            .position(|&d| d == c)
+            .expect("checked against the vocabulary");
         x[t * v + k] = 1.0;
     }
     let logits = no_grad(|| {
         saved
             .model
-            .forward(&Var::constant(Tensor::from_vec(x, &[1, steps * v])), Mode::Eval)
+            .forward(
+                &Var::constant(Tensor::from_vec(x, &[1, steps * v])),
+                Mode::Eval,
+            )
             .value()
     });
-    let z: Vec<f64> = logits.data().iter().map(|&l| l as f64 / temperature).collect();
+    let z: Vec<f64> = logits
+        .data()
+        .iter()
+        .map(|&l| l as f64 / temperature)
+        .collect();
     let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = z.iter().map(|&l| (l - max).exp()).collect();
     let sum: f64 = e.iter().sum();

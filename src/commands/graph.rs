@@ -38,10 +38,7 @@ fn expression(src: &str, set: Option<&str>) -> Result<Graph> {
     println!("out = {}", fmt_num(out.value));
     for (name, _) in expr.variables() {
         let n = g.variable(&name).expect("evaluated");
-        println!(
-            "  ∂out/∂{name} = {}",
-            fmt_num(n.grad.unwrap_or(0.0))
-        );
+        println!("  ∂out/∂{name} = {}", fmt_num(n.grad.unwrap_or(0.0)));
     }
     Ok(g.to_graph(src))
 }
@@ -96,7 +93,9 @@ fn with_ext(stem: &Path, ext: &str) -> PathBuf {
 
 fn write_all(g: &Graph, stem: &Path) -> Result<()> {
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create {}", stem.display(), dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("--out {}: cannot create {}", stem.display(), dir.display())
+        })?;
     }
     let svg = with_ext(stem, "svg");
     write(&svg, g.to_svg().as_bytes()).map_err(|e| anyhow!("--out {}: {e}", svg.display()))?;

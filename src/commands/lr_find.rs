@@ -36,7 +36,10 @@ pub fn lr_find(a: LrFindArgs) -> Result<ExitCode> {
     let r = range_test(run.module(), &run.train, &run.config, &settings)
         .map_err(|e| anyhow!("--start-lr/--end-lr/--iterations: {e}"))?;
     let svg = out.join("lr_find.svg");
-    let title = format!("learning-rate range test: suggested η = {:.3}", r.suggestion);
+    let title = format!(
+        "learning-rate range test: suggested η = {:.3}",
+        r.suggestion
+    );
     std::fs::write(&svg, lr_find_svg(&r, &title))
         .with_context(|| format!("--out {}: cannot write", svg.display()))?;
     let mut csv = String::from("lr,loss,smoothed\n");
@@ -53,8 +56,15 @@ pub fn lr_find(a: LrFindArgs) -> Result<ExitCode> {
         r.min_loss_lr,
         r.steepest_lr
     );
-    println!("suggested learning rate: {:.4}  (--lr {:.3})", r.suggestion, r.suggestion);
-    println!("plot: {}\ndata: {}", svg.display(), out.join("lr_find.csv").display());
+    println!(
+        "suggested learning rate: {:.4}  (--lr {:.3})",
+        r.suggestion, r.suggestion
+    );
+    println!(
+        "plot: {}\ndata: {}",
+        svg.display(),
+        out.join("lr_find.csv").display()
+    );
     if !a.sweep.is_empty() {
         sweep(&config, &a.sweep, r.suggestion)?;
     }

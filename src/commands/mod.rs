@@ -127,7 +127,10 @@ pub fn data_config(d: &DataArgs) -> Result<DataConfig> {
         ),
     };
     if let (Some(s), false) = (d.steps, matches!(source, DataSource::Sequence { .. })) {
-        bail!("--steps {s}: applies to sequence tasks ({}); the dataset {name} is not one", SequenceTask::FORMS);
+        bail!(
+            "--steps {s}: applies to sequence tasks ({}); the dataset {name} is not one",
+            SequenceTask::FORMS
+        );
     }
     check_encoding(d, &source)?;
     if !matches!(source, DataSource::Csv { .. }) {

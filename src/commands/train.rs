@@ -200,8 +200,16 @@ fn train_on(a: TrainArgs, peers: Option<&Peers>) -> Result<ExitCode> {
     drop(trainer);
     let mut plots = write_plots(&run, &history)?;
     if let Some(log) = &diagnostics {
-        let written = log.lock().unwrap().write(&run.out).map_err(|e| anyhow!(e))?;
-        plots.extend(written.into_iter().filter(|p| p.extension().is_some_and(|e| e == "svg")));
+        let written = log
+            .lock()
+            .unwrap()
+            .write(&run.out)
+            .map_err(|e| anyhow!(e))?;
+        plots.extend(
+            written
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "svg")),
+        );
     }
     if let Stop::Diverged { .. } = stop {
         return diverged(&stop, &run, saved_at.get().1, a.json, started);
@@ -305,7 +313,11 @@ fn announce(run: &PreparedRun, peers: Option<&Peers>) {
         eprintln!(
             "distributed over {} ranks: each computes {} of every batch of {}",
             p.size(),
-            if p.size() == 1 { "all".to_string() } else { format!("1/{}", p.size()) },
+            if p.size() == 1 {
+                "all".to_string()
+            } else {
+                format!("1/{}", p.size())
+            },
             run.config.batch_size
         );
     }

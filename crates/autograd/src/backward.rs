@@ -122,10 +122,7 @@ impl<E: Element> Var<E> {
     ///
     /// # Panics
     /// As [`Var::backward`].
-    pub fn backward_observed(
-        &self,
-        on_edge: &mut dyn FnMut(VarId, VarId, &Tensor<E>),
-    ) -> Grads<E> {
+    pub fn backward_observed(&self, on_edge: &mut dyn FnMut(VarId, VarId, &Tensor<E>)) -> Grads<E> {
         let shape = self.shape();
         assert!(
             shape.iter().product::<usize>() == 1,

@@ -179,7 +179,10 @@ impl TextCorpus {
         let text = String::from_utf8(bytes).map_err(|e| {
             DataError::new(
                 path,
-                format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
             )
         })?;
         Self::from_text(&text).map_err(|m| DataError::new(path, m))
@@ -230,7 +233,9 @@ impl TextCorpus {
         if steps == 0 || len <= steps {
             return Err(DataError::new(
                 name,
-                format!("{len} characters cannot make windows of {steps} characters and a next one"),
+                format!(
+                    "{len} characters cannot make windows of {steps} characters and a next one"
+                ),
             ));
         }
         let count = len - steps;
@@ -242,7 +247,10 @@ impl TextCorpus {
             for (t, &c) in self.chars[s..s + steps].iter().enumerate() {
                 w[t * v + self.index(c).expect("in the vocabulary")] = 1.0;
             }
-            labels.push(self.index(self.chars[s + steps]).expect("in the vocabulary"));
+            labels.push(
+                self.index(self.chars[s + steps])
+                    .expect("in the vocabulary"),
+            );
         }
         Ok(Dataset {
             name: name.to_string(),

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use backprop_data::{
-    decode_idx, load_csv, load_idx_pair, read_idx, synthetic, BatchTargets, CsvOptions, Encoding, LabelColumn,
-    Targets, Task, SYNTHETIC,
+    decode_idx, load_csv, load_idx_pair, read_idx, synthetic, BatchTargets, CsvOptions, Encoding,
+    LabelColumn, Targets, Task, SYNTHETIC,
 };
 use backprop_tensor::Rng;
 

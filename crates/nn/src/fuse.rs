@@ -25,11 +25,7 @@ pub(crate) fn conv_bn<E: Element>(
     x: &Var<E>,
 ) -> Option<(Var<E>, usize)> {
     let conv = layers.first()?.1.as_conv2d()?;
-    let bn = layers
-        .get(1)?
-        .1
-        .as_any()?
-        .downcast_ref::<BatchNorm<E>>()?;
+    let bn = layers.get(1)?.1.as_any()?.downcast_ref::<BatchNorm<E>>()?;
     let relu = layers.get(2).and_then(|l| l.1.activation()) == Some(Activation::Relu);
     let (w, b) = fold(conv, bn)?;
     let y = try_conv2d_forward_relu(&x.value(), &w, Some(&b), conv.params, relu)
@@ -56,10 +52,7 @@ fn fold<E: Element>(conv: &Conv2d<E>, bn: &BatchNorm<E>) -> Option<(Tensor<E>, T
         let b0 = conv.bias.as_ref().map_or(E::ZERO, |b| b.value().data()[c]);
         bf[c] = s * (b0 - mean.data()[c]) + beta.data()[c];
     }
-    Some((
-        Tensor::from_vec(wf, w.shape()),
-        Tensor::from_vec(bf, &[o]),
-    ))
+    Some((Tensor::from_vec(wf, w.shape()), Tensor::from_vec(bf, &[o])))
 }
 
 #[cfg(test)]
@@ -80,7 +73,8 @@ mod tests {
             .set_value(Tensor::rand_normal(&[4], 0.3, 1.0, rng));
         bn.running_var
             .set_value(Tensor::rand_uniform(&[4], 0.5, 2.0, rng));
-        bn.weight.set_value(Tensor::rand_normal(&[4], 1.0, 0.5, rng));
+        bn.weight
+            .set_value(Tensor::rand_normal(&[4], 1.0, 0.5, rng));
         bn.bias.set_value(Tensor::rand_normal(&[4], 0.0, 0.5, rng));
         Sequential::new()
             .add("conv1", conv)
@@ -104,7 +98,9 @@ mod tests {
             assert_eq!(layers, ["conv1", "bn1"]);
             let (y, used) = conv_bn(&net.layers[..2], &x).expect("conv then batch norm");
             assert_eq!(used, 2);
-            let conv_then_bn = net.layers[1].1.forward(&net.layers[0].1.forward(&x, Mode::Eval), Mode::Eval);
+            let conv_then_bn = net.layers[1]
+                .1
+                .forward(&net.layers[0].1.forward(&x, Mode::Eval), Mode::Eval);
             assert!(y.value().allclose(&conv_then_bn.value(), 1e-12, 1e-12));
         }
     }

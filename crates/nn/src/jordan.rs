@@ -90,7 +90,10 @@ impl<E: Element> Jordan<E> {
             inputs > 0 && hidden > 0 && outputs > 0,
             "Jordan: sizes must be at least 1"
         );
-        assert!((0.0..1.0).contains(&mu), "Jordan: μ = {mu} must be in [0, 1)");
+        assert!(
+            (0.0..1.0).contains(&mu),
+            "Jordan: μ = {mu} must be in [0, 1)"
+        );
         let k = 1.0 / (hidden as f64).sqrt();
         let mut u = |shape: &[usize]| Var::parameter(Tensor::rand_uniform(shape, -k, k, rng));
         Jordan {
@@ -313,9 +316,15 @@ impl LayerConfig for JordanConfig {
         }
         self.activation()?;
         let (h, o) = (self.hidden, self.out);
-        let params = [count(&[h, f])?, count(&[h, o])?, h as u64, count(&[o, h])?, o as u64]
-            .into_iter()
-            .try_fold(0u64, add_counts)?;
+        let params = [
+            count(&[h, f])?,
+            count(&[h, o])?,
+            h as u64,
+            count(&[o, h])?,
+            o as u64,
+        ]
+        .into_iter()
+        .try_fold(0u64, add_counts)?;
         let out = match self.output {
             SequenceOutput::Last => vec![self.out],
             SequenceOutput::Sequence => vec![t, self.out],

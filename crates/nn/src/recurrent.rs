@@ -424,8 +424,11 @@ impl<E: Element> Recurrent<E> {
             } else {
                 seq.narrow(0, start, len)
             };
-            let part_lengths: Option<Vec<usize>> =
-                lengths.map(|l| l.iter().map(|&n| n.saturating_sub(start).min(len)).collect());
+            let part_lengths: Option<Vec<usize>> = lengths.map(|l| {
+                l.iter()
+                    .map(|&n| n.saturating_sub(start).min(len))
+                    .collect()
+            });
             let vars = RecurrentVars {
                 h0: &h,
                 c0: c.as_ref(),
@@ -554,7 +557,11 @@ pub fn padded_lengths<E: Element>(x: &Var<E>, value: f64, batch_first: bool) -> 
     (0..b)
         .map(|n| {
             let at = |t: usize| {
-                let row = if batch_first { n * t_len + t } else { t * b + n };
+                let row = if batch_first {
+                    n * t_len + t
+                } else {
+                    t * b + n
+                };
                 &d[row * f..][..f]
             };
             (0..t_len)

@@ -141,7 +141,11 @@ fn conv1d_matches_pytorch_with_stride_padding_and_dilation() {
     let g = loss.backward();
     close("conv1d grad x", g.get(&x).unwrap(), &c["grad_x"]);
     for (name, p) in conv.params() {
-        close(&format!("conv1d grad {name}"), g.get(&p).unwrap(), &c["grads"][&name]);
+        close(
+            &format!("conv1d grad {name}"),
+            g.get(&p).unwrap(),
+            &c["grads"][&name],
+        );
     }
 }
 
@@ -167,6 +171,10 @@ fn jordan_matches_a_pytorch_step_by_step_reference() {
     close("jordan grad x", g.get(&x).unwrap(), &c["grad_x"]);
     close("jordan grad c0", g.get(&c0).unwrap(), &c["grad_c0"]);
     for (name, p) in net.params() {
-        close(&format!("jordan grad {name}"), g.get(&p).unwrap(), &c["grads"][&name]);
+        close(
+            &format!("jordan grad {name}"),
+            g.get(&p).unwrap(),
+            &c["grads"][&name],
+        );
     }
 }

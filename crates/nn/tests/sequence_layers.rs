@@ -160,7 +160,12 @@ fn padding_changes_no_output_and_no_gradient() {
             let (y, s) = layer.forward_with(&x, None, Some(&lengths), Mode::Train);
             let g = drive(&y, 8).add(&drive(&s.h, 9)).backward();
             let mut grads = vec![g.get(&x).unwrap().clone()];
-            grads.extend(layer.params().iter().map(|(_, p)| g.get(p).unwrap().clone()));
+            grads.extend(
+                layer
+                    .params()
+                    .iter()
+                    .map(|(_, p)| g.get(p).unwrap().clone()),
+            );
             (y.value(), s.h.value(), grads)
         };
         let (a, b) = (run(&clean), run(&noisy));
@@ -178,10 +183,8 @@ fn padding_changes_no_output_and_no_gradient() {
                     alone.push(clean.get(&[t, n, k]));
                 }
             }
-            let (ya, sa) = layer.forward_state(
-                &Var::constant(Tensor::from_vec(alone, &[len, 1, 3])),
-                None,
-            );
+            let (ya, sa) =
+                layer.forward_state(&Var::constant(Tensor::from_vec(alone, &[len, 1, 3])), None);
             let (ya, ha) = (ya.value(), sa.h.value());
             for t in 0..6 {
                 for j in 0..8 {
@@ -251,7 +254,10 @@ fn truncated_bptt_is_the_gradient_of_the_chunked_function() {
             drive(&y, 5).add(&drive(&s.h, 6))
         };
         let (lc, lw) = (loss(&cut), chunked_loss(&full, &x, k, &mut fixed.clone()));
-        assert!((lc.item() - lw.item()).abs() < 1e-12, "the same forward values");
+        assert!(
+            (lc.item() - lw.item()).abs() < 1e-12,
+            "the same forward values"
+        );
         let (g, want) = (lc.backward(), lw.backward());
         assert_close(g.get(&x).unwrap(), want.get(&x).unwrap());
         for ((_, a), (_, b)) in cut.params().iter().zip(full.params()) {
@@ -281,7 +287,12 @@ type Bound = (Tensor<f64>, Option<Tensor<f64>>);
 /// chunk ended in, recorded in `bounds` if it is empty, else the one `bounds` holds (so a
 /// gradcheck moves the weights with the states held fixed). The same weighting of outputs
 /// and final states as the test's.
-fn chunked_loss(layer: &Recurrent<f64>, x: &Var<f64>, k: usize, bounds: &mut Vec<Bound>) -> Var<f64> {
+fn chunked_loss(
+    layer: &Recurrent<f64>,
+    x: &Var<f64>,
+    k: usize,
+    bounds: &mut Vec<Bound>,
+) -> Var<f64> {
     let record = bounds.is_empty();
     let mut next = 0;
     let kind = layer.options().kind;
@@ -290,8 +301,14 @@ fn chunked_loss(layer: &Recurrent<f64>, x: &Var<f64>, k: usize, bounds: &mut Vec
     let p = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.clone();
     let (mut outs, mut finals) = (Vec::new(), Vec::new());
     for (d, suffix) in ["l0", "l0_reverse"].iter().enumerate() {
-        let (wi, wh) = (p(&format!("weight_ih_{suffix}")), p(&format!("weight_hh_{suffix}")));
-        let (bi, bh) = (p(&format!("bias_ih_{suffix}")), p(&format!("bias_hh_{suffix}")));
+        let (wi, wh) = (
+            p(&format!("weight_ih_{suffix}")),
+            p(&format!("weight_hh_{suffix}")),
+        );
+        let (bi, bh) = (
+            p(&format!("bias_ih_{suffix}")),
+            p(&format!("bias_hh_{suffix}")),
+        );
         let zeros = || Var::constant(Tensor::zeros(&[b, h]));
         let (mut hs, mut cs) = (zeros(), kind.has_cell().then(zeros));
         let mut pieces = vec![None; t.div_ceil(k)];
@@ -322,7 +339,9 @@ fn chunked_loss(layer: &Recurrent<f64>, x: &Var<f64>, k: usize, bounds: &mut Vec
             let y = x.narrow(0, start, len).recurrent(kind, vars, d == 1);
             pieces[start / k] = Some(y.narrow(0, 0, len));
             hs = y.narrow(0, len, 1).reshape(&[b, h]);
-            cs = kind.has_cell().then(|| y.narrow(0, len + 1, 1).reshape(&[b, h]));
+            cs = kind
+                .has_cell()
+                .then(|| y.narrow(0, len + 1, 1).reshape(&[b, h]));
         }
         let pieces: Vec<Var<f64>> = pieces.into_iter().flatten().collect();
         outs.push(Var::concat(&pieces.iter().collect::<Vec<_>>(), 0));
@@ -354,7 +373,12 @@ fn a_stateful_layer_carries_its_state_detached() {
     let (y3, _) = stateful.forward_with(&x.narrow(0, 0, 5), None, None, Mode::Train);
     assert_close(&y3.value(), &y.narrow(0, 0, 5).value());
     // a different batch size also starts afresh
-    let (y4, _) = stateful.forward_with(&Var::constant(uniform(&[3, 1, 2], 6)), None, None, Mode::Eval);
+    let (y4, _) = stateful.forward_with(
+        &Var::constant(uniform(&[3, 1, 2], 6)),
+        None,
+        None,
+        Mode::Eval,
+    );
     let (y5, _) = plain.forward_state(&Var::constant(uniform(&[3, 1, 2], 6)), None);
     assert_close(&y4.value(), &y5.value());
 }
@@ -377,7 +401,10 @@ fn dropout_acts_between_layers_in_training_only() {
         RecurrentOptions::new(CellKind::Gru, 3, 4).with_dropout(0.5),
         &mut Rng::seed(1),
     );
-    assert_eq!(one.forward(&x, Mode::Train).value(), one.forward(&x, Mode::Eval).value());
+    assert_eq!(
+        one.forward(&x, Mode::Train).value(),
+        one.forward(&x, Mode::Eval).value()
+    );
     // with the masks fixed (reseeded before each run) training passes gradcheck
     let mut vars = vec![x.clone()];
     vars.extend(dropped.params().into_iter().map(|(_, p)| p));
@@ -399,15 +426,39 @@ fn spec_fields_are_checked_with_clear_errors() {
             .to_string()
     };
     let cases = [
-        (r#"{"type": "lstm", "hidden": 4, "num_layers": 2, "dropout": 1.0}"#, "[0, 1)"),
-        (r#"{"type": "lstm", "hidden": 4, "dropout": 0.2}"#, "num_layers 1"),
-        (r#"{"type": "gru", "hidden": 4, "truncate": 0}"#, "at least 1 step"),
-        (r#"{"type": "jordan", "hidden": 4, "out": 2, "mu": 1.5}"#, "mu = 1.5"),
-        (r#"{"type": "jordan", "hidden": 4, "out": 2, "activation": "softmax"}"#, "output activation"),
+        (
+            r#"{"type": "lstm", "hidden": 4, "num_layers": 2, "dropout": 1.0}"#,
+            "[0, 1)",
+        ),
+        (
+            r#"{"type": "lstm", "hidden": 4, "dropout": 0.2}"#,
+            "num_layers 1",
+        ),
+        (
+            r#"{"type": "gru", "hidden": 4, "truncate": 0}"#,
+            "at least 1 step",
+        ),
+        (
+            r#"{"type": "jordan", "hidden": 4, "out": 2, "mu": 1.5}"#,
+            "mu = 1.5",
+        ),
+        (
+            r#"{"type": "jordan", "hidden": 4, "out": 2, "activation": "softmax"}"#,
+            "output activation",
+        ),
         (r#"{"type": "jordan", "hidden": 0, "out": 2}"#, "at least 1"),
-        (r#"{"type": "conv1d", "out": 2, "kernel": 3, "dilation": 2}"#, "spans more than the 4 steps"),
-        (r#"{"type": "conv1d", "out": 2, "kernel": 2, "stride": 0}"#, "at least 1"),
-        (r#"{"type": "conv1d", "out": 2, "kernel": 2, "groups": 2}"#, "unknown field `groups`"),
+        (
+            r#"{"type": "conv1d", "out": 2, "kernel": 3, "dilation": 2}"#,
+            "spans more than the 4 steps",
+        ),
+        (
+            r#"{"type": "conv1d", "out": 2, "kernel": 2, "stride": 0}"#,
+            "at least 1",
+        ),
+        (
+            r#"{"type": "conv1d", "out": 2, "kernel": 2, "groups": 2}"#,
+            "unknown field `groups`",
+        ),
     ];
     for (layer, want) in cases {
         let e = err(layer);
@@ -427,11 +478,18 @@ fn spec_layers_build_a_tdnn_and_a_jordan_network() {
         ]}"#,
     )
     .unwrap();
-    let built = spec.build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0).unwrap();
+    let built = spec
+        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+        .unwrap();
     let names: Vec<&str> = built.model.layers().map(|(n, _)| n).collect();
-    assert_eq!(names, ["reshape1", "conv1d1", "tanh1", "conv1d2", "lstm1", "fc1"]);
+    assert_eq!(
+        names,
+        ["reshape1", "conv1d1", "tanh1", "conv1d2", "lstm1", "fc1"]
+    );
     assert_eq!(built.model.params()[0].1.shape(), vec![8, 28, 3]);
-    let y = built.model.forward(&Var::constant(Tensor::zeros(&[2, 784])), Mode::Train);
+    let y = built
+        .model
+        .forward(&Var::constant(Tensor::zeros(&[2, 784])), Mode::Train);
     assert_eq!(y.shape(), vec![2, 10]);
     let back = ModelSpec::from_json(&serde_json::to_string(&spec).unwrap()).unwrap();
     assert_eq!(back, spec);
@@ -439,9 +497,13 @@ fn spec_layers_build_a_tdnn_and_a_jordan_network() {
         r#"{"layers": [{"type": "jordan", "hidden": 8, "out": 10, "mu": 0.3}]}"#,
     )
     .unwrap();
-    let built = jordan.build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0).unwrap();
+    let built = jordan
+        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+        .unwrap();
     let p: Vec<String> = built.model.params().into_iter().map(|(n, _)| n).collect();
     assert_eq!(p[1], "jordan1.weight_ch");
-    let y = built.model.forward(&Var::constant(Tensor::zeros(&[3, 784])), Mode::Eval);
+    let y = built
+        .model
+        .forward(&Var::constant(Tensor::zeros(&[3, 784])), Mode::Eval);
     assert_eq!(y.shape(), vec![3, 10]);
 }

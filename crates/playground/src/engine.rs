@@ -9,7 +9,9 @@ use backprop_autograd::{no_grad, Var};
 use backprop_data::{synthetic, synthetic_multiclass, BatchTargets, Dataset, Targets};
 use backprop_nn::{Mode, Module};
 use backprop_tensor::Tensor;
-use backprop_train::{batch_loss, evaluate, EpochOutcome, LossKind, ModelSpec, Quiet, TrainConfig, Trainer};
+use backprop_train::{
+    batch_loss, evaluate, EpochOutcome, LossKind, ModelSpec, Quiet, TrainConfig, Trainer,
+};
 use serde_json::{json, Value};
 
 use crate::config::{config_field, Config, MULTICLASS_SETS};
@@ -373,13 +375,20 @@ impl Engine {
         let Some(b) = self.train_set.batches(n.max(1), None).next() else {
             return Vec::new();
         };
-        let out = self.trainer.model().forward(&Var::constant(b.x), Mode::Eval);
+        let out = self
+            .trainer
+            .model()
+            .forward(&Var::constant(b.x), Mode::Eval);
         let grads = batch_loss(self.cfg.loss, &out, &b.targets).backward();
         (1..=self.depth())
             .map(|l| {
                 let p = &self.linear(l).params()[0].1;
                 grads.get(p).map_or(0.0, |g| {
-                    g.data().iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt()
+                    g.data()
+                        .iter()
+                        .map(|&v| f64::from(v) * f64::from(v))
+                        .sum::<f64>()
+                        .sqrt()
                 })
             })
             .collect()

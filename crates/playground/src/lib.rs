@@ -77,7 +77,6 @@ pub struct Options {
     pub release_memory: Option<fn()>,
 }
 
-
 impl Default for Options {
     fn default() -> Self {
         Options {

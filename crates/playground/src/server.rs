@@ -206,7 +206,8 @@ impl App {
             !idle
         });
         let closed = before - map.len();
-        self.closed_since_release.fetch_add(closed, Ordering::SeqCst);
+        self.closed_since_release
+            .fetch_add(closed, Ordering::SeqCst);
         closed
     }
 

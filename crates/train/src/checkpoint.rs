@@ -268,7 +268,8 @@ impl Checkpoint {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         meta.insert(CHECKSUM_KEY.into(), digest.into());
-        safetensors::serialize(views, Some(meta)).expect("f32 tensors with distinct names serialise")
+        safetensors::serialize(views, Some(meta))
+            .expect("f32 tensors with distinct names serialise")
     }
 
     /// Parses safetensors bytes; the error says what is wrong (without the file name).
@@ -310,7 +311,11 @@ impl Checkpoint {
             match floats(info.dtype, &data[a..b]) {
                 Some(vals) => {
                     let t = (name, Tensor::from_vec(vals, &info.shape));
-                    if wanted { tensors.push(t) } else { skipped.push(t) }
+                    if wanted {
+                        tensors.push(t)
+                    } else {
+                        skipped.push(t)
+                    }
                 }
                 None if wanted => refused.push(format!("{name:?} ({})", info.dtype)),
                 None => {}
@@ -361,7 +366,10 @@ impl Checkpoint {
         settle(path);
         if tpath.is_file() {
             fs::rename(&tpath, &prev).map_err(|e| {
-                format!("{}: cannot keep the previous training state: {e}", tpath.display())
+                format!(
+                    "{}: cannot keep the previous training state: {e}",
+                    tpath.display()
+                )
             })?;
         }
         let written = write_file(&tpath, &training.to_bytes())
@@ -695,11 +703,19 @@ mod tests {
             if stage >= 3 {
                 fs::write(&path, &new_model).unwrap();
             }
-            assert_eq!(&sorted(Checkpoint::load(&path).unwrap()), want, "stage {stage}");
+            assert_eq!(
+                &sorted(Checkpoint::load(&path).unwrap()),
+                want,
+                "stage {stage}"
+            );
             // and the next save starts from a consistent pair
             later().save(&path).unwrap();
             assert!(!prev.exists(), "stage {stage}");
-            assert_eq!(sorted(Checkpoint::load(&path).unwrap()), new, "stage {stage}");
+            assert_eq!(
+                sorted(Checkpoint::load(&path).unwrap()),
+                new,
+                "stage {stage}"
+            );
         }
         let _ = fs::remove_dir_all(d);
         let _ = fs::remove_dir_all(nd);
@@ -729,12 +745,13 @@ mod tests {
                 fs::read(&path).unwrap(),
                 fs::read(training_path(&path)).unwrap(),
             ];
-            assert!(after == before, "the old pair changed ({})", target.display());
-            assert!(!previous_training_path(&path).exists());
-            assert_eq!(
-                sorted(Checkpoint::load(&path).unwrap()),
-                sorted(sample())
+            assert!(
+                after == before,
+                "the old pair changed ({})",
+                target.display()
             );
+            assert!(!previous_training_path(&path).exists());
+            assert_eq!(sorted(Checkpoint::load(&path).unwrap()), sorted(sample()));
         }
         let _ = fs::remove_dir_all(d);
     }

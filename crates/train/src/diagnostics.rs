@@ -115,7 +115,10 @@ pub struct Diagnostics {
 fn param_layers(model: &dyn Module<f32>) -> Vec<(String, Vec<Var<f32>>)> {
     let mut out: Vec<(String, Vec<Var<f32>>)> = Vec::new();
     for (name, p) in model.params() {
-        let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l).to_string();
+        let layer = name
+            .rsplit_once('.')
+            .map_or(name.as_str(), |(l, _)| l)
+            .to_string();
         match out.last_mut() {
             Some((l, ps)) if *l == layer => ps.push(p),
             _ => out.push((layer, vec![p])),
@@ -125,7 +128,10 @@ fn param_layers(model: &dyn Module<f32>) -> Vec<(String, Vec<Var<f32>>)> {
 }
 
 fn norm(t: &Tensor<f32>) -> f64 {
-    t.data().iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>()
+    t.data()
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
 }
 
 impl Diagnostics {
@@ -216,7 +222,11 @@ impl Diagnostics {
             self.warn(WarningKind::Exploding, step, format!("exploding gradients at {epoch_step}: the gradient is not finite. Likely cause: a learning rate too large for this model. Hint: lower --lr (by 10×), or add --clip 1"));
             return;
         }
-        if let Some((layer, r)) = ratios.iter().filter(|(_, r)| *r > 1.0).max_by(|a, b| a.1.total_cmp(&b.1)) {
+        if let Some((layer, r)) = ratios
+            .iter()
+            .filter(|(_, r)| *r > 1.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        {
             let (layer, r) = (layer.clone(), *r);
             self.warn(WarningKind::Exploding, step, format!("exploding updates at {epoch_step}: {layer}'s update is {r:.3} times its weights (healthy is about 1e-3). Likely cause: a learning rate too large (--lr {}). Hint: lower --lr by 10× or more, or add --clip 1", self.base_lr));
             return;
@@ -265,8 +275,17 @@ impl Diagnostics {
         self.log.lock().unwrap().records.extend(rows);
     }
 
-    fn judge(&mut self, step: usize, layers: &[(String, f64, f64, f64)], units: &[(String, f64, f64)]) {
-        let at = format!("epoch {}, step {}", step / self.steps_per_epoch.max(1) + 1, step + 1);
+    fn judge(
+        &mut self,
+        step: usize,
+        layers: &[(String, f64, f64, f64)],
+        units: &[(String, f64, f64)],
+    ) {
+        let at = format!(
+            "epoch {}, step {}",
+            step / self.steps_per_epoch.max(1) + 1,
+            step + 1
+        );
         // with most ReLUs dead, tiny early gradients are the dead units' doing: say that
         // instead of blaming saturation
         let dead = units.iter().any(|u| u.1 > MOSTLY);
@@ -288,7 +307,11 @@ impl Diagnostics {
                 self.warn(WarningKind::Saturated, step, format!("saturated units at {at}: {:.0}% of {name}'s outputs are saturated, where the local gradient is nearly 0. Likely cause: large weights or inputs. Hint: scale the inputs, a smaller initialisation, or --activation relu", sat * 100.0));
             }
         }
-        let mut r: Vec<f64> = layers.iter().map(|l| l.3).filter(|r| r.is_finite()).collect();
+        let mut r: Vec<f64> = layers
+            .iter()
+            .map(|l| l.3)
+            .filter(|r| r.is_finite())
+            .collect();
         if r.is_empty() {
             return;
         }
@@ -361,8 +384,16 @@ impl StepProbe for Diagnostics {
 impl DiagnosticsLog {
     /// CSV: one row per layer per recorded step; empty cells where a figure does not apply.
     pub fn to_csv(&self) -> String {
-        let cell = |v: f64| if v.is_nan() { String::new() } else { format!("{v}") };
-        let mut s = String::from("step,epoch,layer,grad_norm,weight_norm,update_ratio,dead_relu,saturated\n");
+        let cell = |v: f64| {
+            if v.is_nan() {
+                String::new()
+            } else {
+                format!("{v}")
+            }
+        };
+        let mut s = String::from(
+            "step,epoch,layer,grad_norm,weight_norm,update_ratio,dead_relu,saturated\n",
+        );
         for r in &self.records {
             s += &format!(
                 "{},{},{},{},{},{},{},{}\n",
@@ -411,18 +442,44 @@ impl DiagnosticsLog {
         let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         written.push(put("diagnostics.json", json)?);
         let chart = |title: &str, y: &str, s: Vec<(String, Vec<(f64, f64)>)>, log: bool| {
-            let refs: Vec<(&str, Vec<(f64, f64)>)> = s.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+            let refs: Vec<(&str, Vec<(f64, f64)>)> =
+                s.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
             xy_chart_svg(title, "step", y, &refs, log)
         };
         let g = self.series(|r| r.grad_norm);
         if !g.is_empty() {
-            written.push(put("gradient_norms.svg", chart("gradient norm per layer", "‖∂C/∂θ‖", g, true))?);
+            written.push(put(
+                "gradient_norms.svg",
+                chart("gradient norm per layer", "‖∂C/∂θ‖", g, true),
+            )?);
             let u = self.series(|r| r.update_ratio);
-            written.push(put("update_ratios.svg", chart("update-to-weight ratio per layer (healthy ≈ 1e-3)", "‖Δθ‖/‖θ‖", u, true))?);
+            written.push(put(
+                "update_ratios.svg",
+                chart(
+                    "update-to-weight ratio per layer (healthy ≈ 1e-3)",
+                    "‖Δθ‖/‖θ‖",
+                    u,
+                    true,
+                ),
+            )?);
         }
-        let d = self.series(|r| if r.dead_relu.is_nan() { r.saturated } else { r.dead_relu });
+        let d = self.series(|r| {
+            if r.dead_relu.is_nan() {
+                r.saturated
+            } else {
+                r.dead_relu
+            }
+        });
         if !d.is_empty() {
-            written.push(put("units.svg", chart("dead ReLU units / saturated sigmoid-tanh outputs", "share", d, false))?);
+            written.push(put(
+                "units.svg",
+                chart(
+                    "dead ReLU units / saturated sigmoid-tanh outputs",
+                    "share",
+                    d,
+                    false,
+                ),
+            )?);
         }
         Ok(written)
     }

@@ -163,7 +163,12 @@ fn suggest(lrs: Vec<f64>, losses: Vec<f64>, smoothed: Vec<f64>) -> Result<LrFind
 /// The loss-versus-η chart (log η axis drawn as log10 η), with the suggestion marked.
 pub fn lr_find_svg(r: &LrFind, title: &str) -> String {
     // the blow-up at the end would flatten the rest: leave out losses beyond 1.5× the start
-    let start = r.smoothed.iter().take(10).copied().fold(f64::NEG_INFINITY, f64::max);
+    let start = r
+        .smoothed
+        .iter()
+        .take(10)
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     let pts = |v: &[f64]| -> Vec<(f64, f64)> {
         r.lrs
             .iter()
@@ -196,11 +201,19 @@ mod tests {
     #[test]
     fn the_suggestion_is_a_tenth_of_the_minimum_on_a_made_up_curve() {
         // a loss flat, then falling, then rising: minimum at step 60
-        let lrs: Vec<f64> = (0..100).map(|k| 1e-5 * 10f64.powf(k as f64 / 20.0)).collect();
+        let lrs: Vec<f64> = (0..100)
+            .map(|k| 1e-5 * 10f64.powf(k as f64 / 20.0))
+            .collect();
         let sm: Vec<f64> = (0..100)
             .map(|k| {
                 let x = k as f64;
-                if x < 30.0 { 2.0 } else if x < 60.0 { 2.0 - (x - 30.0) / 20.0 } else { 0.5 + (x - 60.0) / 5.0 }
+                if x < 30.0 {
+                    2.0
+                } else if x < 60.0 {
+                    2.0 - (x - 30.0) / 20.0
+                } else {
+                    0.5 + (x - 60.0) / 5.0
+                }
             })
             .collect();
         let r = suggest(lrs.clone(), sm.clone(), sm).unwrap();
@@ -215,9 +228,20 @@ mod tests {
         let mut rng = Rng::seed(0);
         let net = backprop_nn::Linear::<f32>::new(2, 2, &mut rng);
         let c = TrainConfig::default();
-        let bad = LrFindSettings { start: 1.0, end: 0.1, ..LrFindSettings::default() };
-        assert!(lr_find(&net, &data, &c, &bad).unwrap_err().contains("increasing"));
-        let few = LrFindSettings { steps: 3, ..LrFindSettings::default() };
-        assert!(lr_find(&net, &data, &c, &few).unwrap_err().contains("too few"));
+        let bad = LrFindSettings {
+            start: 1.0,
+            end: 0.1,
+            ..LrFindSettings::default()
+        };
+        assert!(lr_find(&net, &data, &c, &bad)
+            .unwrap_err()
+            .contains("increasing"));
+        let few = LrFindSettings {
+            steps: 3,
+            ..LrFindSettings::default()
+        };
+        assert!(lr_find(&net, &data, &c, &few)
+            .unwrap_err()
+            .contains("too few"));
     }
 }

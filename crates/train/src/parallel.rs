@@ -125,7 +125,10 @@ impl DataParallel {
         right: usize,
     ) -> (f64, usize, Grads<f32>) {
         let params = model.params();
-        let total: usize = params.iter().map(|(_, p)| p.with_value(|v| v.numel())).sum();
+        let total: usize = params
+            .iter()
+            .map(|(_, p)| p.with_value(|v| v.numel()))
+            .sum();
         let mut flat = Vec::with_capacity(total);
         let mut stats = vec![loss, right as f64];
         for (_, p) in &params {
@@ -166,7 +169,13 @@ impl DataParallel {
         }
         let mut flat: Vec<f64> = buffers
             .iter()
-            .flat_map(|(_, b)| b.value().data().iter().map(|&x| f64::from(x)).collect::<Vec<_>>())
+            .flat_map(|(_, b)| {
+                b.value()
+                    .data()
+                    .iter()
+                    .map(|&x| f64::from(x))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         self.comm.all_reduce_sum_f64(&mut flat);
         let s = self.size() as f64;

@@ -440,8 +440,8 @@ fn load_sequence(
             let cut = values.len() * 4 / 5;
             let train = series_windows(&name, &values[..cut], steps).map_err(&ds)?;
             // the test windows start where training ends, so the two overlap in no target
-            let test = series_windows(&name, &values[cut.saturating_sub(steps)..], steps)
-                .map_err(&ds)?;
+            let test =
+                series_windows(&name, &values[cut.saturating_sub(steps)..], steps).map_err(&ds)?;
             (train, test)
         }
         SequenceTask::Text(path) => {

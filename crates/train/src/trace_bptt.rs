@@ -68,7 +68,11 @@ pub struct BpttTrace {
 }
 
 fn rows(t: &Tensor<f64>) -> Vec<Vec<f64>> {
-    let c = if t.shape().len() > 1 { t.shape()[1] } else { t.numel() };
+    let c = if t.shape().len() > 1 {
+        t.shape()[1]
+    } else {
+        t.numel()
+    };
     t.data().chunks(c.max(1)).map(<[f64]>::to_vec).collect()
 }
 
@@ -114,7 +118,10 @@ pub fn bptt_trace(
     let (rnn, lin) = elman(model)?;
     let (i, h) = (rnn.options().input_size, rnn.options().hidden_size);
     if x.is_empty() || x.len() % i != 0 {
-        return Err(format!("the input has {} values; the sequence needs a multiple of the {i} features per step", x.len()));
+        return Err(format!(
+            "the input has {} values; the sequence needs a multiple of the {i} features per step",
+            x.len()
+        ));
     }
     let t_len = x.len() / i;
     let p: Vec<Var<f64>> = rnn.params().into_iter().map(|(_, v)| v).collect();
@@ -136,7 +143,10 @@ pub fn bptt_trace(
     let (c, cost_name) = cost_of(&zo, cost)?;
     let g = c.backward();
     let val = |v: &Var<f64>| v.value().to_vec();
-    let grad = |v: &Var<f64>| g.get(v).map_or_else(|| vec![0.0; v.value().numel()], |t| t.to_vec());
+    let grad = |v: &Var<f64>| {
+        g.get(v)
+            .map_or_else(|| vec![0.0; v.value().numel()], |t| t.to_vec())
+    };
     let steps: Vec<BpttStep> = (0..t_len)
         .map(|t| {
             let delta = grad(&zs[t]);
@@ -156,7 +166,11 @@ pub fn bptt_trace(
     // the sums over time against the engine's gradients
     let mut sums = [vec![0.0; h * i], vec![0.0; h * h], vec![0.0; h]];
     for (t, s) in steps.iter().enumerate() {
-        let prev = if t == 0 { vec![0.0; h] } else { steps[t - 1].h.clone() };
+        let prev = if t == 0 {
+            vec![0.0; h]
+        } else {
+            steps[t - 1].h.clone()
+        };
         for r in 0..h {
             (0..i).for_each(|k| sums[0][r * i + k] += s.delta[r] * s.x[k]);
             (0..h).for_each(|k| sums[1][r * h + k] += s.delta[r] * prev[k]);
@@ -164,7 +178,12 @@ pub fn bptt_trace(
         }
     }
     let engine = [grad(w_ih), grad(w_hh), grad(b_ih), grad(b_hh)];
-    let max_diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max);
+    let max_diff = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f64::max)
+    };
     let sum_error = [(0, 0), (1, 1), (2, 2), (2, 3)]
         .iter()
         .map(|&(s, e)| max_diff(&sums[s], &engine[e]))
@@ -178,15 +197,27 @@ pub fn bptt_trace(
         .params()
         .into_iter()
         .map(|(n, v)| (format!("rnn.{n}"), v))
-        .chain(lin.params().into_iter().map(|(n, v)| (format!("out.{n}"), v)))
+        .chain(
+            lin.params()
+                .into_iter()
+                .map(|(n, v)| (format!("out.{n}"), v)),
+        )
         .collect();
     let mut params = Vec::new();
     for (name, v) in &all {
-        let (value, gv) = (v.value(), g.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()));
+        let (value, gv) = (
+            v.value(),
+            g.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()),
+        );
         if let Some(f) = fg.get(v) {
             fused_error = fused_error.max(max_diff(f.data(), gv.data()));
         }
-        params.push((name.clone(), rows(&value), rows(&gv), rows(&value.sub(&gv.mul_scalar(eta)))));
+        params.push((
+            name.clone(),
+            rows(&value),
+            rows(&gv),
+            rows(&value.sub(&gv.mul_scalar(eta))),
+        ));
     }
     Ok(BpttTrace {
         cost: cost_name,
@@ -207,9 +238,15 @@ fn cost_of(zo: &Var<f64>, cost: &TraceCost) -> Result<(Var<f64>, String), String
     match cost {
         TraceCost::Squared(y) if y.len() == n => {
             let d = zo.sub(&Var::constant(Tensor::from_vec(y.clone(), &[1, n])));
-            Ok((d.mul(&d).sum().mul_scalar(0.5), format!("C = ½‖z^o − y‖², y = {y:?}")))
+            Ok((
+                d.mul(&d).sum().mul_scalar(0.5),
+                format!("C = ½‖z^o − y‖², y = {y:?}"),
+            ))
         }
-        TraceCost::Squared(y) => Err(format!("the target has {} values but the network has {n} outputs", y.len())),
+        TraceCost::Squared(y) => Err(format!(
+            "the target has {} values but the network has {n} outputs",
+            y.len()
+        )),
         TraceCost::CrossEntropy(k) if *k < n => Ok((
             zo.log_softmax(1).gather(1, &[*k]).neg().sum(),
             format!("C = −log softmax(z^o)_y, y = class {k}"),
@@ -220,10 +257,18 @@ fn cost_of(zo: &Var<f64>, cost: &TraceCost) -> Result<(Var<f64>, String), String
 
 /// The largest violation of `δ_T = (W_oᵀ δ^o) ⊙ (1 − h_T²)` and
 /// `δ_t = (W_hhᵀ δ_{t+1}) ⊙ (1 − h_t²)`.
-fn recursion_error(steps: &[BpttStep], delta_o: &[f64], whh: &Tensor<f64>, wo: &Tensor<f64>) -> f64 {
+fn recursion_error(
+    steps: &[BpttStep],
+    delta_o: &[f64],
+    whh: &Tensor<f64>,
+    wo: &Tensor<f64>,
+) -> f64 {
     let h = whh.shape()[1];
     let back = |w: &Tensor<f64>, d: &[f64], j: usize| -> f64 {
-        d.iter().enumerate().map(|(r, dr)| w.get(&[r, j]) * dr).sum()
+        d.iter()
+            .enumerate()
+            .map(|(r, dr)| w.get(&[r, j]) * dr)
+            .sum()
     };
     let mut err = 0.0f64;
     for (t, s) in steps.iter().enumerate() {
@@ -241,7 +286,11 @@ fn recursion_error(steps: &[BpttStep], delta_o: &[f64], whh: &Tensor<f64>, wo: &
 
 fn fmt_vec(v: &[f64]) -> String {
     let shown: Vec<String> = v.iter().take(8).map(|x| format!("{x:+.5}")).collect();
-    let more = if v.len() > 8 { format!(", … ({} values)", v.len()) } else { String::new() };
+    let more = if v.len() > 8 {
+        format!(", … ({} values)", v.len())
+    } else {
+        String::new()
+    };
     format!("[{}{more}]", shown.join(", "))
 }
 
@@ -249,7 +298,10 @@ impl fmt::Display for BpttTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t_len = self.steps.len();
         writeln!(f, "Elman network unrolled over T = {t_len} steps, h_0 = 0:")?;
-        writeln!(f, "  z_t = W_ih x_t + b_ih + W_hh h_(t−1) + b_hh,  h_t = tanh(z_t),  z^o = W_o h_T + b_o")?;
+        writeln!(
+            f,
+            "  z_t = W_ih x_t + b_ih + W_hh h_(t−1) + b_hh,  h_t = tanh(z_t),  z^o = W_o h_T + b_o"
+        )?;
         writeln!(f, "\nforward pass")?;
         for s in &self.steps {
             writeln!(f, "  t = {:<3} x_t = {}", s.t, fmt_vec(&s.x))?;
@@ -266,15 +318,34 @@ impl fmt::Display for BpttTrace {
             } else {
                 format!("(W_hhᵀ δ_{}) ⊙ (1 − h_{}²)", s.t + 1, s.t)
             };
-            writeln!(f, "  δ_{:<3} = {rule:<26} = {}   ‖δ‖ = {:.3e}", s.t, fmt_vec(&s.delta), s.delta_norm)?;
+            writeln!(
+                f,
+                "  δ_{:<3} = {rule:<26} = {}   ‖δ‖ = {:.3e}",
+                s.t,
+                fmt_vec(&s.delta),
+                s.delta_norm
+            )?;
         }
-        writeln!(f, "  (the engine's δ agrees with the recursion to {:.1e})", self.recursion_error)?;
-        writeln!(f, "\ngradients: shared weights sum over time, and the step with η = {}", self.eta)?;
+        writeln!(
+            f,
+            "  (the engine's δ agrees with the recursion to {:.1e})",
+            self.recursion_error
+        )?;
+        writeln!(
+            f,
+            "\ngradients: shared weights sum over time, and the step with η = {}",
+            self.eta
+        )?;
         writeln!(f, "  ∂C/∂W_ih = Σ_t δ_t x_tᵀ,  ∂C/∂W_hh = Σ_t δ_t h_(t−1)ᵀ,  ∂C/∂b_ih = ∂C/∂b_hh = Σ_t δ_t,  ∂C/∂W_o = δ^o h_Tᵀ")?;
         for (name, _, grad, new) in &self.params {
             writeln!(f, "  {name}")?;
             for (g, n) in grad.iter().zip(new).take(6) {
-                writeln!(f, "    ∂C/∂· {}   after the step {}", fmt_vec(g), fmt_vec(n))?;
+                writeln!(
+                    f,
+                    "    ∂C/∂· {}   after the step {}",
+                    fmt_vec(g),
+                    fmt_vec(n)
+                )?;
             }
         }
         writeln!(f, "  (the sums over time agree with the engine to {:.1e}; the fused BPTT kernel the layer trains with agrees to {:.1e})", self.sum_error, self.fused_error)

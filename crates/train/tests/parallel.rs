@@ -101,7 +101,12 @@ fn config(batch_size: usize) -> TrainConfig {
 
 /// Trains the spec on a spiral in one process, and on `ranks` threads; returns the
 /// weights of each and the ranks' histories' last training loss.
-fn train(spec: &ModelSpec, ranks: usize, batch: usize, seed_rank0: u64) -> Vec<(Vec<Vec<f32>>, f64)> {
+fn train(
+    spec: &ModelSpec,
+    ranks: usize,
+    batch: usize,
+    seed_rank0: u64,
+) -> Vec<(Vec<Vec<f32>>, f64)> {
     let data = synthetic("spiral", 640, 0.1, 3).unwrap();
     let (train, val) = data.split(64, 3).unwrap();
     std::thread::scope(|s| {
@@ -115,8 +120,15 @@ fn train(spec: &ModelSpec, ranks: usize, batch: usize, seed_rank0: u64) -> Vec<(
                     let model = spec.build::<f32>(2, Some(2), seed).unwrap().model;
                     let mut t = Trainer::new(&model, config(batch)).unwrap();
                     t.distribute(Box::new(comm)).unwrap();
-                    assert_eq!(t.fit(train, Some(val), &mut Quiet, |_| Ok(())).unwrap(), Stop::Completed);
-                    let w = model.params().iter().map(|(_, p)| p.value().to_vec()).collect();
+                    assert_eq!(
+                        t.fit(train, Some(val), &mut Quiet, |_| Ok(())).unwrap(),
+                        Stop::Completed
+                    );
+                    let w = model
+                        .params()
+                        .iter()
+                        .map(|(_, p)| p.value().to_vec())
+                        .collect();
                     (w, t.history.epochs.last().unwrap().train_loss)
                 })
             })
@@ -131,7 +143,11 @@ fn single(spec: &ModelSpec, batch: usize) -> (Vec<Vec<f32>>, f64) {
     let model = spec.build::<f32>(2, Some(2), 1).unwrap().model;
     let mut t = Trainer::new(&model, config(batch)).unwrap();
     t.fit(&train, Some(&val), &mut Quiet, |_| Ok(())).unwrap();
-    let w = model.params().iter().map(|(_, p)| p.value().to_vec()).collect();
+    let w = model
+        .params()
+        .iter()
+        .map(|(_, p)| p.value().to_vec())
+        .collect();
     (w, t.history.epochs.last().unwrap().train_loss)
 }
 
@@ -160,7 +176,11 @@ fn three_ranks_of_uneven_shards_stay_identical_and_close_to_one_process() {
         num += f64::from(a - b).powi(2);
         den += f64::from(*b).powi(2);
     }
-    assert!((num / den).sqrt() < 1e-4, "relative difference {}", (num / den).sqrt());
+    assert!(
+        (num / den).sqrt() < 1e-4,
+        "relative difference {}",
+        (num / den).sqrt()
+    );
 }
 
 #[test]

@@ -63,7 +63,9 @@ fn saved_recurrent_models_have_pytorchs_state_dict_and_give_its_outputs() {
         let ours = Checkpoint::of_model(&net, BTreeMap::new()).split().0;
         let mut keys: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (n, tns) in &ours.tensors {
-            let key = n.strip_prefix(&prefix).unwrap_or_else(|| panic!("{n}: not under {prefix}"));
+            let key = n
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{n}: not under {prefix}"));
             keys.insert(key.to_string(), tns.shape().to_vec());
         }
         let theirs: BTreeMap<String, Vec<usize>> = case["params"]
@@ -92,7 +94,10 @@ fn saved_recurrent_models_have_pytorchs_state_dict_and_give_its_outputs() {
             for tt in 0..t {
                 for j in 0..2 * h {
                     let (a, w) = (y.get(&[bb, tt * 2 * h + j]), want.get(&[tt, bb, j]));
-                    assert!((a - w).abs() <= 1e-5, "{kind}: output [{tt}, {bb}, {j}]: ours {a}, PyTorch's {w}");
+                    assert!(
+                        (a - w).abs() <= 1e-5,
+                        "{kind}: output [{tt}, {bb}, {j}]: ours {a}, PyTorch's {w}"
+                    );
                 }
             }
         }
@@ -107,6 +112,10 @@ fn saved_recurrent_models_have_pytorchs_state_dict_and_give_its_outputs() {
             .unwrap()
             .model;
         import_bytes(&copy, &bytes).unwrap();
-        assert_eq!(copy.forward(&xb, Mode::Eval).value(), y, "{kind}: after a round trip");
+        assert_eq!(
+            copy.forward(&xb, Mode::Eval).value(),
+            y,
+            "{kind}: after a round trip"
+        );
     }
 }

@@ -834,7 +834,12 @@ mod tests {
             padding: (padding, 0),
             ..Conv2dParams::default()
         };
-        for (d, pad) in [(usize::MAX, 0), (1 << 63, 0), (1, usize::MAX / 2 + 1), (1, usize::MAX)] {
+        for (d, pad) in [
+            (usize::MAX, 0),
+            (1 << 63, 0),
+            (1, usize::MAX / 2 + 1),
+            (1, usize::MAX),
+        ] {
             let e = conv2d_output_shape(&[1, 1, 28, 28], &[1, 1, 3, 3], p(d, pad)).unwrap_err();
             assert!(e.to_string().contains("conv2d"), "{e}");
         }
@@ -1029,7 +1034,11 @@ mod tests {
             for bias in [None, Some(&b)] {
                 let fused = try_conv2d_forward_relu(&x, &w, bias, p, true).unwrap();
                 let plain = conv2d_direct(&x, &w, bias, p).relu();
-                assert!(fused.allclose(&plain, 1e-12, 1e-12), "n {n}, bias {}", bias.is_some());
+                assert!(
+                    fused.allclose(&plain, 1e-12, 1e-12),
+                    "n {n}, bias {}",
+                    bias.is_some()
+                );
                 assert!(fused.to_vec().iter().any(|&v| v == 0.0));
                 let no_relu = try_conv2d_forward_relu(&x, &w, bias, p, false).unwrap();
                 assert!(no_relu.allclose(&conv2d_direct(&x, &w, bias, p), 1e-12, 1e-12));

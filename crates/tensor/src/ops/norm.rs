@@ -182,7 +182,12 @@ mod simd {
         let mut i = 0;
         while i + 32 <= n {
             // SAFETY: i + 32 ≤ n, so both loads lie inside `p`.
-            let (x, y) = unsafe { (_mm512_loadu_ps(ptr.add(i)), _mm512_loadu_ps(ptr.add(i + 16))) };
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(ptr.add(i)),
+                    _mm512_loadu_ps(ptr.add(i + 16)),
+                )
+            };
             let (dx, dy) = (_mm512_sub_ps(x, kv), _mm512_sub_ps(y, kv));
             a1 = _mm512_add_ps(a1, dx);
             a2 = _mm512_fmadd_ps(dx, dx, a2);
@@ -232,8 +237,12 @@ mod simd {
         while i < n {
             let m = mask(i, n);
             // SAFETY: the mask covers only lanes with i + lane < n.
-            let (g, u) =
-                unsafe { (_mm512_maskz_loadu_ps(m, dp.add(i)), _mm512_maskz_loadu_ps(m, xp.add(i))) };
+            let (g, u) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(m, dp.add(i)),
+                    _mm512_maskz_loadu_ps(m, xp.add(i)),
+                )
+            };
             a1 = _mm512_add_ps(a1, g);
             a2 = _mm512_fmadd_ps(g, _mm512_maskz_sub_ps(m, u, m0), a2);
             i += 16;
@@ -335,7 +344,11 @@ pub fn batch_norm_forward<E: Element>(
     );
     if n * hw == 0 {
         let zeros = || Tensor::from_parts(vec![E::ZERO; c], vec![c]);
-        return (Tensor::from_parts(Vec::new(), x.shape().to_vec()), zeros(), zeros());
+        return (
+            Tensor::from_parts(Vec::new(), x.shape().to_vec()),
+            zeros(),
+            zeros(),
+        );
     }
     let m = (n * hw) as f64;
     let (xd, g, b) = (x.data(), gamma.data(), beta.data());
@@ -383,7 +396,11 @@ pub fn batch_norm_backward<E: Element>(
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
     let (n, c, hw) = dims(x.shape());
-    assert_eq!(dy.shape(), x.shape(), "batch norm backward: dy and x differ");
+    assert_eq!(
+        dy.shape(),
+        x.shape(),
+        "batch norm backward: dy and x differ"
+    );
     let m = (n * hw).max(1) as f64;
     let (xd, gd, mu, g) = (x.data(), dy.data(), mean.data(), gamma.data());
     let k = Kernels::for_type::<E>();
@@ -421,7 +438,6 @@ pub fn batch_norm_backward<E: Element>(
         Tensor::from_parts(dbeta, vec![c]),
     )
 }
-
 
 /// Per-channel sums of `f(i, channel)` over batch and space, in parallel over channels.
 fn channel_sums<E: Element>(shape: &[usize], f: impl Fn(usize, usize) -> E + Sync) -> Vec<E> {
@@ -520,7 +536,13 @@ mod tests {
     fn the_simd_kernels_agree_with_the_portable_ones_in_f32() {
         let mut rng = Rng::seed(7);
         // plane sizes below, at and past the 16 and 32 lanes; flat features
-        for shape in [&[4, 3, 28, 28][..], &[5, 2, 7, 7], &[3, 4, 4, 4], &[2, 2, 1, 33], &[9, 5]] {
+        for shape in [
+            &[4, 3, 28, 28][..],
+            &[5, 2, 7, 7],
+            &[3, 4, 4, 4],
+            &[2, 2, 1, 33],
+            &[9, 5],
+        ] {
             let c = shape[1];
             let x = Tensor::<f32>::rand_normal(shape, 0.5, 2.0, &mut rng);
             let g = Tensor::<f32>::rand_normal(&[c], 1.0, 0.5, &mut rng);
@@ -543,7 +565,10 @@ mod tests {
                 .unwrap()
                 .install(|| run(true));
             for (k, (a, w)) in fast.iter().zip(&slow).enumerate() {
-                let ok = a.iter().zip(w).all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs()));
+                let ok = a
+                    .iter()
+                    .zip(w)
+                    .all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs()));
                 assert!(ok && a.len() == w.len(), "{shape:?} output {k}");
             }
         }
@@ -570,7 +595,9 @@ mod tests {
             .collect();
         let inv: Vec<E> = var.iter().map(|&v| E::ONE / (v + eps).sqrt()).collect();
         let (g, b, gd) = (gamma.data(), beta.data(), dy.data());
-        let y = map_planes(x.shape(), |i, ch| g[ch] * (xd[i] - mean[ch]) * inv[ch] + b[ch]);
+        let y = map_planes(x.shape(), |i, ch| {
+            g[ch] * (xd[i] - mean[ch]) * inv[ch] + b[ch]
+        });
         let db = channel_sums(x.shape(), |i, _| gd[i]);
         let dg = channel_sums(x.shape(), |i, ch| gd[i] * (xd[i] - mean[ch]) * inv[ch]);
         let dx = map_planes(x.shape(), |i, ch| {
@@ -581,7 +608,10 @@ mod tests {
     }
 
     fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
     }
 
     #[test]
@@ -609,7 +639,10 @@ mod tests {
     fn f32_statistics_stay_accurate_with_a_large_mean() {
         let mut rng = Rng::seed(5);
         let x64 = Tensor::<f64>::rand_normal(&[64, 2, 14, 14], 1000.0, 0.01, &mut rng);
-        let x32 = Tensor::<f32>::from_vec(x64.to_vec().iter().map(|&v| v as f32).collect(), x64.shape());
+        let x32 = Tensor::<f32>::from_vec(
+            x64.to_vec().iter().map(|&v| v as f32).collect(),
+            x64.shape(),
+        );
         let (g, b) = (Tensor::<f32>::ones(&[2]), Tensor::<f32>::zeros(&[2]));
         let (y, _, var) = batch_norm_forward(&x32, &g, &b, 0.0);
         // the exact variance of the f32 inputs
@@ -619,7 +652,11 @@ mod tests {
             let vals: Vec<f64> = planes_of(&xs, c, hw, ch).flatten().copied().collect();
             let mu = vals.iter().sum::<f64>() / vals.len() as f64;
             let v = vals.iter().map(|a| (a - mu) * (a - mu)).sum::<f64>() / vals.len() as f64;
-            assert!((f64::from(var.to_vec()[ch]) - v).abs() < 1e-3 * v, "{} vs {v}", var.to_vec()[ch]);
+            assert!(
+                (f64::from(var.to_vec()[ch]) - v).abs() < 1e-3 * v,
+                "{} vs {v}",
+                var.to_vec()[ch]
+            );
         }
         // the mean itself is stored in f32: at 1000 its half-ulp is 3e-5, which is 3e-3
         // standard deviations of 0.01, so the normalised mean is that close to 0, no closer

@@ -73,7 +73,10 @@ fn geom(
     ) else {
         return Err(TensorError::invalid(
             op,
-            format!("the {kh}×{kw} window does not fit the {}×{} input", s[2], s[3]),
+            format!(
+                "the {kh}×{kw} window does not fit the {}×{} input",
+                s[2], s[3]
+            ),
         ));
     };
     if h < kh || w < kw {
@@ -85,9 +88,9 @@ fn geom(
             ),
         ));
     }
-    let planes = s[0].checked_mul(s[1]).ok_or_else(|| {
-        TensorError::invalid(op, format!("{} × {} planes overflow", s[0], s[1]))
-    })?;
+    let planes = s[0]
+        .checked_mul(s[1])
+        .ok_or_else(|| TensorError::invalid(op, format!("{} × {} planes overflow", s[0], s[1])))?;
     Ok((
         planes,
         s[2],
@@ -273,8 +276,10 @@ mod simd {
                 let cnt = (wo - ox).min(16);
                 let m = ((1u32 << cnt) - 1) as __mmask16;
                 // 2·cnt inputs per row: the first 16 and the rest
-                let (m_lo, m_hi) = (((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
-                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16);
+                let (m_lo, m_hi) = (
+                    ((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
+                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16,
+                );
                 let k = top + 2 * ox;
                 // SAFETY: masked loads touch only columns 2·ox .. 2·(ox + cnt) − 1 < 2·wo
                 // ≤ w of rows 2·oy and 2·oy + 1, inside the plane (the caller's bounds);
@@ -288,17 +293,32 @@ mod simd {
                         _mm512_maskz_loadu_ps(m_hi, pp.wrapping_add(k + w + 16)),
                     )
                 };
-                let (tl, tr) = (_mm512_permutex2var_ps(t0, even, t1), _mm512_permutex2var_ps(t0, odd, t1));
-                let (bl, br) = (_mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1));
+                let (tl, tr) = (
+                    _mm512_permutex2var_ps(t0, even, t1),
+                    _mm512_permutex2var_ps(t0, odd, t1),
+                );
+                let (bl, br) = (
+                    _mm512_permutex2var_ps(b0, even, b1),
+                    _mm512_permutex2var_ps(b0, odd, b1),
+                );
                 let i_tl = _mm512_add_epi32(_mm512_set1_epi32(k as i32), even);
                 let i_tr = _mm512_add_epi32(i_tl, _mm512_set1_epi32(1));
                 let (i_bl, i_br) = (_mm512_add_epi32(i_tl, wi), _mm512_add_epi32(i_tr, wi));
                 let mu = later(tl, tr);
-                let (up, i_up) = (_mm512_mask_blend_ps(mu, tl, tr), _mm512_mask_blend_epi32(mu, i_tl, i_tr));
+                let (up, i_up) = (
+                    _mm512_mask_blend_ps(mu, tl, tr),
+                    _mm512_mask_blend_epi32(mu, i_tl, i_tr),
+                );
                 let ml = later(bl, br);
-                let (lo, i_lo) = (_mm512_mask_blend_ps(ml, bl, br), _mm512_mask_blend_epi32(ml, i_bl, i_br));
+                let (lo, i_lo) = (
+                    _mm512_mask_blend_ps(ml, bl, br),
+                    _mm512_mask_blend_epi32(ml, i_bl, i_br),
+                );
                 let mf = later(up, lo);
-                let (v, i) = (_mm512_mask_blend_ps(mf, up, lo), _mm512_mask_blend_epi32(mf, i_up, i_lo));
+                let (v, i) = (
+                    _mm512_mask_blend_ps(mf, up, lo),
+                    _mm512_mask_blend_epi32(mf, i_up, i_lo),
+                );
                 let at = oy * wo + ox;
                 // SAFETY: lanes ox .. ox + cnt of output row oy, inside `yp` and `ip`.
                 unsafe {
@@ -489,7 +509,10 @@ mod tests {
             };
             let ((y1, i1), (y2, i2)) = (run(false), run(true));
             assert_eq!(i1, i2, "{h}×{w}");
-            let same = y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            let same = y1
+                .iter()
+                .zip(&y2)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
             assert!(same, "{h}×{w}: {y1:?} vs {y2:?}");
         }
     }
@@ -501,8 +524,15 @@ mod tests {
             stride: (1, 1),
             padding: (pad, 0),
         };
-        for (k, pad) in [(usize::MAX, usize::MAX / 2), (usize::MAX, 1), (2, usize::MAX)] {
-            assert!(pool2d_output_shape(&[1, 1, 28, 28], p(k, pad)).is_err(), "{k} {pad}");
+        for (k, pad) in [
+            (usize::MAX, usize::MAX / 2),
+            (usize::MAX, 1),
+            (2, usize::MAX),
+        ] {
+            assert!(
+                pool2d_output_shape(&[1, 1, 28, 28], p(k, pad)).is_err(),
+                "{k} {pad}"
+            );
         }
         assert!(pool2d_output_shape(&[usize::MAX, 2, 28, 28], p(2, 0)).is_err());
         assert_eq!(

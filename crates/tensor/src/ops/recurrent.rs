@@ -245,7 +245,10 @@ fn check<E: Element>(
         if l.len() != b || l.iter().any(|&n| n > t) {
             return Err(TensorError::invalid(
                 OP,
-                format!("{} lengths for a batch of {b}; each must be at most {t} steps", l.len()),
+                format!(
+                    "{} lengths for a batch of {b}; each must be at most {t} steps",
+                    l.len()
+                ),
             ));
         }
     }
@@ -528,7 +531,9 @@ pub fn recurrent_backward<E: Element>(
         let at = t * b * h;
         active_at(saved.lengths.as_deref(), t, &mut active);
         // a padded step's output is a constant 0: its gradient goes nowhere
-        let rows = dh.chunks_exact_mut(h).zip(gd[at..at + b * h].chunks_exact(h));
+        let rows = dh
+            .chunks_exact_mut(h)
+            .zip(gd[at..at + b * h].chunks_exact(h));
         for (n, (a, g)) in rows.enumerate() {
             if active[n] {
                 a.iter_mut().zip(g).for_each(|(a, &v)| *a += v);
@@ -784,8 +789,15 @@ mod tests {
             let c0 = Tensor::zeros(&[b, h]);
             let c0 = kind.has_cell().then_some(&c0);
             for keep in [false, true] {
-                let (out, _) =
-                    recurrent_forward(kind, &x, &Tensor::zeros(&[b, h]), c0, w, RecurrentPass::new(false), keep);
+                let (out, _) = recurrent_forward(
+                    kind,
+                    &x,
+                    &Tensor::zeros(&[b, h]),
+                    c0,
+                    w,
+                    RecurrentPass::new(false),
+                    keep,
+                );
                 let want = reference(kind, &x, w, h);
                 let got = &out.data()[..t * b * h];
                 for (a, r) in got.iter().zip(&want) {
@@ -807,9 +819,27 @@ mod tests {
             b_hh: None,
         };
         let h0 = Tensor::zeros(&[1, 2]);
-        let e = try_recurrent_forward(CellKind::Gru, &x, &h0, None, w, RecurrentPass::new(false), false).unwrap_err();
+        let e = try_recurrent_forward(
+            CellKind::Gru,
+            &x,
+            &h0,
+            None,
+            w,
+            RecurrentPass::new(false),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("recurrent:"), "{e}");
-        let e = try_recurrent_forward(CellKind::Lstm, &x, &h0, None, w, RecurrentPass::new(false), false).unwrap_err();
+        let e = try_recurrent_forward(
+            CellKind::Lstm,
+            &x,
+            &h0,
+            None,
+            w,
+            RecurrentPass::new(false),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("cell state"), "{e}");
     }
 }

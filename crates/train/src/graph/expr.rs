@@ -379,7 +379,10 @@ impl Parser {
             }
             _ => err(
                 col,
-                format!("expected a number, a name or '(', found {}", self.describe()),
+                format!(
+                    "expected a number, a name or '(', found {}",
+                    self.describe()
+                ),
             ),
         }
     }
@@ -408,10 +411,7 @@ pub fn parse_expr(src: &str) -> Result<Expr, ExprError> {
     if *p.peek() != Tok::End {
         return err(
             p.col(),
-            format!(
-                "expected an operator or the end, found {}",
-                p.describe()
-            ),
+            format!("expected an operator or the end, found {}", p.describe()),
         );
     }
     Ok(e)
@@ -433,10 +433,7 @@ pub fn parse_assignments(s: &str) -> Result<BTreeMap<String, f64>, String> {
     for (k, item) in s.split(',').enumerate() {
         let item = item.trim();
         let Some((name, value)) = item.split_once('=') else {
-            return Err(format!(
-                "item {} ('{item}') is not name=value",
-                k + 1
-            ));
+            return Err(format!("item {} ('{item}') is not name=value", k + 1));
         };
         let (name, value) = (name.trim(), value.trim());
         let valid = name.chars().next().is_some_and(char::is_alphabetic)
@@ -452,7 +449,12 @@ pub fn parse_assignments(s: &str) -> Result<BTreeMap<String, f64>, String> {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| format!("item {} ('{item}'): '{value}' is not a finite number", k + 1))?;
+            .ok_or_else(|| {
+                format!(
+                    "item {} ('{item}'): '{value}' is not a finite number",
+                    k + 1
+                )
+            })?;
         if out.insert(name.to_string(), v).is_some() {
             return Err(format!("item {} ('{item}'): {name} is given twice", k + 1));
         }
@@ -514,14 +516,20 @@ pub fn evaluate_expr(expr: &Expr, values: &BTreeMap<String, f64>) -> Result<Expr
     let vars = expr.variables();
     for (name, col) in &vars {
         if !values.contains_key(name) {
-            return err(*col, format!("{name} has no value (give it with name=value)"));
+            return err(
+                *col,
+                format!("{name} has no value (give it with name=value)"),
+            );
         }
     }
     if let Some(extra) = values.keys().find(|k| !vars.iter().any(|(n, _)| n == *k)) {
         let used: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
         return err(
             0,
-            format!("{extra} is given a value but the expression does not use it (it uses: {})", used.join(", ")),
+            format!(
+                "{extra} is given a value but the expression does not use it (it uses: {})",
+                used.join(", ")
+            ),
         );
     }
     let mut b = Builder::default();
@@ -529,7 +537,10 @@ pub fn evaluate_expr(expr: &Expr, values: &BTreeMap<String, f64>) -> Result<Expr
     for node in &b.nodes {
         if !node.value.is_finite() {
             let what = node.op.map_or(node.name.clone(), |o| o.label());
-            return err(0, format!("{what} gives {} (outside its domain?)", node.value));
+            return err(
+                0,
+                format!("{what} gives {} (outside its domain?)", node.value),
+            );
         }
     }
     for v in b.vars.iter().filter(|v| !v.is_leaf()) {
@@ -630,9 +641,15 @@ mod tests {
         // ∂f/∂q = c = −4, ∂f/∂c = q = −3, ∂f/∂a = ∂f/∂q · 1 = −4, ∂f/∂b = −4.
         let g = eval("(a + b) × c", "a=2,b=-5,c=-4");
         let f = &g.nodes[g.output()];
-        assert_eq!((f.op, f.value, f.grad), (Some(ExprOp::Mul), 12.0, Some(1.0)));
+        assert_eq!(
+            (f.op, f.value, f.grad),
+            (Some(ExprOp::Mul), 12.0, Some(1.0))
+        );
         let q = &g.nodes[f.inputs[0]];
-        assert_eq!((q.op, q.value, q.grad), (Some(ExprOp::Add), -3.0, Some(-4.0)));
+        assert_eq!(
+            (q.op, q.value, q.grad),
+            (Some(ExprOp::Add), -3.0, Some(-4.0))
+        );
         assert_eq!(f.local, vec![-4.0, -3.0]); // ∂f/∂q = c, ∂f/∂c = q
         assert_eq!(q.local, vec![1.0, 1.0]);
         assert_eq!(g.variable("a").unwrap().grad, Some(-4.0));
@@ -645,7 +662,10 @@ mod tests {
         // z = w1·x1 + w2·x2 + b = 0.5·1 + (−1)(−2) + 0.1 = 2.6; a = σ(2.6) = 0.9308616;
         // σ'(z) = a(1 − a) = 0.0643582; ∂a/∂w1 = σ'·x1, ∂a/∂w2 = σ'·x2, ∂a/∂x1 = σ'·w1,
         // ∂a/∂b = σ'.
-        let g = eval("sigmoid(w1*x1 + w2*x2 + b)", "x1=1,x2=-2,w1=0.5,w2=-1,b=0.1");
+        let g = eval(
+            "sigmoid(w1*x1 + w2*x2 + b)",
+            "x1=1,x2=-2,w1=0.5,w2=-1,b=0.1",
+        );
         let out = &g.nodes[g.output()];
         let a = 1.0 / (1.0 + (-2.6f64).exp());
         assert!((out.value - 0.930_861_7).abs() < 1e-6 && (out.value - a).abs() < 1e-15);
@@ -653,8 +673,18 @@ mod tests {
         assert!((s - 0.064_358_2).abs() < 1e-6);
         assert!((out.local[0] - s).abs() < 1e-15);
         let grad = |n: &str| g.variable(n).unwrap().grad.unwrap();
-        for (name, want) in [("w1", s), ("w2", -2.0 * s), ("x1", 0.5 * s), ("x2", -s), ("b", s)] {
-            assert!((grad(name) - want).abs() < 1e-15, "{name}: {} vs {want}", grad(name));
+        for (name, want) in [
+            ("w1", s),
+            ("w2", -2.0 * s),
+            ("x1", 0.5 * s),
+            ("x2", -s),
+            ("b", s),
+        ] {
+            assert!(
+                (grad(name) - want).abs() < 1e-15,
+                "{name}: {} vs {want}",
+                grad(name)
+            );
         }
         // upstream × local: every node's gradient is the sum over its uses
         for (k, n) in g.nodes.iter().enumerate() {
@@ -665,7 +695,12 @@ mod tests {
             let sum: f64 = g
                 .nodes
                 .iter()
-                .flat_map(|m| m.inputs.iter().zip(&m.local).map(move |(i, l)| (i, l, m.grad)))
+                .flat_map(|m| {
+                    m.inputs
+                        .iter()
+                        .zip(&m.local)
+                        .map(move |(i, l)| (i, l, m.grad))
+                })
                 .filter(|(i, _, _)| **i == k)
                 .map(|(_, l, up)| l * up.unwrap())
                 .sum();

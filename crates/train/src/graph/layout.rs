@@ -248,7 +248,9 @@ mod tests {
         // a wide fan-in: 30 sources into one op, then a chain
         let mut edges: Vec<(usize, usize)> = (0..30).map(|k| (k, 30)).collect();
         edges.extend([(30, 31), (31, 32), (5, 32)]);
-        let sizes: Vec<(f64, f64)> = (0..33).map(|k| (40.0 + k as f64, 20.0 + (k % 3) as f64)).collect();
+        let sizes: Vec<(f64, f64)> = (0..33)
+            .map(|k| (40.0 + k as f64, 20.0 + (k % 3) as f64))
+            .collect();
         let p = layout(&sizes, &edges, 30.0, 8.0);
         for &(a, b) in &edges {
             assert!(p[a].x + p[a].w < p[b].x, "edge {a}->{b} does not go right");

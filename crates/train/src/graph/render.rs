@@ -93,7 +93,10 @@ fn scene(g: &Graph) -> Scene {
             let w = std::iter::once(text_width(&n.title, TEXT_PX) + 4.0)
                 .chain(n.lines.iter().map(|l| text_width(l, TEXT_PX)))
                 .fold(0.0, f64::max);
-            (w + 2.0 * PAD, 2.0 * PAD + LINE_H * (1 + n.lines.len()) as f64)
+            (
+                w + 2.0 * PAD,
+                2.0 * PAD + LINE_H * (1 + n.lines.len()) as f64,
+            )
         })
         .collect();
     let gaps: Vec<f64> = g
@@ -192,9 +195,13 @@ fn arrows(g: &Graph, boxes: &[BoxShape]) -> Vec<Arrow> {
         })
         .collect();
     // push apart labels that share a gap (same x) and would overlap
-    let mut order: Vec<usize> = (0..out.len()).filter(|&k| !out[k].label.is_empty()).collect();
+    let mut order: Vec<usize> = (0..out.len())
+        .filter(|&k| !out[k].label.is_empty())
+        .collect();
     order.sort_by(|&a, &b| {
-        (out[a].column, out[a].at.1).partial_cmp(&(out[b].column, out[b].at.1)).unwrap()
+        (out[a].column, out[a].at.1)
+            .partial_cmp(&(out[b].column, out[b].at.1))
+            .unwrap()
     });
     for i in 1..order.len() {
         let b = order[i];
@@ -203,7 +210,8 @@ fn arrows(g: &Graph, boxes: &[BoxShape]) -> Vec<Arrow> {
             if out[a].column != out[b].column {
                 break;
             }
-            let overlap_x = (out[a].at.0 - out[b].at.0).abs() * 2.0 < out[a].label_w + out[b].label_w;
+            let overlap_x =
+                (out[a].at.0 - out[b].at.0).abs() * 2.0 < out[a].label_w + out[b].label_w;
             if overlap_x {
                 if out[b].at.1 - out[a].at.1 < LABEL_PX + 3.0 {
                     out[b].at.1 = out[a].at.1 + LABEL_PX + 3.0;
@@ -336,17 +344,25 @@ pub(super) fn png(g: &Graph) -> Result<Vec<u8>, String> {
                 .map_err(draw_err)?;
             let (x, y) = a.p[3];
             let head = vec![pt(x, y), pt(x - 7.0, y - 3.5), pt(x - 7.0, y + 3.5)];
-            root.draw(&Polygon::new(head, grey.filled())).map_err(draw_err)?;
+            root.draw(&Polygon::new(head, grey.filled()))
+                .map_err(draw_err)?;
         }
         for a in s.arrows.iter().filter(|a| !a.label.is_empty()) {
-            let (x0, y0) = (a.at.0 - a.label_w / 2.0 - 2.0, a.at.1 - LABEL_PX / 2.0 - 2.0);
+            let (x0, y0) = (
+                a.at.0 - a.label_w / 2.0 - 2.0,
+                a.at.1 - LABEL_PX / 2.0 - 2.0,
+            );
             root.draw(&Rectangle::new(
                 [pt(x0, y0), pt(x0 + a.label_w + 4.0, y0 + LABEL_PX + 3.0)],
                 WHITE.filled(),
             ))
             .map_err(draw_err)?;
-            root.draw_text(&a.label, &font(LABEL_PX, rgb("#1f5fa8")), pt(x0 + 2.0, y0 + 1.0))
-                .map_err(draw_err)?;
+            root.draw_text(
+                &a.label,
+                &font(LABEL_PX, rgb("#1f5fa8")),
+                pt(x0 + 2.0, y0 + 1.0),
+            )
+            .map_err(draw_err)?;
         }
         for b in &s.boxes {
             let corners = [pt(b.x, b.y), pt(b.x + b.w, b.y + b.h)];

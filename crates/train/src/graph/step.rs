@@ -69,7 +69,11 @@ impl Summary {
         let n = d.len().max(1) as f64;
         Summary {
             shape: t.shape().to_vec(),
-            values: if d.len() <= SHOW { d.to_vec() } else { Vec::new() },
+            values: if d.len() <= SHOW {
+                d.to_vec()
+            } else {
+                Vec::new()
+            },
             mean: d.iter().sum::<f64>() / n,
             norm: d.iter().map(|v| v * v).sum::<f64>().sqrt(),
         }
@@ -145,7 +149,11 @@ pub struct StepGraph {
 ///
 /// # Errors
 /// If the input or the target does not fit the model.
-pub fn step_graph(model: &Sequential<f64>, x: &[f64], cost: &TraceCost) -> Result<StepGraph, String> {
+pub fn step_graph(
+    model: &Sequential<f64>,
+    x: &[f64],
+    cost: &TraceCost,
+) -> Result<StepGraph, String> {
     let mark = || Var::<f64>::constant(Tensor::scalar(0.0)).id();
     let input = Var::constant(Tensor::from_vec(x.to_vec(), &[1, x.len()]));
     let mut marks = vec![mark()];
@@ -256,7 +264,13 @@ fn local_gradients(
                 return None;
             }
             let all_nonzero = up.values.iter().all(|&u| u != 0.0);
-            all_nonzero.then(|| e.values.iter().zip(&up.values).map(|(g, u)| g / u).collect())
+            all_nonzero.then(|| {
+                e.values
+                    .iter()
+                    .zip(&up.values)
+                    .map(|(g, u)| g / u)
+                    .collect()
+            })
         })
         .collect()
 }
@@ -404,9 +418,18 @@ impl StepGraph {
         let first = self.nodes[members[0]].group;
         let last_member = *members.iter().max().unwrap_or(&members[0]);
         let out = &self.nodes[last_member];
-        let g_last = members.iter().map(|&m| self.nodes[m].group).max().unwrap_or(first);
+        let g_last = members
+            .iter()
+            .map(|&m| self.nodes[m].group)
+            .max()
+            .unwrap_or(first);
         let title = if run > 1 && g_last > first {
-            format!("{} … {} ({} layers)", self.groups[first], self.groups[g_last], g_last - first + 1)
+            format!(
+                "{} … {} ({} layers)",
+                self.groups[first],
+                self.groups[g_last],
+                g_last - first + 1
+            )
         } else if self.groups[first] == self.group_kinds[first] {
             self.groups[first].clone()
         } else {
