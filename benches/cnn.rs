@@ -8,14 +8,11 @@
 
 use std::time::Instant;
 
-use backprop::autograd::Var;
-use backprop::nn::{loss, Mode, Module};
-use backprop::tensor::{profile, Rng, Tensor};
 use backprop::train::ModelSpec;
 use rayon::prelude::*;
 
 mod common;
-use common::{gemm_once, Shape};
+use common::{flops, gemm_once, report, time_library_step, tune_allocator, Shape};
 
 /// Per image, (m, n, k) as the library calls them: forward `W·col`, the transposed weight
 /// gradient `col·dYᵀ`, and (but for the first layer, whose input needs no gradient)
@@ -42,47 +39,13 @@ fn per_batch(batch: usize) -> [Shape; 6] {
     ]
 }
 
-fn flops(shapes: &[Shape]) -> f64 {
-    shapes.iter().map(|s| 2.0 * (s.0 * s.1 * s.2) as f64).sum()
-}
-
 fn main() {
-    // the same allocator settings as the `backprop` binary (src/main.rs)
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
+    tune_allocator();
     let batch = 64;
     let threads = rayon::current_num_threads();
     println!("backprop cnn (W6) benchmark ({threads} threads, batch {batch})");
-    let model = ModelSpec::cnn(10)
-        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
-        .unwrap()
-        .model;
-    let mut rng = Rng::seed(1);
-    let x = Tensor::<f32>::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
-    let labels: Vec<usize> = (0..batch).map(|_| rng.below(10)).collect();
-    let step = || {
-        let out = model.forward(&Var::constant(x.clone()), Mode::Train);
-        let g = loss::cross_entropy(&out, &labels, loss::Reduction::Mean).backward();
-        std::hint::black_box(g);
-    };
-    for _ in 0..5 {
-        step();
-    }
     let reps = 40;
-    profile::reset();
-    profile::set_enabled(true);
-    let t = Instant::now();
-    for _ in 0..reps {
-        step();
-    }
-    let ours = t.elapsed().as_secs_f64() / reps as f64;
-    profile::set_enabled(false);
-    let st = profile::gemm_stats();
-    let lib_flops = st.flops as f64 / reps as f64;
+    let (ours, st) = time_library_step(&ModelSpec::cnn(10), batch, 5, reps);
 
     let batch_shapes = per_batch(batch);
     let buf = |s: Shape| {
@@ -121,17 +84,5 @@ fn main() {
     }
     let raw = t.elapsed().as_secs_f64() / reps as f64;
     let raw_flops = batch as f64 * flops(&PER_IMAGE) + flops(&batch_shapes);
-    println!("library step         {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s ({} GEMMs, {:.1}% of the step inside GEMM)", ours * 1e6, batch as f64 / ours, lib_flops / ours * 1e-9, st.calls / reps as u64, 100.0 * st.seconds / (ours * reps as f64));
-    println!(
-        "raw gemm, same GEMMs {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s",
-        raw * 1e6,
-        batch as f64 / raw,
-        raw_flops / raw * 1e-9
-    );
-    println!("ratio library/raw (throughput): {:.3}", raw / ours);
-    println!(
-        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M",
-        lib_flops * 1e-6,
-        raw_flops * 1e-6
-    );
+    report(batch, reps, ours, &st, raw, raw_flops);
 }

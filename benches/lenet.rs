@@ -5,53 +5,19 @@
 
 use std::time::Instant;
 
-use backprop::autograd::Var;
-use backprop::nn::{loss, Mode, Module};
-use backprop::tensor::{profile, Rng, Tensor};
 use backprop::train::ModelSpec;
 use rayon::prelude::*;
 
 mod common;
-use common::{gemm_once, Shape};
+use common::{flops, gemm_once, report, time_library_step, tune_allocator, Shape};
 
 fn main() {
-    // the same allocator settings as the `backprop` binary (src/main.rs), so the step is
-    // measured as `train` runs it, without page faults on every step's buffers
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
+    tune_allocator();
     let batch = 64;
     let threads = rayon::current_num_threads();
     println!("backprop LeNet-5 benchmark ({threads} threads, batch {batch})");
-    let model = ModelSpec::lenet5(10)
-        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
-        .unwrap()
-        .model;
-    let mut rng = Rng::seed(1);
-    let x = Tensor::<f32>::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
-    let labels: Vec<usize> = (0..batch).map(|_| rng.below(10)).collect();
-    let step = || {
-        let out = model.forward(&Var::constant(x.clone()), Mode::Train);
-        let g = loss::cross_entropy(&out, &labels, loss::Reduction::Mean).backward();
-        std::hint::black_box(g);
-    };
-    for _ in 0..10 {
-        step();
-    }
     let reps = 100;
-    profile::reset();
-    profile::set_enabled(true);
-    let t = Instant::now();
-    for _ in 0..reps {
-        step();
-    }
-    let ours = t.elapsed().as_secs_f64() / reps as f64;
-    profile::set_enabled(false);
-    let st = profile::gemm_stats();
-    let flops = st.flops as f64 / reps as f64;
+    let (ours, st) = time_library_step(&ModelSpec::lenet5(10), batch, 10, reps);
 
     // the same products through the raw crate
     let per_image: [Shape; 5] = [
@@ -104,26 +70,6 @@ fn main() {
         raw_step();
     }
     let raw = t.elapsed().as_secs_f64() / reps as f64;
-    let raw_flops: f64 = (batch as f64
-        * per_image
-            .iter()
-            .map(|s| 2.0 * (s.0 * s.1 * s.2) as f64)
-            .sum::<f64>())
-        + per_batch
-            .iter()
-            .map(|s| 2.0 * (s.0 * s.1 * s.2) as f64)
-            .sum::<f64>();
-    println!("library step        {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s ({} GEMMs, {:.1}% of the step inside GEMM)", ours * 1e6, batch as f64 / ours, flops / ours * 1e-9, st.calls / reps as u64, 100.0 * st.seconds / (ours * reps as f64));
-    println!(
-        "raw gemm, same GEMMs {:>8.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s",
-        raw * 1e6,
-        batch as f64 / raw,
-        raw_flops / raw * 1e-9
-    );
-    println!("ratio library/raw (throughput): {:.3}", raw / ours);
-    println!(
-        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M",
-        flops * 1e-6,
-        raw_flops * 1e-6
-    );
+    let raw_flops = batch as f64 * flops(&per_image) + flops(&per_batch);
+    report(batch, reps, ours, &st, raw, raw_flops);
 }
