@@ -388,7 +388,7 @@ fn app() -> &'static Arc<backprop_playground::App> {
     static APP: OnceLock<Arc<backprop_playground::App>> = OnceLock::new();
     APP.get_or_init(|| {
         let none = std::env::temp_dir().join("backprop-fuzz-no-such-dir");
-        backprop_playground::App::new(backprop_playground::Options {
+        let app = backprop_playground::App::new(backprop_playground::Options {
             max_sessions: 1000,
             digits: backprop_playground::DigitsOptions {
                 model: none.join("model.safetensors"),
@@ -396,7 +396,26 @@ fn app() -> &'static Arc<backprop_playground::App> {
                 epochs: 1,
             },
             ..backprop_playground::Options::default()
-        })
+        });
+        // The digits model is prepared on a thread of its own; with no data it fails at
+        // once. Wait for that, so that every run sees the same settled state (a drawing
+        // sent while it is still "working" would be answered 503, retry later).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (_, bytes) =
+                backprop_playground::server::answer(&app, "GET", "/api/digits/status", Vec::new());
+            let v: Value = serde_json::from_slice(&bytes).expect("the status is JSON");
+            let state = v["state"].as_str().unwrap_or_default().to_string();
+            if state != "idle" && state != "working" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the digits model did not settle: {v}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        app
     })
 }
 
