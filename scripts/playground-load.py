@@ -11,7 +11,9 @@ When the load stops it waits for idle sessions to be reaped and checks the serve
 
 Prints responses by status, p50/p99 latency of the normal calls, the server's peak and
 final memory, how long the hostile connections were held, and a verdict; exits non-zero
-if any 5xx was answered, the server died, a health check failed, or it did not recover.
+if any 5xx was answered, the server died, a health check failed, it did not recover, or
+its peak memory went over the bound its configuration allows (`memory_bound_bytes` in
+GET /api/limits).
 
     scripts/playground-load.py [--bin target/release/backprop] [--duration 60] [--clients 200]
 """
@@ -30,11 +32,13 @@ from collections import Counter, defaultdict
 HOST = "127.0.0.1"
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
+    """Resident memory in KiB: all of it (VmRSS), or the program's own data (RssAnon: the
+    heap, arenas and stacks, without the pages of the binary and libraries it has read)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
@@ -307,6 +311,7 @@ async def main(a):
     port = int(re.search(r"http://[\d.]+:(\d+)/", line).group(1))
     stats = Stats()
     idle_rss = rss_kb(proc.pid)
+    idle_anon = rss_kb(proc.pid, "RssAnon")
     mem = []
     t_start = time.monotonic()
     until = t_start + a.duration
@@ -336,6 +341,11 @@ async def main(a):
     create_after = time.monotonic() - t0
     await c.close()
     final_rss = rss_kb(proc.pid)
+    final_anon = rss_kb(proc.pid, "RssAnon")
+    try:
+        bound_mb = json.loads(body)["memory_bound_bytes"] / (1 << 20)
+    except (ValueError, KeyError, TypeError):
+        bound_mb = None
     alive = proc.poll() is None
     proc.terminate()
     proc.wait()
@@ -359,14 +369,20 @@ async def main(a):
         "rss_idle_mb": round(idle_rss / 1024, 1) if idle_rss else None,
         "rss_peak_mb": round(peak / 1024, 1) if peak else None,
         "rss_after_mb": round(final_rss / 1024, 1) if final_rss else None,
+        "anon_idle_mb": round(idle_anon / 1024, 1) if idle_anon else None,
+        "anon_after_mb": round(final_anon / 1024, 1) if final_anon else None,
+        "memory_bound_mb": round(bound_mb, 1) if bound_mb else None,
         "hostile": {k: {"n": len(v), "max": round(max(v), 1), "median": round(statistics.median(v), 1)}
                     for k, v in sorted(stats.hostile.items()) if v},
         "after_load": {"health": status, "create": status2, "create_ms": round(create_after * 1000, 1)},
         "server_alive": alive,
     }
     print(json.dumps(report, indent=1))
-    ok = five == 0 and alive and stats.health_failures == 0 and status == 200 and status2 == 201
-    print("PASS" if ok else "FAIL", f"(5xx: {five}, server alive: {alive}, health failures: {stats.health_failures})")
+    within = bool(peak and bound_mb and peak / 1024 <= bound_mb)
+    ok = (five == 0 and alive and stats.health_failures == 0 and status == 200 and status2 == 201
+          and within)
+    print("PASS" if ok else "FAIL", f"(5xx: {five}, server alive: {alive}, health failures: {stats.health_failures}, "
+          f"peak memory within the configured bound: {within})")
     return 0 if ok else 1
 
 

@@ -21,6 +21,20 @@ fn release_memory() {
     }
 }
 
+/// A long-running server wants the allocator's defaults back, not the training tuning of
+/// `tune_allocator` in main.rs: large blocks mapped and unmapped on their own, the heap's
+/// free top returned, and few arenas (its many short request threads would otherwise
+/// each leave memory in an arena of their own).
+fn server_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters, under the allocator's own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
     if a.host.trim().is_empty() {
         bail!("--host: give an address such as 127.0.0.1");
@@ -91,6 +105,7 @@ pub fn playground(a: PlaygroundArgs) -> Result<ExitCode> {
         ..Options::default()
     };
     let open = a.open;
+    server_allocator();
     backprop_playground::run(&a.host, a.port, opts, |addr| {
         let url = format!("http://{addr}/");
         println!("backprop playground: {url}  (digits: {url}digits)  Ctrl-C stops it");

@@ -10,13 +10,12 @@ use std::process::{Command, Output};
 /// far less than the sizes the cases ask for.
 const MEMORY_LIMIT: u64 = 6 << 30;
 
-fn bin() -> Command {
+/// The binary, run in `cwd`: a case that wrongly succeeded would write its run under runs/
+/// of the working directory, so that is a temporary one (removed with it), never the
+/// repository.
+fn bin(cwd: &Dir) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backprop"));
-    // a case that wrongly succeeded would write its run under runs/ of the working
-    // directory: make that a temporary one, never the repository
-    let cwd = std::env::temp_dir().join(format!("backprop-bad-cwd-{}", std::process::id()));
-    std::fs::create_dir_all(&cwd).unwrap();
-    c.current_dir(cwd);
+    c.current_dir(&cwd.0);
     c.env("RAYON_NUM_THREADS", "2");
     limit_memory(&mut c);
     c
@@ -49,7 +48,10 @@ fn repo(p: &str) -> String {
 }
 
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cwd = Dir::new(&format!("cwd-{n}"));
+    bin(&cwd).args(args).output().expect("the binary runs")
 }
 
 struct Dir(PathBuf);
@@ -723,7 +725,8 @@ fn every_bad_input_gets_one_clear_error_and_no_abort() {
 fn a_closed_pipe_ends_quietly() {
     // `backprop trace ... | head -1`: the reader goes away; the command ends without an
     // error or a panic message, as other command-line tools do
-    let mut child = bin()
+    let cwd = Dir::new("pipe-cwd");
+    let mut child = bin(&cwd)
         .args([
             "trace",
             "--model",

@@ -71,10 +71,26 @@ pub struct Options {
     /// connections are closed after it), and then its body within this time again (or get
     /// a 408).
     pub request_timeout: Duration,
-    /// Returns freed memory to the operating system; called after sessions close (the
-    /// binary passes glibc's `malloc_trim`, since the allocator otherwise keeps what a
-    /// load peak allocated).
+    /// Returns freed memory to the operating system; called on the reaper's tick when
+    /// sessions or connections closed since the last call (the binary passes glibc's
+    /// `malloc_trim`, since the allocator otherwise keeps what a load peak allocated).
     pub release_memory: Option<fn()>,
+}
+
+impl Options {
+    /// The memory this configuration allows the server, in bytes: a base for the program and
+    /// its runtime, one request body and its buffers per connection, a session's data,
+    /// network and latest frame per session, and the digits model. `GET /api/limits` reports
+    /// it, and the load test (`scripts/playground-load.py`) holds the peak to it.
+    pub fn memory_bound(&self) -> u64 {
+        const BASE: u64 = 32 << 20;
+        const PER_CONNECTION: u64 = config::limits::MAX_BODY_BYTES as u64 + (64 << 10);
+        const PER_SESSION: u64 = 1 << 20;
+        const DIGITS: u64 = 16 << 20;
+        BASE + self.max_connections as u64 * PER_CONNECTION
+            + self.max_sessions as u64 * PER_SESSION
+            + DIGITS
+    }
 }
 
 impl Default for Options {
@@ -132,7 +148,8 @@ pub fn run(
             }
         });
         on_ready(addr);
-        serve(listener, server::router(app), connections, timeout).await;
+        let closed = Arc::clone(&app);
+        serve(listener, server::router(app), connections, timeout, closed).await;
         Ok(())
     })
 }
@@ -144,6 +161,7 @@ async fn serve(
     router: axum::Router,
     connections: Arc<tokio::sync::Semaphore>,
     timeout: Duration,
+    app: Arc<App>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     loop {
@@ -160,6 +178,7 @@ async fn serve(
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let app = Arc::clone(&app);
         tokio::spawn(async move {
             let _permit = permit;
             let _ = hyper::server::conn::http1::Builder::new()
@@ -167,6 +186,8 @@ async fn serve(
                 .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            // its buffers are free now: the next reaper tick hands them back
+            app.note_closed_connection();
         });
     }
 }

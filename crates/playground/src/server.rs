@@ -145,7 +145,7 @@ pub struct App {
     playing: AtomicUsize,
     ids: Mutex<backprop_tensor::Rng>,
     digits: Arc<Digits>,
-    /// Sessions closed since memory was last released.
+    /// Sessions and connections closed since memory was last released.
     closed_since_release: AtomicUsize,
 }
 
@@ -211,8 +211,14 @@ impl App {
         closed
     }
 
+    /// Counts a closed connection: what it held is freed, so the next
+    /// [`App::release_memory_if_freed`] hands it back.
+    pub fn note_closed_connection(&self) {
+        self.closed_since_release.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Hands freed memory back to the system (see [`crate::Options::release_memory`]) if
-    /// sessions closed since the last call.
+    /// sessions or connections closed since the last call.
     pub fn release_memory_if_freed(&self) {
         if self.closed_since_release.swap(0, Ordering::SeqCst) > 0 {
             if let Some(release) = self.opts.release_memory {
@@ -552,6 +558,8 @@ async fn limits_json(State(app): State<Arc<App>>) -> Json<Value> {
         "max_playing": app.opts.max_playing,
         "session_ttl_s": app.opts.session_ttl.as_secs(),
         "frame_rate": app.opts.frame_rate,
+        "max_connections": app.opts.max_connections,
+        "memory_bound_bytes": app.opts.memory_bound(),
     }))
 }
 

@@ -11,11 +11,27 @@ use backprop_train::plot::{
 };
 use backprop_train::{EpochRecord, History};
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A temporary directory, removed when the test ends.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("backprop-plot-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 /// `n` epochs: loss `loss(e)`, accuracy `acc(e)`, validation slightly worse.
