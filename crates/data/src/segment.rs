@@ -121,11 +121,18 @@ pub fn segment_digits(pixels: &[u8], width: usize, height: usize) -> Vec<Segment
             // nothing of a neighbour: outside [a, b) only pixels below the ink threshold
             let (ca, cb) = (a.saturating_sub(2), (b + 2).min(width));
             let (cy0, cy1) = (y0.saturating_sub(2), (y1 + 2).min(height));
-            let mut own = pixels.to_vec();
+            // the digit's box with a margin, its neighbours' ink in the margin removed
+            // (a copy of the box only: a copy of the whole image per digit made a long
+            // line of digits quadratic)
+            let (cw, ch) = (cb - ca, cy1 - cy0);
+            let mut own = Vec::with_capacity(cw * ch);
             for y in cy0..cy1 {
-                for x in (ca..a).chain(b..cb) {
-                    if own[y * width + x] > INK {
-                        own[y * width + x] = 0;
+                own.extend_from_slice(&pixels[y * width + ca..y * width + cb]);
+            }
+            for row in own.chunks_exact_mut(cw) {
+                for x in (0..a - ca).chain(b - ca..cw) {
+                    if row[x] > INK {
+                        row[x] = 0;
                     }
                 }
             }
@@ -134,7 +141,7 @@ pub fn segment_digits(pixels: &[u8], width: usize, height: usize) -> Vec<Segment
                 x1: b,
                 y0,
                 y1,
-                pixels: normalize(&own, width, ca, cb, cy0, cy1),
+                pixels: normalize(&own, cw, 0, cw, 0, ch),
             });
         }
     }
@@ -274,4 +281,52 @@ fn normalize(pixels: &[u8], width: usize, x0: usize, x1: usize, y0: usize, y1: u
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `w`×`h` dark image with bright filled rectangles `(x0, x1, y0, y1)`.
+    fn image(w: usize, h: usize, boxes: &[(usize, usize, usize, usize)]) -> Vec<u8> {
+        let mut px = vec![0u8; w * h];
+        for &(x0, x1, y0, y1) in boxes {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    // a diagonal shade, so that a wrong crop shows in the pixels
+                    px[y * w + x] = 150 + ((x + 2 * y) % 100) as u8;
+                }
+            }
+        }
+        px
+    }
+
+    #[test]
+    fn each_segment_is_that_digit_normalised_alone() {
+        let (w, h) = (200, 40);
+        let boxes = [(10, 22, 5, 33), (60, 75, 8, 30), (120, 134, 3, 35)];
+        let px = image(w, h, &boxes);
+        let segments = segment_digits(&px, w, h);
+        assert_eq!(segments.len(), boxes.len());
+        for (s, &b) in segments.iter().zip(&boxes) {
+            assert_eq!((s.x0, s.x1, s.y0, s.y1), b);
+            let alone = normalize_digit(&image(w, h, &[b]), w, h).expect("ink");
+            assert_eq!(s.pixels, alone);
+        }
+    }
+
+    #[test]
+    fn a_neighbour_inside_the_margin_is_removed_from_a_digit() {
+        // two digits one column apart: the columns between them split the run, and each
+        // digit's margin holds the other's ink, which is cleared before normalising
+        let (w, h) = (80, 40);
+        let boxes = [(10, 30, 5, 33), (31, 51, 5, 33)];
+        let px = image(w, h, &boxes);
+        let segments = segment_digits(&px, w, h);
+        assert_eq!(segments.len(), 2);
+        for (s, &b) in segments.iter().zip(&boxes) {
+            let alone = normalize_digit(&image(w, h, &[b]), w, h).expect("ink");
+            assert_eq!(s.pixels, alone);
+        }
+    }
 }
