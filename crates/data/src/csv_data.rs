@@ -105,7 +105,15 @@ pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
 }
 
 fn read_csv(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset> {
-    let mut table = Table::parse(path, bytes)?;
+    table_dataset(Table::parse(path, bytes)?, opts)
+}
+
+/// A parsed CSV table as a whole dataset, its label column and task as `opts` say (what
+/// [`parse_csv`] does after parsing the text).
+///
+/// # Errors
+/// If the label column is not there, a cell is missing, or a feature is not a number.
+pub fn table_dataset(mut table: Table, opts: &CsvOptions) -> Result<Dataset> {
     let label = table.settle_label(&opts.label, opts.header)?;
     let all: Vec<usize> = (0..table.rows.len()).collect();
     let table_opts = TableOptions {

@@ -31,7 +31,7 @@ mod sequence;
 mod synthetic;
 mod tabular;
 
-pub use csv_data::{load_csv, parse_csv, CsvOptions, LabelColumn, Task};
+pub use csv_data::{load_csv, parse_csv, table_dataset, CsvOptions, LabelColumn, Task};
 pub use dataset::{
     digit_names, load_idx_pair, random_shift, Batch, BatchTargets, Batches, Dataset, Encoding,
     RawImages, Targets,
