@@ -14,6 +14,8 @@
 # (`-a`: overflowing arithmetic panics, which is what a size taken from a file must never
 # do) and without AddressSanitizer (`-s none`, for speed: the code is safe Rust apart from the
 # commented unsafe kernels, which their own tests hold to reference kernels).
+# The timeout is generous (120 s): at the lowest priority a run may be starved or paused by
+# other work, and libFuzzer measures wall time; a real hang still shows.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
@@ -26,7 +28,7 @@ for t in $targets; do
     set +e
     nice -n 19 cargo +nightly fuzz run -a -s none "$t" "corpus-run/$t" "corpus/$t" -- \
         -dict="$dict" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
-        -timeout=10 -print_final_stats=1 ${RUNS:+-runs=$RUNS} >"logs/$t.log" 2>&1
+        -timeout=120 -print_final_stats=1 ${RUNS:+-runs=$RUNS} >"logs/$t.log" 2>&1
     rc=$?
     set -e
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo "?")
