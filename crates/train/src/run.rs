@@ -159,8 +159,11 @@ impl SequenceTask {
 }
 
 /// Epochs a character model trains for by default. On the shipped `coriolanus.txt`
-/// (windows of 24, every character a target once an epoch) the `lstm` preset reaches a test
-/// perplexity of about 5 (a unigram model: 27.8) and writes recognisable verse.
+/// (windows of 24, every character a target once an epoch) the `lstm` preset with Adam
+/// (η = 0.002, cosine) reaches a test perplexity of 5.17 (a unigram model: 27.79) and writes
+/// speaker names, verse lines and many real words; by the 8th epoch the validation loss
+/// gains little (1.676, 1.671, 1.670 over the last three) while the training loss keeps
+/// falling below it (1.52).
 pub const TEXT_EPOCHS: usize = 8;
 
 /// Adam's η for a character model: char-rnn's 0.002, twice Adam's general default, the rate
@@ -737,8 +740,7 @@ impl RunConfig {
     /// dozen rows costs more training data than its noisy signal is worth, and the cosine
     /// schedule's decay to 0 ends the run settled. (Measured against scikit-learn by
     /// `benches/peers/tabular.py`.) Text (`text:FILE`) trains with Adam (η = 0.002, cosine)
-    /// for [`TEXT_EPOCHS`] epochs: a character model needs many passes, and Adam's
-    /// per-weight steps suit the rare characters' rows of the input weights.
+    /// for [`TEXT_EPOCHS`] epochs, the settings measured on the shipped text.
     fn resolve(&self, regression: bool, rows: usize) -> Result<TrainConfig, ConfigError> {
         let table = matches!(self.data.source, DataSource::Csv { .. });
         let text = self.data.source.is_text();
