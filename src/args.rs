@@ -64,7 +64,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub dataset: Option<String>,
     /// Steps of a sequence task: the adding problem's length (default 100), the copy task's
-    /// delay (10), a series' or a text's window (16, 32).
+    /// delay (10), a series' or a text's window (16, 24).
     #[arg(long, value_parser = whole::<usize>, allow_negative_numbers = true)]
     pub steps: Option<usize>,
     /// A directory with train-/t10k- IDX files (e.g. Fashion-MNIST, KMNIST).

@@ -912,3 +912,48 @@ fn recurrent_presets_train_summarise_evaluate_and_predict() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn a_character_model_trains_with_the_text_defaults_and_continues_a_prompt() {
+    let dir = tmpdir("text");
+    let path = dir.join("cycle.txt");
+    std::fs::write(&path, "abcd\n".repeat(400)).unwrap();
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    let dataset = format!("text:{}", path.display());
+    let t = json_of(&run(&[
+        "train",
+        "--dataset",
+        &dataset,
+        "--model",
+        "lstm",
+        "--json",
+        "--out",
+        o,
+    ]));
+    // the text defaults: 8 epochs (Adam, η = 0.002, windows of 24)
+    assert_eq!(t["epochs"], 8, "{t}");
+    // five equally frequent characters: a unigram model's perplexity is 5; here the next
+    // character follows from the last, so a trained model is nearly certain of it
+    let unigram = t["unigram_perplexity"].as_f64().unwrap();
+    let perplexity = t["test_perplexity"].as_f64().unwrap();
+    assert!((unigram - 5.0).abs() < 0.01, "{t}");
+    assert!(perplexity < 1.5, "{t}");
+    // a prompt as long as the window (24); a shorter one is padded with its first character,
+    // windows the model never saw in training
+    let prompt = "abcd\n".repeat(5);
+    let g = json_of(&run(&[
+        "generate",
+        "--model-path",
+        o,
+        "--prompt",
+        &prompt,
+        "--length",
+        "20",
+        "--temperature",
+        "0.5",
+        "--json",
+    ]));
+    assert_eq!(g["generated"].as_str().unwrap(), "abcd\n".repeat(4), "{g}");
+    let _ = std::fs::remove_dir_all(dir);
+}

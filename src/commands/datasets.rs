@@ -31,7 +31,7 @@ pub fn datasets() -> Result<ExitCode> {
         ("adding", "the adding problem: sum the two marked values of --steps (100) steps of (value, marker)   (--samples, --seed)"),
         ("copy", "the copy task: recall 5 symbols of 8 after --steps (10) blanks   (--samples, --seed)"),
         ("series:FILE", "a time series (one number per line, or a CSV's last column): windows of --steps (16) predict the next value; the last fifth is the test set"),
-        ("text:FILE", "characters of a UTF-8 file (e.g. data/text/coriolanus.txt): windows of --steps (32) predict the next character; the last tenth is the test set"),
+        ("text:FILE", "characters of a UTF-8 file (e.g. data/text/coriolanus.txt): windows of --steps (24) predict the next character; the last tenth is the test set"),
     ] {
         println!("{n:<12} sequence  {d}");
     }

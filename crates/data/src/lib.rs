@@ -40,7 +40,8 @@ pub use error::{DataError, Result};
 pub use idx::{decode_idx, parse_idx, read_idx, IdxArray};
 pub use segment::{normalize_digit, segment_digits, Segment};
 pub use sequence::{
-    adding_problem, copy_task, parse_series, series_windows, TextCorpus, MAX_TEXT_WINDOWS,
+    adding_problem, copy_task, max_text_windows, parse_series, series_windows, TextCorpus,
+    MAX_TEXT_FLOATS,
 };
 pub use synthetic::{synthetic, synthetic_multiclass, SYNTHETIC, SYNTHETIC_MULTICLASS};
 pub use tabular::{

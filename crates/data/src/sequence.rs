@@ -154,9 +154,18 @@ pub fn series_windows(name: &str, values: &[f32], steps: usize) -> Result<Datase
     })
 }
 
-/// The most windows [`TextCorpus::windows`] makes of one stretch of text: a one-hot window
-/// is `steps × vocabulary` floats, so a stride keeps a long file's samples to this many.
-pub const MAX_TEXT_WINDOWS: usize = 20_000;
+/// The most floats [`TextCorpus::windows`] spends on one stretch of text (2²⁷, 512 MiB): a
+/// one-hot window is `steps × vocabulary` floats, so a stride keeps a long file's windows
+/// within this. A text of 100,000 characters over 61 symbols in windows of 24 gets every
+/// window (stride 1): each character is a target once, which a character model needs far
+/// more than it needs more passes over fewer windows.
+pub const MAX_TEXT_FLOATS: usize = 1 << 27;
+
+/// The most windows of `steps` characters over `vocabulary` symbols that fit in
+/// [`MAX_TEXT_FLOATS`] (at least 1).
+pub fn max_text_windows(steps: usize, vocabulary: usize) -> usize {
+    (MAX_TEXT_FLOATS / steps.saturating_mul(vocabulary).max(1)).max(1)
+}
 
 /// A UTF-8 text read as characters, with its vocabulary (every distinct character, in
 /// code-point order), for character-level models: each sample is a window of `steps`
@@ -217,7 +226,7 @@ impl TextCorpus {
     }
 
     /// One-hot windows of `steps` characters from `chars[range]`, each labelled with the
-    /// character after it, at a stride that keeps at most [`MAX_TEXT_WINDOWS`]; named
+    /// character after it, at the smallest stride that keeps them within [`MAX_TEXT_FLOATS`]; named
     /// `name`, `image_shape = [1, steps, V]`.
     ///
     /// # Errors
@@ -239,7 +248,7 @@ impl TextCorpus {
             ));
         }
         let count = len - steps;
-        let stride = count.div_ceil(MAX_TEXT_WINDOWS).max(1);
+        let stride = count.div_ceil(max_text_windows(steps, v)).max(1);
         let starts: Vec<usize> = (range.start..range.start + count).step_by(stride).collect();
         let mut x = vec![0f32; starts.len() * steps * v];
         let mut labels = Vec::with_capacity(starts.len());
@@ -319,4 +328,44 @@ pub fn parse_series(name: &str, text: &str) -> Result<Vec<f32>> {
         return Err(DataError::new(name, "no values"));
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_text_gives_every_window_and_its_next_character() {
+        let c = TextCorpus::from_text("abcab\nba").unwrap();
+        assert_eq!(c.vocab, vec!['\n', 'a', 'b', 'c']);
+        let d = c.windows("t", 0..8, 3).unwrap();
+        // stride 1: windows start at 0..5, each labelled with the character after it
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.image_shape, Some([1, 3, 4]));
+        let Targets::Classes { labels, .. } = &d.targets else {
+            panic!("classes")
+        };
+        let next: String = labels.iter().map(|&l| c.vocab[l]).collect();
+        assert_eq!(next, "ab\nba");
+        // the second window is "bca", one-hot per step
+        let w = &d.x.data()[12..24];
+        let hot: String = w
+            .chunks(4)
+            .map(|s| c.vocab[s.iter().position(|&v| v == 1.0).unwrap()])
+            .collect();
+        assert_eq!(hot, "bca");
+        assert_eq!(w.iter().sum::<f32>(), 3.0);
+    }
+
+    #[test]
+    fn the_window_budget_is_in_floats() {
+        // the shipped text's shape: 61 symbols, windows of 24 fit ~91,700 times in 2^27 floats
+        assert_eq!(max_text_windows(24, 61), (1 << 27) / (24 * 61));
+        assert!(max_text_windows(24, 61) > 90_000);
+        // twice the window, half as many; never below one, never a division by zero
+        assert_eq!(max_text_windows(48, 61), max_text_windows(24, 61) / 2);
+        assert_eq!(max_text_windows(1 << 20, 1 << 10), 1);
+        assert_eq!(max_text_windows(0, 0), MAX_TEXT_FLOATS);
+        assert_eq!(max_text_windows(usize::MAX, 3), 1);
+    }
 }
