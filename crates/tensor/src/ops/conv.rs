@@ -192,19 +192,19 @@ impl Geom {
 
 /// [`im2col`] for stride 1 and dilation 1. A padded input is first copied into a zeroed
 /// plane with the margins, so every row of `col` is `HO` copies of `WO` elements with no
-/// clipping.
+/// clipping. The plane is zeroed once: each channel overwrites only its inside, so the
+/// margins stay zero.
 fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
     let (pp, wo) = (g.positions(), g.wo);
     let (ph, pw) = g.p.padding;
     let wp = g.w + 2 * pw;
-    let mut padded = Vec::new();
+    let is_padded = (ph, pw) != (0, 0);
+    let mut padded = vec![E::ZERO; if is_padded { (g.h + 2 * ph) * wp } else { 0 }];
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let src: &[E] = if (ph, pw) == (0, 0) {
+        let src: &[E] = if !is_padded {
             plane
         } else {
-            padded.clear();
-            padded.resize((g.h + 2 * ph) * wp, E::ZERO);
             for (y, line) in plane.chunks_exact(g.w).enumerate() {
                 copy_n(&mut padded[(y + ph) * wp + pw..][..g.w], line);
             }
