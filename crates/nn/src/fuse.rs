@@ -155,11 +155,23 @@ mod tests {
         // the running mean moved by the same batch mean m both times (momentum 0.1):
         // r1 = 0.9·r0 + 0.1·m and r2 = 0.9·r1 + 0.1·m, so r2 = 1.9·r1 − 0.9·r0
         let want: Vec<f64> = r1.iter().zip(&r0).map(|(a, b)| 1.9 * a - 0.9 * b).collect();
-        assert!(close(&r2, &want) && !close(&r1, &r0), "{r0:?} {r1:?} {r2:?}");
-        let (_, used) = bn_relu(&net.layers[1..], &Var::constant(Tensor::zeros(&[1, 4, 2, 2])), Mode::Train)
-            .expect("batch norm then ReLU");
+        assert!(
+            close(&r2, &want) && !close(&r1, &r0),
+            "{r0:?} {r1:?} {r2:?}"
+        );
+        let (_, used) = bn_relu(
+            &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
+            Mode::Train,
+        )
+        .expect("batch norm then ReLU");
         assert_eq!(used, 2);
-        assert!(bn_relu(&net.layers[1..], &Var::constant(Tensor::zeros(&[1, 4, 2, 2])), Mode::Eval).is_none());
+        assert!(bn_relu(
+            &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
+            Mode::Eval
+        )
+        .is_none());
     }
 
     #[test]

@@ -1125,7 +1125,10 @@ mod tests {
         let w = Tensor::<f64>::rand_normal(&[4, 3, 3, 3], 0.0, 1.0, &mut rng);
         let b = Tensor::<f64>::rand_normal(&[4], 0.0, 1.0, &mut rng);
         let g = Geom::new(x.shape(), w.shape(), p).unwrap();
-        assert_eq!((g.chunk_images(), 37usize.div_ceil(g.chunk_images())), (16, 3));
+        assert_eq!(
+            (g.chunk_images(), 37usize.div_ceil(g.chunk_images())),
+            (16, 3)
+        );
         let (y, kept) = try_conv2d_forward_keep(&x, &w, Some(&b), p).unwrap();
         assert!(y.allclose(&conv2d_direct(&x, &w, Some(&b), p), 1e-12, 1e-12));
         assert_eq!(y.to_vec(), conv2d_forward(&x, &w, Some(&b), p).to_vec());
@@ -1139,8 +1142,12 @@ mod tests {
             let (xi, dyi) = (x.narrow(0, i, 1), dy.narrow(0, i, 1));
             let (a, bw, bb) = conv2d_backward(&xi, &w, &dyi, p, all);
             dx.extend(a.unwrap().to_vec());
-            dw.iter_mut().zip(bw.unwrap().to_vec()).for_each(|(s, v)| *s += v);
-            db.iter_mut().zip(bb.unwrap().to_vec()).for_each(|(s, v)| *s += v);
+            dw.iter_mut()
+                .zip(bw.unwrap().to_vec())
+                .for_each(|(s, v)| *s += v);
+            db.iter_mut()
+                .zip(bb.unwrap().to_vec())
+                .for_each(|(s, v)| *s += v);
         }
         for (name, got) in [("batch", &batch), ("unkept", &unkept)] {
             let close = |t: &Option<Tensor<f64>>, want: &[f64]| {

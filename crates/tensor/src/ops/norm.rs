@@ -274,7 +274,12 @@ mod simd {
     /// The CPU must have AVX-512F; with `RELU`, `y` must be valid for 16 reads at `i`
     /// under the mask `m`.
     #[inline(always)]
-    unsafe fn through_relu<const RELU: bool>(d: __m512, y: *const f32, i: usize, m: __mmask16) -> __m512 {
+    unsafe fn through_relu<const RELU: bool>(
+        d: __m512,
+        y: *const f32,
+        i: usize,
+        m: __mmask16,
+    ) -> __m512 {
         if RELU {
             // SAFETY: the caller's condition on `y`.
             let v = unsafe { _mm512_maskz_loadu_ps(m, y.add(i)) };
@@ -288,7 +293,12 @@ mod simd {
     /// The CPU must have AVX-512F, `d` and `x` must have the same length, and so must `y`
     /// with `RELU`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad_sums<const RELU: bool>(d: &[f32], x: &[f32], y: &[f32], mu: f32) -> (f64, f64) {
+    pub unsafe fn grad_sums<const RELU: bool>(
+        d: &[f32],
+        x: &[f32],
+        y: &[f32],
+        mu: f32,
+    ) -> (f64, f64) {
         let (n, dp, xp, m0) = (d.len(), d.as_ptr(), x.as_ptr(), _mm512_set1_ps(mu));
         let yp = y.as_ptr();
         let z = _mm512_setzero_ps();
@@ -345,7 +355,11 @@ mod simd {
             unsafe {
                 let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, ptr.add(i)), mv);
                 let r = _mm512_fmadd_ps(av, x, tv);
-                let r = if RELU { _mm512_max_ps(r, _mm512_setzero_ps()) } else { r };
+                let r = if RELU {
+                    _mm512_max_ps(r, _mm512_setzero_ps())
+                } else {
+                    r
+                };
                 _mm512_mask_storeu_ps(o.add(i), m, r);
             }
             i += 16;
@@ -523,11 +537,7 @@ pub fn batch_norm_relu_backward<E: Element>(
     eps: E,
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
-    assert_eq!(
-        y.shape(),
-        x.shape(),
-        "batch norm backward: y and x differ"
-    );
+    assert_eq!(y.shape(), x.shape(), "batch norm backward: y and x differ");
     bn_backward(x, Some(y), gamma, [mean, var], eps, dy)
 }
 
@@ -707,8 +717,7 @@ mod tests {
                 let (dx, dg, db) = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &dy);
                 let aff = channel_affine_forward(&x, &g, &b);
                 let (yr, _, _) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
-                let (dxr, dgr, dbr) =
-                    batch_norm_relu_backward(&x, &yr, &g, &mean, &var, 1e-5, &dy);
+                let (dxr, dgr, dbr) = batch_norm_relu_backward(&x, &yr, &g, &mean, &var, 1e-5, &dy);
                 PORTABLE.with(|p| p.set(false));
                 [y, mean, var, dx, dg, db, aff, yr, dxr, dgr, dbr].map(|t| t.to_vec())
             };
@@ -803,7 +812,10 @@ mod tests {
             let (z, mean, var) = batch_norm_forward(&x, &g, &b, 1e-5);
             let (y, mean_r, var_r) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
             assert_eq!(y.to_vec(), z.relu().to_vec(), "{shape:?} forward");
-            assert_eq!((mean.to_vec(), var.to_vec()), (mean_r.to_vec(), var_r.to_vec()));
+            assert_eq!(
+                (mean.to_vec(), var.to_vec()),
+                (mean_r.to_vec(), var_r.to_vec())
+            );
             // the ReLU's gradient first (dy where z > 0), then batch norm's
             let masked = Tensor::from_vec(
                 dy.to_vec()
@@ -820,7 +832,10 @@ mod tests {
                 .zip([want.0, want.1, want.2])
                 .enumerate()
             {
-                assert!(close(&a.to_vec(), &w.to_vec(), 1e-12), "{shape:?} gradient {k}");
+                assert!(
+                    close(&a.to_vec(), &w.to_vec(), 1e-12),
+                    "{shape:?} gradient {k}"
+                );
             }
         }
     }
