@@ -393,6 +393,12 @@ fn fused_batch_norm_and_channel_affine() {
             |v| drive(&v[0].batch_norm(&v[1], &v[2], 1e-5).0.mul(&v[0])),
             &[x.clone(), normal(&[c], 52), normal(&[c], 53)],
         );
+        // about half the outputs are clamped; none lies within the step of the kink
+        check(
+            "batch_norm_relu",
+            |v| drive(&v[0].batch_norm_relu(&v[1], &v[2], 1e-5).0.mul(&v[0])),
+            &[x.clone(), normal(&[c], 56), normal(&[c], 57)],
+        );
         check(
             "channel_affine",
             |v| drive(&v[0].channel_affine(&v[1], &v[2]).mul(&v[0])),

@@ -1,4 +1,5 @@
-//! Inference with batch norm folded into the convolution before it.
+//! Inference with batch norm folded into the convolution before it; in training, batch
+//! norm and the ReLU after it as one op ([`bn_relu`]).
 //!
 //! In evaluation a batch norm is the per-channel affine map `y = s_c·x + t_c` with
 //! `s_c = γ_c/√(running_var_c + ε)` and `t_c = β_c − running_mean_c·s_c`. After a
@@ -16,7 +17,7 @@ use backprop_tensor::{try_conv2d_forward_relu, Element, Tensor};
 use crate::activation::Activation;
 use crate::conv::Conv2d;
 use crate::layers::BatchNorm;
-use crate::module::Module;
+use crate::module::{Mode, Module};
 
 /// If `layers` starts with a convolution followed by a batch norm (and perhaps a ReLU),
 /// runs them on `x` folded into one convolution: the output and how many layers it used.
@@ -31,6 +32,20 @@ pub(crate) fn conv_bn<E: Element>(
     let y = try_conv2d_forward_relu(&x.value(), &w, Some(&b), conv.params, relu)
         .unwrap_or_else(|e| panic!("{e}"));
     Some((Var::constant(y), if relu { 3 } else { 2 }))
+}
+
+/// If `layers` starts with a batch norm followed by a ReLU, runs the two on `x` in training
+/// as one op ([`BatchNorm::forward_relu`]): the output and how many layers it used (2).
+pub(crate) fn bn_relu<E: Element>(
+    layers: &[(String, Box<dyn Module<E>>)],
+    x: &Var<E>,
+    mode: Mode,
+) -> Option<(Var<E>, usize)> {
+    if mode != Mode::Train || layers.get(1)?.1.activation() != Some(Activation::Relu) {
+        return None;
+    }
+    let bn = layers.first()?.1.as_any()?.downcast_ref::<BatchNorm<E>>()?;
+    Some((bn.forward_relu(x, mode), 2))
 }
 
 /// The folded weight `s_o·w_o` and bias `s_o·b_o + t_o`, or `None` if the batch norm does
@@ -103,6 +118,60 @@ mod tests {
                 .forward(&net.layers[0].1.forward(&x, Mode::Eval), Mode::Eval);
             assert!(y.value().allclose(&conv_then_bn.value(), 1e-12, 1e-12));
         }
+    }
+
+    #[test]
+    fn in_training_batch_norm_and_relu_run_fused_with_the_same_values_and_gradients() {
+        let mut rng = Rng::seed(13);
+        let x = Tensor::rand_normal(&[4, 2, 6, 6], 0.0, 1.0, &mut rng);
+        let net = net(true, &mut rng);
+        let run = |fused: bool| {
+            let x = Var::constant(x.clone());
+            let y = if fused {
+                net.forward(&x, Mode::Train)
+            } else {
+                // the layers one by one
+                net.layers
+                    .iter()
+                    .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
+            };
+            let loss = y.mul(&y).mean();
+            let grads = loss.backward();
+            let g: Vec<Vec<f64>> = net
+                .params()
+                .iter()
+                .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
+                .collect();
+            (y.value().to_vec(), g, net.buffers()[0].1.value().to_vec())
+        };
+        let r0 = net.buffers()[0].1.value().to_vec();
+        let (y1, g1, r1) = run(false);
+        let (y2, g2, r2) = run(true);
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-12);
+        assert!(close(&y1, &y2));
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!(a.len() == b.len() && close(a, b));
+        }
+        // the running mean moved by the same batch mean m both times (momentum 0.1):
+        // r1 = 0.9·r0 + 0.1·m and r2 = 0.9·r1 + 0.1·m, so r2 = 1.9·r1 − 0.9·r0
+        let want: Vec<f64> = r1.iter().zip(&r0).map(|(a, b)| 1.9 * a - 0.9 * b).collect();
+        assert!(
+            close(&r2, &want) && !close(&r1, &r0),
+            "{r0:?} {r1:?} {r2:?}"
+        );
+        let (_, used) = bn_relu(
+            &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
+            Mode::Train,
+        )
+        .expect("batch norm then ReLU");
+        assert_eq!(used, 2);
+        assert!(bn_relu(
+            &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
+            Mode::Eval
+        )
+        .is_none());
     }
 
     #[test]

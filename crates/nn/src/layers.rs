@@ -638,11 +638,15 @@ impl<E: Element> BatchNorm<E> {
     }
 }
 
-impl<E: Element> Module<E> for BatchNorm<E> {
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
+impl<E: Element> BatchNorm<E> {
+    /// `relu(self.forward(x, mode))`, in training as one fused op
+    /// ([`Var::batch_norm_relu`]); [`Sequential`](crate::Sequential) runs a batch norm
+    /// followed by a ReLU layer this way.
+    pub fn forward_relu(&self, x: &Var<E>, mode: Mode) -> Var<E> {
+        self.run(x, mode, true)
     }
-    fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
+
+    fn run(&self, x: &Var<E>, mode: Mode, relu: bool) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];
         let rank_ok = match self.rank {
@@ -659,7 +663,16 @@ impl<E: Element> Module<E> for BatchNorm<E> {
             var: &self.running_var,
             momentum: self.momentum,
         };
-        batch_norm(x, &self.weight, &self.bias, &r, self.eps, mode)
+        batch_norm(x, &self.weight, &self.bias, &r, (self.eps, relu), mode)
+    }
+}
+
+impl<E: Element> Module<E> for BatchNorm<E> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
+        self.run(x, mode, false)
     }
     fn params(&self) -> Vec<(String, Var<E>)> {
         vec![
@@ -740,18 +753,23 @@ pub(crate) struct RunningStats<'a, E: Element> {
 
 /// Batch normalization of `[N, C]` or `[N, C, H, W]` per channel: the fused training kernel (batch statistics, running
 /// statistics updated with the unbiased variance), or in evaluation the per-channel affine
-/// map `γ/√(r_var + ε)·x + (β − r_mean·γ/√(r_var + ε))`.
+/// map `γ/√(r_var + ε)·x + (β − r_mean·γ/√(r_var + ε))`. With `relu`, ReLU follows (fused
+/// into the training kernel).
 pub(crate) fn batch_norm<E: Element>(
     x: &Var<E>,
     weight: &Var<E>,
     bias: &Var<E>,
     r: &RunningStats<E>,
-    eps: f64,
+    (eps, relu): (f64, bool),
     mode: Mode,
 ) -> Var<E> {
     match mode {
         Mode::Train => {
-            let (y, mean, var) = x.batch_norm(weight, bias, eps);
+            let (y, mean, var) = if relu {
+                x.batch_norm_relu(weight, bias, eps)
+            } else {
+                x.batch_norm(weight, bias, eps)
+            };
             let s = x.shape();
             let m = (s[0] * s[2..].iter().product::<usize>()) as f64;
             let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
@@ -776,7 +794,12 @@ pub(crate) fn batch_norm<E: Element>(
             );
             let scale = weight.mul(&inv);
             let shift = bias.sub(&scale.mul(&Var::constant(r.mean.value())));
-            x.channel_affine(&scale, &shift)
+            let y = x.channel_affine(&scale, &shift);
+            if relu {
+                y.relu()
+            } else {
+                y
+            }
         }
     }
 }

@@ -257,18 +257,22 @@ impl<E: Element> Module<E> for Sequential<E> {
     }
     /// Runs the layers in order. In evaluation with no graph recorded (inference), a
     /// convolution followed by a batch norm (and a ReLU) runs as one convolution with the
-    /// batch norm folded into its weights (see [`crate::fuse`]).
+    /// batch norm folded into its weights; in training, a batch norm followed by a ReLU runs
+    /// as one op (see [`crate::fuse`]).
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let inference = mode == Mode::Eval && is_grad_disabled();
         let mut h = x.clone();
         let mut i = 0;
         while i < self.layers.len() {
-            if inference {
-                if let Some((y, used)) = crate::fuse::conv_bn(&self.layers[i..], &h) {
-                    h = y;
-                    i += used;
-                    continue;
-                }
+            let fused = if inference {
+                crate::fuse::conv_bn(&self.layers[i..], &h)
+            } else {
+                crate::fuse::bn_relu(&self.layers[i..], &h, mode)
+            };
+            if let Some((y, used)) = fused {
+                h = y;
+                i += used;
+                continue;
             }
             h = self.layers[i].1.forward(&h, mode);
             i += 1;

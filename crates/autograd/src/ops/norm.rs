@@ -2,8 +2,8 @@
 //! `backprop_tensor::ops::norm`).
 
 use backprop_tensor::{
-    batch_norm_backward, batch_norm_forward, channel_affine_backward, channel_affine_forward,
-    Element, Tensor,
+    batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
+    channel_affine_backward, channel_affine_forward, Element, Tensor,
 };
 
 use crate::Var;
@@ -31,6 +31,45 @@ impl<E: Element> Var<E> {
             vec![self.clone(), gamma.clone(), beta.clone()],
             move |dy, _| {
                 let (dx, dg, db) = batch_norm_backward(&x, &g, &m2, &v2, eps, dy);
+                vec![Some(dx), Some(dg), Some(db)]
+            },
+        );
+        (out, mean, var)
+    }
+
+    /// [`Var::batch_norm`] followed by ReLU, `max(BN(x), 0)`, as one op: the ReLU is applied
+    /// as the normalised values are written, and its gradient as the batch norm's backward
+    /// pass reads `dy` (no separate passes, no buffer between). Returns the output and the
+    /// batch mean and biased variance.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::Tensor;
+    /// let x = Var::constant(Tensor::<f64>::from_vec(vec![1.0, 3.0, 2.0, 6.0], &[2, 2]));
+    /// let (g, b) = (Var::parameter(Tensor::ones(&[2])), Var::parameter(Tensor::zeros(&[2])));
+    /// let (y, mean, _) = x.batch_norm_relu(&g, &b, 0.0);
+    /// assert_eq!(y.value().to_vec(), vec![0.0, 0.0, 1.0, 1.0]);
+    /// assert_eq!(mean.to_vec(), vec![1.5, 4.5]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 2-D or 4-D or `γ`, `β` are not `[C]`.
+    pub fn batch_norm_relu(
+        &self,
+        gamma: &Var<E>,
+        beta: &Var<E>,
+        eps: f64,
+    ) -> (Var<E>, Tensor<E>, Tensor<E>) {
+        let (x, g) = (self.value(), gamma.value());
+        let eps = E::from_f64(eps);
+        let (y, mean, var) = batch_norm_relu_forward(&x, &g, &beta.value(), eps);
+        let (m2, v2, y2) = (mean.clone(), var.clone(), y.clone());
+        let out = Var::from_op(
+            "batch_norm_relu",
+            y,
+            vec![self.clone(), gamma.clone(), beta.clone()],
+            move |dy, _| {
+                let (dx, dg, db) = batch_norm_relu_backward(&x, &y2, &g, &m2, &v2, eps, dy);
                 vec![Some(dx), Some(dg), Some(db)]
             },
         );

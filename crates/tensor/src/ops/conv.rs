@@ -4,15 +4,20 @@
 //! Shapes: `x: [N, C, H, W]`, `w: [O, C/groups, KH, KW]`, `b: [O]` →
 //! `y: [N, O, HO, WO]` with `HO = (H + 2·PH − DH·(KH−1) − 1)/SH + 1` (likewise `WO`).
 //!
-//! im2col runs one image at a time into a `[C·KH·KW, HO·WO]` buffer per worker thread. When
-//! the weight's gradient will be wanted, [`try_conv2d_forward_keep`] writes every image's
+//! The images go in chunks of a few (enough for about 768 output positions, at most 16;
+//! fixed by the shapes): a chunk's images are unfolded side by side into one
+//! `[C·KH·KW, nb·HO·WO]` buffer and multiplied by the weight in one GEMM, whose `[O,
+//! nb·HO·WO]` product is then copied out image by image (a 7×7 layer's 49 positions alone
+//! fill the GEMM's tiles badly, and every product packs the weight again). When the
+//! weight's gradient will be wanted, [`try_conv2d_forward_keep`] writes every chunk's
 //! columns into one batch buffer instead and hands it to the backward pass (`N·C·KH·KW·HO·WO`
 //! elements until then; for LeNet's first layer 78 KB an image), which then does not unfold
-//! the images again; those buffers are reused from a small pool. Stride-1 convolutions
-//! unfold through a zero-padded copy of each plane, so every row is whole-width copies.
-//! Images are spread over rayon's threads; weight gradients are summed per fixed chunk of
-//! images (transposed, `col · dYᵀ`) and the chunks added in order, so results do not depend
-//! on the number of threads.
+//! the images again; those buffers are reused from a small pool. The backward pass gathers
+//! each chunk's `dY` side by side and makes one GEMM for the chunk's share of the weight
+//! gradient (summed transposed, `col · dYᵀ`) and one for its unfolded input gradient.
+//! Stride-1 convolutions unfold through a zero-padded copy of each plane, so every row is
+//! whole-width copies. Chunks are spread over rayon's threads; the weight gradient's chunks
+//! are added in order, so results do not depend on the number of threads.
 
 use std::mem::MaybeUninit;
 
@@ -187,19 +192,19 @@ impl Geom {
 
 /// [`im2col`] for stride 1 and dilation 1. A padded input is first copied into a zeroed
 /// plane with the margins, so every row of `col` is `HO` copies of `WO` elements with no
-/// clipping.
-fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+/// clipping. The plane is zeroed once: each channel overwrites only its inside, so the
+/// margins stay zero.
+fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
     let (pp, wo) = (g.positions(), g.wo);
     let (ph, pw) = g.p.padding;
     let wp = g.w + 2 * pw;
-    let mut padded = Vec::new();
+    let is_padded = (ph, pw) != (0, 0);
+    let mut padded = vec![E::ZERO; if is_padded { (g.h + 2 * ph) * wp } else { 0 }];
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let src: &[E] = if (ph, pw) == (0, 0) {
+        let src: &[E] = if !is_padded {
             plane
         } else {
-            padded.clear();
-            padded.resize((g.h + 2 * ph) * wp, E::ZERO);
             for (y, line) in plane.chunks_exact(g.w).enumerate() {
                 copy_n(&mut padded[(y + ph) * wp + pw..][..g.w], line);
             }
@@ -207,7 +212,7 @@ fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
         };
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * ld..][..pp];
                 for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
                     copy_n(out, &src[(oy + i) * wp + j..][..wo]);
                 }
@@ -218,7 +223,7 @@ fn im2col_unit<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
 
 /// [`col2im`] for stride 1 and dilation 1: sums into a padded plane (no clipping), then
 /// adds its inside to the image.
-fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E], ld: usize) {
     let (pp, wo) = (g.positions(), g.wo);
     let (ph, pw) = g.p.padding;
     let wp = g.w + 2 * pw;
@@ -233,7 +238,7 @@ fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
         let dst: &mut [E] = if is_padded { &mut padded } else { plane };
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                let row = &col[((c * g.kh + i) * g.kw + j) * ld..][..pp];
                 for (oy, inp) in row.chunks_exact(wo).enumerate() {
                     add_n(&mut dst[(oy + i) * wp + j..][..wo], inp);
                 }
@@ -251,24 +256,25 @@ fn col2im_unit<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
     }
 }
 
-/// Unfolds one image `[C, H, W]` into `col: [C·KH·KW, HO·WO]`.
-fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+/// Unfolds one image `[C, H, W]` into `col: [C·KH·KW, HO·WO]`, whose rows start `ld ≥ HO·WO`
+/// elements apart (`ld > HO·WO` when the columns of several images sit side by side).
+fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
     if g.unit_steps() {
-        im2col_unit(g, img, col)
+        im2col_unit(g, img, col, ld)
     } else {
-        im2col_general(g, img, col)
+        im2col_general(g, img, col, ld)
     }
 }
 
 /// [`im2col`] for any stride and dilation.
-fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
+fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
     let pp = g.positions();
     let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * ld..][..pp];
                 for oy in 0..g.ho {
                     let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
                     let Some((y, lo, hi)) = g.row_span(oy, i, j) else {
@@ -292,24 +298,25 @@ fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E]) {
     }
 }
 
-/// Folds `col` back into an image, adding overlapping contributions.
-fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+/// Folds `col` (rows `ld` apart, as in [`im2col`]) back into an image, adding overlapping
+/// contributions.
+fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E], ld: usize) {
     if g.unit_steps() {
-        col2im_unit(g, col, img)
+        col2im_unit(g, col, img, ld)
     } else {
-        col2im_general(g, col, img)
+        col2im_general(g, col, img, ld)
     }
 }
 
 /// [`col2im`] for any stride and dilation.
-fn col2im_general<E: Element>(g: &Geom, col: &[E], img: &mut [E]) {
+fn col2im_general<E: Element>(g: &Geom, col: &[E], img: &mut [E], ld: usize) {
     let pp = g.positions();
     let (sw, pw, dw) = (g.p.stride.1, g.p.padding.1, g.p.dilation.1);
     for c in 0..g.c {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &col[((c * g.kh + i) * g.kw + j) * pp..][..pp];
+                let row = &col[((c * g.kh + i) * g.kw + j) * ld..][..pp];
                 for oy in 0..g.ho {
                     let Some((y, lo, hi)) = g.row_span(oy, i, j) else {
                         continue;
@@ -417,8 +424,22 @@ fn relu_of<E: Element>(v: E) -> E {
     }
 }
 
-/// Images per chunk when summing weight gradients (fixed, so sums do not depend on threads).
-const CHUNK: usize = 4;
+/// Output positions a chunk of images aims at: the images of a chunk are unfolded side by
+/// side and multiplied in one GEMM per layer (and group), so that small images (a 7×7 layer
+/// has 49 positions, which fill the GEMM crate's tiles badly) still make wide products.
+const CHUNK_POSITIONS: usize = 768;
+/// At most this many images per chunk.
+const MAX_CHUNK_IMAGES: usize = 16;
+
+impl Geom {
+    /// Images per chunk: fixed by the shapes, not by the thread count, so that the weight
+    /// gradient's sums over chunks do not depend on the number of threads.
+    fn chunk_images(&self) -> usize {
+        CHUNK_POSITIONS
+            .div_ceil(self.positions().max(1))
+            .clamp(1, MAX_CHUNK_IMAGES)
+    }
+}
 
 /// The forward convolution, `y = conv(x, w) + b`, through im2col + GEMM.
 ///
@@ -460,7 +481,8 @@ pub fn try_conv2d_forward_relu<E: Element>(
     forward(x, w, b, p, false, relu).map(|(y, _)| y)
 }
 
-/// The unfolded input (`[N, C·KH·KW, HO·WO]`) of a forward convolution, kept so the weight
+/// The unfolded input of a forward convolution (chunk by chunk, each `[C·KH·KW, nb·HO·WO]`
+/// with the chunk's images side by side), kept so the weight
 /// gradient need not unfold the images again. See [`try_conv2d_forward_keep`]. Its buffer
 /// goes back to a small pool when dropped, for the next forward pass to reuse.
 #[derive(Debug, Clone)]
@@ -561,68 +583,108 @@ fn forward<E: Element>(
     let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
     let (og, ckkg) = (g.o / groups, ckk / groups);
     let len = g.n * g.o * pp;
-    if g.n == 0 || pp == 0 {
+    if g.n == 0 || pp == 0 || ckk == 0 {
         let cols = keep.then(Vec::new);
-        let y = vec![E::ZERO; len];
+        let mut y = vec![E::ZERO; len];
+        if let Some(b) = b {
+            for (row, &bo) in y.chunks_exact_mut(pp.max(1)).zip(b.data().iter().cycle()) {
+                row.iter_mut().for_each(|v| *v = epilogue(bo, relu));
+            }
+        }
         return Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols));
     }
     // written in full by the GEMMs below, so not zero-filled first
     let mut y: Vec<E> = Vec::with_capacity(len);
     let yu = &mut y.spare_capacity_mut()[..len];
     let (xd, wd) = (x.data(), w.data());
+    let bias = b.map(|b| b.data());
     let img_len = g.c * g.h * g.w;
-    let one_image = |i: usize, yi: &mut [MaybeUninit<E>], col: &mut [E]| {
-        im2col(&g, &xd[i * img_len..(i + 1) * img_len], col);
-        for k in 0..groups {
-            // Y_k = W_k · col_k : [og, ckkg] × [ckkg, pp]
-            gemm(
-                Out::WriteUninit(&mut yi[k * og * pp..(k + 1) * og * pp]),
-                Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg),
-                Mat::new(&col[k * ckkg * pp..(k + 1) * ckkg * pp], ckkg, pp),
-                Threads::Caller,
-            );
+    let cb = g.chunk_images();
+    // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
+    // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
+    // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
+    let one_chunk = |i0: usize, yc: &mut [MaybeUninit<E>], col: &mut [E], tmp: &mut Vec<E>| {
+        let nb = yc.len() / (g.o * pp);
+        let ld = nb * pp;
+        for k in 0..nb {
+            let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
+            im2col(&g, img, &mut col[k * pp..], ld);
         }
-        // SAFETY: the `groups` blocks of `og·pp` elements tile `yi` (`groups·og = o`, and
-        // `yi` holds `o·pp`), and `Out::WriteUninit` writes every element of its block, so
-        // all of `yi` is initialised; `MaybeUninit<E>` has the layout of `E`.
-        let yi = unsafe { &mut *(yi as *mut [MaybeUninit<E>] as *mut [E]) };
-        match (b, relu) {
-            (Some(b), false) => {
-                for (row, &bo) in yi.chunks_exact_mut(pp).zip(b.data()) {
-                    row.iter_mut().for_each(|v| *v += bo);
+        let product = |dst: &mut [MaybeUninit<E>]| {
+            for k in 0..groups {
+                // Y_k = W_k · col_k : [og, ckkg] × [ckkg, nb·pp]
+                gemm(
+                    Out::WriteUninit(&mut dst[k * og * ld..(k + 1) * og * ld]),
+                    Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg),
+                    Mat::new(&col[k * ckkg * ld..(k + 1) * ckkg * ld], ckkg, ld),
+                    Threads::Caller,
+                );
+            }
+        };
+        if nb == 1 {
+            product(yc);
+            // SAFETY: the `groups` blocks of `og·pp` elements tile `yc` (`groups·og = o`,
+            // and `yc` holds `o·pp`), and `Out::WriteUninit` writes every element of its
+            // block, so all of `yc` is initialised; `MaybeUninit<E>` has the layout of `E`.
+            let yi = unsafe { &mut *(yc as *mut [MaybeUninit<E>] as *mut [E]) };
+            if bias.is_some() || relu {
+                for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
+                    let bo = bias.map_or(E::ZERO, |b| b[o]);
+                    row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
                 }
             }
-            (Some(b), true) => {
-                for (row, &bo) in yi.chunks_exact_mut(pp).zip(b.data()) {
-                    row.iter_mut().for_each(|v| *v = relu_of(*v + bo));
+            return;
+        }
+        tmp.clear();
+        tmp.reserve(g.o * ld);
+        product(&mut tmp.spare_capacity_mut()[..g.o * ld]);
+        // SAFETY: `product` wrote all `o·ld` elements (the blocks tile them, as above).
+        unsafe { tmp.set_len(g.o * ld) };
+        for (k, yi) in yc.chunks_exact_mut(g.o * pp).enumerate() {
+            for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
+                let bo = bias.map_or(E::ZERO, |b| b[o]);
+                let src = &tmp[o * ld + k * pp..][..pp];
+                for (d, &v) in row.iter_mut().zip(src) {
+                    d.write(epilogue(v + bo, relu));
                 }
             }
-            (None, true) => yi.iter_mut().for_each(|v| *v = relu_of(*v)),
-            (None, false) => {}
         }
     };
+    let per_chunk = cb * g.o * pp;
     let cols = if keep {
         let mut cols = take_buffer(g.n * ckk * pp);
-        yu.par_chunks_mut(g.o * pp)
-            .zip(cols.par_chunks_mut(ckk * pp))
+        yu.par_chunks_mut(per_chunk)
+            .zip(cols.par_chunks_mut(cb * ckk * pp))
             .enumerate()
-            .for_each(|(i, (yi, col))| one_image(i, yi, col));
+            .for_each_init(Vec::new, |tmp, (c, (yc, col))| {
+                one_chunk(c * cb, yc, col, tmp)
+            });
         Some(cols)
-    } else if g.n == 1 {
-        // one image (inference latency): no hand-off to the pool
-        one_image(0, yu, &mut vec![E::ZERO; ckk * pp]);
+    } else if g.n <= cb {
+        // one chunk (inference latency): no hand-off to the pool
+        one_chunk(0, yu, &mut vec![E::ZERO; ckk * g.n * pp], &mut Vec::new());
         None
     } else {
-        yu.par_chunks_mut(g.o * pp).enumerate().for_each_init(
-            || vec![E::ZERO; ckk * pp],
-            |col, (i, yi)| one_image(i, yi, col),
+        yu.par_chunks_mut(per_chunk).enumerate().for_each_init(
+            || (vec![E::ZERO; ckk * cb * pp], Vec::new()),
+            |(col, tmp), (c, yc)| one_chunk(c * cb, yc, col, tmp),
         );
         None
     };
-    // SAFETY: the `n` chunks of `o·pp` elements cover the first `len` elements, and each
-    // went to one call of `one_image`, which initialises all of it (see there).
+    // SAFETY: the chunks of `cb·o·pp` elements cover the first `len` elements, and each
+    // went to one call of `one_chunk`, which initialises all of it (see there).
     unsafe { y.set_len(len) };
     Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols))
+}
+
+/// `relu(v)` when `relu` is set, else `v`.
+#[inline(always)]
+fn epilogue<E: Element>(v: E, relu: bool) -> E {
+    if relu {
+        relu_of(v)
+    } else {
+        v
+    }
 }
 
 /// `(dx, dw, db)`, each present if it was asked for.
@@ -697,7 +759,7 @@ fn backward<E: Element>(
         let mut db = vec![E::ZERO; g.o];
         for i in 0..g.n {
             for (o, row) in gd[i * out_len..(i + 1) * out_len]
-                .chunks_exact(pp)
+                .chunks_exact(pp.max(1))
                 .enumerate()
             {
                 db[o] += sum_lanes(row);
@@ -705,41 +767,109 @@ fn backward<E: Element>(
         }
         Tensor::from_parts(db, vec![g.o])
     });
-    let dw = want.1.then(|| {
-        let chunks: Vec<Vec<E>> = (0..g.n.div_ceil(CHUNK))
-            .into_par_iter()
-            .map_init(
-                || vec![E::ZERO; if kept.is_some() { 0 } else { ckk * pp }],
-                |scratch, ch| {
-                    let mut acc = vec![E::ZERO; g.o * ckkg];
-                    for i in ch * CHUNK..((ch + 1) * CHUNK).min(g.n) {
-                        let col: &[E] = match kept {
-                            Some(cols) => &cols[i * ckk * pp..(i + 1) * ckk * pp],
-                            None => {
-                                im2col(&g, &xd[i * img_len..(i + 1) * img_len], scratch);
-                                scratch
-                            }
-                        };
-                        let gi = &gd[i * out_len..(i + 1) * out_len];
-                        for k in 0..groups {
-                            // dW_kᵀ += col_k · dY_kᵀ : [ckkg, pp] × [pp, og]; summed
-                            // transposed, the GEMM packs the short dY side, which for
-                            // LeNet's second layer takes half the time of dY · colᵀ
-                            gemm(
-                                Out::Add(&mut acc[k * og * ckkg..(k + 1) * og * ckkg]),
-                                Mat::new(&col[k * ckkg * pp..(k + 1) * ckkg * pp], ckkg, pp),
-                                Mat::new(&gi[k * og * pp..(k + 1) * og * pp], og, pp).t(),
-                                Threads::Caller,
-                            );
-                        }
+    if !want.0 && !want.1 {
+        return (None, None, db);
+    }
+    // The images in the forward pass's chunks (fixed by the shapes, so the sums do not
+    // depend on the thread count), each chunk's dY gathered side by side ([O, nb·HO·WO]):
+    // one GEMM per group for the chunk's share of dWᵀ, one for its unfolded dX.
+    let cb = g.chunk_images();
+    let chunks = g.n.div_ceil(cb);
+    let dx_len = if want.0 { g.n * img_len } else { 0 };
+    let mut dx: Vec<E> = Vec::with_capacity(dx_len);
+    let mut dx_parts: Vec<Option<&mut [MaybeUninit<E>]>> = Vec::with_capacity(chunks);
+    let mut rest = &mut dx.spare_capacity_mut()[..dx_len];
+    for c in 0..chunks {
+        let nb = cb.min(g.n - c * cb);
+        if want.0 {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(nb * img_len);
+            dx_parts.push(Some(head));
+            rest = tail;
+        } else {
+            dx_parts.push(None);
+        }
+    }
+    let one_chunk = |scratch: &mut Scratch<E>, (c, dxc): (usize, Option<&mut [MaybeUninit<E>]>)| {
+        let i0 = c * cb;
+        let nb = cb.min(g.n - i0);
+        let ld = nb * pp;
+        let dyc: &[E] = if nb == 1 {
+            &gd[i0 * out_len..(i0 + 1) * out_len]
+        } else {
+            let buf = scratch.dy.get(g.o * ld);
+            for k in 0..nb {
+                let gi = &gd[(i0 + k) * out_len..(i0 + k + 1) * out_len];
+                for (o, src) in gi.chunks_exact(pp).enumerate() {
+                    buf[o * ld + k * pp..][..pp].copy_from_slice(src);
+                }
+            }
+            buf
+        };
+        let acc = want.1.then(|| {
+            let col: &[E] = match kept {
+                Some(cols) => &cols[i0 * ckk * pp..(i0 + nb) * ckk * pp],
+                None => {
+                    let col = scratch.col.get(ckk * ld);
+                    for k in 0..nb {
+                        let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
+                        im2col(&g, img, &mut col[k * pp..], ld);
                     }
-                    acc
-                },
-            )
-            .collect();
+                    col
+                }
+            };
+            let mut acc: Vec<E> = Vec::with_capacity(g.o * ckkg);
+            let dst = &mut acc.spare_capacity_mut()[..g.o * ckkg];
+            for k in 0..groups {
+                // dW_kᵀ = col_k · dY_kᵀ : [ckkg, nb·pp] × [nb·pp, og]; summed transposed, the
+                // GEMM packs the short dY side
+                gemm(
+                    Out::WriteUninit(&mut dst[k * og * ckkg..(k + 1) * og * ckkg]),
+                    Mat::new(&col[k * ckkg * ld..(k + 1) * ckkg * ld], ckkg, ld),
+                    Mat::new(&dyc[k * og * ld..(k + 1) * og * ld], og, ld).t(),
+                    Threads::Caller,
+                );
+            }
+            // SAFETY: the `groups` blocks of `og·ckkg` elements tile the `o·ckkg` written.
+            unsafe { acc.set_len(g.o * ckkg) };
+            acc
+        });
+        if let Some(dxc) = dxc {
+            let dcol = scratch.dcol.get(ckk * ld);
+            for k in 0..groups {
+                // dcol_k = W_kᵀ · dY_k : [ckkg, og] × [og, nb·pp]
+                gemm(
+                    Out::Write(&mut dcol[k * ckkg * ld..(k + 1) * ckkg * ld]),
+                    Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg).t(),
+                    Mat::new(&dyc[k * og * ld..(k + 1) * og * ld], og, ld),
+                    Threads::Caller,
+                );
+            }
+            // each image zeroed (in this task, while in cache) before col2im adds to it
+            for (k, dxi) in dxc.chunks_exact_mut(img_len.max(1)).enumerate() {
+                dxi.fill(MaybeUninit::new(E::ZERO));
+                // SAFETY: every element of the image was just written; `MaybeUninit<E>`
+                // has the layout of `E`.
+                let dxi = unsafe { &mut *(dxi as *mut [MaybeUninit<E>] as *mut [E]) };
+                col2im(&g, &dcol[k * pp..], dxi, ld);
+            }
+        }
+        acc
+    };
+    let accs: Vec<Option<Vec<E>>> = dx_parts
+        .into_par_iter()
+        .enumerate()
+        .map_init(Scratch::default, one_chunk)
+        .collect();
+    let dx = want.0.then(|| {
+        // SAFETY: the chunks' parts tile the `n·img_len` elements, and each part's images
+        // were zeroed in full before col2im added to them.
+        unsafe { dx.set_len(dx_len) };
+        Tensor::from_parts(dx, x.shape().to_vec())
+    });
+    let dw = want.1.then(|| {
         let mut dw_t = vec![E::ZERO; g.o * ckkg];
-        for c in chunks {
-            dw_t.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+        for acc in accs.into_iter().flatten() {
+            dw_t.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
         }
         // each group's block is [ckkg, og]; the weight is [og, ckkg] per group
         let mut dw = vec![E::ZERO; g.o * ckkg];
@@ -756,27 +886,37 @@ fn backward<E: Element>(
         }
         Tensor::from_parts(dw, w.shape().to_vec())
     });
-    let dx = want.0.then(|| {
-        let mut dx = vec![E::ZERO; g.n * img_len];
-        dx.par_chunks_mut(img_len).enumerate().for_each_init(
-            || vec![E::ZERO; ckk * pp],
-            |dcol, (i, dxi)| {
-                let gi = &gd[i * out_len..(i + 1) * out_len];
-                for k in 0..groups {
-                    // dcol_k = W_kᵀ · dY_k : [ckkg, og] × [og, pp]
-                    gemm(
-                        Out::Write(&mut dcol[k * ckkg * pp..(k + 1) * ckkg * pp]),
-                        Mat::new(&wd[k * og * ckkg..(k + 1) * og * ckkg], og, ckkg).t(),
-                        Mat::new(&gi[k * og * pp..(k + 1) * og * pp], og, pp),
-                        Threads::Caller,
-                    );
-                }
-                col2im(&g, dcol, dxi);
-            },
-        );
-        Tensor::from_parts(dx, x.shape().to_vec())
-    });
     (dx, dw, db)
+}
+
+/// A task's reusable buffers in the backward pass (grown on first use, then kept).
+struct Scratch<E> {
+    dy: Grow<E>,
+    col: Grow<E>,
+    dcol: Grow<E>,
+}
+
+impl<E> Default for Scratch<E> {
+    fn default() -> Self {
+        Scratch {
+            dy: Grow(Vec::new()),
+            col: Grow(Vec::new()),
+            dcol: Grow(Vec::new()),
+        }
+    }
+}
+
+/// A buffer handed out at a requested length; its contents are whatever was there before
+/// (every user overwrites what it takes).
+struct Grow<E>(Vec<E>);
+
+impl<E: Element> Grow<E> {
+    fn get(&mut self, len: usize) -> &mut [E] {
+        if self.0.len() < len {
+            self.0.resize(len, E::ZERO);
+        }
+        &mut self.0[..len]
+    }
 }
 
 /// The slow, obviously correct reference: six nested loops, no im2col.
@@ -921,17 +1061,23 @@ mod tests {
             let img: Vec<f64> = (0..c * h * w)
                 .map(|_| rng.uniform_range(-1.0, 1.0))
                 .collect();
-            let n = g.ckk() * g.positions();
-            let (mut a, mut b) = (vec![f64::NAN; n], vec![f64::NAN; n]);
-            im2col_unit(&g, &img, &mut a);
-            im2col_general(&g, &img, &mut b);
-            assert_eq!(a, b, "im2col {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
-            let col: Vec<f64> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
-            let (mut a, mut b) = (vec![0.5; c * h * w], vec![0.5; c * h * w]);
-            col2im_unit(&g, &col, &mut a);
-            col2im_general(&g, &col, &mut b);
-            let close = a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12);
-            assert!(close, "col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
+            // rows packed (ld = HO·WO) and rows further apart, as in a chunk of images
+            for ld in [g.positions(), g.positions() + 3] {
+                let n = g.ckk() * ld;
+                const UNTOUCHED: f64 = -7.25;
+                let (mut a, mut b) = (vec![UNTOUCHED; n], vec![UNTOUCHED; n]);
+                im2col_unit(&g, &img, &mut a, ld);
+                im2col_general(&g, &img, &mut b, ld);
+                assert_eq!(a, b, "im2col {c}×{h}×{w} k{kh}×{kw} p{ph},{pw} ld {ld}");
+                let written = a.iter().filter(|v| **v != UNTOUCHED).count();
+                assert!(ld > g.positions() || written == n, "every element written");
+                let col: Vec<f64> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+                let (mut a, mut b) = (vec![0.5; c * h * w], vec![0.5; c * h * w]);
+                col2im_unit(&g, &col, &mut a, ld);
+                col2im_general(&g, &col, &mut b, ld);
+                let close = a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12);
+                assert!(close, "col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw} ld {ld}");
+            }
         }
     }
 
@@ -964,6 +1110,58 @@ mod tests {
             conv2d_backward_unfolded(&x, &other, &dy, p, all, &kept);
         });
         assert!(refused.is_err());
+    }
+
+    #[test]
+    fn chunks_of_images_give_what_the_images_give_one_by_one() {
+        let mut rng = Rng::seed(10);
+        // 25 positions: chunks of 16 images (at most), so 37 images make two full chunks and
+        // a partial one
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Default::default()
+        };
+        let x = Tensor::<f64>::rand_normal(&[37, 3, 5, 5], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[4, 3, 3, 3], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[4], 0.0, 1.0, &mut rng);
+        let g = Geom::new(x.shape(), w.shape(), p).unwrap();
+        assert_eq!(
+            (g.chunk_images(), 37usize.div_ceil(g.chunk_images())),
+            (16, 3)
+        );
+        let (y, kept) = try_conv2d_forward_keep(&x, &w, Some(&b), p).unwrap();
+        assert!(y.allclose(&conv2d_direct(&x, &w, Some(&b), p), 1e-12, 1e-12));
+        assert_eq!(y.to_vec(), conv2d_forward(&x, &w, Some(&b), p).to_vec());
+        let dy = Tensor::<f64>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+        let all = (true, true, true);
+        let batch = conv2d_backward_unfolded(&x, &w, &dy, p, all, &kept);
+        let unkept = conv2d_backward(&x, &w, &dy, p, all);
+        // image by image: dx side by side, dw and db summed
+        let (mut dx, mut dw, mut db) = (Vec::new(), vec![0.0; w.numel()], vec![0.0; 4]);
+        for i in 0..37 {
+            let (xi, dyi) = (x.narrow(0, i, 1), dy.narrow(0, i, 1));
+            let (a, bw, bb) = conv2d_backward(&xi, &w, &dyi, p, all);
+            dx.extend(a.unwrap().to_vec());
+            dw.iter_mut()
+                .zip(bw.unwrap().to_vec())
+                .for_each(|(s, v)| *s += v);
+            db.iter_mut()
+                .zip(bb.unwrap().to_vec())
+                .for_each(|(s, v)| *s += v);
+        }
+        for (name, got) in [("batch", &batch), ("unkept", &unkept)] {
+            let close = |t: &Option<Tensor<f64>>, want: &[f64]| {
+                let t = t.as_ref().unwrap().to_vec();
+                t.len() == want.len() && t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-10)
+            };
+            assert!(close(&got.0, &dx), "{name} dx");
+            assert!(close(&got.1, &dw), "{name} dw");
+            assert!(close(&got.2, &db), "{name} db");
+        }
+        // only some gradients asked for
+        let only_dw = conv2d_backward(&x, &w, &dy, p, (false, true, false));
+        assert!(only_dw.0.is_none() && only_dw.2.is_none());
+        assert_eq!(only_dw.1.unwrap().to_vec(), unkept.1.unwrap().to_vec());
     }
 
     #[test]

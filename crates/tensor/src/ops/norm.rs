@@ -67,49 +67,106 @@ impl Kernels {
         (s1.to_f64(), s2.to_f64())
     }
 
-    /// `(Σ d, Σ d·(x − μ))` over one plane of `dy` and `x`.
+    /// `(Σ d, Σ d·(x − μ))` over one plane of `dy` and `x`; with `y` (the plane of a ReLU's
+    /// output), `d` counts only where `y > 0`.
     #[inline]
-    fn grad_sums<E: Element>(self, d: &[E], x: &[E], mu: E) -> (f64, f64) {
-        assert_eq!(d.len(), x.len());
+    fn grad_sums<E: Element>(self, d: &[E], x: &[E], y: Option<&[E]>, mu: E) -> (f64, f64) {
+        assert!(d.len() == x.len() && y.is_none_or(|y| y.len() == d.len()));
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
-            // SAFETY: AVX-512F and f32, as above; the two planes have the same length.
-            return unsafe { simd::grad_sums(as_f32(d), as_f32(x), mu.to_f64() as f32) };
+            let (d, x, mu) = (as_f32(d), as_f32(x), mu.to_f64() as f32);
+            // SAFETY: AVX-512F and f32, as above; the planes have the same length.
+            return unsafe {
+                match y {
+                    Some(y) => simd::grad_sums::<true>(d, x, as_f32(y), mu),
+                    None => simd::grad_sums::<false>(d, x, &[], mu),
+                }
+            };
         }
-        let (s1, s2) = lanes(d, x, |g, v| (g, g * (v - mu)));
+        let (s1, s2) = match y {
+            Some(y) => {
+                let masked: Vec<E> = d.iter().zip(y).map(|(&g, &v)| relu_mask(g, v)).collect();
+                lanes(&masked, x, |g, v| (g, g * (v - mu)))
+            }
+            None => lanes(d, x, |g, v| (g, g * (v - mu))),
+        };
         (s1.to_f64(), s2.to_f64())
     }
 
-    /// `o = a·(p − μ) + t` (centred first, so a large mean does not cancel in `a·p + t`).
+    /// `o = a·(p − μ) + t` (centred first, so a large mean does not cancel in `a·p + t`),
+    /// then `max(o, 0)` when `relu` is set.
     #[inline]
-    fn affine<E: Element>(self, o: &mut [MaybeUninit<E>], p: &[E], [mu, a, t]: [E; 3]) {
+    fn affine<E: Element>(self, o: &mut [MaybeUninit<E>], p: &[E], [mu, a, t]: [E; 3], relu: bool) {
         assert_eq!(o.len(), p.len());
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
             let f = |v: E| v.to_f64() as f32;
+            let (o, p, k) = (o.as_mut_ptr().cast(), as_f32(p), [f(mu), f(a), f(t)]);
             // SAFETY: AVX-512F and f32, as above; `o` holds as many elements as `p`.
-            return unsafe { simd::affine(o.as_mut_ptr().cast(), as_f32(p), [f(mu), f(a), f(t)]) };
+            return unsafe {
+                if relu {
+                    simd::affine::<true>(o, p, k)
+                } else {
+                    simd::affine::<false>(o, p, k)
+                }
+            };
         }
         for (o, &v) in o.iter_mut().zip(p) {
-            o.write(a * (v - mu) + t);
+            let r = a * (v - mu) + t;
+            o.write(if relu { relu_of(r) } else { r });
         }
     }
 
-    /// `o = a·d + b·(x − μ) + c`.
+    /// `o = a·d + b·(x − μ) + c`; with `y`, `d` is taken as 0 where `y ≤ 0`.
     #[inline]
-    fn grad_out<E: Element>(self, o: &mut [MaybeUninit<E>], d: &[E], x: &[E], k: [E; 4]) {
-        assert!(o.len() == d.len() && d.len() == x.len());
+    fn grad_out<E: Element>(
+        self,
+        o: &mut [MaybeUninit<E>],
+        d: &[E],
+        x: &[E],
+        y: Option<&[E]>,
+        k: [E; 4],
+    ) {
+        assert!(o.len() == d.len() && d.len() == x.len() && y.is_none_or(|y| y.len() == d.len()));
         let [mu, a, b, c] = k;
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
             let f = |v: E| v.to_f64() as f32;
             let k = [f(mu), f(a), f(b), f(c)];
-            // SAFETY: AVX-512F and f32, as above; the three planes have the same length.
-            return unsafe { simd::grad_out(o.as_mut_ptr().cast(), as_f32(d), as_f32(x), k) };
+            let (o, d, x) = (o.as_mut_ptr().cast(), as_f32(d), as_f32(x));
+            // SAFETY: AVX-512F and f32, as above; the planes have the same length.
+            return unsafe {
+                match y {
+                    Some(y) => simd::grad_out::<true>(o, d, x, as_f32(y), k),
+                    None => simd::grad_out::<false>(o, d, x, &[], k),
+                }
+            };
         }
-        for ((o, &g), &v) in o.iter_mut().zip(d).zip(x) {
+        for (i, (o, (&g, &v))) in o.iter_mut().zip(d.iter().zip(x)).enumerate() {
+            let g = y.map_or(g, |y| relu_mask(g, y[i]));
             o.write(a * g + b * (v - mu) + c);
         }
+    }
+}
+
+/// `v` if positive, else 0 (NaN too), as `Tensor::relu`.
+#[inline(always)]
+fn relu_of<E: Element>(v: E) -> E {
+    if v > E::ZERO {
+        v
+    } else {
+        E::ZERO
+    }
+}
+
+/// The gradient `g` through a ReLU whose output is `y`: `g` where `y > 0`, else 0
+/// (`relu'(0) = 0`).
+#[inline(always)]
+fn relu_mask<E: Element>(g: E, y: E) -> E {
+    if y > E::ZERO {
+        g
+    } else {
+        E::ZERO
     }
 }
 
@@ -210,20 +267,49 @@ mod simd {
         )
     }
 
+    /// `d` where `y > 0` (the gradient through a ReLU of output `y`), else 0; `d` as it is
+    /// unless `RELU`.
+    ///
     /// # Safety
-    /// The CPU must have AVX-512F, and `d` and `x` must have the same length.
+    /// The CPU must have AVX-512F; with `RELU`, `y` must be valid for 16 reads at `i`
+    /// under the mask `m`.
+    #[inline(always)]
+    unsafe fn through_relu<const RELU: bool>(
+        d: __m512,
+        y: *const f32,
+        i: usize,
+        m: __mmask16,
+    ) -> __m512 {
+        if RELU {
+            // SAFETY: the caller's condition on `y`.
+            let v = unsafe { _mm512_maskz_loadu_ps(m, y.add(i)) };
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps()), d)
+        } else {
+            d
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F, `d` and `x` must have the same length, and so must `y`
+    /// with `RELU`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad_sums(d: &[f32], x: &[f32], mu: f32) -> (f64, f64) {
+    pub unsafe fn grad_sums<const RELU: bool>(
+        d: &[f32],
+        x: &[f32],
+        y: &[f32],
+        mu: f32,
+    ) -> (f64, f64) {
         let (n, dp, xp, m0) = (d.len(), d.as_ptr(), x.as_ptr(), _mm512_set1_ps(mu));
+        let yp = y.as_ptr();
         let z = _mm512_setzero_ps();
         let (mut a1, mut a2, mut b1, mut b2) = (z, z, z, z);
         let mut i = 0;
         while i + 32 <= n {
-            // SAFETY: i + 32 ≤ n = d.len() = x.len().
+            // SAFETY: i + 32 ≤ n = d.len() = x.len() (= y.len() with RELU).
             let (g, h, u, v) = unsafe {
                 (
-                    _mm512_loadu_ps(dp.add(i)),
-                    _mm512_loadu_ps(dp.add(i + 16)),
+                    through_relu::<RELU>(_mm512_loadu_ps(dp.add(i)), yp, i, 0xffff),
+                    through_relu::<RELU>(_mm512_loadu_ps(dp.add(i + 16)), yp, i + 16, 0xffff),
                     _mm512_loadu_ps(xp.add(i)),
                     _mm512_loadu_ps(xp.add(i + 16)),
                 )
@@ -239,7 +325,7 @@ mod simd {
             // SAFETY: the mask covers only lanes with i + lane < n.
             let (g, u) = unsafe {
                 (
-                    _mm512_maskz_loadu_ps(m, dp.add(i)),
+                    through_relu::<RELU>(_mm512_maskz_loadu_ps(m, dp.add(i)), yp, i, m),
                     _mm512_maskz_loadu_ps(m, xp.add(i)),
                 )
             };
@@ -253,12 +339,13 @@ mod simd {
         )
     }
 
-    /// `o = a·(p − μ) + t`.
+    /// `o = a·(p − μ) + t`, and `max(o, 0)` with `RELU` (`vmaxps` returns its second
+    /// operand, 0, for a NaN, as `relu` does).
     ///
     /// # Safety
     /// The CPU must have AVX-512F, and `o` must be valid for `p.len()` writes.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn affine(o: *mut f32, p: &[f32], [mu, a, t]: [f32; 3]) {
+    pub unsafe fn affine<const RELU: bool>(o: *mut f32, p: &[f32], [mu, a, t]: [f32; 3]) {
         let (n, ptr, av, tv) = (p.len(), p.as_ptr(), _mm512_set1_ps(a), _mm512_set1_ps(t));
         let mv = _mm512_set1_ps(mu);
         let mut i = 0;
@@ -267,20 +354,32 @@ mod simd {
             // SAFETY: the mask covers only lanes with i + lane < n, inside `p` and `o`.
             unsafe {
                 let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, ptr.add(i)), mv);
-                _mm512_mask_storeu_ps(o.add(i), m, _mm512_fmadd_ps(av, x, tv));
+                let r = _mm512_fmadd_ps(av, x, tv);
+                let r = if RELU {
+                    _mm512_max_ps(r, _mm512_setzero_ps())
+                } else {
+                    r
+                };
+                _mm512_mask_storeu_ps(o.add(i), m, r);
             }
             i += 16;
         }
     }
 
-    /// `o = a·d + b·(x − μ) + c`.
+    /// `o = a·d + b·(x − μ) + c`, with `d` taken as 0 where `y ≤ 0` under `RELU`.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F, `d` and `x` must have the same length, and `o` must be
-    /// valid for that many writes.
+    /// The CPU must have AVX-512F, `d` and `x` (and `y` with `RELU`) must have the same
+    /// length, and `o` must be valid for that many writes.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad_out(o: *mut f32, d: &[f32], x: &[f32], [mu, a, b, c]: [f32; 4]) {
-        let (n, dp, xp) = (d.len(), d.as_ptr(), x.as_ptr());
+    pub unsafe fn grad_out<const RELU: bool>(
+        o: *mut f32,
+        d: &[f32],
+        x: &[f32],
+        y: &[f32],
+        [mu, a, b, c]: [f32; 4],
+    ) {
+        let (n, dp, xp, yp) = (d.len(), d.as_ptr(), x.as_ptr(), y.as_ptr());
         let (av, bv, cv) = (_mm512_set1_ps(a), _mm512_set1_ps(b), _mm512_set1_ps(c));
         let mv = _mm512_set1_ps(mu);
         let mut i = 0;
@@ -288,7 +387,7 @@ mod simd {
             let m = mask(i, n);
             // SAFETY: the mask covers only lanes with i + lane < n, inside all three.
             unsafe {
-                let g = _mm512_maskz_loadu_ps(m, dp.add(i));
+                let g = through_relu::<RELU>(_mm512_maskz_loadu_ps(m, dp.add(i)), yp, i, m);
                 let v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xp.add(i)), mv);
                 let r = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(bv, v, cv));
                 _mm512_mask_storeu_ps(o.add(i), m, r);
@@ -335,6 +434,31 @@ pub fn batch_norm_forward<E: Element>(
     beta: &Tensor<E>,
     eps: E,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+    bn_forward(x, gamma, beta, eps, false)
+}
+
+/// [`batch_norm_forward`] followed by ReLU, `y = max(BN(x), 0)`, in the same pass: the
+/// normalised value is clamped as it is written. Returns `y`, the batch mean and the biased
+/// batch variance; [`batch_norm_relu_backward`] is its gradient.
+///
+/// # Panics
+/// If `x` is not 2-D or 4-D, or `gamma`/`beta` are not `[C]`.
+pub fn batch_norm_relu_forward<E: Element>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    eps: E,
+) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+    bn_forward(x, gamma, beta, eps, true)
+}
+
+fn bn_forward<E: Element>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    eps: E,
+    relu: bool,
+) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
     let (n, c, hw) = dims(x.shape());
     assert!(
         gamma.shape() == [c] && beta.shape() == [c],
@@ -371,7 +495,7 @@ pub fn batch_norm_forward<E: Element>(
                 let scale = g[ch].to_f64() / (var + eps.to_f64()).sqrt();
                 let mat = [E::from_f64(mean), E::from_f64(scale), b[ch]];
                 for (o, p) in out.into_iter().zip(planes_of(xd, c, hw, ch)) {
-                    k.affine(o, p, mat);
+                    k.affine(o, p, mat, relu);
                 }
                 (E::from_f64(mean), E::from_f64(var))
             })
@@ -395,6 +519,36 @@ pub fn batch_norm_backward<E: Element>(
     eps: E,
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+    bn_backward(x, None, gamma, [mean, var], eps, dy)
+}
+
+/// Backward of [`batch_norm_relu_forward`]: `(dx, dγ, dβ)` from `x`, the forward output
+/// `y`, `γ`, the batch mean and variance, and `dy`. The ReLU's gradient (`dy` where
+/// `y > 0`, else 0) is applied as `dy` is read, in both passes, with no buffer between.
+///
+/// # Panics
+/// If `x`, `y` and `dy` differ in shape.
+pub fn batch_norm_relu_backward<E: Element>(
+    x: &Tensor<E>,
+    y: &Tensor<E>,
+    gamma: &Tensor<E>,
+    mean: &Tensor<E>,
+    var: &Tensor<E>,
+    eps: E,
+    dy: &Tensor<E>,
+) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+    assert_eq!(y.shape(), x.shape(), "batch norm backward: y and x differ");
+    bn_backward(x, Some(y), gamma, [mean, var], eps, dy)
+}
+
+fn bn_backward<E: Element>(
+    x: &Tensor<E>,
+    y: Option<&Tensor<E>>,
+    gamma: &Tensor<E>,
+    [mean, var]: [&Tensor<E>; 2],
+    eps: E,
+    dy: &Tensor<E>,
+) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
     let (n, c, hw) = dims(x.shape());
     assert_eq!(
         dy.shape(),
@@ -403,6 +557,14 @@ pub fn batch_norm_backward<E: Element>(
     );
     let m = (n * hw).max(1) as f64;
     let (xd, gd, mu, g) = (x.data(), dy.data(), mean.data(), gamma.data());
+    let yd = y.map(|y| y.data());
+    // the channel's planes of y, or none
+    let y_planes = |ch: usize| -> Box<dyn Iterator<Item = Option<&[E]>> + '_> {
+        match yd {
+            Some(yd) => Box::new(planes_of(yd, c, hw, ch).map(Some)),
+            None => Box::new(std::iter::repeat(None)),
+        }
+    };
     let k = Kernels::for_type::<E>();
     let (dx, sums) = filled(n * c * hw, |dx| {
         planes_by_channel(dx, c, hw)
@@ -411,8 +573,9 @@ pub fn batch_norm_backward<E: Element>(
                 let mu_c = mu[ch];
                 let invstd = 1.0 / (var.data()[ch].to_f64() + eps.to_f64()).sqrt();
                 let (mut db, mut dxm) = (0.0f64, 0.0f64);
-                for (p, q) in planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch)) {
-                    let (a, b) = k.grad_sums(p, q, mu_c);
+                let pairs = planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch));
+                for ((p, q), r) in pairs.zip(y_planes(ch)) {
+                    let (a, b) = k.grad_sums(p, q, r, mu_c);
                     db += a;
                     dxm += b;
                 }
@@ -424,8 +587,8 @@ pub fn batch_norm_backward<E: Element>(
                 let c0 = -a * db / m;
                 let coef = [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)];
                 let pairs = planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch));
-                for (o, (p, q)) in out.into_iter().zip(pairs) {
-                    k.grad_out(o, p, q, coef);
+                for ((o, (p, q)), r) in out.into_iter().zip(pairs).zip(y_planes(ch)) {
+                    k.grad_out(o, p, q, r, coef);
                 }
                 (E::from_f64(dg), E::from_f64(db))
             })
@@ -495,7 +658,7 @@ pub fn channel_affine_forward<E: Element>(
             .for_each(|(yi, xi)| {
                 let planes = yi.chunks_mut(hw.max(1)).zip(xi.chunks(hw.max(1)));
                 for (ch, (o, p)) in planes.enumerate() {
-                    k.affine(o, p, [E::ZERO, sd[ch], td[ch]]);
+                    k.affine(o, p, [E::ZERO, sd[ch], td[ch]], false);
                 }
             })
     });
@@ -553,8 +716,10 @@ mod tests {
                 let (y, mean, var) = batch_norm_forward(&x, &g, &b, 1e-5);
                 let (dx, dg, db) = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &dy);
                 let aff = channel_affine_forward(&x, &g, &b);
+                let (yr, _, _) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
+                let (dxr, dgr, dbr) = batch_norm_relu_backward(&x, &yr, &g, &mean, &var, 1e-5, &dy);
                 PORTABLE.with(|p| p.set(false));
-                [y, mean, var, dx, dg, db, aff].map(|t| t.to_vec())
+                [y, mean, var, dx, dg, db, aff, yr, dxr, dgr, dbr].map(|t| t.to_vec())
             };
             // rayon tasks may run on other threads, where the flag is not set; run the
             // portable version inside one task so it covers every plane
@@ -631,6 +796,46 @@ mod tests {
             let got = [y, mean, var, dx, dg, db].map(|t| t.to_vec());
             for (k, (a, w)) in got.iter().zip(&want).enumerate() {
                 assert!(close(a, w, 1e-9), "{shape:?} output {k}: {a:?} vs {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_with_relu_is_relu_of_batch_norm_and_its_gradient() {
+        let mut rng = Rng::seed(8);
+        for shape in [&[5, 3, 7, 9][..], &[6, 4], &[2, 2, 4, 4]] {
+            let c = shape[1];
+            let x = Tensor::<f64>::rand_normal(shape, 1.0, 2.0, &mut rng);
+            let g = Tensor::<f64>::rand_normal(&[c], 1.0, 0.5, &mut rng);
+            let b = Tensor::<f64>::rand_normal(&[c], 0.0, 0.5, &mut rng);
+            let dy = Tensor::<f64>::rand_normal(shape, 0.0, 1.0, &mut rng);
+            let (z, mean, var) = batch_norm_forward(&x, &g, &b, 1e-5);
+            let (y, mean_r, var_r) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
+            assert_eq!(y.to_vec(), z.relu().to_vec(), "{shape:?} forward");
+            assert_eq!(
+                (mean.to_vec(), var.to_vec()),
+                (mean_r.to_vec(), var_r.to_vec())
+            );
+            // the ReLU's gradient first (dy where z > 0), then batch norm's
+            let masked = Tensor::from_vec(
+                dy.to_vec()
+                    .iter()
+                    .zip(z.to_vec())
+                    .map(|(&d, z)| if z > 0.0 { d } else { 0.0 })
+                    .collect(),
+                shape,
+            );
+            let want = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &masked);
+            let got = batch_norm_relu_backward(&x, &y, &g, &mean, &var, 1e-5, &dy);
+            for (k, (a, w)) in [got.0, got.1, got.2]
+                .iter()
+                .zip([want.0, want.1, want.2])
+                .enumerate()
+            {
+                assert!(
+                    close(&a.to_vec(), &w.to_vec(), 1e-12),
+                    "{shape:?} gradient {k}"
+                );
             }
         }
     }

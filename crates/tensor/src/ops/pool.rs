@@ -412,19 +412,30 @@ pub fn max_pool2d_backward<E: Element>(
 ) -> Tensor<E> {
     let (h, w) = (x_shape[2], x_shape[3]);
     let (ho, wo) = (dy.shape()[2], dy.shape()[3]);
-    let mut dx = vec![E::ZERO; x_shape.iter().product()];
+    let len: usize = x_shape.iter().product();
     if h * w == 0 {
-        return Tensor::from_parts(dx, x_shape.to_vec());
+        return Tensor::from_parts(vec![E::ZERO; len], x_shape.to_vec());
     }
     let g = dy.data();
-    dx.par_chunks_mut(h * w)
+    // each task zeroes its own planes (in parallel, and while they are in its cache), then
+    // sends the gradients to the recorded maxima
+    let mut dx: Vec<E> = Vec::with_capacity(len);
+    dx.spare_capacity_mut()[..len]
+        .par_chunks_mut(h * w)
         .enumerate()
         .with_min_len(planes_per_task(h * w))
         .for_each(|(pl, dp)| {
+            dp.fill(std::mem::MaybeUninit::new(E::ZERO));
+            // SAFETY: every element of the plane was just written; `MaybeUninit<E>` has the
+            // layout of `E`.
+            let dp = unsafe { &mut *(dp as *mut [std::mem::MaybeUninit<E>] as *mut [E]) };
             for k in 0..ho * wo {
                 dp[idx[pl * ho * wo + k] as usize] += g[pl * ho * wo + k];
             }
         });
+    // SAFETY: the planes (`len / (h·w)` of them, `len` being a whole number of planes)
+    // were each zeroed in full above.
+    unsafe { dx.set_len(len) };
     Tensor::from_parts(dx, x_shape.to_vec())
 }
 

@@ -210,19 +210,41 @@ pub fn linear_forward_sparse<E: Element>(
         let mut out: Vec<E> = Vec::with_capacity(rows * out_f);
         let yp = SendPtr(out.as_mut_ptr() as *mut f32);
         // One group of 64 outputs per task: each task reads its rows of `w` once and writes
-        // its own columns of `out`.
-        let slab = |q: usize| {
+        // its own columns of `out`. With fewer groups than threads (a narrow layer) the rows
+        // are split as well, so no thread idles.
+        let slabs = out_f.div_ceil(simd::GROUP);
+        let parallel = split_over_pool(csr.col.len() * out_f);
+        let parts = if parallel {
+            (2 * rayon::current_num_threads()).div_ceil(slabs).min(rows)
+        } else {
+            1
+        };
+        let per = rows.div_ceil(parts);
+        let stride = in_f.div_ceil(simd::KB).max(1) + 1;
+        let task = |(q, part): (usize, usize)| {
+            let (r0, r1) = ((part * per).min(rows), ((part + 1) * per).min(rows));
             // SAFETY: AVX-512F was detected; column indices are below `in_f`; `out` holds
-            // `rows` rows of `out_f`, and group q writes only columns 64q..64q + 64.
+            // `rows` rows of `out_f`, rows r0..r1 start at `r0·out_f`, and group q of them
+            // writes only their columns 64q..64q + 64.
             unsafe {
-                simd::forward_group(&bounds, &csr.col, vals, wf, in_f, out_f, bf, q, yp.get())
+                simd::forward_group(
+                    &bounds[r0 * stride..r1 * stride],
+                    &csr.col,
+                    vals,
+                    wf,
+                    in_f,
+                    out_f,
+                    bf,
+                    q,
+                    yp.get().add(r0 * out_f),
+                )
             }
         };
-        let slabs = out_f.div_ceil(simd::GROUP);
-        if split_over_pool(csr.col.len() * out_f) {
-            (0..slabs).into_par_iter().for_each(slab);
+        let tasks = (0..slabs).flat_map(|q| (0..parts).map(move |p| (q, p)));
+        if parallel {
+            tasks.collect::<Vec<_>>().into_par_iter().for_each(task);
         } else {
-            (0..slabs).for_each(slab);
+            tasks.for_each(task);
         }
         // SAFETY: the groups wrote every element of every row.
         unsafe { out.set_len(rows * out_f) };
@@ -510,7 +532,7 @@ mod simd {
     /// Inputs per block: a block of packed weights (128 inputs × 64 outputs, 32 KB) is
     /// read by every row before the next is packed. Measured with `cargo bench --bench
     /// sparse`: 128 and 256 are best on the MLP's shapes (64 costs 6–15% more, 1024 20%).
-    const KB: usize = 128;
+    pub const KB: usize = 128;
     /// Outputs per group: four slabs of sixteen, so each nonzero's index and value are
     /// loaded once for four vector FMAs.
     pub const GROUP: usize = 64;
