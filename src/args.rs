@@ -539,7 +539,9 @@ pub struct ImportArgs {
 /// The export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// ONNX (opset 21): runs in ONNX Runtime, tract and most serving stacks.
+    /// ONNX (opset 21): runs in ONNX Runtime, tract and most serving stacks. Elman (tanh,
+    /// ReLU), LSTM and GRU layers become ONNX's RNN, LSTM and GRU operators; a Jordan layer
+    /// and a stateful recurrent layer are refused.
     Onnx,
 }
 

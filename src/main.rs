@@ -62,7 +62,9 @@ enum Command {
     /// Import a safetensors state dict written elsewhere (PyTorch) for a model spec, as a
     /// model that eval, predict, export and `train --init-from` accept.
     Import(ImportArgs),
-    /// Write a saved model in another format (ONNX) for other runtimes.
+    /// Write a saved model in another format (ONNX) for other runtimes. Elman, LSTM and GRU
+    /// layers become ONNX's RNN, LSTM and GRU operators; a layer without an exact ONNX form
+    /// (a Jordan layer, a stateful recurrent layer) is refused by name.
     Export(ExportArgs),
     /// Run the performance workloads (mlp, cnn, tiny, infer, lstm, cnn-bn, infer-cnn) and print one RESULT line each.
     Bench(BenchArgs),

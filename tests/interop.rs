@@ -193,3 +193,54 @@ fn a_trained_model_exports_imports_fine_tunes_and_bad_imports_name_the_tensor() 
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn a_recurrent_model_exports_and_a_jordan_model_is_refused_by_name() {
+    let d = tmpdir("recurrent-export");
+    let p = |s: &str| d.join(s).display().to_string();
+    let gru = r#"{"layers": [{"type": "gru", "hidden": 4, "num_layers": 2, "bidirectional": true}, {"type": "linear", "out": 1}]}"#;
+    let jordan =
+        r#"{"layers": [{"type": "jordan", "hidden": 4, "out": 3}, {"type": "linear", "out": 1}]}"#;
+    for (name, spec) in [("gru", gru), ("jordan", jordan)] {
+        std::fs::write(d.join(format!("{name}.json")), spec).unwrap();
+        json_of(&[
+            "train",
+            "--dataset",
+            "adding",
+            "--steps",
+            "6",
+            "--samples",
+            "64",
+            "--epochs",
+            "1",
+            "--model",
+            &p(&format!("{name}.json")),
+            "--out",
+            &p(name),
+            "--json",
+        ]);
+    }
+    let e = json_of(&[
+        "export",
+        "--model-path",
+        &p("gru"),
+        "--out",
+        &p("gru.onnx"),
+        "--json",
+    ]);
+    assert_eq!(e["outputs"], serde_json::json!(["logits"]));
+    let bytes = std::fs::read(d.join("gru.onnx")).unwrap();
+    assert!(bytes.windows(3).any(|w| w == b"GRU"), "no GRU operator");
+    fails_with(
+        &[
+            "export",
+            "--model-path",
+            &p("jordan"),
+            "--out",
+            &p("jordan.onnx"),
+        ],
+        &["layer jordan1 (Jordan(", "cannot be exported to ONNX"],
+    );
+    assert!(!d.join("jordan.onnx").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

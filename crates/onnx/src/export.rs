@@ -19,14 +19,20 @@
 //! | step | `(Sign(x) + 1) · ½` |
 //! | GELU (tanh form) | `½x(1 + Tanh(√(2/π)(x + 0.044715x³)))` from `Mul`, `Add`, `Tanh` |
 //! | SiLU | `x · Sigmoid(x)` |
+//! | Elman RNN (tanh, ReLU), LSTM, GRU | `RNN`, `LSTM`, `GRU`, one per stacked layer (see [`crate::recurrent`]) |
+//!
+//! Refused, with [`ExportError::Inexpressible`] naming the layer and the reason: a Jordan
+//! layer (its output fed back through a decaying context is no ONNX recurrent operator) and
+//! a `stateful` recurrent layer (its state carried from call to call has no place in a
+//! stateless graph).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use backprop_autograd::{no_grad, Var};
 use backprop_nn::{
-    Activation, AvgPool2d, BatchNorm, Dropout, Flatten, GlobalAvgPool2d, LayerNorm, MaxPool2d,
-    Maxout, Mode, Module, PRelu, Reshape, Residual, Sequential,
+    Activation, AvgPool2d, BatchNorm, Dropout, Flatten, GlobalAvgPool2d, Jordan, LayerNorm,
+    MaxPool2d, Maxout, Mode, Module, PRelu, Recurrent, Reshape, Residual, Sequential,
 };
 use backprop_tensor::Tensor;
 use prost::Message;
@@ -61,6 +67,16 @@ pub enum ExportError {
         /// Its description ([`Module::kind`]).
         kind: String,
     },
+    /// A layer of a known type in a configuration ONNX's operators cannot compute exactly
+    /// (a Jordan layer, a stateful recurrent layer); `reason` says why.
+    Inexpressible {
+        /// Its path.
+        layer: String,
+        /// Its description ([`Module::kind`]).
+        kind: String,
+        /// Why it has no exact ONNX form.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ExportError {
@@ -69,6 +85,14 @@ impl fmt::Display for ExportError {
             ExportError::Unsupported { layer, kind } => {
                 write!(f, "layer {layer} ({kind}) has no ONNX export")
             }
+            ExportError::Inexpressible {
+                layer,
+                kind,
+                reason,
+            } => write!(
+                f,
+                "layer {layer} ({kind}) cannot be exported to ONNX: {reason}"
+            ),
         }
     }
 }
@@ -191,7 +215,7 @@ fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
     }
 }
 
-fn int_attr(name: &str, i: i64) -> AttributeProto {
+pub(crate) fn int_attr(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,
@@ -200,7 +224,7 @@ fn int_attr(name: &str, i: i64) -> AttributeProto {
     }
 }
 
-fn ints_attr(name: &str, ints: &[usize]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, ints: &[usize]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Ints as i32,
@@ -209,7 +233,7 @@ fn ints_attr(name: &str, ints: &[usize]) -> AttributeProto {
     }
 }
 
-fn float_attr(name: &str, f: f64) -> AttributeProto {
+pub(crate) fn float_attr(name: &str, f: f64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Float as i32,
@@ -220,7 +244,7 @@ fn float_attr(name: &str, f: f64) -> AttributeProto {
 
 /// Nodes and initializers so far, with fresh names for intermediate values.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     count: usize,
@@ -228,7 +252,7 @@ struct Builder {
 
 impl Builder {
     /// Appends `op(inputs)` named `node`; returns its output's name (`out`, or a fresh one).
-    fn push(
+    pub(crate) fn push(
         &mut self,
         op: &str,
         node: &str,
@@ -247,15 +271,40 @@ impl Builder {
         out
     }
 
-    /// `op(inputs)` into a fresh value.
-    fn op(&mut self, op: &str, node: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+    /// Appends `op(inputs)` named `node` with several outputs (`""` for one left out).
+    pub(crate) fn push_outputs(
+        &mut self,
+        op: &str,
+        node: &str,
+        inputs: &[&str],
+        attribute: Vec<AttributeProto>,
+        outputs: &[&str],
+    ) {
+        self.push(op, node, inputs, attribute, String::new());
+        let n = self.nodes.last_mut().expect("just pushed");
+        n.output = outputs.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// A fresh value name for an output of `op` at `node`.
+    pub(crate) fn fresh(&mut self, op: &str, node: &str) -> String {
         self.count += 1;
-        let out = format!("{}/{op}_{}", node.trim_end_matches('.'), self.count);
+        format!("{}/{op}_{}", node.trim_end_matches('.'), self.count)
+    }
+
+    /// `op(inputs)` into a fresh value.
+    pub(crate) fn op(
+        &mut self,
+        op: &str,
+        node: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
+        let out = self.fresh(op, node);
         self.push(op, node, inputs, attrs, out)
     }
 
     /// A float initializer; returns its name.
-    fn init(&mut self, name: &str, t: &Tensor<f32>) -> String {
+    pub(crate) fn init(&mut self, name: &str, t: &Tensor<f32>) -> String {
         self.inits.push(TensorProto {
             dims: t.shape().iter().map(|&d| d as i64).collect(),
             data_type: DataType::Float as i32,
@@ -267,12 +316,12 @@ impl Builder {
     }
 
     /// A scalar float constant.
-    fn scalar(&mut self, node: &str, what: &str, v: f32) -> String {
+    pub(crate) fn scalar(&mut self, node: &str, what: &str, v: f32) -> String {
         self.init(&format!("{node}{what}"), &Tensor::from_vec(vec![v], &[]))
     }
 
     /// A 1-D int64 initializer (shapes, axes).
-    fn ints(&mut self, name: &str, vals: &[i64]) -> String {
+    pub(crate) fn ints(&mut self, name: &str, vals: &[i64]) -> String {
         self.inits.push(TensorProto {
             dims: vec![vals.len() as i64],
             data_type: DataType::Int64 as i32,
@@ -406,6 +455,18 @@ impl Builder {
                 vec![int_attr("keepdims", 0)],
             ));
         }
+        if let Some(r) = any.downcast_ref::<Recurrent<f32>>() {
+            return crate::recurrent::recurrent(self, r, path, x);
+        }
+        if any.is::<Jordan<f32>>() {
+            return Err(ExportError::Inexpressible {
+                layer: layer_name(path),
+                kind: m.kind(),
+                reason: "a Jordan network feeds its output back through a decaying context, \
+                         which none of ONNX's recurrent operators (RNN, LSTM, GRU) computes"
+                    .into(),
+            });
+        }
         if let Some(p) = any.downcast_ref::<PRelu<f32>>() {
             let w = p.weight.value();
             let c = w.numel();
@@ -481,14 +542,19 @@ fn pool_attrs(p: backprop_tensor::Pool2dParams) -> Vec<AttributeProto> {
 }
 
 fn unsupported(m: &dyn Module<f32>, path: &str) -> ExportError {
-    let layer = path.trim_end_matches('.');
     ExportError::Unsupported {
-        layer: if layer.is_empty() {
-            "(the model)".into()
-        } else {
-            layer.into()
-        },
+        layer: layer_name(path),
         kind: m.kind(),
+    }
+}
+
+/// A layer's path as messages name it: `res1.f.fc2`, or `(the model)` for the root.
+pub(crate) fn layer_name(path: &str) -> String {
+    let layer = path.trim_end_matches('.');
+    if layer.is_empty() {
+        "(the model)".into()
+    } else {
+        layer.into()
     }
 }
 

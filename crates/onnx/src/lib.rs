@@ -8,13 +8,17 @@
 //! [`LOGITS`] (and optionally [`PROBABILITIES`]) and a symbolic batch dimension. The
 //! protobuf is encoded by `prost` from the ONNX message definitions in [`proto`].
 //!
-//! Every layer type a spec can hold has an export (see the table in [`export`]'s module);
-//! `tests/runtime.rs` runs the exported models in tract and compares with our forward pass.
+//! The layers with an export are listed in the table in [`export`]'s module; the recurrent
+//! layers (Elman RNN, LSTM, GRU) become ONNX's `RNN`, `LSTM` and `GRU` operators
+//! ([`recurrent`]). A layer without an exact ONNX form (a Jordan layer, a stateful recurrent
+//! layer) is refused with an error naming it. `tests/runtime.rs` runs the exported models in
+//! tract and compares with our forward pass.
 
 #![warn(missing_docs)]
 
 mod export;
 pub mod proto;
+pub mod recurrent;
 
 pub use export::{
     export, to_bytes, ExportError, ExportOptions, BATCH, INPUT, IR_VERSION, LOGITS, OPSET,

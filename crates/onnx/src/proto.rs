@@ -134,6 +134,7 @@ pub struct AttributeProto {
 pub enum DataType {
     Undefined = 0,
     Float = 1,
+    Int32 = 6,
     Int64 = 7,
 }
 
