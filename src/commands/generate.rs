@@ -72,8 +72,10 @@ fn character_model(saved: &SavedModel) -> Result<(Vec<char>, usize)> {
     }
 }
 
-/// `softmax(logits / temperature)` for the window that ends the text (left-padded with the
-/// text's first character when the text is shorter than the window).
+/// `softmax(logits / temperature)` for the window that ends the text. A text shorter than the
+/// window is left-padded with line breaks (or spaces, if the model knows no line break), as
+/// if it began a paragraph: repeating its first character would show the model a window it
+/// never saw in training.
 fn next_probabilities(
     saved: &SavedModel,
     vocab: &[char],
@@ -84,9 +86,13 @@ fn next_probabilities(
     let v = vocab.len();
     let mut x = vec![0f32; steps * v];
     let pad = steps.saturating_sub(text.len());
+    let filler = ['\n', ' ']
+        .into_iter()
+        .find(|c| vocab.contains(c))
+        .unwrap_or(text[0]);
     for t in 0..steps {
         let c = if t < pad {
-            text[0]
+            filler
         } else {
             text[t + text.len() - steps]
         };

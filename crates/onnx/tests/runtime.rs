@@ -11,35 +11,11 @@ use backprop_nn::{
 };
 use backprop_onnx::{export, to_bytes, ExportOptions};
 use backprop_tensor::{Rng, Tensor};
-use tract_onnx::prelude::*;
 
 const TOL: f32 = 1e-5;
 
-/// Runs the ONNX bytes in tract on `x`; returns every output, flattened.
-fn tract_run(bytes: &[u8], x: &Tensor<f32>) -> Vec<Vec<f32>> {
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .expect("tract reads the model")
-        .into_optimized()
-        .expect("tract optimizes the model")
-        .into_runnable()
-        .expect("tract plans the model");
-    let input = tract_ndarray::ArrayD::from_shape_vec(x.shape().to_vec(), x.to_vec()).unwrap();
-    let out = model
-        .run(tvec!(TValue::from(input.into_tensor())))
-        .expect("tract runs the model");
-    out.iter()
-        .map(|t| t.to_array_view::<f32>().unwrap().iter().copied().collect())
-        .collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "output sizes differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+mod support;
+use support::{max_abs_diff, tract_run};
 
 /// Exports `model` (samples of `sample_shape`), runs it in tract at batch sizes 1 and 13,
 /// and returns the largest difference from our forward pass over logits and probabilities.
