@@ -13,30 +13,9 @@ use backprop_nn::{
 use backprop_tensor::{Rng, Tensor};
 use serde_json::Value;
 
-fn fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/rnn_torch.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the fixture tests/fixtures/rnn_torch.json");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn tensor(v: &Value) -> Tensor<f32> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let values = v["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_vec(values, &shape)
-}
+#[path = "support/rnn_fixture.rs"]
+mod rnn_fixture;
+use rnn_fixture::{fixture, tensor};
 
 #[track_caller]
 fn close(what: &str, got: &Tensor<f32>, want: &Value) {

@@ -12,34 +12,12 @@ use std::collections::BTreeMap;
 
 use backprop_autograd::Var;
 use backprop_nn::{Mode, ModelSpec, Module};
-use backprop_tensor::Tensor;
 use backprop_train::checkpoint::Checkpoint;
 use backprop_train::import::import_bytes;
-use serde_json::Value;
 
-fn fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/rnn_torch.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).unwrap()
-}
-
-fn tensor(v: &Value) -> Tensor<f32> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let values = v["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_vec(values, &shape)
-}
+#[path = "../../nn/tests/support/rnn_fixture.rs"]
+mod rnn_fixture;
+use rnn_fixture::{fixture, tensor};
 
 #[test]
 fn saved_recurrent_models_have_pytorchs_state_dict_and_give_its_outputs() {
