@@ -353,6 +353,18 @@ fn convolution_and_pooling() {
         |v| drive(&v[0].conv2d(&v[1], None, pg)).mul(&v[1].sum()),
         &[normal(&[2, 4, 6, 7], 33), normal(&[6, 2, 3, 3], 34)],
     );
+    // padding wider than the single output column, dilated: most kernel taps read padding
+    let pw = Conv2dParams {
+        stride: (1, 1),
+        padding: (2, 2),
+        dilation: (2, 2),
+        groups: 1,
+    };
+    check(
+        "conv2d wide padding",
+        |v| drive(&v[0].conv2d(&v[1], None, pw)),
+        &[normal(&[2, 3, 3, 3], 36), normal(&[2, 3, 4, 4], 37)],
+    );
     let xp = normal(&[2, 3, 7, 6], 35);
     check(
         "max_pool2d",

@@ -158,7 +158,7 @@ pub fn conv2d_output_shape(x: &[usize], w: &[usize], p: Conv2dParams) -> Result<
 impl Geom {
     /// For tap `(i, j)` and output row `oy`: the input row read, and the range of output
     /// columns `ox` whose input column lies inside the image (input column =
-    /// `ox·SW + j·DW − PW`). `None` if the whole output row reads padding.
+    /// `ox·SW + j·DW − PW`), `lo < hi`. `None` if the whole output row reads padding.
     #[inline]
     fn row_span(&self, oy: usize, i: usize, j: usize) -> Option<(usize, usize, usize)> {
         let y = (oy * self.p.stride.0 + i * self.p.dilation.0).checked_sub(self.p.padding.0)?;
@@ -178,7 +178,9 @@ impl Geom {
         } else {
             0
         };
-        Some((y, lo, hi.max(lo)))
+        // no column of the row inside the image (lo may even lie past the row's end, when
+        // the padding is wider than the output)
+        (lo < hi).then_some((y, lo, hi))
     }
 }
 
@@ -1203,6 +1205,17 @@ mod tests {
                 [2, 1, 5, 5],
                 Conv2dParams {
                     padding: (2, 2),
+                    ..Default::default()
+                },
+            ),
+            // padding wider than the one output column (found by the spec fuzz target: the
+            // first kernel column's span started past the row's end)
+            (
+                [2, 5, 3, 3],
+                [4, 5, 4, 4],
+                Conv2dParams {
+                    padding: (2, 2),
+                    dilation: (2, 2),
                     ..Default::default()
                 },
             ),
