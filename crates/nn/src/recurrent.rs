@@ -287,6 +287,22 @@ impl<E: Element> Recurrent<E> {
         lengths: Option<&[usize]>,
         mode: Mode,
     ) -> (Var<E>, RecurrentState<E>) {
+        let (out, fin) = self.run(x, state, lengths, mode, true);
+        (out.expect("the outputs were asked for"), fin)
+    }
+
+    /// [`Recurrent::forward_with`], building the output sequence only if `outputs` is set
+    /// (a layer that returns its last state alone needs only the state: the top layer's
+    /// outputs are then neither copied out of the cells' result nor transposed).
+    #[track_caller]
+    fn run(
+        &self,
+        x: &Var<E>,
+        state: Option<&RecurrentState<E>>,
+        lengths: Option<&[usize]>,
+        mode: Mode,
+        outputs: bool,
+    ) -> (Option<Var<E>>, RecurrentState<E>) {
         let o = &self.options;
         let mut seq = self.time_major(x);
         let (t_len, b, h) = (seq.shape()[0], seq.shape()[1], o.hidden_size);
@@ -313,6 +329,7 @@ impl<E: Element> Recurrent<E> {
             if let (Some(drop), true) = (&self.dropout, layer > 0) {
                 seq = Module::<E>::forward(drop, &seq, mode);
             }
+            let need = outputs || layer + 1 < o.num_layers;
             let mut outs = Vec::new();
             for d in 0..dd {
                 let idx = layer * dd + d;
@@ -325,20 +342,21 @@ impl<E: Element> Recurrent<E> {
                     .kind
                     .has_cell()
                     .then(|| initial(state.and_then(|s| s.c.as_ref())));
-                let (y, h_t, c_t) = self.direction(&seq, idx, (h0, c0), lengths, d == 1);
-                outs.push(y);
+                let (y, h_t, c_t) = self.direction(&seq, idx, (h0, c0), lengths, d == 1, need);
+                outs.extend(y);
                 hn.push(h_t);
                 cn.extend(c_t);
             }
             seq = match outs.as_slice() {
+                [] => seq, // the top layer, whose outputs nobody reads
                 [one] => one.clone(),
                 both => Var::concat(&both.iter().collect::<Vec<_>>(), 2),
             };
         }
-        let out = if o.batch_first {
-            seq.transpose(0, 1)
-        } else {
-            seq
+        let out = match (outputs, o.batch_first) {
+            (false, _) => None,
+            (true, true) => Some(seq.transpose(0, 1)),
+            (true, false) => Some(seq),
         };
         let join = |v: Vec<Var<E>>| Var::stack(&v.iter().collect::<Vec<_>>(), 0);
         let c = o.kind.has_cell().then(|| join(cn));
@@ -393,7 +411,7 @@ impl<E: Element> Recurrent<E> {
 
     /// One layer and direction over `seq` `[T, B, in]` from `(h0, c0)` (`[B, H]` each), in
     /// chunks of `truncate` steps with the state detached between them; returns the
-    /// outputs `[T, B, H]` and the final `h`, `c` (`[B, H]`).
+    /// outputs `[T, B, H]` (if `outputs`) and the final `h`, `c` (`[B, H]`).
     #[allow(clippy::type_complexity)]
     fn direction(
         &self,
@@ -402,7 +420,8 @@ impl<E: Element> Recurrent<E> {
         (mut h, mut c): (Var<E>, Option<Var<E>>),
         lengths: Option<&[usize]>,
         reverse: bool,
-    ) -> (Var<E>, Var<E>, Option<Var<E>>) {
+        outputs: bool,
+    ) -> (Option<Var<E>>, Var<E>, Option<Var<E>>) {
         let o = &self.options;
         let dir = &self.dirs[idx];
         let (t_len, b, hs) = (seq.shape()[0], seq.shape()[1], o.hidden_size);
@@ -438,7 +457,9 @@ impl<E: Element> Recurrent<E> {
                 lengths: part_lengths.as_deref(),
             };
             let y = part.recurrent(o.kind, vars, reverse);
-            outs[start / k] = Some(y.narrow(0, 0, len));
+            if outputs {
+                outs[start / k] = Some(y.narrow(0, 0, len));
+            }
             h = y.narrow(0, len, 1).reshape(&[b, hs]);
             if o.kind.has_cell() {
                 c = Some(y.narrow(0, len + 1, 1).reshape(&[b, hs]));
@@ -446,8 +467,9 @@ impl<E: Element> Recurrent<E> {
         }
         let outs: Vec<Var<E>> = outs.into_iter().flatten().collect();
         let out = match outs.as_slice() {
-            [one] => one.clone(),
-            many => Var::concat(&many.iter().collect::<Vec<_>>(), 0),
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(Var::concat(&many.iter().collect::<Vec<_>>(), 0)),
         };
         (out, h, c)
     }
@@ -493,9 +515,10 @@ impl<E: Element> Module<E> for Recurrent<E> {
             .options
             .padding_value
             .map(|v| padded_lengths(x, v, self.options.batch_first));
-        let (out, state) = self.forward_with(x, None, lengths.as_deref(), mode);
+        let outputs = self.options.output == SequenceOutput::Sequence;
+        let (out, state) = self.run(x, None, lengths.as_deref(), mode, outputs);
         match self.options.output {
-            SequenceOutput::Sequence => out,
+            SequenceOutput::Sequence => out.expect("the outputs were asked for"),
             SequenceOutput::Last => {
                 let o = &self.options;
                 let dd = o.directions();

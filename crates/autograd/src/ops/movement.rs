@@ -67,20 +67,17 @@ impl<E: Element> Var<E> {
         let shape = x.shape().to_vec();
         let ax = norm_axis("narrow", axis, shape.len());
         Var::from_op("narrow", y, vec![self.clone()], move |g, _| {
-            let mut parts = Vec::new();
-            let mut before = shape.clone();
-            before[ax] = start;
-            let mut after = shape.clone();
-            after[ax] = shape[ax] - start - len;
-            let (z0, z1) = (Tensor::zeros(&before), Tensor::zeros(&after));
-            if start > 0 {
-                parts.push(&z0);
+            // zeros of the input's shape with `g` written into the narrowed slab: for each
+            // index before the axis, `len·inner` contiguous values at `start·inner`
+            let inner: usize = shape[ax + 1..].iter().product();
+            let (span, slab) = (shape[ax] * inner, len * inner);
+            let mut out = vec![E::ZERO; shape.iter().product()];
+            if slab > 0 {
+                for (dst, src) in out.chunks_exact_mut(span).zip(g.data().chunks_exact(slab)) {
+                    dst[start * inner..][..slab].copy_from_slice(src);
+                }
             }
-            parts.push(g);
-            if after[ax] > 0 {
-                parts.push(&z1);
-            }
-            vec![Some(Tensor::concat(&parts, ax as isize))]
+            vec![Some(Tensor::from_vec(out, &shape))]
         })
     }
 

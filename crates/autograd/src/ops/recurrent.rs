@@ -95,7 +95,7 @@ impl<E: Element> Var<E> {
                 b_ih: b.as_ref().map(|b| &b.0),
                 b_hh: b.as_ref().map(|b| &b.1),
             };
-            let r = recurrent_backward(&x, weights, &saved, g, want);
+            let r = recurrent_backward(&x, weights, saved, g, want);
             let mut out = vec![r.dx, r.dh0];
             if has_c {
                 out.push(r.dc0);

@@ -18,18 +18,28 @@ pub(crate) struct Mat<'a, E> {
     data: &'a [E],
     /// Rows as stored.
     rows: usize,
-    /// Columns as stored: the distance between rows, in elements.
+    /// Columns as stored.
     cols: usize,
+    /// The distance between stored rows, in elements (`cols` unless padded).
+    ld: usize,
     transposed: bool,
 }
 
 impl<'a, E> Mat<'a, E> {
     /// The `rows × cols` matrix stored row-major at the start of `data` (checked by [`gemm`]).
     pub(crate) fn new(data: &'a [E], rows: usize, cols: usize) -> Self {
+        Self::padded(data, rows, cols, cols)
+    }
+
+    /// The `rows × cols` matrix whose rows start `ld ≥ cols` elements apart (checked by
+    /// [`gemm`]): a padded leading dimension, which keeps the columns of a matrix whose row
+    /// length is a large power of two off the same cache sets.
+    pub(crate) fn padded(data: &'a [E], rows: usize, cols: usize, ld: usize) -> Self {
         Mat {
             data,
             rows,
             cols,
+            ld,
             transposed: false,
         }
     }
@@ -57,9 +67,10 @@ impl<'a, E> Mat<'a, E> {
     }
 
     /// `(row stride, column stride)` as read, in elements. Only called once the extent check
-    /// has passed, so `cols ≤ data.len() ≤ isize::MAX` and the cast is exact.
+    /// has passed, so `ld ≤ data.len() ≤ isize::MAX` (or the matrix has one row, whose
+    /// stride is never used: it is then clamped) and the cast is exact.
     fn strides(&self) -> (isize, isize) {
-        let ld = self.cols as isize;
+        let ld = self.ld.min(self.data.len()) as isize;
         if self.transposed {
             (1, ld)
         } else {
@@ -67,9 +78,16 @@ impl<'a, E> Mat<'a, E> {
         }
     }
 
-    /// True when the stored `rows × cols` block lies inside the slice.
+    /// True when the stored `rows × cols` block, rows `ld` apart, lies inside the slice.
     fn fits(&self) -> bool {
-        fits(self.rows, self.cols, self.data.len())
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        self.ld >= self.cols
+            && (self.rows - 1)
+                .checked_mul(self.ld)
+                .and_then(|v| v.checked_add(self.cols))
+                .is_some_and(|need| need <= self.data.len())
     }
 }
 
@@ -135,11 +153,13 @@ pub(crate) fn gemm<E: Element>(dst: Out<'_, E>, a: Mat<'_, E>, b: Mat<'_, E>, th
     profile::timed_gemm(|| {
         // SAFETY: `gemm::gemm` reads `a`'s element (i, p) at `i·a_rs + p·a_cs` for i < m,
         // p < k, `b`'s (p, j) likewise for j < n, and writes `dst`'s (i, j) at `i·n + j`.
-        // - In bounds: a stored `rows × cols` block read as stored has strides (cols, 1) and
-        //   read transposed (1, cols), so its largest offset is `(rows−1)·cols + cols−1 =
-        //   rows·cols − 1` either way, and `fits` checked `rows·cols ≤ len` for `a` and `b`
-        //   (without overflow); `dst`'s largest offset is `m·n − 1 < len`, checked likewise.
-        //   The inner dimensions were checked equal, so no read runs past `k`.
+        // - In bounds: a stored `rows × cols` block with rows `ld ≥ cols` apart, read as
+        //   stored, has strides (ld, 1) and read transposed (1, ld), so its largest offset is
+        //   `(rows−1)·ld + cols−1` either way, and `fits` checked `(rows−1)·ld + cols ≤ len`
+        //   for `a` and `b` (without overflow; with one row the clamped stride is never
+        //   multiplied by a nonzero index); `dst`'s largest offset is `m·n − 1 < len`,
+        //   checked likewise. The inner dimensions were checked equal, so no read runs past
+        //   `k`.
         // - Strides fit `isize`: every stride is at most a slice's length.
         // - No aliasing: `dst` comes from a `&mut` borrow, `a` and `b` from shared ones, so
         //   the output overlaps neither input.
@@ -231,6 +251,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn padded_rows_read_like_a_packed_copy_and_a_short_padded_slice_is_refused() {
+        let mut rng = Rng::seed(12);
+        let (m, n, k, ld) = (5, 7, 6, 9);
+        let a = Tensor::<f64>::rand_normal(&[m * k], 0.0, 1.0, &mut rng).to_vec();
+        let b = Tensor::<f64>::rand_normal(&[k * n], 0.0, 1.0, &mut rng).to_vec();
+        // b with its rows ld apart (the gaps hold NaN, which must never be read); the last
+        // row needs only n elements, so the slice ends there
+        let mut bp = vec![f64::NAN; (k - 1) * ld + n];
+        for (r, row) in b.chunks_exact(n).enumerate() {
+            bp[r * ld..][..n].copy_from_slice(row);
+        }
+        // and read transposed: the [n, k] matrix bᵀ stored with rows ld apart
+        let mut bt = vec![f64::NAN; (n - 1) * ld + k];
+        for r in 0..n {
+            for c in 0..k {
+                bt[r * ld + c] = b[c * n + r];
+            }
+        }
+        let want = naive(&a, false, &b, false, m, n, k);
+        for (bm, what) in [
+            (Mat::padded(&bp, k, n, ld), "as stored"),
+            (Mat::padded(&bt, n, k, ld).t(), "transposed"),
+        ] {
+            for threads in [Threads::Auto, Threads::Caller] {
+                let mut w = vec![0.0; m * n];
+                gemm(Out::Write(&mut w), Mat::new(&a, m, k), bm, threads);
+                assert!(close(&w, &want), "{what}");
+            }
+        }
+        let short = &bp[..bp.len() - 1];
+        let refused = std::panic::catch_unwind(|| {
+            let mut w = vec![0.0; m * n];
+            gemm(
+                Out::Write(&mut w),
+                Mat::new(&a, m, k),
+                Mat::padded(short, k, n, ld),
+                Threads::Caller,
+            );
+        });
+        assert!(refused.is_err(), "a padded matrix past its slice's end");
+        let narrow = std::panic::catch_unwind(|| {
+            let mut w = vec![0.0; m * n];
+            gemm(
+                Out::Write(&mut w),
+                Mat::new(&a, m, k),
+                Mat::padded(&bp, k, n, n - 1),
+                Threads::Caller,
+            );
+        });
+        assert!(narrow.is_err(), "rows closer together than their length");
     }
 
     #[test]

@@ -22,10 +22,14 @@
 //!   `n = tanh(W_in x_t + b_in + r⊙(W_hn h_{t−1} + b_hn))`, `h_t = (1−z)⊙n + z⊙h_{t−1}`.
 //!
 //! Work: one GEMM projects the inputs of all T steps at once (`[T·B, I]·W_ihᵀ`); each step
-//! then takes one GEMM for the recurrence (`[B, H]·W_hhᵀ`) and one fused pass over the gates.
-//! Backward runs the steps in reverse with one GEMM each (`δ_h(t−1) = δ_gates(t)·W_hh`) and
-//! collects the weight gradients in three GEMMs over all steps at the end (`dW_ih = δᵀ·X`,
-//! `dW_hh = δᵀ·H_prev`, `dX = δ·W_ih`). Buffers are allocated once per call, never per step.
+//! then adds the recurrence (`[B, H]·W_hhᵀ`, one GEMM) onto its projections and turns them
+//! into its gates in place, in one fused pass that adds the bias. Backward runs the steps in
+//! reverse with one GEMM each (`δ_h(t−1) = δ_gates(t)·W_hh`), turning the saved gates into
+//! their gradients in place, and collects the weight gradients in three GEMMs over all steps
+//! at the end (`dW_ih = δᵀ·X`, `dW_hh = δᵀ·H_prev`, `dX = δ·W_ih`). Buffers are allocated
+//! once per call, never per step. The per-step products read W_hh through copies whose rows
+//! are padded off powers of two (W_hhᵀ forward, W_hh backward), which the GEMM crate streams
+//! without packing them again on every step.
 
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
@@ -297,71 +301,85 @@ pub fn try_recurrent_forward<E: Element>(
     let d = check(kind, x, h0, c0, w, pass.lengths)?;
     let reverse = pass.reverse;
     let (t_len, b, h, gh) = (d.t, d.b, d.h, d.gh());
-    let xp = input_projection(kind, x, w, d);
+    // the input projections of every step, which each step then turns into its gates in
+    // place: `[T, B, G·H]`, kept for backward as they are
+    let (mut gates, bias) = input_projection(kind, x, w, d);
+    // W_hhᵀ `[H, G·H]`, rows padded to `ld`: read as stored by every step's product, which
+    // the GEMM crate then streams as it is instead of packing W_hh again on each of the T
+    // steps; the padding keeps its columns (2 KiB apart for G·H = 512) off the same cache sets
+    let ld = padded_ld(gh);
+    let w_hh_t = transposed(w.w_hh.data(), gh, h, ld);
     let slices = kind.state_slices();
     let mut out = vec![E::ZERO; (t_len + slices) * b * h];
     let steps = if keep { t_len } else { 1 };
-    let mut saved = RecurrentSaved {
-        kind,
-        reverse,
-        dims: d,
-        lengths: pass.lengths.map(<[usize]>::to_vec),
-        gates: vec![E::ZERO; steps * b * gh],
-        hprev: if keep {
-            vec![E::ZERO; t_len * b * h]
-        } else {
-            Vec::new()
-        },
-        cprev: if keep && kind.has_cell() {
-            vec![E::ZERO; t_len * b * h]
-        } else {
-            Vec::new()
-        },
-        cells: vec![E::ZERO; if kind.has_cell() { steps * b * h } else { 0 }],
-        hn: vec![
-            E::ZERO;
-            if kind == CellKind::Gru {
-                steps * b * h
-            } else {
-                0
-            }
-        ],
+    let mut hprev = if keep {
+        vec![E::ZERO; t_len * b * h]
+    } else {
+        Vec::new()
     };
+    let mut cprev = if keep && kind.has_cell() {
+        vec![E::ZERO; t_len * b * h]
+    } else {
+        Vec::new()
+    };
+    let mut cells = vec![E::ZERO; if kind.has_cell() { steps * b * h } else { 0 }];
+    let mut hn = vec![
+        E::ZERO;
+        if kind == CellKind::Gru {
+            steps * b * h
+        } else {
+            0
+        }
+    ];
     let mut hs = h0.data().to_vec();
     let mut cs = c0.map_or_else(Vec::new, |c| c.data().to_vec());
-    let mut hp = vec![E::ZERO; b * gh];
+    // the GRU's recurrent projection, apart from the input's (its n gate needs it alone)
+    let mut hp = if kind == CellKind::Gru {
+        vec![E::ZERO; b * gh]
+    } else {
+        Vec::new()
+    };
     let mut active = vec![true; b];
     for s in 0..t_len {
         let t = d.time(s, reverse);
         active_at(pass.lengths, t, &mut active);
         let k = if keep { t } else { 0 };
         if keep {
-            saved.hprev[t * b * h..][..b * h].copy_from_slice(&hs);
+            hprev[t * b * h..][..b * h].copy_from_slice(&hs);
             if kind.has_cell() {
-                saved.cprev[t * b * h..][..b * h].copy_from_slice(&cs);
+                cprev[t * b * h..][..b * h].copy_from_slice(&cs);
             }
         }
-        // hp = h_{t−1}·W_hhᵀ (+ b_hh for the GRU, whose n gate needs it apart)
-        let gru_bias = w.b_hh.filter(|_| kind == CellKind::Gru);
-        match gru_bias {
-            Some(bh) => hp
-                .chunks_exact_mut(gh)
-                .for_each(|r| r.copy_from_slice(bh.data())),
-            None => hp.fill(E::ZERO),
+        let step_gates = &mut gates[t * b * gh..][..b * gh];
+        let product = |dst| {
+            gemm(
+                Out::Add(dst),
+                Mat::new(&hs, b, h),
+                Mat::padded(&w_hh_t, h, gh, ld),
+                Threads::Auto,
+            )
+        };
+        match kind {
+            // hp = h_{t−1}·W_hhᵀ + b_hh
+            CellKind::Gru => {
+                match w.b_hh {
+                    Some(bh) => hp
+                        .chunks_exact_mut(gh)
+                        .for_each(|r| r.copy_from_slice(bh.data())),
+                    None => hp.fill(E::ZERO),
+                }
+                product(&mut hp);
+            }
+            // the pre-activations: xp_t += h_{t−1}·W_hhᵀ
+            _ => product(step_gates),
         }
-        gemm(
-            Out::Add(&mut hp),
-            Mat::new(&hs, b, h),
-            Mat::new(w.w_hh.data(), gh, h).t(),
-            Threads::Auto,
-        );
-        let (nc, nh) = (saved.cells.len(), saved.hn.len());
+        let (nc, nh) = (cells.len(), hn.len());
         let step = StepForward {
-            xp: &xp[t * b * gh..][..b * gh],
+            bias: &bias,
             hp: &hp,
-            gates: &mut saved.gates[k * b * gh..][..b * gh],
-            cells: &mut saved.cells[(k * b * h).min(nc)..],
-            hn: &mut saved.hn[(k * b * h).min(nh)..],
+            gates: step_gates,
+            cells: &mut cells[(k * b * h).min(nc)..],
+            hn: &mut hn[(k * b * h).min(nh)..],
             h: &mut hs,
             c: &mut cs,
             active: &active,
@@ -379,43 +397,92 @@ pub fn try_recurrent_forward<E: Element>(
         out[(t_len + 1) * b * h..][..b * h].copy_from_slice(&cs);
     }
     let out = Tensor::from_parts(out, vec![t_len + slices, b, h]);
-    Ok((out, keep.then_some(saved)))
+    let saved = keep.then(|| RecurrentSaved {
+        kind,
+        reverse,
+        dims: d,
+        lengths: pass.lengths.map(<[usize]>::to_vec),
+        gates,
+        hprev,
+        cprev,
+        cells,
+        hn,
+    });
+    Ok((out, saved))
 }
 
-/// `xp = X·W_ihᵀ + b_ih (+ b_hh except for the GRU)`, `[T·B, G·H]`, one GEMM.
+/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix, its rows `ld ≥ rows`
+/// elements apart.
+fn transposed<E: Element>(m: &[E], rows: usize, cols: usize, ld: usize) -> Vec<E> {
+    let mut t = vec![E::ZERO; cols * ld];
+    for (r, row) in m.chunks_exact(cols).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * ld + r] = v;
+        }
+    }
+    t
+}
+
+/// A copy of a row-major `[rows, cols]` matrix with its rows `ld ≥ cols` elements apart.
+fn padded_rows<E: Element>(m: &[E], rows: usize, cols: usize, ld: usize) -> Vec<E> {
+    let mut p = vec![E::ZERO; rows * ld];
+    for (dst, src) in p.chunks_exact_mut(ld).zip(m.chunks_exact(cols).take(rows)) {
+        dst[..cols].copy_from_slice(src);
+    }
+    p
+}
+
+/// A row length for a matrix with `n` columns: `n`, plus 16 when `n` is a multiple of 256
+/// (1 KiB of `f32`), where the columns of a column-wise read would fall on few cache sets.
+fn padded_ld(n: usize) -> usize {
+    if n >= 256 && n % 256 == 0 {
+        n + 16
+    } else {
+        n
+    }
+}
+
+/// `xp = X·W_ihᵀ`, `[T·B, G·H]`, one GEMM, and the bias each step adds to its rows,
+/// `b_ih (+ b_hh except for the GRU)` (empty without biases).
 fn input_projection<E: Element>(
     kind: CellKind,
     x: &Tensor<E>,
     w: RecurrentWeights<'_, E>,
     d: Dims,
-) -> Vec<E> {
+) -> (Vec<E>, Vec<E>) {
     let (rows, gh) = (d.t * d.b, d.gh());
-    let mut bias = vec![E::ZERO; gh];
+    let mut bias = Vec::new();
     for bb in [w.b_ih, w.b_hh.filter(|_| kind != CellKind::Gru)]
         .into_iter()
         .flatten()
     {
+        bias.resize(gh, E::ZERO);
         bias.iter_mut().zip(bb.data()).for_each(|(a, &v)| *a += v);
     }
+    // the product writes every element, so the buffer is not filled first
     let mut xp = Vec::with_capacity(rows * gh);
-    for _ in 0..rows {
-        xp.extend_from_slice(&bias);
-    }
     gemm(
-        Out::Add(&mut xp),
+        Out::WriteUninit(&mut xp.spare_capacity_mut()[..rows * gh]),
         Mat::new(x.data(), rows, d.i),
         Mat::new(w.w_ih.data(), gh, d.i).t(),
         Threads::Auto,
     );
-    xp
+    // SAFETY: the product wrote all `rows·gh` elements (`gemm` writes every element of an
+    // `Out::WriteUninit` block).
+    unsafe { xp.set_len(rows * gh) };
+    (xp, bias)
 }
 
-/// One step's fused gate work: reads the projections, writes the gates and the new state.
+/// One step's fused gate work: turns the step's pre-activations into its gates, in place,
+/// and writes the new state.
 struct StepForward<'a, E> {
-    /// `[B, G·H]` input projection of this step.
-    xp: &'a [E],
-    /// `[B, G·H]` recurrent projection.
+    /// `[G·H]` the bias of the pre-activations (empty if the layer has none).
+    bias: &'a [E],
+    /// GRU `[B, G·H]`: the recurrent projection (empty for the other cells, whose
+    /// pre-activations already hold it).
     hp: &'a [E],
+    /// `[B, G·H]`: the pre-activations in (for the GRU, the input projection alone), the
+    /// gates out (`h_t` for Elman; `i, f, g, o`; `r, z, n`).
     gates: &'a mut [E],
     cells: &'a mut [E],
     hn: &'a mut [E],
@@ -433,64 +500,138 @@ impl<E: Element> StepForward<'_, E> {
             if !self.active[b] {
                 continue;
             }
-            let (xr, hr) = (&self.xp[b * gh..][..gh], &self.hp[b * gh..][..gh]);
             let gr = &mut self.gates[b * gh..][..gh];
             let hs = &mut self.h[b * h..][..h];
-            // pre-activations (the GRU's n gate is formed once r is known)
-            let pre = if kind == CellKind::Gru { 2 * h } else { gh };
-            for j in 0..pre {
-                gr[j] = xr[j] + hr[j];
+            if !self.bias.is_empty() {
+                add_row(gr, self.bias);
             }
             match kind {
-                CellKind::RnnTanh => tanh_in_place(gr),
-                CellKind::RnnRelu => gr.iter_mut().for_each(|v| {
-                    if *v < E::ZERO {
-                        *v = E::ZERO // NaN stays NaN, so a diverged run shows it
-                    }
-                }),
+                CellKind::RnnTanh => {
+                    tanh_in_place(gr);
+                    hs.copy_from_slice(gr);
+                }
+                CellKind::RnnRelu => {
+                    gr.iter_mut().for_each(|v| {
+                        if *v < E::ZERO {
+                            *v = E::ZERO // NaN stays NaN, so a diverged run shows it
+                        }
+                    });
+                    hs.copy_from_slice(gr);
+                }
                 CellKind::Lstm => {
                     sigmoid_in_place(&mut gr[..2 * h]);
                     tanh_in_place(&mut gr[2 * h..3 * h]);
                     sigmoid_in_place(&mut gr[3 * h..]);
+                    // c_t = f⊙c_{t−1} + i⊙g; the cells buffer keeps tanh(c_t)
+                    let tc = &mut self.cells[b * h..][..h];
+                    lstm_state_row(gr, &mut self.c[b * h..][..h], tc);
+                    tanh_in_place(tc);
+                    mul_row(&gr[3 * h..], tc, hs);
                 }
                 CellKind::Gru => {
+                    let hr = &self.hp[b * gh..][..gh];
+                    add_row(&mut gr[..2 * h], &hr[..2 * h]);
                     sigmoid_in_place(&mut gr[..2 * h]);
                     let hn = &mut self.hn[b * h..][..h];
-                    for j in 0..h {
-                        hn[j] = hr[2 * h + j];
-                        gr[2 * h + j] = xr[2 * h + j] + gr[j] * hn[j];
-                    }
+                    hn.copy_from_slice(&hr[2 * h..]);
+                    gru_candidate_row(gr, hn);
                     tanh_in_place(&mut gr[2 * h..]);
-                }
-            }
-            match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => hs.copy_from_slice(gr),
-                CellKind::Lstm => {
-                    // c_t = f⊙c_{t−1} + i⊙g; the cells buffer keeps tanh(c_t)
-                    let cs = &mut self.c[b * h..][..h];
-                    let tc = &mut self.cells[b * h..][..h];
-                    for j in 0..h {
-                        cs[j] = gr[h + j] * cs[j] + gr[j] * gr[2 * h + j];
-                    }
-                    tc.copy_from_slice(cs);
-                    tanh_in_place(tc);
-                    for j in 0..h {
-                        hs[j] = gr[3 * h + j] * tc[j];
-                    }
-                }
-                CellKind::Gru => {
-                    for j in 0..h {
-                        let (z, n) = (gr[h + j], gr[2 * h + j]);
-                        hs[j] = (E::ONE - z) * n + z * hs[j];
-                    }
+                    gru_state_row(gr, hs);
                 }
             }
         }
     }
 }
 
+/// Defines `fn $name<E>(…)` whose body is compiled twice — for AVX-512 (used when the CPU
+/// has it, checked at run time) and for the baseline target — so that the elementwise loops
+/// of a cell vectorise 16 lanes wide where they can. Both forms compute the same operations
+/// in the same order (no fused multiply-adds are formed), so results do not depend on the CPU.
+macro_rules! wide {
+    ($(#[$m:meta])* fn $name:ident<E>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        fn $name<E: Element>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<E: Element>($($arg: $ty),*) $body
+            /// # Safety
+            /// The CPU must have AVX-512F.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512<E: Element>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { avx512($($arg),*) };
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+wide! {
+    /// LSTM, one sample: `c ← f⊙c + i⊙g` over the gates `[i f g o]` (`[4H]`), and
+    /// `tc ← c` (made `tanh(c)` by the caller).
+    fn lstm_state_row<E>(gr: &[E], c: &mut [E], tc: &mut [E]) {
+        let h = c.len();
+        let (i, f, g) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h]);
+        let tc = &mut tc[..h];
+        for j in 0..h {
+            c[j] = f[j] * c[j] + i[j] * g[j];
+            tc[j] = c[j];
+        }
+    }
+}
+
+wide! {
+    /// `out ← a⊙b`.
+    fn mul_row<E>(a: &[E], b: &[E], out: &mut [E]) {
+        let n = out.len();
+        let (a, b) = (&a[..n], &b[..n]);
+        for j in 0..n {
+            out[j] = a[j] * b[j];
+        }
+    }
+}
+
+wide! {
+    /// `a ← a + b`.
+    fn add_row<E>(a: &mut [E], b: &[E]) {
+        let b = &b[..a.len()];
+        for j in 0..a.len() {
+            a[j] = a[j] + b[j];
+        }
+    }
+}
+
+wide! {
+    /// GRU, one sample: the n gate's pre-activation `x_n + r⊙hn` over the gates `[r z n]`.
+    fn gru_candidate_row<E>(gr: &mut [E], hn: &[E]) {
+        let h = hn.len();
+        let (r, rest) = gr.split_at_mut(h);
+        let n = &mut rest[h..2 * h];
+        for j in 0..h {
+            n[j] = n[j] + r[j] * hn[j];
+        }
+    }
+}
+
+wide! {
+    /// GRU, one sample: `h ← (1−z)⊙n + z⊙h`.
+    fn gru_state_row<E>(gr: &[E], hs: &mut [E]) {
+        let h = hs.len();
+        let (z, n) = (&gr[h..2 * h], &gr[2 * h..3 * h]);
+        for j in 0..h {
+            hs[j] = (E::ONE - z[j]) * n[j] + z[j] * hs[j];
+        }
+    }
+}
+
 /// Backpropagation through time for one layer and direction: `g` is the gradient of the
-/// whole `[T + S, B, H]` output of [`recurrent_forward`] (outputs and final state).
+/// whole `[T + S, B, H]` output of [`recurrent_forward`] (outputs and final state). Takes
+/// what the forward pass saved by value: the saved gates become their own gradients, in
+/// place, step by step.
 ///
 /// # Panics
 /// If `g`'s shape is not the output's or the weights are not the forward pass's.
@@ -498,7 +639,7 @@ impl<E: Element> StepForward<'_, E> {
 pub fn recurrent_backward<E: Element>(
     x: &Tensor<E>,
     w: RecurrentWeights<'_, E>,
-    saved: &RecurrentSaved<E>,
+    saved: RecurrentSaved<E>,
     g: &Tensor<E>,
     want: RecurrentWant,
 ) -> RecurrentGrads<E> {
@@ -512,7 +653,16 @@ pub fn recurrent_backward<E: Element>(
         t_len + kind.state_slices()
     );
     let gd = g.data();
-    let mut dxp = vec![E::ZERO; t_len * b * gh];
+    let RecurrentSaved {
+        reverse,
+        lengths,
+        gates: mut dxp,
+        hprev,
+        cprev,
+        cells,
+        hn,
+        ..
+    } = saved;
     let mut dhp = if kind == CellKind::Gru {
         vec![E::ZERO; t_len * b * gh]
     } else {
@@ -526,10 +676,13 @@ pub fn recurrent_backward<E: Element>(
     };
     let mut next = vec![E::ZERO; b * h];
     let mut active = vec![true; b];
+    // W_hh with padded rows, read column-wise by every step's product (see the forward pass)
+    let ld = h + 16;
+    let w_hh_padded = padded_rows(w.w_hh.data(), gh, h, ld);
     for s in (0..t_len).rev() {
-        let t = d.time(s, saved.reverse);
+        let t = d.time(s, reverse);
         let at = t * b * h;
-        active_at(saved.lengths.as_deref(), t, &mut active);
+        active_at(lengths.as_deref(), t, &mut active);
         // a padded step's output is a constant 0: its gradient goes nowhere
         let rows = dh
             .chunks_exact_mut(h)
@@ -540,11 +693,10 @@ pub fn recurrent_backward<E: Element>(
             }
         }
         let step = StepBackward {
-            gates: &saved.gates[t * b * gh..][..b * gh],
-            hprev: &saved.hprev[at..at + b * h],
-            cprev: saved.cprev.get(at..at + b * h).unwrap_or(&[]),
-            cells: saved.cells.get(at..at + b * h).unwrap_or(&[]),
-            hn: saved.hn.get(at..at + b * h).unwrap_or(&[]),
+            hprev: &hprev[at..at + b * h],
+            cprev: cprev.get(at..at + b * h).unwrap_or(&[]),
+            cells: cells.get(at..at + b * h).unwrap_or(&[]),
+            hn: hn.get(at..at + b * h).unwrap_or(&[]),
             dh: &dh,
             dc: &mut dc,
             dxp: &mut dxp[t * b * gh..][..b * gh],
@@ -558,7 +710,7 @@ pub fn recurrent_backward<E: Element>(
         gemm(
             Out::Add(&mut next),
             Mat::new(&dproj[t * b * gh..], b, gh),
-            Mat::new(w.w_hh.data(), gh, h),
+            Mat::padded(&w_hh_padded, gh, h, ld),
             Threads::Auto,
         );
         std::mem::swap(&mut dh, &mut next);
@@ -594,15 +746,21 @@ pub fn recurrent_backward<E: Element>(
         gemm(
             Out::Write(&mut dw_hh),
             Mat::new(dhp, rows, gh).t(),
-            Mat::new(&saved.hprev, rows, h),
+            Mat::new(&hprev, rows, h),
             Threads::Auto,
         );
         out.dw_ih = Some(Tensor::from_parts(dw_ih, vec![gh, d.i]));
         out.dw_hh = Some(Tensor::from_parts(dw_hh, vec![gh, h]));
     }
     if want.biases && w.b_ih.is_some() {
-        out.db_ih = Some(column_sums(&dxp, gh));
-        out.db_hh = Some(column_sums(dhp, gh));
+        let db_ih = column_sums(&dxp, gh);
+        // both biases enter the same pre-activations, except for the GRU's n gate
+        out.db_hh = Some(if kind == CellKind::Gru {
+            column_sums(dhp, gh)
+        } else {
+            db_ih.clone()
+        });
+        out.db_ih = Some(db_ih);
     }
     out
 }
@@ -611,14 +769,13 @@ pub fn recurrent_backward<E: Element>(
 fn column_sums<E: Element>(m: &[E], cols: usize) -> Tensor<E> {
     let mut s = vec![E::ZERO; cols];
     for row in m.chunks_exact(cols) {
-        s.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+        add_row(&mut s, row);
     }
     Tensor::from_parts(s, vec![cols])
 }
 
 /// One step's fused gate gradients.
 struct StepBackward<'a, E> {
-    gates: &'a [E],
     hprev: &'a [E],
     cprev: &'a [E],
     cells: &'a [E],
@@ -627,7 +784,7 @@ struct StepBackward<'a, E> {
     dh: &'a [E],
     /// LSTM `[B, H]`: δc_t in, δc_{t−1} out.
     dc: &'a mut [E],
-    /// `[B, G·H]` δ of the input projection (pre-activation).
+    /// `[B, G·H]`: the step's gates in, the δ of its input projection (pre-activation) out.
     dxp: &'a mut [E],
     /// GRU `[B, G·H]` δ of the recurrent projection.
     dhp: &'a mut [E],
@@ -640,9 +797,7 @@ struct StepBackward<'a, E> {
 impl<E: Element> StepBackward<'_, E> {
     fn run(self, kind: CellKind, d: Dims) {
         let (h, gh) = (d.h, d.gh());
-        let one = E::ONE;
         for b in 0..d.b {
-            let gr = &self.gates[b * gh..][..gh];
             let dx = &mut self.dxp[b * gh..][..gh];
             let dh = &self.dh[b * h..][..h];
             let direct = &mut self.direct[b * h..][..h];
@@ -658,46 +813,96 @@ impl<E: Element> StepBackward<'_, E> {
             }
             match kind {
                 CellKind::RnnTanh => {
-                    for j in 0..h {
-                        dx[j] = dh[j] * (one - gr[j] * gr[j]);
-                    }
+                    tanh_back_row(dh, dx);
                     direct.fill(E::ZERO);
                 }
                 CellKind::RnnRelu => {
                     for j in 0..h {
-                        dx[j] = if gr[j] > E::ZERO { dh[j] } else { E::ZERO };
+                        dx[j] = if dx[j] > E::ZERO { dh[j] } else { E::ZERO };
                     }
                     direct.fill(E::ZERO);
                 }
                 CellKind::Lstm => {
                     let dc = &mut self.dc[b * h..][..h];
                     let (cp, tcs) = (&self.cprev[b * h..][..h], &self.cells[b * h..][..h]);
-                    for j in 0..h {
-                        let (i, f, g, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-                        let tc = tcs[j];
-                        let dct = dc[j] + dh[j] * o * (one - tc * tc);
-                        dx[j] = dct * g * i * (one - i);
-                        dx[h + j] = dct * cp[j] * f * (one - f);
-                        dx[2 * h + j] = dct * i * (one - g * g);
-                        dx[3 * h + j] = dh[j] * tc * o * (one - o);
-                        dc[j] = dct * f;
-                    }
+                    lstm_back_row(cp, tcs, dh, dc, dx);
                     direct.fill(E::ZERO);
                 }
                 CellKind::Gru => {
                     let dhp = &mut self.dhp[b * gh..][..gh];
                     let (hp, hn) = (&self.hprev[b * h..][..h], &self.hn[b * h..][..h]);
-                    for j in 0..h {
-                        let (r, z, n) = (gr[j], gr[h + j], gr[2 * h + j]);
-                        let dan = dh[j] * (one - z) * (one - n * n);
-                        let daz = dh[j] * (hp[j] - n) * z * (one - z);
-                        let dar = dan * hn[j] * r * (one - r);
-                        (dx[j], dx[h + j], dx[2 * h + j]) = (dar, daz, dan);
-                        (dhp[j], dhp[h + j], dhp[2 * h + j]) = (dar, daz, dan * r);
-                        direct[j] = dh[j] * z;
-                    }
+                    gru_back_row(hp, hn, dh, dx, dhp, direct);
                 }
             }
+        }
+    }
+}
+
+wide! {
+    /// Elman (tanh), one sample: `dx ← dh⊙(1 − h_t²)`, where `dx` holds `h_t`.
+    fn tanh_back_row<E>(dh: &[E], dx: &mut [E]) {
+        let h = dh.len();
+        let dx = &mut dx[..h];
+        for j in 0..h {
+            let ht = dx[j];
+            dx[j] = dh[j] * (E::ONE - ht * ht);
+        }
+    }
+}
+
+wide! {
+    /// LSTM, one sample: `dx` holds the gates `[i f g o]` and becomes their pre-activation
+    /// gradients `[di df dg do]`, from `c_{t−1}`, `tanh(c_t)`, δh_t and δc_t; δc becomes
+    /// δc_{t−1}.
+    fn lstm_back_row<E>(cp: &[E], tcs: &[E], dh: &[E], dc: &mut [E], dx: &mut [E]) {
+        let h = dh.len();
+        let one = E::ONE;
+        let (cp, tcs, dc) = (&cp[..h], &tcs[..h], &mut dc[..h]);
+        let (dxi, rest) = dx.split_at_mut(h);
+        let (dxf, rest) = rest.split_at_mut(h);
+        let (dxg, rest) = rest.split_at_mut(h);
+        let dxo = &mut rest[..h];
+        for j in 0..h {
+            let (i, f, g, o) = (dxi[j], dxf[j], dxg[j], dxo[j]);
+            let tc = tcs[j];
+            let dct = dc[j] + dh[j] * o * (one - tc * tc);
+            dxi[j] = dct * g * i * (one - i);
+            dxf[j] = dct * cp[j] * f * (one - f);
+            dxg[j] = dct * i * (one - g * g);
+            dxo[j] = dh[j] * tc * o * (one - o);
+            dc[j] = dct * f;
+        }
+    }
+}
+
+wide! {
+    /// GRU, one sample: `dx` holds the gates `[r z n]` and becomes the gradient of the input
+    /// projection; `dhp` that of the recurrent one (`dhp`, where δn is scaled by r), and the direct part `z⊙δh` of δh_{t−1}.
+    fn gru_back_row<E>(
+        hp: &[E],
+        hn: &[E],
+        dh: &[E],
+        dx: &mut [E],
+        dhp: &mut [E],
+        direct: &mut [E],
+    ) {
+        let h = dh.len();
+        let one = E::ONE;
+        let (hp, hn, direct) = (&hp[..h], &hn[..h], &mut direct[..h]);
+        let (dxr, rest) = dx.split_at_mut(h);
+        let (dxz, rest) = rest.split_at_mut(h);
+        let dxn = &mut rest[..h];
+        let (dhr, rest) = dhp.split_at_mut(h);
+        let (dhz, rest) = rest.split_at_mut(h);
+        let dhn = &mut rest[..h];
+        for j in 0..h {
+            let (r, z, n) = (dxr[j], dxz[j], dxn[j]);
+            let dan = dh[j] * (one - z) * (one - n * n);
+            let daz = dh[j] * (hp[j] - n) * z * (one - z);
+            let dar = dan * hn[j] * r * (one - r);
+            (dxr[j], dxz[j], dxn[j]) = (dar, daz, dan);
+            (dhr[j], dhz[j], dhn[j]) = (dar, daz, dan * r);
+            direct[j] = dh[j] * z;
         }
     }
 }
