@@ -119,9 +119,9 @@ pub struct RecurrentSaved<E: Element> {
     lengths: Option<Vec<usize>>,
     /// `[T, B, G·H]`: Elman `h_t`; LSTM `i, f, g, o`; GRU `r, z, n`.
     gates: Vec<E>,
-    /// `[T, B, H]`: the `h_{t−1}` each step read.
+    /// `[T + 1, B, H]`: the states in time order; step t read slot t (t + 1 if reversed).
     hprev: Vec<E>,
-    /// LSTM `[T, B, H]`: the `c_{t−1}` each step read.
+    /// LSTM `[T + 1, B, H]`: the cell states, likewise.
     cprev: Vec<E>,
     /// LSTM `[T, B, H]`: `tanh(c_t)`.
     cells: Vec<E>,
@@ -312,27 +312,32 @@ pub fn try_recurrent_forward<E: Element>(
     let slices = kind.state_slices();
     let mut out = vec![E::ZERO; (t_len + slices) * b * h];
     let steps = if keep { t_len } else { 1 };
-    let mut hprev = if keep {
-        vec![E::ZERO; t_len * b * h]
-    } else {
-        Vec::new()
-    };
-    let mut cprev = if keep && kind.has_cell() {
-        vec![E::ZERO; t_len * b * h]
-    } else {
-        Vec::new()
-    };
-    let mut cells = vec![E::ZERO; if kind.has_cell() { steps * b * h } else { 0 }];
-    let mut hn = vec![
-        E::ZERO;
-        if kind == CellKind::Gru {
-            steps * b * h
+    let bh = b * h;
+    // The states before and after every step, `[T + 1, B, H]` for h (and for the LSTM's c),
+    // in time order: step t reads slot t and writes slot t + 1 (a reversed pass reads t + 1
+    // and writes t), so backward finds every h_{t−1} and c_{t−1} where the forward pass left
+    // it, with no copies. Without `keep`, two slots taken in turn.
+    let slots = if keep { t_len + 1 } else { 2 };
+    let slot = |s: usize| -> (usize, usize) {
+        if !keep {
+            (s % 2, (s + 1) % 2)
+        } else if reverse {
+            (d.time(s, true) + 1, d.time(s, true))
         } else {
-            0
+            (s, s + 1)
         }
-    ];
-    let mut hs = h0.data().to_vec();
-    let mut cs = c0.map_or_else(Vec::new, |c| c.data().to_vec());
+    };
+    let mut hist = vec![E::ZERO; slots * bh];
+    let mut chist = vec![E::ZERO; if kind.has_cell() { slots * bh } else { 0 }];
+    if t_len > 0 {
+        let first = slot(0).0 * bh;
+        hist[first..first + bh].copy_from_slice(h0.data());
+        if let Some(c0) = c0 {
+            chist[first..first + bh].copy_from_slice(c0.data());
+        }
+    }
+    let mut cells = vec![E::ZERO; if kind.has_cell() { steps * bh } else { 0 }];
+    let mut hn = vec![E::ZERO; if kind == CellKind::Gru { steps * bh } else { 0 }];
     // the GRU's recurrent projection, apart from the input's (its n gate needs it alone)
     let mut hp = if kind == CellKind::Gru {
         vec![E::ZERO; b * gh]
@@ -344,17 +349,14 @@ pub fn try_recurrent_forward<E: Element>(
         let t = d.time(s, reverse);
         active_at(pass.lengths, t, &mut active);
         let k = if keep { t } else { 0 };
-        if keep {
-            hprev[t * b * h..][..b * h].copy_from_slice(&hs);
-            if kind.has_cell() {
-                cprev[t * b * h..][..b * h].copy_from_slice(&cs);
-            }
-        }
+        let (rd, wr) = slot(s);
+        let (h_prev, h_next) = read_write(&mut hist, rd, wr, bh);
+        let (c_prev, c_next) = read_write(&mut chist, rd, wr, bh);
         let step_gates = &mut gates[t * b * gh..][..b * gh];
         let product = |dst| {
             gemm(
                 Out::Add(dst),
-                Mat::new(&hs, b, h),
+                Mat::new(h_prev, b, h),
                 Mat::padded(&w_hh_t, h, gh, ld),
                 Threads::Auto,
             )
@@ -378,23 +380,31 @@ pub fn try_recurrent_forward<E: Element>(
             bias: &bias,
             hp: &hp,
             gates: step_gates,
-            cells: &mut cells[(k * b * h).min(nc)..],
-            hn: &mut hn[(k * b * h).min(nh)..],
-            h: &mut hs,
-            c: &mut cs,
+            cells: &mut cells[(k * bh).min(nc)..],
+            hn: &mut hn[(k * bh).min(nh)..],
+            h_prev,
+            h: h_next,
+            c_prev,
+            c: c_next,
             active: &active,
         };
         step.run(kind, d);
-        let row = &mut out[t * b * h..][..b * h];
+        let row = &mut out[t * bh..][..bh];
+        let h_next = &hist[wr * bh..][..bh];
         for (n, r) in row.chunks_exact_mut(h).enumerate() {
             if active[n] {
-                r.copy_from_slice(&hs[n * h..][..h]);
+                r.copy_from_slice(&h_next[n * h..][..h]);
             }
         }
     }
-    out[t_len * b * h..][..b * h].copy_from_slice(&hs);
+    // the final state: the last slot written (the initial one for an empty sequence)
+    let last = t_len.checked_sub(1).map(|s| slot(s).1 * bh);
+    let final_h = last.map_or(h0.data(), |at| &hist[at..at + bh]);
+    out[t_len * bh..][..bh].copy_from_slice(final_h);
     if kind.has_cell() {
-        out[(t_len + 1) * b * h..][..b * h].copy_from_slice(&cs);
+        let c0 = c0.map(Tensor::data).unwrap_or_default();
+        let final_c = last.map_or(c0, |at| &chist[at..at + bh]);
+        out[(t_len + 1) * bh..][..bh].copy_from_slice(final_c);
     }
     let out = Tensor::from_parts(out, vec![t_len + slices, b, h]);
     let saved = keep.then(|| RecurrentSaved {
@@ -403,12 +413,27 @@ pub fn try_recurrent_forward<E: Element>(
         dims: d,
         lengths: pass.lengths.map(<[usize]>::to_vec),
         gates,
-        hprev,
-        cprev,
+        hprev: hist,
+        cprev: chist,
         cells,
         hn,
     });
     Ok((out, saved))
+}
+
+/// Slot `rd` (read) and slot `wr` (written), `n` elements each, of `v`; `rd ≠ wr`. Empty
+/// slices when `v` is empty (a cell without the state).
+fn read_write<E>(v: &mut [E], rd: usize, wr: usize, n: usize) -> (&[E], &mut [E]) {
+    if v.is_empty() {
+        return (&[], &mut []);
+    }
+    if rd < wr {
+        let (a, b) = v.split_at_mut(wr * n);
+        (&a[rd * n..][..n], &mut b[..n])
+    } else {
+        let (a, b) = v.split_at_mut(rd * n);
+        (&b[..n], &mut a[wr * n..][..n])
+    }
 }
 
 /// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix, its rows `ld ≥ rows`
@@ -486,10 +511,13 @@ struct StepForward<'a, E> {
     gates: &'a mut [E],
     cells: &'a mut [E],
     hn: &'a mut [E],
-    /// `[B, H]` state, read as `h_{t−1}` and overwritten with `h_t`.
+    /// `[B, H]`: `h_{t−1}` (read) and `h_t` (written).
+    h_prev: &'a [E],
     h: &'a mut [E],
+    /// LSTM `[B, H]`: `c_{t−1}` and `c_t` (empty for the other cells).
+    c_prev: &'a [E],
     c: &'a mut [E],
-    /// `[B]`: false where the sample is padding at this step (its state is left alone).
+    /// `[B]`: false where the sample is padding at this step (its state passes unchanged).
     active: &'a [bool],
 }
 
@@ -497,11 +525,15 @@ impl<E: Element> StepForward<'_, E> {
     fn run(self, kind: CellKind, d: Dims) {
         let (h, gh) = (d.h, d.gh());
         for b in 0..d.b {
+            let hs = &mut self.h[b * h..][..h];
             if !self.active[b] {
+                hs.copy_from_slice(&self.h_prev[b * h..][..h]);
+                if let Some(c) = self.c.get_mut(b * h..(b + 1) * h) {
+                    c.copy_from_slice(&self.c_prev[b * h..][..h]);
+                }
                 continue;
             }
             let gr = &mut self.gates[b * gh..][..gh];
-            let hs = &mut self.h[b * h..][..h];
             if !self.bias.is_empty() {
                 add_row(gr, self.bias);
             }
@@ -524,7 +556,8 @@ impl<E: Element> StepForward<'_, E> {
                     sigmoid_in_place(&mut gr[3 * h..]);
                     // c_t = f⊙c_{t−1} + i⊙g; the cells buffer keeps tanh(c_t)
                     let tc = &mut self.cells[b * h..][..h];
-                    lstm_state_row(gr, &mut self.c[b * h..][..h], tc);
+                    let c_prev = &self.c_prev[b * h..][..h];
+                    lstm_state_row(gr, c_prev, &mut self.c[b * h..][..h], tc);
                     tanh_in_place(tc);
                     mul_row(&gr[3 * h..], tc, hs);
                 }
@@ -536,7 +569,7 @@ impl<E: Element> StepForward<'_, E> {
                     hn.copy_from_slice(&hr[2 * h..]);
                     gru_candidate_row(gr, hn);
                     tanh_in_place(&mut gr[2 * h..]);
-                    gru_state_row(gr, hs);
+                    gru_state_row(gr, &self.h_prev[b * h..][..h], hs);
                 }
             }
         }
@@ -571,14 +604,14 @@ macro_rules! wide {
 }
 
 wide! {
-    /// LSTM, one sample: `c ← f⊙c + i⊙g` over the gates `[i f g o]` (`[4H]`), and
+    /// LSTM, one sample: `c ← f⊙c_prev + i⊙g` over the gates `[i f g o]` (`[4H]`), and
     /// `tc ← c` (made `tanh(c)` by the caller).
-    fn lstm_state_row<E>(gr: &[E], c: &mut [E], tc: &mut [E]) {
+    fn lstm_state_row<E>(gr: &[E], c_prev: &[E], c: &mut [E], tc: &mut [E]) {
         let h = c.len();
         let (i, f, g) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h]);
-        let tc = &mut tc[..h];
+        let (c_prev, tc) = (&c_prev[..h], &mut tc[..h]);
         for j in 0..h {
-            c[j] = f[j] * c[j] + i[j] * g[j];
+            c[j] = f[j] * c_prev[j] + i[j] * g[j];
             tc[j] = c[j];
         }
     }
@@ -618,12 +651,12 @@ wide! {
 }
 
 wide! {
-    /// GRU, one sample: `h ← (1−z)⊙n + z⊙h`.
-    fn gru_state_row<E>(gr: &[E], hs: &mut [E]) {
+    /// GRU, one sample: `h ← (1−z)⊙n + z⊙h_prev`.
+    fn gru_state_row<E>(gr: &[E], h_prev: &[E], hs: &mut [E]) {
         let h = hs.len();
-        let (z, n) = (&gr[h..2 * h], &gr[2 * h..3 * h]);
+        let (z, n, h_prev) = (&gr[h..2 * h], &gr[2 * h..3 * h], &h_prev[..h]);
         for j in 0..h {
-            hs[j] = (E::ONE - z[j]) * n[j] + z[j] * hs[j];
+            hs[j] = (E::ONE - z[j]) * n[j] + z[j] * h_prev[j];
         }
     }
 }
@@ -682,6 +715,8 @@ pub fn recurrent_backward<E: Element>(
     for s in (0..t_len).rev() {
         let t = d.time(s, reverse);
         let at = t * b * h;
+        // the slot of the state step t read (see the forward pass)
+        let prev = (t + usize::from(reverse)) * b * h;
         active_at(lengths.as_deref(), t, &mut active);
         // a padded step's output is a constant 0: its gradient goes nowhere
         let rows = dh
@@ -693,8 +728,8 @@ pub fn recurrent_backward<E: Element>(
             }
         }
         let step = StepBackward {
-            hprev: &hprev[at..at + b * h],
-            cprev: cprev.get(at..at + b * h).unwrap_or(&[]),
+            hprev: &hprev[prev..prev + b * h],
+            cprev: cprev.get(prev..prev + b * h).unwrap_or(&[]),
             cells: cells.get(at..at + b * h).unwrap_or(&[]),
             hn: hn.get(at..at + b * h).unwrap_or(&[]),
             dh: &dh,
@@ -746,7 +781,7 @@ pub fn recurrent_backward<E: Element>(
         gemm(
             Out::Write(&mut dw_hh),
             Mat::new(dhp, rows, gh).t(),
-            Mat::new(&hprev, rows, h),
+            Mat::new(&hprev[usize::from(reverse) * b * h..], rows, h),
             Threads::Auto,
         );
         out.dw_ih = Some(Tensor::from_parts(dw_ih, vec![gh, d.i]));
