@@ -348,7 +348,8 @@ impl<E: Element> Recurrent<E> {
                 cn.extend(c_t);
             }
             seq = match outs.as_slice() {
-                [] => seq, // the top layer, whose outputs nobody reads
+                [] if !need => seq, // the top layer, whose outputs nobody reads
+                [] => Var::constant(Tensor::zeros(&[t_len, b, dd * h])), // an empty sequence
                 [one] => one.clone(),
                 both => Var::concat(&both.iter().collect::<Vec<_>>(), 2),
             };

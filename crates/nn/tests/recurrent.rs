@@ -114,6 +114,47 @@ fn the_final_state_is_the_last_output_of_each_direction() {
 }
 
 #[test]
+fn an_empty_sequence_gives_an_empty_output_of_the_layers_width_and_the_initial_state() {
+    for kind in KINDS {
+        let opts = RecurrentOptions::new(kind, 3, 4)
+            .with_layers(2)
+            .with_bidirectional(true);
+        let layer = Recurrent::<f32>::new(opts, &mut Rng::seed(1));
+        let x = Var::constant(Tensor::zeros(&[0, 2, 3]));
+        let (y, s) = layer.forward_state(&x, None);
+        assert_eq!(y.shape(), [0, 2, 8], "{kind:?}");
+        assert_eq!(s.h.shape(), [4, 2, 4]);
+        assert!(s.h.value().data().iter().all(|&v| v == 0.0));
+    }
+}
+
+#[test]
+fn a_last_state_layer_gives_the_gradients_of_the_sequence_layers_final_state() {
+    // the last-state layer skips building its top layer's outputs: what it returns, and the
+    // gradients through it, must be those of the full layer's final state
+    for kind in KINDS {
+        let opts = RecurrentOptions::new(kind, 3, 4)
+            .with_layers(2)
+            .with_bidirectional(true)
+            .with_batch_first(true);
+        let seq = Recurrent::<f64>::new(opts, &mut Rng::seed(1));
+        let last = Recurrent::<f64>::new(opts.with_output(SequenceOutput::Last), &mut Rng::seed(1));
+        let x = uniform(&[2, 5, 3], 2);
+        let (xa, xb) = (Var::parameter(x.clone()), Var::parameter(x));
+        let (_, s) = seq.forward_state(&xa, None);
+        let top = s.h.narrow(0, 2, 2).transpose(0, 1).reshape(&[2, 8]);
+        let z = last.forward(&xb, Mode::Eval);
+        assert_eq!(top.value().data(), z.value().data(), "{kind:?}");
+        let (ga, gb) = (drive(&top, 5).backward(), drive(&z, 5).backward());
+        let pairs = seq.params().into_iter().zip(last.params());
+        for ((name, pa), (_, pb)) in pairs.chain([(("x".into(), xa), ("x".into(), xb))]) {
+            let (a, b) = (ga.get(&pa).unwrap(), gb.get(&pb).unwrap());
+            assert!(a.allclose(b, 1e-12, 1e-12), "{kind:?} {name}");
+        }
+    }
+}
+
+#[test]
 fn last_output_is_the_top_layers_final_states_side_by_side() {
     let opts = RecurrentOptions::new(CellKind::Gru, 3, 4)
         .with_bidirectional(true)

@@ -283,6 +283,29 @@ mod tests {
                 assert!(close(&w, &want), "{what}");
             }
         }
+        // one row: the stride is never used, so ld may exceed the slice
+        let one = &b[..n];
+        let want1 = naive(&a[..k], false, &b, false, 1, n, k);
+        let mut w1 = vec![0.0; n];
+        gemm(
+            Out::Write(&mut w1),
+            Mat::padded(&a[..k], 1, k, 1000),
+            Mat::new(&b, k, n),
+            Threads::Caller,
+        );
+        assert!(close(&w1, &want1), "one padded row");
+        // and a one-row matrix read transposed (a column)
+        let mut w2 = vec![0.0; n];
+        gemm(
+            Out::Write(&mut w2),
+            Mat::padded(one, 1, n, 1000).t(),
+            Mat::new(&[2.0], 1, 1),
+            Threads::Caller,
+        );
+        assert!(
+            w2.iter().zip(one).all(|(w, v)| *w == 2.0 * v),
+            "one padded row, transposed"
+        );
         let short = &bp[..bp.len() - 1];
         let refused = std::panic::catch_unwind(|| {
             let mut w = vec![0.0; m * n];

@@ -1013,37 +1013,171 @@ mod tests {
             CellKind::Lstm,
             CellKind::Gru,
         ] {
-            let (t, b, i, h) = (5, 3, 4, 6);
-            let gh = kind.gates() * h;
-            let x = Tensor::rand_uniform(&[t, b, i], -1.0, 1.0, &mut rng);
-            let w_ih = Tensor::rand_uniform(&[gh, i], -0.5, 0.5, &mut rng);
-            let w_hh = Tensor::rand_uniform(&[gh, h], -0.5, 0.5, &mut rng);
-            let b_ih = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
-            let b_hh = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
+            // h = 64 makes the LSTM's G·H 256, whose W_hhᵀ copy has padded rows
+            for (t, b, i, h) in [(5, 3, 4, 6), (4, 2, 3, 64)] {
+                let gh = kind.gates() * h;
+                let x = Tensor::rand_uniform(&[t, b, i], -1.0, 1.0, &mut rng);
+                let w_ih = Tensor::rand_uniform(&[gh, i], -0.5, 0.5, &mut rng);
+                let w_hh = Tensor::rand_uniform(&[gh, h], -0.5, 0.5, &mut rng);
+                let b_ih = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
+                let b_hh = Tensor::rand_uniform(&[gh], -0.5, 0.5, &mut rng);
+                let w = RecurrentWeights {
+                    w_ih: &w_ih,
+                    w_hh: &w_hh,
+                    b_ih: Some(&b_ih),
+                    b_hh: Some(&b_hh),
+                };
+                let c0 = Tensor::zeros(&[b, h]);
+                let c0 = kind.has_cell().then_some(&c0);
+                for keep in [false, true] {
+                    let (out, _) = recurrent_forward(
+                        kind,
+                        &x,
+                        &Tensor::zeros(&[b, h]),
+                        c0,
+                        w,
+                        RecurrentPass::new(false),
+                        keep,
+                    );
+                    let want = reference(kind, &x, w, h);
+                    let got = &out.data()[..t * b * h];
+                    for (a, r) in got.iter().zip(&want) {
+                        assert!((a - r).abs() < 1e-12, "{kind:?}: {a} vs {r}");
+                    }
+                    assert_eq!(&out.data()[t * b * h..][..b * h], &got[(t - 1) * b * h..]);
+                }
+            }
+        }
+    }
+
+    /// Random weights (with biases when `biases`) for a cell of `i` inputs and `h` units.
+    fn weights(kind: CellKind, i: usize, h: usize, rng: &mut Rng) -> [Tensor<f64>; 4] {
+        let gh = kind.gates() * h;
+        [
+            Tensor::rand_uniform(&[gh, i], -0.5, 0.5, rng),
+            Tensor::rand_uniform(&[gh, h], -0.5, 0.5, rng),
+            Tensor::rand_uniform(&[gh], -0.5, 0.5, rng),
+            Tensor::rand_uniform(&[gh], -0.5, 0.5, rng),
+        ]
+    }
+
+    #[test]
+    fn a_padded_batch_in_either_direction_gives_each_sample_run_alone() {
+        let mut rng = Rng::seed(5);
+        let (t, i, h) = (5, 3, 7);
+        let lengths = [5, 0, 2, 5, 1];
+        let b = lengths.len();
+        for kind in [
+            CellKind::RnnTanh,
+            CellKind::RnnRelu,
+            CellKind::Lstm,
+            CellKind::Gru,
+        ] {
+            for biases in [true, false] {
+                let [w_ih, w_hh, b_ih, b_hh] = weights(kind, i, h, &mut rng);
+                let w = RecurrentWeights {
+                    w_ih: &w_ih,
+                    w_hh: &w_hh,
+                    b_ih: biases.then_some(&b_ih),
+                    b_hh: biases.then_some(&b_hh),
+                };
+                let x = Tensor::rand_uniform(&[t, b, i], -1.0, 1.0, &mut rng);
+                let h0 = Tensor::rand_uniform(&[b, h], -1.0, 1.0, &mut rng);
+                let c0 = Tensor::rand_uniform(&[b, h], -1.0, 1.0, &mut rng);
+                let c0 = kind.has_cell().then_some(&c0);
+                for reverse in [false, true] {
+                    let pass = RecurrentPass {
+                        reverse,
+                        lengths: Some(&lengths),
+                    };
+                    let (out, _) = recurrent_forward(kind, &x, &h0, c0, w, pass, true);
+                    let (lean, _) = recurrent_forward(kind, &x, &h0, c0, w, pass, false);
+                    assert_eq!(out.data(), lean.data(), "{kind:?}: keep or not");
+                    let s = kind.state_slices();
+                    assert_eq!(out.shape(), [t + s, b, h]);
+                    for (n, &len) in lengths.iter().enumerate() {
+                        // sample n alone, over its real steps only
+                        let xs: Vec<f64> = (0..len)
+                            .flat_map(|k| x.data()[(k * b + n) * i..][..i].to_vec())
+                            .collect();
+                        let xs = Tensor::from_vec(xs, &[len, 1, i]);
+                        let row = |m: &Tensor<f64>| {
+                            Tensor::from_vec(m.data()[n * h..][..h].to_vec(), &[1, h])
+                        };
+                        let c0n = c0.map(row);
+                        let (alone, _) = recurrent_forward(
+                            kind,
+                            &xs,
+                            &row(&h0),
+                            c0n.as_ref(),
+                            w,
+                            RecurrentPass::new(reverse),
+                            false,
+                        );
+                        for k in 0..t {
+                            let got = &out.data()[(k * b + n) * h..][..h];
+                            if k < len {
+                                let want = &alone.data()[k * h..][..h];
+                                for (a, r) in got.iter().zip(want) {
+                                    assert!(
+                                        (a - r).abs() < 1e-12,
+                                        "{kind:?} {reverse} n={n} t={k}"
+                                    );
+                                }
+                            } else {
+                                assert!(got.iter().all(|&v| v == 0.0), "padding is 0");
+                            }
+                        }
+                        for slice in 0..s {
+                            let got = &out.data()[((t + slice) * b + n) * h..][..h];
+                            let want = &alone.data()[(len + slice) * h..][..h];
+                            for (a, r) in got.iter().zip(want) {
+                                assert!((a - r).abs() < 1e-12, "{kind:?} {reverse} n={n} final");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_sequence_returns_the_initial_state_and_passes_its_gradient_back() {
+        let mut rng = Rng::seed(6);
+        let (b, i, h) = (2, 3, 4);
+        for kind in [CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru] {
+            let [w_ih, w_hh, b_ih, b_hh] = weights(kind, i, h, &mut rng);
             let w = RecurrentWeights {
                 w_ih: &w_ih,
                 w_hh: &w_hh,
                 b_ih: Some(&b_ih),
                 b_hh: Some(&b_hh),
             };
-            let c0 = Tensor::zeros(&[b, h]);
+            let h0 = Tensor::rand_uniform(&[b, h], -1.0, 1.0, &mut rng);
+            let c0 = Tensor::rand_uniform(&[b, h], -1.0, 1.0, &mut rng);
             let c0 = kind.has_cell().then_some(&c0);
-            for keep in [false, true] {
-                let (out, _) = recurrent_forward(
-                    kind,
-                    &x,
-                    &Tensor::zeros(&[b, h]),
-                    c0,
-                    w,
-                    RecurrentPass::new(false),
-                    keep,
-                );
-                let want = reference(kind, &x, w, h);
-                let got = &out.data()[..t * b * h];
-                for (a, r) in got.iter().zip(&want) {
-                    assert!((a - r).abs() < 1e-12, "{kind:?}: {a} vs {r}");
+            for reverse in [false, true] {
+                let x = Tensor::<f64>::zeros(&[0, b, i]);
+                let pass = RecurrentPass::new(reverse);
+                let (out, saved) = recurrent_forward(kind, &x, &h0, c0, w, pass, true);
+                let s = kind.state_slices();
+                assert_eq!(out.shape(), [s, b, h]);
+                assert_eq!(&out.data()[..b * h], h0.data());
+                if let Some(c0) = c0 {
+                    assert_eq!(&out.data()[b * h..], c0.data());
                 }
-                assert_eq!(&out.data()[t * b * h..][..b * h], &got[(t - 1) * b * h..]);
+                let g = Tensor::rand_uniform(&[s, b, h], -1.0, 1.0, &mut rng);
+                let want = RecurrentWant {
+                    x: true,
+                    state: true,
+                    weights: true,
+                    biases: true,
+                };
+                let r = recurrent_backward(&x, w, saved.unwrap(), &g, want);
+                assert_eq!(r.dh0.unwrap().data(), &g.data()[..b * h]);
+                assert!(r.dw_hh.unwrap().data().iter().all(|&v| v == 0.0));
+                assert!(r.db_ih.unwrap().data().iter().all(|&v| v == 0.0));
+                assert_eq!(r.dx.unwrap().shape(), [0, b, i]);
             }
         }
     }
