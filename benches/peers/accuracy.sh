@@ -3,10 +3,12 @@
 # PyTorch for seeds 0..SEEDS-1 and prints each one's mean and standard deviation and the
 # difference of the means with its standard error. One seed's accuracy moves by a few tenths
 # of a point either way (the shuffle and the initial weights), so the few seeds of run.sh
-# can show a gap that is not there. Usage: SEEDS=15 benches/peers/accuracy.sh [mlp|cnn|lstm]
+# can show a gap that is not there. FIRST (default 0) is the first seed, so that one set of
+# seeds can be run in parts. Usage: SEEDS=15 benches/peers/accuracy.sh [mlp|cnn|lstm]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEEDS="${SEEDS:-15}"
+FIRST="${FIRST:-0}"
 THREADS="${THREADS:-2}"
 VENV="${VENV:-benches/peers/.venv}"
 W="${1:-cnn}"
@@ -18,8 +20,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 cargo build --release --quiet
 OUT="$(mktemp -t backprop-accuracy.XXXXXX)"
-echo "# $(date -u +%FT%TZ) $W, seeds 0..$((SEEDS - 1))" | tee "$OUT"
-for seed in $(seq 0 $((SEEDS - 1))); do
+echo "# $(date -u +%FT%TZ) $W, seeds $FIRST..$((FIRST + SEEDS - 1))" | tee "$OUT"
+for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
     ./target/release/backprop bench "$W" --threads "$THREADS" --seed "$seed" | sed "s/^RESULT/RESULT seed=$seed/" | tee -a "$OUT"
     "$PY" benches/peers/torch_bench.py "$W" --threads "$THREADS" --seed "$seed" | grep '^RESULT' | sed "s/^RESULT/RESULT seed=$seed/" | tee -a "$OUT"
 done
