@@ -621,14 +621,16 @@ fn sequence_width(in_shape: &[usize], hidden: usize, layers: usize) -> Result<us
             "hidden and num_layers must be at least 1".into(),
         ));
     }
-    // 2 directions × 4 gates × (in + hidden + 2) per unit and layer: keep it allocatable
-    let per_layer = (f.max(2 * hidden) as u128 + hidden as u128 + 2) * 8 * hidden as u128;
-    if per_layer * layers as u128 > 1 << 30 {
+    // 2 directions × 4 gates × (in + hidden + 2) per unit and layer: keep it allocatable.
+    // Saturating in u128, since hidden and num_layers may be anything up to 2^64 − 1.
+    let (f, h) = (f as u128, hidden as u128);
+    let per_layer = (f.max(2 * h) + h + 2).saturating_mul(8 * h);
+    if per_layer.saturating_mul(layers as u128) > 1 << 30 {
         return Err(LayerError::Invalid(format!(
             "hidden {hidden} with {layers} layers on {f} features is too large (over 2^30 parameters)"
         )));
     }
-    Ok(f)
+    Ok(in_shape[1])
 }
 
 /// Declares a spec configuration for one recurrent cell type.

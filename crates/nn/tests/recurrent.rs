@@ -236,4 +236,18 @@ fn spec_errors_name_the_layer_and_the_problem() {
         None,
     );
     assert!(e.contains("too large"), "{e}");
+    // sizes near 2^64 (found by the spec fuzz target: the size check itself overflowed)
+    for (hidden, layers) in [
+        ("15674407370955161687", "1"),
+        ("18446744073709551615", "18446744073709551615"),
+        ("3", "18446744073709551615"),
+    ] {
+        let e = err(
+            &format!(
+                r#"{{"layers": [{{"type": "reshape", "shape": [3, 4]}}, {{"type": "lstm", "hidden": {hidden}, "num_layers": {layers}}}]}}"#
+            ),
+            None,
+        );
+        assert!(e.contains("too large"), "{hidden} {layers}: {e}");
+    }
 }
