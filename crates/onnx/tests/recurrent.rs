@@ -22,42 +22,13 @@ use backprop_tensor::{Rng, Tensor};
 const TOL: f32 = 1e-5;
 
 mod support;
-use support::{max_abs_diff, tract_run};
+use support::{export_and_compare, max_abs_diff, tract_run};
 
 /// Exports `model` (samples of `sample_shape`), runs it in tract at batch sizes 1 and 5,
 /// and returns the largest difference from our forward pass over the outputs and their
 /// softmax over the last axis.
 fn compare(model: &dyn Module<f32>, sample_shape: &[usize], seed: u64) -> f32 {
-    compare_at(model, sample_shape, seed, &[1, 5])
-}
-
-/// [`compare`] at the given batch sizes.
-fn compare_at(
-    model: &dyn Module<f32>,
-    sample_shape: &[usize],
-    seed: u64,
-    batches: &[usize],
-) -> f32 {
-    let options = ExportOptions {
-        probabilities: true,
-        ..Default::default()
-    };
-    let onnx = to_bytes(&export(model, sample_shape, &options).unwrap());
-    let mut rng = Rng::seed(seed);
-    let mut worst = 0.0f32;
-    for &batch in batches {
-        let mut shape = vec![batch];
-        shape.extend(sample_shape);
-        let x = Tensor::rand_normal(&shape, 0.0, 1.0, &mut rng);
-        let y = no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value());
-        let probs = y.softmax(-1);
-        let out = tract_run(&onnx, &x);
-        assert_eq!(out.len(), 2, "outputs and probabilities");
-        worst = worst
-            .max(max_abs_diff(&out[0], y.data()))
-            .max(max_abs_diff(&out[1], probs.data()));
-    }
-    worst
+    export_and_compare(model, sample_shape, seed, &[1, 5])
 }
 
 /// A spec network on sequences of 5 steps × 4 features (flat samples of 20, read row by
@@ -118,7 +89,7 @@ fn a_time_major_layer_built_in_code_runs_in_tract_as_here() {
         let r = Recurrent::<f32>::new(opts, &mut rng);
         // here the graph's first axis is time; tract 0.22 cannot plan the reshape between
         // the layers for a single step (a `todo!` in its axis analysis), hence 3 and 6 steps
-        let d = compare_at(&r, &[2, 3], 31, &[3, 6]);
+        let d = export_and_compare(&r, &[2, 3], 31, &[3, 6]);
         assert!(d < TOL, "time-major {kind:?} differs by {d}");
     }
 }

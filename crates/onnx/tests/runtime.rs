@@ -4,42 +4,23 @@
 //! other layer type a spec can hold. Each model runs at two batch sizes through the one
 //! graph (the batch dimension is symbolic).
 
-use backprop_autograd::{no_grad, Var};
+use backprop_autograd::Var;
 use backprop_nn::{
     Activation, BatchNorm, Dropout, LayerNorm, Linear, Mode, ModelSpec, Module, Residual,
     Sequential,
 };
-use backprop_onnx::{export, to_bytes, ExportOptions};
+use backprop_onnx::{export, ExportOptions};
 use backprop_tensor::{Rng, Tensor};
 
 const TOL: f32 = 1e-5;
 
 mod support;
-use support::{max_abs_diff, tract_run};
+use support::export_and_compare;
 
 /// Exports `model` (samples of `sample_shape`), runs it in tract at batch sizes 1 and 13,
 /// and returns the largest difference from our forward pass over logits and probabilities.
 fn compare(model: &dyn Module<f32>, sample_shape: &[usize], seed: u64) -> f32 {
-    let options = ExportOptions {
-        probabilities: true,
-        ..Default::default()
-    };
-    let onnx = to_bytes(&export(model, sample_shape, &options).unwrap());
-    let mut rng = Rng::seed(seed);
-    let mut worst = 0.0f32;
-    for batch in [1, 13] {
-        let mut shape = vec![batch];
-        shape.extend(sample_shape);
-        let x = Tensor::rand_normal(&shape, 0.0, 1.0, &mut rng);
-        let logits = no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value());
-        let probs = logits.softmax(1);
-        let out = tract_run(&onnx, &x);
-        assert_eq!(out.len(), 2, "logits and probabilities");
-        worst = worst
-            .max(max_abs_diff(&out[0], logits.data()))
-            .max(max_abs_diff(&out[1], probs.data()));
-    }
-    worst
+    export_and_compare(model, sample_shape, seed, &[1, 13])
 }
 
 fn built(spec: &str, inputs: usize, image: Option<[usize; 3]>) -> Sequential<f32> {

@@ -1,7 +1,41 @@
 //! What the ONNX runtime tests share: running exported bytes in tract, and comparing outputs.
 
-use backprop_tensor::Tensor;
+use backprop_autograd::{no_grad, Var};
+use backprop_nn::{Mode, Module};
+use backprop_onnx::{export, to_bytes, ExportOptions};
+use backprop_tensor::{Rng, Tensor};
 use tract_onnx::prelude::*;
+
+/// Exports `model` (samples of `sample_shape`, with probabilities), runs it in tract at each
+/// of the `batches` sizes through the one graph, and returns the largest difference from our
+/// forward pass over the outputs and their softmax over the last axis.
+pub fn export_and_compare(
+    model: &dyn Module<f32>,
+    sample_shape: &[usize],
+    seed: u64,
+    batches: &[usize],
+) -> f32 {
+    let options = ExportOptions {
+        probabilities: true,
+        ..Default::default()
+    };
+    let onnx = to_bytes(&export(model, sample_shape, &options).unwrap());
+    let mut rng = Rng::seed(seed);
+    let mut worst = 0.0f32;
+    for &batch in batches {
+        let mut shape = vec![batch];
+        shape.extend(sample_shape);
+        let x = Tensor::rand_normal(&shape, 0.0, 1.0, &mut rng);
+        let y = no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value());
+        let probs = y.softmax(-1);
+        let out = tract_run(&onnx, &x);
+        assert_eq!(out.len(), 2, "outputs and probabilities");
+        worst = worst
+            .max(max_abs_diff(&out[0], y.data()))
+            .max(max_abs_diff(&out[1], probs.data()));
+    }
+    worst
+}
 
 /// Runs the ONNX bytes in tract on `x`, the batch dimension fixed to `x`'s (tract's
 /// recurrent operators need a concrete batch size when the graph gives no initial state);

@@ -35,6 +35,7 @@ use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
 use crate::ops::gates::{sigmoid_in_place, tanh_in_place};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
+use crate::ops::sparse::transpose_strided;
 use crate::tensor::Tensor;
 
 /// Which recurrent cell.
@@ -437,14 +438,10 @@ fn read_write<E>(v: &mut [E], rd: usize, wr: usize, n: usize) -> (&[E], &mut [E]
 }
 
 /// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix, its rows `ld ≥ rows`
-/// elements apart.
+/// elements apart (the padding zero).
 fn transposed<E: Element>(m: &[E], rows: usize, cols: usize, ld: usize) -> Vec<E> {
     let mut t = vec![E::ZERO; cols * ld];
-    for (r, row) in m.chunks_exact(cols).take(rows).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * ld + r] = v;
-        }
-    }
+    transpose_strided(&m[..rows * cols], rows, cols, &mut t, ld);
     t
 }
 

@@ -363,17 +363,33 @@ pub fn linear_weight_grad_sparse<E: Element>(
 /// # Panics
 /// If `src` or `dst` does not hold `rows·cols` elements.
 pub fn transpose<E: Element>(src: &[E], rows: usize, cols: usize, dst: &mut [E]) {
-    let n = rows.checked_mul(cols);
+    transpose_strided(src, rows, cols, dst, rows)
+}
+
+/// `src[rows, cols]ᵀ` into `dst`, `cols` rows of `ld ≥ rows` elements (each row's first
+/// `rows` are written, the padding is left as it is).
+///
+/// # Panics
+/// If `src` does not hold `rows·cols` elements, `dst` not `cols·ld`, or `ld < rows`.
+pub(crate) fn transpose_strided<E: Element>(
+    src: &[E],
+    rows: usize,
+    cols: usize,
+    dst: &mut [E],
+    ld: usize,
+) {
     assert!(
-        n == Some(src.len()) && n == Some(dst.len()),
-        "transpose: a [{rows}, {cols}] matrix from {} elements into {}",
+        ld >= rows
+            && rows.checked_mul(cols) == Some(src.len())
+            && cols.checked_mul(ld) == Some(dst.len()),
+        "transpose: a [{rows}, {cols}] matrix from {} elements into {} at stride {ld}",
         src.len(),
         dst.len()
     );
     // SAFETY: `src` holds `rows·cols` elements and `dst`, a `&mut` borrow separate from
-    // `src`, holds `cols` rows of `rows` (both checked above), which is what `transpose_into`
-    // needs with `dst_stride = rows`.
-    unsafe { transpose_into(src, rows, cols, dst.as_mut_ptr(), rows) }
+    // `src`, holds `cols` rows of `ld ≥ rows` (all checked above), which is what
+    // `transpose_into` needs with `dst_stride = ld`.
+    unsafe { transpose_into(src, rows, cols, dst.as_mut_ptr(), ld) }
 }
 
 /// Writes `src[rows, cols]ᵀ` to `dst`, whose rows are `dst_stride` apart.
