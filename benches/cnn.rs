@@ -1,43 +1,33 @@
 //! W6 benchmark: one forward+backward step of the `cnn` preset (conv-BN-ReLU blocks of 16, 32
 //! and 64 channels, batch norm in training mode) at batch 64 through the library, against
-//! the raw GEMM crate running the same matrix products (the im2col shapes of the three conv
-//! layers per image, spread over the thread pool by image as our kernel does, and the two
-//! linear layers), measured in the same run. The ratio is how close the whole step (batch
-//! norm, pooling, ReLU, im2col, the graph) comes to the bare products. Run with
-//! `cargo bench --bench cnn`.
-
-use std::time::Instant;
+//! the raw GEMM crate running the same matrix products, measured in the same run.
+//!
+//! The products are derived from the library's own rules by walking the built network on the
+//! step's input (`common::Setup::products`), not written out by hand: each convolution
+//! unfolds chunks of images side by side (1 image for conv1's 784 positions, 4 for conv2's
+//! 196, 16 for conv3's 49) and makes one GEMM per chunk for the forward pass
+//! (`[16×9]·[9×784]`, `[32×144]·[144×784]`, `[64×288]·[288×784]`), one for the transposed
+//! weight gradient `col·dYᵀ` and (but for conv1, whose input needs no gradient) one for the
+//! unfolded input gradient `Wᵀ·dY`, the chunks spread over the pool with each product on one
+//! thread; the linear layers make `x·wᵀ`, `g·w` and `gᵀ·x` on the calling thread, split over
+//! the pool from 48³ multiply-adds. The raw step makes every one of these products as a dense
+//! GEMM, phase after phase in the step's order, with the same operand layouts and threads.
+//! A linear layer whose input is sparse enough takes the library's sparse kernel instead of
+//! the GEMM crate (the 3136 → 128 layer's forward when at most half its input is nonzero;
+//! after batch norm and ReLU that is close to half): the raw step still counts that product
+//! as a dense GEMM, since it is part of the step's arithmetic; the bench prints each linear
+//! layer's input density and which path the library took, and checks its list against the
+//! calls and FLOPs the library's GEMM profile counted.
+//!
+//! The ratio is how close the whole step (batch norm, pooling, ReLU, im2col and the chunk
+//! copies, the loss, the graph) comes to the bare products. Run with
+//! `cargo bench --bench cnn`; `BENCH_LIBRARY_ONLY=200 cargo bench --bench cnn` times only
+//! the library step, 200 times (for `perf record -g`).
 
 use backprop::train::ModelSpec;
-use rayon::prelude::*;
 
 mod common;
-use common::{flops, gemm_once, report, time_library_step, tune_allocator, Shape};
-
-/// Per image, (m, n, k) as the library calls them: forward `W·col`, the transposed weight
-/// gradient `col·dYᵀ`, and (but for the first layer, whose input needs no gradient)
-/// `Wᵀ·dY`.
-const PER_IMAGE: [Shape; 8] = [
-    (16, 784, 9),   // conv1 forward: W[16×9]·col[9×784]
-    (9, 16, 784),   // conv1 dWᵀ = col·dYᵀ
-    (32, 196, 144), // conv2 forward
-    (144, 32, 196), // conv2 dWᵀ
-    (144, 196, 32), // conv2 dcol = Wᵀ·dY
-    (64, 49, 288),  // conv3 forward
-    (288, 64, 49),  // conv3 dWᵀ
-    (288, 49, 64),  // conv3 dcol
-];
-
-fn per_batch(batch: usize) -> [Shape; 6] {
-    [
-        (batch, 128, 3136), // fc1 forward
-        (128, 3136, batch), // fc1 dW
-        (batch, 3136, 128), // fc1 dx
-        (batch, 10, 128),   // fc2
-        (10, 128, batch),
-        (batch, 128, 10),
-    ]
-}
+use common::{library_only, report, time_library_step, time_raw_step, tune_allocator, Setup};
 
 fn main() {
     tune_allocator();
@@ -45,44 +35,13 @@ fn main() {
     let threads = rayon::current_num_threads();
     println!("backprop cnn (W6) benchmark ({threads} threads, batch {batch})");
     let reps = 40;
-    let (ours, st) = time_library_step(&ModelSpec::cnn(10), batch, 5, reps);
-
-    let batch_shapes = per_batch(batch);
-    let buf = |s: Shape| {
-        (
-            vec![0.5f32; s.0 * s.2],
-            vec![0.25f32; s.2 * s.1],
-            vec![0f32; s.0 * s.1],
-        )
-    };
-    let image_bufs: Vec<_> = PER_IMAGE.iter().map(|&s| buf(s)).collect();
-    let mut batch_bufs: Vec<_> = batch_shapes.iter().map(|&s| buf(s)).collect();
-    let mut raw_step = || {
-        (0..batch).into_par_iter().for_each_init(
-            || image_bufs.clone(),
-            |bufs, _| {
-                for (&s, (a, b, c)) in PER_IMAGE.iter().zip(bufs.iter_mut()) {
-                    gemm_once(s, a, b, c, gemm::Parallelism::None);
-                }
-            },
-        );
-        for (&s, (a, b, c)) in batch_shapes.iter().zip(batch_bufs.iter_mut()) {
-            let par = if s.0 * s.1 * s.2 >= 48 * 48 * 48 {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
-            };
-            gemm_once(s, a, b, c, par);
-        }
-    };
-    for _ in 0..5 {
-        raw_step();
+    let setup = Setup::new(&ModelSpec::cnn(10), batch);
+    if library_only(&setup) {
+        return;
     }
-    let t = Instant::now();
-    for _ in 0..reps {
-        raw_step();
-    }
-    let raw = t.elapsed().as_secs_f64() / reps as f64;
-    let raw_flops = batch as f64 * flops(&PER_IMAGE) + flops(&batch_shapes);
-    report(batch, reps, ours, &st, raw, raw_flops);
+    let products = setup.products();
+    products.print();
+    let (ours, st) = time_library_step(&setup, 5, reps);
+    let raw = time_raw_step(&products, 5, reps);
+    report(batch, reps, ours, &st, raw, &products);
 }

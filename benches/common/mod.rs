@@ -1,7 +1,15 @@
-//! Helpers the benchmarks share.
+//! Helpers the benchmarks share: timing, one call of the raw GEMM crate, and (for the LeNet
+//! and W6 benches) the list of matrix products a library training step makes, derived from
+//! the library's own rules, so the raw crate can be timed on exactly those products.
 #![allow(dead_code)] // each bench uses part of this
 
 use std::time::Instant;
+
+use backprop::autograd::Var;
+use backprop::nn::{loss, Linear, Mode, Module, Sequential};
+use backprop::tensor::ops::sparse;
+use backprop::tensor::{conv2d_output_shape, profile, Rng, Tensor};
+use rayon::prelude::*;
 
 /// Best seconds per call of `f` over `rounds` rounds of `reps` calls.
 pub fn best_of(rounds: usize, reps: usize, mut f: impl FnMut()) -> f64 {
@@ -21,32 +29,429 @@ pub type Shape = (usize, usize, usize);
 
 /// One call of the raw GEMM crate: `c = a·b`, all row-major.
 pub fn gemm_once(s: Shape, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
-    let (m, n, k) = s;
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the slices hold the three matrices (checked above).
-    unsafe {
-        gemm::gemm(
+    let p = Product {
+        m: s.0,
+        n: s.1,
+        k: s.2,
+        ta: false,
+        tb: false,
+        add: false,
+        sparse: false,
+    };
+    p.run(a, b, c, par);
+}
+
+/// One matrix product as the library hands it to the GEMM crate
+/// (`crates/tensor/src/ops/gemm.rs`): `dst[m×n] (+)= op(a)[m×k]·op(b)[k×n]`, where a
+/// transposed operand is read through its strides from its stored (row-major) form and `dst`
+/// is row-major.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// `a` is stored `[k, m]` and read transposed.
+    pub ta: bool,
+    /// `b` is stored `[n, k]` and read transposed.
+    pub tb: bool,
+    /// `dst += a·b` (the library's `Out::Add`, the linear layer's bias-first forward).
+    pub add: bool,
+    /// The library computes this product with its sparse kernel
+    /// (`crates/tensor/src/ops/sparse.rs`), not the GEMM crate; the raw step still runs it
+    /// as a dense GEMM (see [`StepProducts`]).
+    pub sparse: bool,
+}
+
+impl Product {
+    fn plain(m: usize, n: usize, k: usize) -> Product {
+        Product {
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
+            ta: false,
+            tb: false,
+            add: false,
+            sparse: false,
+        }
     }
+
+    /// Multiply-adds.
+    pub fn mads(&self) -> usize {
+        self.m * self.n * self.k
+    }
+
+    /// Zeroed operands of the right sizes: `(a, b, dst)`.
+    fn buffers(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        (
+            vec![0.5; self.m * self.k],
+            vec![0.25; self.k * self.n],
+            vec![0.0; self.m * self.n],
+        )
+    }
+
+    /// Runs the product through the raw crate with the same strides, α, β and parallelism
+    /// the library's `gemm` wrapper passes.
+    pub fn run(&self, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        // (column stride, row stride) of the matrices as read
+        let (a_cs, a_rs) = if self.ta { (m, 1) } else { (1, k) };
+        let (b_cs, b_rs) = if self.tb { (k, 1) } else { (1, n) };
+        let alpha = if self.add { 1.0 } else { 0.0 };
+        // SAFETY: `a` holds the m×k matrix (stored [m, k], or [k, m] when read transposed:
+        // largest offset m·k − 1 either way), `b` the k×n one likewise and `c` the m×n
+        // output (checked above); `c` is a `&mut` borrow, so it overlaps neither input.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                self.add,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr(),
+                b_cs as isize,
+                b_rs as isize,
+                alpha,
+                1.0f32,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+}
+
+/// What runs one product of a step: the pool's tasks each make theirs on their own thread
+/// (the convolution's chunks, `Threads::Caller`), the calling thread makes the linear
+/// layers' products with the library's rule for splitting a product over the pool
+/// (`Threads::Auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// One task per chunk, spread over rayon's pool, each product single-threaded.
+    Pool,
+    /// On the calling thread; a product of at least 48³ multiply-adds splits over the pool.
+    Caller,
+}
+
+/// One stage of a step: a layer's forward or backward products, made by `tasks` (each a
+/// list of products made in order), which run as `runner` says.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub what: String,
+    pub runner: Runner,
+    pub tasks: Vec<Vec<Product>>,
+}
+
+/// The library's rule for splitting one product over the pool (`profile::parallelism` in
+/// `crates/tensor/src/profile.rs`, crate-private, so restated here): at least 48³
+/// multiply-adds, more than one thread, and a caller outside the pool.
+fn auto_parallelism(p: &Product, threads: usize) -> gemm::Parallelism {
+    if p.mads() >= 48 * 48 * 48 && threads > 1 && rayon::current_thread_index().is_none() {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// The convolution's chunk rule (`Geom::chunk_images` in `crates/tensor/src/ops/conv.rs`,
+/// private, so restated here): enough images for about 768 output positions, at most 16.
+fn chunk_images(positions: usize) -> usize {
+    768usize.div_ceil(positions.max(1)).clamp(1, 16)
+}
+
+/// Every matrix product of one library training step, in the order the step makes them.
+pub struct StepProducts {
+    /// The forward products, layer by layer, then the backward products in reverse.
+    pub phases: Vec<Phase>,
+    /// One line per linear layer: its input's density and which of its products the library
+    /// sends to the sparse kernel.
+    pub notes: Vec<String>,
+}
+
+impl StepProducts {
+    fn all(&self) -> impl Iterator<Item = &Product> {
+        self.phases.iter().flat_map(|p| p.tasks.iter().flatten())
+    }
+    /// FLOPs of every product (2·m·n·k each), the sparse ones counted as dense.
+    pub fn flops(&self) -> f64 {
+        self.all().map(|p| 2.0 * p.mads() as f64).sum()
+    }
+    /// FLOPs of the products the library sends to the GEMM crate.
+    pub fn gemm_flops(&self) -> f64 {
+        self.all()
+            .filter(|p| !p.sparse)
+            .map(|p| 2.0 * p.mads() as f64)
+            .sum()
+    }
+    /// Products the library sends to the GEMM crate.
+    pub fn gemm_calls(&self) -> usize {
+        self.all().filter(|p| !p.sparse).count()
+    }
+
+    /// Prints one line per phase: its tasks and their distinct shapes.
+    pub fn print(&self) {
+        println!("the step's products, (m×n×k) as the library calls the GEMM crate:");
+        for ph in &self.phases {
+            let mut shapes: Vec<(Product, usize)> = Vec::new();
+            for p in ph.tasks.iter().flatten() {
+                match shapes.iter_mut().find(|(q, _)| q == p) {
+                    Some((_, c)) => *c += 1,
+                    None => shapes.push((*p, 1)),
+                }
+            }
+            let list: Vec<String> = shapes
+                .iter()
+                .map(|(p, c)| {
+                    format!(
+                        "{c} × {}×{}×{}{}{}{}",
+                        p.m,
+                        p.n,
+                        p.k,
+                        if p.ta { " aᵀ" } else { "" },
+                        if p.tb { " bᵀ" } else { "" },
+                        if p.sparse {
+                            " (library: sparse kernel)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            let how = match ph.runner {
+                Runner::Pool => format!("{} tasks on the pool", ph.tasks.len()),
+                Runner::Caller => "caller, split if ≥ 48³".to_string(),
+            };
+            println!("  {:<22} [{how}] {}", ph.what, list.join(", "));
+        }
+        for n in &self.notes {
+            println!("  {n}");
+        }
+    }
+}
+
+/// The network and inputs a library step runs on: `spec` built for MNIST-shaped images
+/// (seed 0) and `batch` uniform inputs with random labels (seed 1).
+pub struct Setup {
+    pub model: Sequential<f32>,
+    pub x: Tensor<f32>,
+    pub labels: Vec<usize>,
+}
+
+impl Setup {
+    pub fn new(spec: &backprop::train::ModelSpec, batch: usize) -> Setup {
+        let model = spec
+            .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
+            .unwrap()
+            .model;
+        let mut rng = Rng::seed(1);
+        let x = Tensor::<f32>::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
+        let labels: Vec<usize> = (0..batch).map(|_| rng.below(10)).collect();
+        Setup { model, x, labels }
+    }
+
+    /// The matrix products one step on this batch makes, found by running the layers one at
+    /// a time on the same input and applying the library's rules to each convolution
+    /// (`crates/tensor/src/ops/conv.rs`: chunks of images, one product per chunk and group
+    /// for the forward pass, the transposed weight gradient `col·dYᵀ` and the unfolded input
+    /// gradient `Wᵀ·dY`) and linear layer (`crates/tensor/src/ops/matmul.rs` and
+    /// `crates/autograd/src/ops/matmul.rs`: `x·wᵀ` onto the bias, `dx = g·w`, `dw = gᵀ·x`,
+    /// the forward and the weight gradient on the sparse kernel when the input is sparse
+    /// enough). The input of the network needs no gradient, so neither does the first
+    /// layer's input. Layers without products (batch norm, ReLU, pooling) are skipped.
+    pub fn products(&self) -> StepProducts {
+        let (mut fwd, mut bwd, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut h = Var::constant(self.x.clone());
+        for (name, layer) in self.model.layers() {
+            let input = h.value();
+            if let Some(conv) = layer.as_conv2d() {
+                let (f, b) =
+                    conv_phases(name, &input, &conv.weight.value(), conv, h.requires_grad());
+                fwd.push(f);
+                bwd.extend(b);
+            } else if let Some(lin) = layer.as_any().and_then(|a| a.downcast_ref::<Linear<f32>>()) {
+                let (f, b, note) = linear_phases(name, &input, lin, h.requires_grad());
+                fwd.push(f);
+                bwd.push(b);
+                notes.push(note);
+            }
+            h = layer.forward(&h, Mode::Train);
+        }
+        bwd.reverse();
+        fwd.extend(bwd);
+        StepProducts { phases: fwd, notes }
+    }
+}
+
+/// A convolution's forward phase and (if anything needs a gradient) its backward phase.
+fn conv_phases(
+    name: &str,
+    x: &Tensor<f32>,
+    w: &Tensor<f32>,
+    conv: &backprop::nn::Conv2d<f32>,
+    input_needs_grad: bool,
+) -> (Phase, Option<Phase>) {
+    let p = conv.params;
+    let (xs, ws) = (x.shape(), w.shape());
+    let y = conv2d_output_shape(xs, ws, p).unwrap();
+    let (n, o, pp) = (xs[0], ws[0], y[2] * y[3]);
+    let ckk = xs[1] * ws[2] * ws[3];
+    let (og, ckkg) = (o / p.groups, ckk / p.groups);
+    let want_w = conv.weight.requires_grad();
+    let cb = chunk_images(pp);
+    let sizes: Vec<usize> = (0..n.div_ceil(cb)).map(|c| cb.min(n - c * cb)).collect();
+    let forward = sizes
+        .iter()
+        .map(|&nb| vec![Product::plain(og, nb * pp, ckkg); p.groups])
+        .collect();
+    // the forward pass runs a batch that fits one chunk on the calling thread
+    let runner = if n <= cb {
+        Runner::Caller
+    } else {
+        Runner::Pool
+    };
+    let f = Phase {
+        what: format!("{name} forward"),
+        runner,
+        tasks: forward,
+    };
+    if !want_w && !input_needs_grad {
+        return (f, None);
+    }
+    let backward = sizes
+        .iter()
+        .map(|&nb| {
+            let mut t = Vec::new();
+            if want_w {
+                // dWᵀ = col·dYᵀ, dY read transposed
+                let dw = Product {
+                    tb: true,
+                    ..Product::plain(ckkg, og, nb * pp)
+                };
+                t.extend(vec![dw; p.groups]);
+            }
+            if input_needs_grad {
+                // dcol = Wᵀ·dY, W read transposed
+                let dx = Product {
+                    ta: true,
+                    ..Product::plain(ckkg, nb * pp, og)
+                };
+                t.extend(vec![dx; p.groups]);
+            }
+            t
+        })
+        .collect();
+    let b = Phase {
+        what: format!("{name} backward"),
+        runner: Runner::Pool,
+        tasks: backward,
+    };
+    (f, Some(b))
+}
+
+/// A linear layer's forward and backward phases, and a note on its input's density.
+fn linear_phases(
+    name: &str,
+    x: &Tensor<f32>,
+    lin: &Linear<f32>,
+    input_needs_grad: bool,
+) -> (Phase, Phase, String) {
+    let ws = lin.weight.value().shape().to_vec();
+    let (out_f, in_f) = (ws[0], ws[1]);
+    let rows = x.numel() / in_f;
+    let sparse_fwd = sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD);
+    let sparse_dw = sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_WEIGHT_GRAD);
+    let density = x.data().iter().filter(|v| **v != 0.0).count() as f64 / x.numel() as f64;
+    let f = Phase {
+        what: format!("{name} forward"),
+        runner: Runner::Caller,
+        tasks: vec![vec![Product {
+            tb: true,
+            add: lin.bias.is_some(),
+            sparse: sparse_fwd,
+            ..Product::plain(rows, out_f, in_f)
+        }]],
+    };
+    let mut back = Vec::new();
+    if input_needs_grad {
+        back.push(Product::plain(rows, in_f, out_f)); // dx = g·w
+    }
+    back.push(Product {
+        ta: true,
+        sparse: sparse_dw,
+        ..Product::plain(out_f, in_f, rows) // dw = gᵀ·x
+    });
+    let b = Phase {
+        what: format!("{name} backward"),
+        runner: Runner::Caller,
+        tasks: vec![back],
+    };
+    let path = |s: bool| if s { "sparse kernel" } else { "GEMM" };
+    let note = format!(
+        "{name}: input density {density:.3}: forward on the {} (sparse at ≤ {}), weight gradient on the {} (≤ {})",
+        path(sparse_fwd),
+        sparse::MAX_DENSITY_FORWARD,
+        path(sparse_dw),
+        sparse::MAX_DENSITY_WEIGHT_GRAD
+    );
+    (f, b, note)
+}
+
+/// Times the raw GEMM crate on `products`, phase after phase as the library's step makes
+/// them (each product dense, the sparse ones too), over `reps` steps after `warmup`:
+/// seconds per step. Every product has its own operands, allocated before the timing.
+pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64 {
+    let threads = rayon::current_num_threads();
+    type Bufs = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    let mut bufs: Vec<Vec<Bufs>> = products
+        .phases
+        .iter()
+        .map(|ph| {
+            ph.tasks
+                .iter()
+                .map(|t| t.iter().map(Product::buffers).collect())
+                .collect()
+        })
+        .collect();
+    let mut step = || {
+        for (ph, pb) in products.phases.iter().zip(bufs.iter_mut()) {
+            let run_task = |task: &Vec<Product>, tb: &mut Bufs, pool: bool| {
+                for (p, (a, b, c)) in task.iter().zip(tb.iter_mut()) {
+                    let par = if pool {
+                        gemm::Parallelism::None
+                    } else {
+                        auto_parallelism(p, threads)
+                    };
+                    p.run(a, b, c, par);
+                }
+            };
+            match ph.runner {
+                Runner::Pool => ph
+                    .tasks
+                    .par_iter()
+                    .zip(pb.par_iter_mut())
+                    .for_each(|(t, tb)| run_task(t, tb, true)),
+                Runner::Caller => {
+                    for (t, tb) in ph.tasks.iter().zip(pb.iter_mut()) {
+                        run_task(t, tb, false);
+                    }
+                }
+            }
+        }
+    };
+    for _ in 0..warmup {
+        step();
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        step();
+    }
+    t.elapsed().as_secs_f64() / reps as f64
 }
 
 /// The allocator settings of the `backprop` binary (src/main.rs), so that a step is measured
@@ -60,28 +465,15 @@ pub fn tune_allocator() {
     }
 }
 
-/// One training step of `spec` (forward in training mode, cross-entropy, backward) at
-/// `batch` MNIST-shaped inputs through the library, timed over `reps` steps after `warmup`:
-/// seconds per step and what the GEMM profile saw.
-pub fn time_library_step(
-    spec: &backprop::train::ModelSpec,
-    batch: usize,
-    warmup: usize,
-    reps: usize,
-) -> (f64, backprop::tensor::profile::GemmStats) {
-    use backprop::autograd::Var;
-    use backprop::nn::{loss, Mode, Module};
-    use backprop::tensor::{profile, Rng, Tensor};
-    let model = spec
-        .build_shaped::<f32>(784, Some([1, 28, 28]), Some(10), 0)
-        .unwrap()
-        .model;
-    let mut rng = Rng::seed(1);
-    let x = Tensor::<f32>::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
-    let labels: Vec<usize> = (0..batch).map(|_| rng.below(10)).collect();
+/// One training step (forward in training mode, cross-entropy, backward) of `setup`'s
+/// network on its whole batch, from the calling thread, timed over `reps` steps after
+/// `warmup`: seconds per step and what the GEMM profile saw.
+pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, profile::GemmStats) {
     let step = || {
-        let out = model.forward(&Var::constant(x.clone()), Mode::Train);
-        let g = loss::cross_entropy(&out, &labels, loss::Reduction::Mean).backward();
+        let out = setup
+            .model
+            .forward(&Var::constant(setup.x.clone()), Mode::Train);
+        let g = loss::cross_entropy(&out, &setup.labels, loss::Reduction::Mean).backward();
         std::hint::black_box(g);
     };
     for _ in 0..warmup {
@@ -98,21 +490,37 @@ pub fn time_library_step(
     (secs, profile::gemm_stats())
 }
 
-/// FLOPs of a list of products.
-pub fn flops(shapes: &[Shape]) -> f64 {
-    shapes.iter().map(|s| 2.0 * (s.0 * s.1 * s.2) as f64).sum()
+/// With `BENCH_LIBRARY_ONLY=N` in the environment, times only the library step, `N` times
+/// (to record its profile with `perf record -g` without the raw step's samples), prints it
+/// and returns true.
+pub fn library_only(setup: &Setup) -> bool {
+    let Some(reps) = std::env::var("BENCH_LIBRARY_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return false;
+    };
+    let (ours, st) = time_library_step(setup, 5, reps.max(1));
+    println!(
+        "library step {:.1} µs ({:.1}% inside GEMM), {reps} steps, no raw step",
+        ours * 1e6,
+        100.0 * st.seconds / (ours * reps.max(1) as f64)
+    );
+    true
 }
 
-/// Prints the library step against the raw products and their ratio.
+/// Prints the library step against the raw products and their ratio, and checks the product
+/// list against what the library's GEMM profile counted.
 pub fn report(
     batch: usize,
     reps: usize,
     ours: f64,
-    st: &backprop::tensor::profile::GemmStats,
+    st: &profile::GemmStats,
     raw: f64,
-    raw_flops: f64,
+    products: &StepProducts,
 ) {
     let lib_flops = st.flops as f64 / reps as f64;
+    let raw_flops = products.flops();
     println!("library step         {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s ({} GEMMs, {:.1}% of the step inside GEMM)", ours * 1e6, batch as f64 / ours, lib_flops / ours * 1e-9, st.calls / reps as u64, 100.0 * st.seconds / (ours * reps as f64));
     println!(
         "raw gemm, same GEMMs {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s",
@@ -121,9 +529,21 @@ pub fn report(
         raw_flops / raw * 1e-9
     );
     println!("ratio library/raw (throughput): {:.3}", raw / ours);
+    let sparse = raw_flops - products.gemm_flops();
     println!(
-        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M",
+        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M (of which {:.2} M the library runs on its sparse kernel)",
         lib_flops * 1e-6,
-        raw_flops * 1e-6
+        raw_flops * 1e-6,
+        sparse * 1e-6
+    );
+    let same = st.calls == (products.gemm_calls() * reps) as u64
+        && st.flops as f64 == products.gemm_flops() * reps as f64;
+    println!(
+        "check: the library's GEMM profile counted {} calls and {:.2} M FLOPs per step, the list's GEMM products are {} and {:.2} M: {}",
+        st.calls as f64 / reps as f64,
+        lib_flops * 1e-6,
+        products.gemm_calls(),
+        products.gemm_flops() * 1e-6,
+        if same { "same" } else { "DIFFERENT (the list is out of date)" }
     );
 }
