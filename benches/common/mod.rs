@@ -490,6 +490,29 @@ pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, pro
     (secs, profile::gemm_stats())
 }
 
+/// The library step and the raw step timed in `rounds` alternating rounds of `reps` steps
+/// each (after a warm-up of both), so that a burst of load on a shared machine hits both
+/// sides alike: the best round of each, seconds per step, and the GEMM profile of the
+/// library's best round.
+pub fn alternate(
+    setup: &Setup,
+    products: &StepProducts,
+    rounds: usize,
+    reps: usize,
+) -> (f64, profile::GemmStats, f64) {
+    let (mut ours, mut raw) = (f64::INFINITY, f64::INFINITY);
+    let mut stats = None;
+    for round in 0..rounds {
+        let warmup = if round == 0 { 5 } else { 1 };
+        let (t, st) = time_library_step(setup, warmup, reps);
+        if t < ours {
+            (ours, stats) = (t, Some(st));
+        }
+        raw = raw.min(time_raw_step(products, warmup, reps));
+    }
+    (ours, stats.expect("at least one round"), raw)
+}
+
 /// With `BENCH_LIBRARY_ONLY=N` in the environment, times only the library step, `N` times
 /// (to record its profile with `perf record -g` without the raw step's samples), prints it
 /// and returns true.
