@@ -264,6 +264,14 @@ impl Setup {
     /// the forward and the weight gradient on the sparse kernel when the input is sparse
     /// enough). The input of the network needs no gradient, so neither does the first
     /// layer's input. Layers without products (batch norm, ReLU, pooling) are skipped.
+    ///
+    /// Beyond the count and FLOP check [`report`] prints, the list was checked call by call
+    /// (2026-12-02) by breaking on the GEMM crate's f32 kernel entry
+    /// (`gemm_f32::gemm::f32::avx512f::gemm_basic`) under gdb: in the W6 bench the raw
+    /// step's calls had the library step's dimensions, strides, output form (write or add)
+    /// and parallelism, one for one, plus the dense forms of the two products the library
+    /// ran on its sparse kernel; in the LeNet-5 bench the library's calls were those of the
+    /// printed list.
     pub fn products(&self) -> StepProducts {
         let (mut fwd, mut bwd, mut notes) = (Vec::new(), Vec::new(), Vec::new());
         let mut h = Var::constant(self.x.clone());
