@@ -11,12 +11,14 @@
 //! product on one thread; the three linear layers make `x·wᵀ`, `g·w` and `gᵀ·x` on the
 //! calling thread, split over the pool from 48³ multiply-adds. The raw step makes every one
 //! of these products as a dense GEMM, phase after phase in the step's order, with the same
-//! operand layouts and threads. A linear layer whose input is sparse enough (after ReLU and
-//! pooling; on this bench's input the 120 → 84 layer's, at density 0.494) makes its
-//! forward on the library's sparse kernel instead of the GEMM crate: the raw step still makes
-//! that product as a dense GEMM, since it is part of the step's arithmetic; the bench
-//! prints each linear layer's input density and which path the library took, and checks its
-//! list against the calls and FLOPs the library's GEMM profile counted.
+//! operand layouts and threads, each thread reusing one set of operands per phase (warm in
+//! cache, as the library's freshly unfolded columns are). A linear layer whose input is
+//! sparse enough (after ReLU and pooling; on this bench's input the 120 → 84 layer's, at
+//! density 0.494) makes its forward on the library's sparse kernel instead of the GEMM
+//! crate: the raw step still makes that product as a dense GEMM, since it is part of the
+//! step's arithmetic; the bench prints each linear layer's input density and which path the
+//! library took, and checks its list against the calls and FLOPs the library's GEMM profile
+//! counted.
 //!
 //! The step here is the whole batch from the calling thread; the trainer instead runs
 //! LeNet's two half-batches side by side (its samples are independent), which this bench

@@ -80,15 +80,6 @@ impl Product {
         self.m * self.n * self.k
     }
 
-    /// Zeroed operands of the right sizes: `(a, b, dst)`.
-    fn buffers(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        (
-            vec![0.5; self.m * self.k],
-            vec![0.25; self.k * self.n],
-            vec![0.0; self.m * self.n],
-        )
-    }
-
     /// Runs the product through the raw crate with the same strides, α, β and parallelism
     /// the library's `gemm` wrapper passes.
     pub fn run(&self, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
@@ -412,23 +403,47 @@ fn linear_phases(
 
 /// Times the raw GEMM crate on `products`, phase after phase as the library's step makes
 /// them (each product dense, the sparse ones too), over `reps` steps after `warmup`:
-/// seconds per step. Every product has its own operands, allocated before the timing.
+/// seconds per step. Each thread reuses one set of operands per phase, allocated before the
+/// timing, so the operands are as warm in cache as they can be (the library's own im2col
+/// and gathers leave theirs warm too): the raw step is the products' best case.
 pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64 {
     let threads = rayon::current_num_threads();
     type Bufs = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
-    let mut bufs: Vec<Vec<Bufs>> = products
+    // per phase, one set of operands per pool thread and one for the calling thread, each
+    // product's as large as its largest instance in the phase (a last chunk may be smaller)
+    let bufs: Vec<Vec<std::sync::Mutex<Bufs>>> = products
         .phases
         .iter()
         .map(|ph| {
-            ph.tasks
-                .iter()
-                .map(|t| t.iter().map(Product::buffers).collect())
+            let most = ph.tasks.iter().map(Vec::len).max().unwrap_or(0);
+            let set: Bufs = (0..most)
+                .map(|j| {
+                    let size = |f: fn(&Product) -> usize| {
+                        ph.tasks
+                            .iter()
+                            .filter_map(|t| t.get(j).map(f))
+                            .max()
+                            .unwrap_or(0)
+                    };
+                    (
+                        vec![0.5f32; size(|p| p.m * p.k)],
+                        vec![0.25f32; size(|p| p.k * p.n)],
+                        vec![0.0f32; size(|p| p.m * p.n)],
+                    )
+                })
+                .collect();
+            (0..=threads)
+                .map(|_| std::sync::Mutex::new(set.clone()))
                 .collect()
         })
         .collect();
-    let mut step = || {
-        for (ph, pb) in products.phases.iter().zip(bufs.iter_mut()) {
-            let run_task = |task: &Vec<Product>, tb: &mut Bufs, pool: bool| {
+    let step = || {
+        for (ph, pb) in products.phases.iter().zip(&bufs) {
+            let run_task = |task: &Vec<Product>, pool: bool| {
+                let slot = rayon::current_thread_index()
+                    .unwrap_or(threads)
+                    .min(threads);
+                let mut tb = pb[slot].lock().unwrap();
                 for (p, (a, b, c)) in task.iter().zip(tb.iter_mut()) {
                     let par = if pool {
                         gemm::Parallelism::None
@@ -439,16 +454,8 @@ pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64
                 }
             };
             match ph.runner {
-                Runner::Pool => ph
-                    .tasks
-                    .par_iter()
-                    .zip(pb.par_iter_mut())
-                    .for_each(|(t, tb)| run_task(t, tb, true)),
-                Runner::Caller => {
-                    for (t, tb) in ph.tasks.iter().zip(pb.iter_mut()) {
-                        run_task(t, tb, false);
-                    }
-                }
+                Runner::Pool => ph.tasks.par_iter().for_each(|t| run_task(t, true)),
+                Runner::Caller => ph.tasks.iter().for_each(|t| run_task(t, false)),
             }
         }
     };
