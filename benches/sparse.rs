@@ -8,7 +8,7 @@ use backprop::tensor::ops::sparse;
 use backprop::tensor::{Rng, Tensor};
 
 mod common;
-use common::best_of;
+use common::{best_of, tune_allocator};
 
 fn with_density(rows: usize, cols: usize, density: f64, rng: &mut Rng) -> Tensor<f32> {
     let v = Tensor::<f32>::rand_uniform(&[rows, cols], 0.0, 1.0, rng);
@@ -23,6 +23,8 @@ fn with_density(rows: usize, cols: usize, density: f64, rng: &mut Rng) -> Tensor
 }
 
 fn main() {
+    // as the CLI does, so fresh buffers do not page-fault on every call
+    tune_allocator();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
