@@ -32,13 +32,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use backprop_autograd::{no_grad, Var};
 use backprop_data::{digit_names, load_idx_pair, synthetic, Dataset, Encoding};
-use backprop_nn::{Mode, Module};
+use backprop_nn::Module;
 use backprop_tensor::{Rng, Tensor};
 use backprop_train::{
-    evaluate, EpochRecord, LossKind, ModelSpec, Observer, OptimizerKind, ScheduleKind, TrainConfig,
-    Trainer,
+    evaluate, predict_outputs, EpochRecord, LossKind, ModelSpec, Observer, OptimizerKind,
+    ScheduleKind, TrainConfig, Trainer,
 };
 
 use crate::args::BenchArgs;
@@ -273,14 +272,7 @@ fn inference_speed(
     let mut rng = Rng::seed(seed);
     let idx: Vec<usize> = (0..batch).map(|_| rng.below(test.len())).collect();
     let many = test.x.index_select(0, &idx);
-    let forward = |x: &Tensor<f32>| -> f32 {
-        no_grad(|| {
-            model
-                .forward(&Var::constant(x.clone()), Mode::Eval)
-                .value()
-                .data()[0]
-        })
-    };
+    let forward = |x: &Tensor<f32>| -> f32 { predict_outputs(model, x).data()[0] };
     let timed = |x: &Tensor<f32>, warm: usize, n: usize, sink: &mut f32| -> f64 {
         for _ in 0..warm {
             *sink += forward(x);

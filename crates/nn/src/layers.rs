@@ -390,6 +390,9 @@ impl<E: Element> Module<E> for Dropout {
     fn sample_independent(&self) -> bool {
         false
     }
+    fn sample_independent_in_eval(&self) -> bool {
+        true
+    }
     fn is_shape_only(&self) -> bool {
         true
     }
@@ -696,6 +699,9 @@ impl<E: Element> Module<E> for BatchNorm<E> {
     }
     fn sample_independent(&self) -> bool {
         false
+    }
+    fn sample_independent_in_eval(&self) -> bool {
+        true
     }
 }
 

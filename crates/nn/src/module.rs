@@ -116,6 +116,32 @@ pub trait Module<E: Element = f32>: Send + Sync {
             .all(|(_, c)| c.sample_independent())
     }
 
+    /// As [`Module::sample_independent`], in evaluation mode, where batch norm uses its
+    /// running statistics and dropout is the identity: false only for layers that carry
+    /// state from one forward pass to the next (a stateful recurrent layer). A container is
+    /// if all its children are (the default); a layer without children, if it is sample
+    /// independent in training.
+    ///
+    /// ```
+    /// use backprop_nn::{BatchNorm, Dropout, Linear, Module, Sequential};
+    /// use backprop_tensor::Rng;
+    /// let mut rng = Rng::seed(0);
+    /// let m = Sequential::<f32>::new()
+    ///     .add("fc1", Linear::new(2, 2, &mut rng))
+    ///     .add("bn1", BatchNorm::new(2))
+    ///     .add("drop1", Dropout::new(0.5, 1));
+    /// assert!(!m.sample_independent());
+    /// assert!(m.sample_independent_in_eval());
+    /// ```
+    fn sample_independent_in_eval(&self) -> bool {
+        let children = self.children();
+        if children.is_empty() {
+            self.sample_independent()
+        } else {
+            children.iter().all(|(_, c)| c.sample_independent_in_eval())
+        }
+    }
+
     /// The layer as a [`Linear`], if it is one.
     fn as_linear(&self) -> Option<&Linear<E>> {
         None

@@ -552,6 +552,9 @@ impl<E: Element> Module<E> for Recurrent<E> {
     fn sample_independent(&self) -> bool {
         self.dropout.is_none() && !self.options.stateful
     }
+    fn sample_independent_in_eval(&self) -> bool {
+        !self.options.stateful
+    }
     fn reset_state(&self) {
         Recurrent::reset_state(self);
     }

@@ -133,7 +133,7 @@ pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Eval
     let mut preds = Vec::with_capacity(data.len());
     for b in data.batches(1000, None) {
         let n = b.x.shape()[0];
-        let out = model.forward(&Var::constant(b.x.clone()), Mode::Eval);
+        let out = Var::constant(predict_outputs(model, &b.x));
         loss_sum += batch_loss(kind, &out, &b.targets).item() as f64 * n as f64;
         if matches!(b.targets, BatchTargets::Classes(_)) {
             preds.extend(out.value().argmax(1));
@@ -741,10 +741,34 @@ pub fn load_weights(model: &dyn Module<f32>, ck: &Checkpoint) -> Result<(), Stri
     Ok(())
 }
 
+/// Rows from which [`predict_outputs`] splits a batch in two halves.
+pub const SPLIT_ROWS: usize = 128;
+
 /// The model's raw outputs for a batch of inputs (evaluation mode, nothing recorded):
 /// regression predictions, or class logits.
+///
+/// A batch of at least [`SPLIT_ROWS`] rows, for a model whose samples are independent in
+/// evaluation ([`Module::sample_independent_in_eval`]), goes as two halves side by side on
+/// the thread pool, each through the whole network on one thread: one hand-off to the pool
+/// per call instead of one per parallel kernel. The split does not depend on the thread
+/// count, so neither does the result. Called from inside the pool, the batch goes whole.
 pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-    no_grad(|| model.forward(&Var::constant(x.clone()), Mode::Eval).value())
+    let whole = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
+    let n = x.shape().first().copied().unwrap_or(0);
+    if n < SPLIT_ROWS
+        || x.rank() < 2
+        || rayon::current_thread_index().is_some()
+        || !model.sample_independent_in_eval()
+    {
+        return whole(x.clone());
+    }
+    let h = n / 2;
+    let (a, b) = rayon::join(|| whole(x.narrow(0, 0, h)), || whole(x.narrow(0, h, n - h)));
+    if a.rank() == 0 || a.shape()[0] != h || b.shape()[0] != n - h {
+        // an output without one row per sample: the batch goes whole
+        return whole(x.clone());
+    }
+    Tensor::concat(&[&a, &b], 0)
 }
 
 /// Regression scores of `model` on `data` in the target's units: `unscale` maps a model
@@ -776,18 +800,52 @@ pub fn regression_scores(
 
 /// Predicted class probabilities for a batch of inputs (softmax of the outputs).
 pub fn predict_proba(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-    no_grad(|| {
-        model
-            .forward(&Var::constant(x.clone()), Mode::Eval)
-            .value()
-            .softmax(1)
-    })
+    predict_outputs(model, x).softmax(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::ModelSpec;
+
+    #[test]
+    fn predictions_split_in_halves_are_each_halfs_own_outputs() {
+        let model = ModelSpec::cnn(3)
+            .build_shaped::<f32>(64, Some([1, 8, 8]), Some(3), 2)
+            .unwrap()
+            .model;
+        let mut rng = backprop_tensor::Rng::seed(9);
+        let n = SPLIT_ROWS + 3;
+        let x = Tensor::<f32>::rand_normal(&[n, 64], 0.0, 1.0, &mut rng);
+        // batch norm in evaluation: the halves may go apart
+        assert!(!model.sample_independent() && model.sample_independent_in_eval());
+        let fwd = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
+        let split = predict_outputs(&model, &x);
+        // each half computed alone on one thread, as the split computes it
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let h = n / 2;
+        let halves = one.install(|| {
+            let (a, b) = (fwd(x.narrow(0, 0, h)), fwd(x.narrow(0, h, n - h)));
+            [a.to_vec(), b.to_vec()].concat()
+        });
+        assert_eq!(split.shape(), [n, 3]);
+        assert_eq!(split.to_vec(), halves, "not each half's own outputs");
+        let whole = fwd(x.clone());
+        for (a, b) in split.data().iter().zip(whole.data()) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} against {b}");
+        }
+        // below the split size, or from inside the pool, the batch goes whole
+        let small = x.narrow(0, 0, SPLIT_ROWS - 1);
+        assert_eq!(
+            predict_outputs(&model, &small).to_vec(),
+            fwd(small.clone()).to_vec()
+        );
+        let inside = one.install(|| predict_outputs(&model, &x));
+        assert_eq!(inside.to_vec(), one.install(|| fwd(x.clone())).to_vec());
+    }
 
     #[test]
     fn a_batch_split_in_halves_gives_the_whole_batch_gradient() {
