@@ -65,7 +65,7 @@ impl<E: Element> Var<E> {
         let (y, idx) = max_pool2d_forward(&x, p).unwrap_or_else(|e| panic!("{e}"));
         let shape = x.shape().to_vec();
         Var::from_op("max_pool2d", y, vec![self.clone()], move |g, _| {
-            vec![Some(max_pool2d_backward(&shape, g, &idx))]
+            vec![Some(max_pool2d_backward(&shape, g, &idx, p))]
         })
     }
 

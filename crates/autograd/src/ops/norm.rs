@@ -39,7 +39,8 @@ impl<E: Element> Var<E> {
 
     /// [`Var::batch_norm`] followed by ReLU, `max(BN(x), 0)`, as one op: the ReLU is applied
     /// as the normalised values are written, and its gradient as the batch norm's backward
-    /// pass reads `dy` (no separate passes, no buffer between). Returns the output and the
+    /// pass reads `dy`, its mask recomputed from the input (no separate passes, no buffer
+    /// between, and the output is not read again). Returns the output and the
     /// batch mean and biased variance.
     ///
     /// ```
@@ -60,16 +61,16 @@ impl<E: Element> Var<E> {
         beta: &Var<E>,
         eps: f64,
     ) -> (Var<E>, Tensor<E>, Tensor<E>) {
-        let (x, g) = (self.value(), gamma.value());
+        let (x, g, b) = (self.value(), gamma.value(), beta.value());
         let eps = E::from_f64(eps);
-        let (y, mean, var) = batch_norm_relu_forward(&x, &g, &beta.value(), eps);
-        let (m2, v2, y2) = (mean.clone(), var.clone(), y.clone());
+        let (y, mean, var) = batch_norm_relu_forward(&x, &g, &b, eps);
+        let (m2, v2) = (mean.clone(), var.clone());
         let out = Var::from_op(
             "batch_norm_relu",
             y,
             vec![self.clone(), gamma.clone(), beta.clone()],
             move |dy, _| {
-                let (dx, dg, db) = batch_norm_relu_backward(&x, &y2, &g, &m2, &v2, eps, dy);
+                let (dx, dg, db) = batch_norm_relu_backward(&x, &g, &b, &m2, &v2, eps, dy);
                 vec![Some(dx), Some(dg), Some(db)]
             },
         );

@@ -667,10 +667,14 @@ fn forward<E: Element>(
         one_chunk(0, yu, &mut vec![E::ZERO; ckk * g.n * pp], &mut Vec::new());
         None
     } else {
-        yu.par_chunks_mut(per_chunk).enumerate().for_each_init(
-            || (vec![E::ZERO; ckk * cb * pp], Vec::new()),
-            |(col, tmp), (c, yc)| one_chunk(c * cb, yc, col, tmp),
-        );
+        yu.par_chunks_mut(per_chunk)
+            .enumerate()
+            .for_each(|(c, yc)| {
+                with_scratch(|s: &mut Scratch<E>| {
+                    let col = s.col.get(ckk * cb * pp);
+                    one_chunk(c * cb, yc, col, &mut s.tmp)
+                })
+            });
         None
     };
     // SAFETY: the chunks of `cb·o·pp` elements cover the first `len` elements, and each
@@ -860,7 +864,7 @@ fn backward<E: Element>(
     let accs: Vec<Option<Vec<E>>> = dx_parts
         .into_par_iter()
         .enumerate()
-        .map_init(Scratch::default, one_chunk)
+        .map(|part| with_scratch(|s| one_chunk(s, part)))
         .collect();
     let dx = want.0.then(|| {
         // SAFETY: the chunks' parts tile the `n·img_len` elements, and each part's images
@@ -891,11 +895,15 @@ fn backward<E: Element>(
     (dx, dw, db)
 }
 
-/// A task's reusable buffers in the backward pass (grown on first use, then kept).
+/// A thread's reusable buffers for the chunks of the forward and backward passes (grown on
+/// first use, then kept from call to call, so they are neither allocated nor zero-filled
+/// again: every user overwrites what it takes).
 struct Scratch<E> {
     dy: Grow<E>,
     col: Grow<E>,
     dcol: Grow<E>,
+    /// The forward pass's product of a chunk, before its images are copied out.
+    tmp: Vec<E>,
 }
 
 impl<E> Default for Scratch<E> {
@@ -904,8 +912,35 @@ impl<E> Default for Scratch<E> {
             dy: Grow(Vec::new()),
             col: Grow(Vec::new()),
             dcol: Grow(Vec::new()),
+            tmp: Vec::new(),
         }
     }
+}
+
+thread_local! {
+    /// Each thread's [`Scratch`] per element type, kept between calls.
+    static SCRATCH: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's [`Scratch`] for `E`, taken out of [`SCRATCH`] while `f` runs
+/// (a task that starts on the same thread meanwhile, e.g. one stolen while `f` waits,
+/// finds none and makes its own, which it then keeps).
+fn with_scratch<E: Element, R>(f: impl FnOnce(&mut Scratch<E>) -> R) -> R {
+    let taken = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let at = s.iter().position(|b| b.is::<Scratch<E>>())?;
+        s.swap_remove(at).downcast::<Scratch<E>>().ok()
+    });
+    let mut scratch = taken.unwrap_or_default();
+    let r = f(&mut scratch);
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if !s.iter().any(|b| b.is::<Scratch<E>>()) {
+            s.push(scratch);
+        }
+    });
+    r
 }
 
 /// A buffer handed out at a requested length; its contents are whatever was there before

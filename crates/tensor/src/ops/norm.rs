@@ -67,25 +67,31 @@ impl Kernels {
         (s1.to_f64(), s2.to_f64())
     }
 
-    /// `(Σ d, Σ d·(x − μ))` over one plane of `dy` and `x`; with `y` (the plane of a ReLU's
-    /// output), `d` counts only where `y > 0`.
+    /// `(Σ d, Σ d·(x − μ))` over one plane of `dy` and `x`; with `relu` (the forward pass's
+    /// `[a, t]` of a batch norm followed by ReLU), `d` counts only where the forward pass's
+    /// output `a·(x − μ) + t` was positive, recomputed from `x` exactly as it was then.
     #[inline]
-    fn grad_sums<E: Element>(self, d: &[E], x: &[E], y: Option<&[E]>, mu: E) -> (f64, f64) {
-        assert!(d.len() == x.len() && y.is_none_or(|y| y.len() == d.len()));
+    fn grad_sums<E: Element>(self, d: &[E], x: &[E], relu: Option<[E; 2]>, mu: E) -> (f64, f64) {
+        assert_eq!(d.len(), x.len());
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
-            let (d, x, mu) = (as_f32(d), as_f32(x), mu.to_f64() as f32);
+            let f = |v: E| v.to_f64() as f32;
+            let (d, x, mu) = (as_f32(d), as_f32(x), f(mu));
             // SAFETY: AVX-512F and f32, as above; the planes have the same length.
             return unsafe {
-                match y {
-                    Some(y) => simd::grad_sums::<true>(d, x, as_f32(y), mu),
-                    None => simd::grad_sums::<false>(d, x, &[], mu),
+                match relu {
+                    Some([a, t]) => simd::grad_sums::<true>(d, x, [mu, f(a), f(t)]),
+                    None => simd::grad_sums::<false>(d, x, [mu, 0.0, 0.0]),
                 }
             };
         }
-        let (s1, s2) = match y {
-            Some(y) => {
-                let masked: Vec<E> = d.iter().zip(y).map(|(&g, &v)| relu_mask(g, v)).collect();
+        let (s1, s2) = match relu {
+            Some([a, t]) => {
+                let masked: Vec<E> = d
+                    .iter()
+                    .zip(x)
+                    .map(|(&g, &v)| relu_mask(g, pre_relu(v, [mu, a, t])))
+                    .collect();
                 lanes(&masked, x, |g, v| (g, g * (v - mu)))
             }
             None => lanes(d, x, |g, v| (g, g * (v - mu))),
@@ -112,22 +118,23 @@ impl Kernels {
             };
         }
         for (o, &v) in o.iter_mut().zip(p) {
-            let r = a * (v - mu) + t;
+            let r = pre_relu(v, [mu, a, t]);
             o.write(if relu { relu_of(r) } else { r });
         }
     }
 
-    /// `o = a·d + b·(x − μ) + c`; with `y`, `d` is taken as 0 where `y ≤ 0`.
+    /// `o = a·d + b·(x − μ) + c`; with `relu = [a', t']` (as in [`Kernels::grad_sums`]), `d`
+    /// is taken as 0 where the forward output `a'·(x − μ) + t'` was not positive.
     #[inline]
     fn grad_out<E: Element>(
         self,
         o: &mut [MaybeUninit<E>],
         d: &[E],
         x: &[E],
-        y: Option<&[E]>,
+        relu: Option<[E; 2]>,
         k: [E; 4],
     ) {
-        assert!(o.len() == d.len() && d.len() == x.len() && y.is_none_or(|y| y.len() == d.len()));
+        assert!(o.len() == d.len() && d.len() == x.len());
         let [mu, a, b, c] = k;
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
@@ -136,17 +143,31 @@ impl Kernels {
             let (o, d, x) = (o.as_mut_ptr().cast(), as_f32(d), as_f32(x));
             // SAFETY: AVX-512F and f32, as above; the planes have the same length.
             return unsafe {
-                match y {
-                    Some(y) => simd::grad_out::<true>(o, d, x, as_f32(y), k),
-                    None => simd::grad_out::<false>(o, d, x, &[], k),
+                match relu {
+                    Some([ra, rt]) => simd::grad_out::<true>(o, d, x, [f(ra), f(rt)], k),
+                    None => simd::grad_out::<false>(o, d, x, [0.0, 0.0], k),
                 }
             };
         }
-        for (i, (o, (&g, &v))) in o.iter_mut().zip(d.iter().zip(x)).enumerate() {
-            let g = y.map_or(g, |y| relu_mask(g, y[i]));
+        for (o, (&g, &v)) in o.iter_mut().zip(d.iter().zip(x)) {
+            let g = relu.map_or(g, |[ra, rt]| relu_mask(g, pre_relu(v, [mu, ra, rt])));
             o.write(a * g + b * (v - mu) + c);
         }
     }
+}
+
+/// The batch norm's output before its ReLU, `a·(v − μ) + t`: one expression for the forward
+/// pass and for the backward pass that recomputes the ReLU's mask from it.
+#[inline(always)]
+fn pre_relu<E: Element>(v: E, [mu, a, t]: [E; 3]) -> E {
+    a * (v - mu) + t
+}
+
+/// The per-channel `[μ, a, t]` of `y = a·(x − μ) + t` from the batch mean and variance as
+/// stored (rounded to `E`), so the backward pass can recompute the very same `y`.
+fn affine_coefs<E: Element>(mean: E, var: E, gamma: E, beta: E, eps: E) -> [E; 3] {
+    let scale = gamma.to_f64() / (var.to_f64() + eps.to_f64()).sqrt();
+    [mean, E::from_f64(scale), beta]
 }
 
 /// `v` if positive, else 0 (NaN too), as `Tensor::relu`.
@@ -267,57 +288,54 @@ mod simd {
         )
     }
 
-    /// `d` where `y > 0` (the gradient through a ReLU of output `y`), else 0; `d` as it is
-    /// unless `RELU`.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; with `RELU`, `y` must be valid for 16 reads at `i`
-    /// under the mask `m`.
-    #[inline(always)]
-    unsafe fn through_relu<const RELU: bool>(
-        d: __m512,
-        y: *const f32,
-        i: usize,
-        m: __mmask16,
-    ) -> __m512 {
+    /// `d` where `a·u + t > 0` (the gradient through the ReLU of a batch norm whose
+    /// centred input is `u`, recomputed as the forward pass computed it), else 0; `d` as
+    /// it is unless `RELU`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn through_relu<const RELU: bool>(d: __m512, u: __m512, av: __m512, tv: __m512) -> __m512 {
         if RELU {
-            // SAFETY: the caller's condition on `y`.
-            let v = unsafe { _mm512_maskz_loadu_ps(m, y.add(i)) };
-            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps()), d)
+            let r = _mm512_fmadd_ps(av, u, tv);
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(r, _mm512_setzero_ps()), d)
         } else {
             d
         }
     }
 
+    /// `(Σ d, Σ d·(x − μ))`, with `d` masked by the ReLU of `a·(x − μ) + t` under `RELU`
+    /// (`[μ, a, t]`, `a` and `t` unused otherwise).
+    ///
     /// # Safety
-    /// The CPU must have AVX-512F, `d` and `x` must have the same length, and so must `y`
-    /// with `RELU`.
+    /// The CPU must have AVX-512F, and `d` and `x` must have the same length.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn grad_sums<const RELU: bool>(
         d: &[f32],
         x: &[f32],
-        y: &[f32],
-        mu: f32,
+        [mu, a, t]: [f32; 3],
     ) -> (f64, f64) {
         let (n, dp, xp, m0) = (d.len(), d.as_ptr(), x.as_ptr(), _mm512_set1_ps(mu));
-        let yp = y.as_ptr();
+        let (av, tv) = (_mm512_set1_ps(a), _mm512_set1_ps(t));
         let z = _mm512_setzero_ps();
         let (mut a1, mut a2, mut b1, mut b2) = (z, z, z, z);
         let mut i = 0;
         while i + 32 <= n {
-            // SAFETY: i + 32 ≤ n = d.len() = x.len() (= y.len() with RELU).
+            // SAFETY: i + 32 ≤ n = d.len() = x.len().
             let (g, h, u, v) = unsafe {
                 (
-                    through_relu::<RELU>(_mm512_loadu_ps(dp.add(i)), yp, i, 0xffff),
-                    through_relu::<RELU>(_mm512_loadu_ps(dp.add(i + 16)), yp, i + 16, 0xffff),
-                    _mm512_loadu_ps(xp.add(i)),
-                    _mm512_loadu_ps(xp.add(i + 16)),
+                    _mm512_loadu_ps(dp.add(i)),
+                    _mm512_loadu_ps(dp.add(i + 16)),
+                    _mm512_sub_ps(_mm512_loadu_ps(xp.add(i)), m0),
+                    _mm512_sub_ps(_mm512_loadu_ps(xp.add(i + 16)), m0),
                 )
             };
+            let (g, h) = (
+                through_relu::<RELU>(g, u, av, tv),
+                through_relu::<RELU>(h, v, av, tv),
+            );
             a1 = _mm512_add_ps(a1, g);
-            a2 = _mm512_fmadd_ps(g, _mm512_sub_ps(u, m0), a2);
+            a2 = _mm512_fmadd_ps(g, u, a2);
             b1 = _mm512_add_ps(b1, h);
-            b2 = _mm512_fmadd_ps(h, _mm512_sub_ps(v, m0), b2);
+            b2 = _mm512_fmadd_ps(h, v, b2);
             i += 32;
         }
         while i < n {
@@ -325,12 +343,13 @@ mod simd {
             // SAFETY: the mask covers only lanes with i + lane < n.
             let (g, u) = unsafe {
                 (
-                    through_relu::<RELU>(_mm512_maskz_loadu_ps(m, dp.add(i)), yp, i, m),
-                    _mm512_maskz_loadu_ps(m, xp.add(i)),
+                    _mm512_maskz_loadu_ps(m, dp.add(i)),
+                    _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xp.add(i)), m0),
                 )
             };
+            let g = through_relu::<RELU>(g, u, av, tv);
             a1 = _mm512_add_ps(a1, g);
-            a2 = _mm512_fmadd_ps(g, _mm512_maskz_sub_ps(m, u, m0), a2);
+            a2 = _mm512_fmadd_ps(g, u, a2);
             i += 16;
         }
         (
@@ -366,29 +385,32 @@ mod simd {
         }
     }
 
-    /// `o = a·d + b·(x − μ) + c`, with `d` taken as 0 where `y ≤ 0` under `RELU`.
+    /// `o = a·d + b·(x − μ) + c`, with `d` taken as 0 where `ra·(x − μ) + rt ≤ 0` under
+    /// `RELU` (`[ra, rt]`, unused otherwise).
     ///
     /// # Safety
-    /// The CPU must have AVX-512F, `d` and `x` (and `y` with `RELU`) must have the same
-    /// length, and `o` must be valid for that many writes.
+    /// The CPU must have AVX-512F, `d` and `x` must have the same length, and `o` must be
+    /// valid for that many writes.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn grad_out<const RELU: bool>(
         o: *mut f32,
         d: &[f32],
         x: &[f32],
-        y: &[f32],
+        [ra, rt]: [f32; 2],
         [mu, a, b, c]: [f32; 4],
     ) {
-        let (n, dp, xp, yp) = (d.len(), d.as_ptr(), x.as_ptr(), y.as_ptr());
+        let (n, dp, xp) = (d.len(), d.as_ptr(), x.as_ptr());
         let (av, bv, cv) = (_mm512_set1_ps(a), _mm512_set1_ps(b), _mm512_set1_ps(c));
+        let (rav, rtv) = (_mm512_set1_ps(ra), _mm512_set1_ps(rt));
         let mv = _mm512_set1_ps(mu);
         let mut i = 0;
         while i < n {
             let m = mask(i, n);
-            // SAFETY: the mask covers only lanes with i + lane < n, inside all three.
+            // SAFETY: the mask covers only lanes with i + lane < n, inside `d`, `x` and `o`.
             unsafe {
-                let g = through_relu::<RELU>(_mm512_maskz_loadu_ps(m, dp.add(i)), yp, i, m);
                 let v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xp.add(i)), mv);
+                let g = _mm512_maskz_loadu_ps(m, dp.add(i));
+                let g = through_relu::<RELU>(g, v, rav, rtv);
                 let r = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(bv, v, cv));
                 _mm512_mask_storeu_ps(o.add(i), m, r);
             }
@@ -490,14 +512,13 @@ fn bn_forward<E: Element>(
                     s2 += b;
                 }
                 let d = s1 / m;
-                let mean = k0.to_f64() + d;
-                let var = (s2 / m - d * d).max(0.0);
-                let scale = g[ch].to_f64() / (var + eps.to_f64()).sqrt();
-                let mat = [E::from_f64(mean), E::from_f64(scale), b[ch]];
+                let mean = E::from_f64(k0.to_f64() + d);
+                let var = E::from_f64((s2 / m - d * d).max(0.0));
+                let mat = affine_coefs(mean, var, g[ch], b[ch], eps);
                 for (o, p) in out.into_iter().zip(planes_of(xd, c, hw, ch)) {
                     k.affine(o, p, mat, relu);
                 }
-                (E::from_f64(mean), E::from_f64(var))
+                (mean, var)
             })
             .collect::<Vec<(E, E)>>()
     });
@@ -522,28 +543,29 @@ pub fn batch_norm_backward<E: Element>(
     bn_backward(x, None, gamma, [mean, var], eps, dy)
 }
 
-/// Backward of [`batch_norm_relu_forward`]: `(dx, dγ, dβ)` from `x`, the forward output
-/// `y`, `γ`, the batch mean and variance, and `dy`. The ReLU's gradient (`dy` where
-/// `y > 0`, else 0) is applied as `dy` is read, in both passes, with no buffer between.
+/// Backward of [`batch_norm_relu_forward`]: `(dx, dγ, dβ)` from `x`, `γ`, `β`, the batch
+/// mean and variance the forward pass returned, and `dy`. The ReLU's gradient (`dy` where the
+/// output was positive, else 0) is applied as `dy` is read, in both passes: the output's sign
+/// is recomputed from `x`, `γ`, `β` and the statistics exactly as the forward pass computed
+/// it, so the output itself is not read again.
 ///
 /// # Panics
-/// If `x`, `y` and `dy` differ in shape.
+/// If `x` and `dy` differ in shape.
 pub fn batch_norm_relu_backward<E: Element>(
     x: &Tensor<E>,
-    y: &Tensor<E>,
     gamma: &Tensor<E>,
+    beta: &Tensor<E>,
     mean: &Tensor<E>,
     var: &Tensor<E>,
     eps: E,
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
-    assert_eq!(y.shape(), x.shape(), "batch norm backward: y and x differ");
-    bn_backward(x, Some(y), gamma, [mean, var], eps, dy)
+    bn_backward(x, Some(beta), gamma, [mean, var], eps, dy)
 }
 
 fn bn_backward<E: Element>(
     x: &Tensor<E>,
-    y: Option<&Tensor<E>>,
+    beta: Option<&Tensor<E>>,
     gamma: &Tensor<E>,
     [mean, var]: [&Tensor<E>; 2],
     eps: E,
@@ -557,25 +579,23 @@ fn bn_backward<E: Element>(
     );
     let m = (n * hw).max(1) as f64;
     let (xd, gd, mu, g) = (x.data(), dy.data(), mean.data(), gamma.data());
-    let yd = y.map(|y| y.data());
-    // the channel's planes of y, or none
-    let y_planes = |ch: usize| -> Box<dyn Iterator<Item = Option<&[E]>> + '_> {
-        match yd {
-            Some(yd) => Box::new(planes_of(yd, c, hw, ch).map(Some)),
-            None => Box::new(std::iter::repeat(None)),
-        }
-    };
+    let bd = beta.map(|b| b.data());
     let k = Kernels::for_type::<E>();
     let (dx, sums) = filled(n * c * hw, |dx| {
         planes_by_channel(dx, c, hw)
             .into_par_iter()
             .map(|(ch, out)| {
                 let mu_c = mu[ch];
-                let invstd = 1.0 / (var.data()[ch].to_f64() + eps.to_f64()).sqrt();
+                let vc = var.data()[ch];
+                // the forward pass's [a, t], to recompute its ReLU's mask
+                let relu = bd.map(|b| {
+                    let [_, a, t] = affine_coefs(mu_c, vc, g[ch], b[ch], eps);
+                    [a, t]
+                });
+                let invstd = 1.0 / (vc.to_f64() + eps.to_f64()).sqrt();
                 let (mut db, mut dxm) = (0.0f64, 0.0f64);
-                let pairs = planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch));
-                for ((p, q), r) in pairs.zip(y_planes(ch)) {
-                    let (a, b) = k.grad_sums(p, q, r, mu_c);
+                for (p, q) in planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch)) {
+                    let (a, b) = k.grad_sums(p, q, relu, mu_c);
                     db += a;
                     dxm += b;
                 }
@@ -587,8 +607,8 @@ fn bn_backward<E: Element>(
                 let c0 = -a * db / m;
                 let coef = [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)];
                 let pairs = planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch));
-                for ((o, (p, q)), r) in out.into_iter().zip(pairs).zip(y_planes(ch)) {
-                    k.grad_out(o, p, q, r, coef);
+                for (o, (p, q)) in out.into_iter().zip(pairs) {
+                    k.grad_out(o, p, q, relu, coef);
                 }
                 (E::from_f64(dg), E::from_f64(db))
             })
@@ -717,7 +737,7 @@ mod tests {
                 let (dx, dg, db) = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &dy);
                 let aff = channel_affine_forward(&x, &g, &b);
                 let (yr, _, _) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
-                let (dxr, dgr, dbr) = batch_norm_relu_backward(&x, &yr, &g, &mean, &var, 1e-5, &dy);
+                let (dxr, dgr, dbr) = batch_norm_relu_backward(&x, &g, &b, &mean, &var, 1e-5, &dy);
                 PORTABLE.with(|p| p.set(false));
                 [y, mean, var, dx, dg, db, aff, yr, dxr, dgr, dbr].map(|t| t.to_vec())
             };
@@ -826,7 +846,7 @@ mod tests {
                 shape,
             );
             let want = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &masked);
-            let got = batch_norm_relu_backward(&x, &y, &g, &mean, &var, 1e-5, &dy);
+            let got = batch_norm_relu_backward(&x, &g, &b, &mean, &var, 1e-5, &dy);
             for (k, (a, w)) in [got.0, got.1, got.2]
                 .iter()
                 .zip([want.0, want.1, want.2])
@@ -837,6 +857,33 @@ mod tests {
                     "{shape:?} gradient {k}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_recomputed_relu_mask_is_the_forward_outputs_sign_in_f32() {
+        let mut rng = Rng::seed(9);
+        // sizes with and without 16-lane tails; β near 0, so many outputs sit near the kink
+        for shape in [&[8, 3, 14, 14][..], &[5, 4, 7, 7], &[7, 6]] {
+            let c = shape[1];
+            let x = Tensor::<f32>::rand_normal(shape, 0.3, 1.0, &mut rng);
+            let g = Tensor::<f32>::rand_normal(&[c], 1.0, 0.5, &mut rng);
+            let b = Tensor::<f32>::rand_normal(&[c], 0.0, 0.01, &mut rng);
+            let dy = Tensor::<f32>::rand_normal(shape, 0.0, 1.0, &mut rng);
+            let (y, mean, var) = batch_norm_relu_forward(&x, &g, &b, 1e-5);
+            let masked: Vec<f32> = dy
+                .to_vec()
+                .iter()
+                .zip(y.to_vec())
+                .map(|(&d, y)| if y > 0.0 { d } else { 0.0 })
+                .collect();
+            let masked = Tensor::from_vec(masked, shape);
+            let want = batch_norm_backward(&x, &g, &mean, &var, 1e-5, &masked);
+            let got = batch_norm_relu_backward(&x, &g, &b, &mean, &var, 1e-5, &dy);
+            // the same kernels on the same masked values: equal to the bit
+            assert_eq!(got.0.to_vec(), want.0.to_vec(), "{shape:?} dx");
+            assert_eq!(got.1.to_vec(), want.1.to_vec(), "{shape:?} dγ");
+            assert_eq!(got.2.to_vec(), want.2.to_vec(), "{shape:?} dβ");
         }
     }
 

@@ -9,6 +9,8 @@
 //! - Average pooling pads with zeros and always divides by `KH·KW` (PyTorch's
 //!   `count_include_pad = true`), so its gradient is `dy / (KH·KW)` spread over the window.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::element::Element;
@@ -329,6 +331,69 @@ mod simd {
             }
         }
     }
+
+    /// The gradient of a 2×2, stride-2 max pooling over one plane, sixteen outputs at a
+    /// time: the gradient goes to the lane of its window's top-left, top-right, bottom-left
+    /// or bottom-right whose flat index matches the recorded one, 0 to the others; two
+    /// output rows of `2·wo` columns are written per output row (columns `2·wo..w` and rows
+    /// from `2·ho` are left to the caller).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `dp` holds at least `2·ho` rows of `w ≥ 2·wo` elements,
+    /// `ho = g.len() / wo`, and `idx` as many elements as `g`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn spread_2x2(
+        dp: &mut [std::mem::MaybeUninit<f32>],
+        g: &[f32],
+        idx: &[u32],
+        w: usize,
+        wo: usize,
+    ) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        // interleave two vectors of 16: lanes 0..8 of each, then lanes 8..16
+        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+        let (one, wi) = (_mm512_set1_epi32(1), _mm512_set1_epi32(w as i32));
+        let (op, gp, ipp) = (dp.as_mut_ptr().cast::<f32>(), g.as_ptr(), idx.as_ptr());
+        for oy in 0..g.len() / wo {
+            let top = 2 * oy * w;
+            let mut ox = 0;
+            while ox < wo {
+                let cnt = (wo - ox).min(16);
+                let m = ((1u32 << cnt) - 1) as __mmask16;
+                let (m_lo, m_hi) = (
+                    ((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
+                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16,
+                );
+                let at = oy * wo + ox;
+                // SAFETY: lanes ox .. ox + cnt of output row oy, inside `g` and `idx`.
+                let (gv, iv) = unsafe {
+                    (
+                        _mm512_maskz_loadu_ps(m, gp.add(at)),
+                        _mm512_maskz_loadu_epi32(m, ipp.add(at).cast()),
+                    )
+                };
+                let k = top + 2 * ox;
+                let i_tl = _mm512_add_epi32(_mm512_set1_epi32(k as i32), even);
+                let i_bl = _mm512_add_epi32(i_tl, wi);
+                let pick = |i: __m512i| _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(iv, i), gv);
+                let (tl, tr) = (pick(i_tl), pick(_mm512_add_epi32(i_tl, one)));
+                let (bl, br) = (pick(i_bl), pick(_mm512_add_epi32(i_bl, one)));
+                // SAFETY: columns 2·ox .. 2·(ox + cnt) − 1 < 2·wo ≤ w of rows 2·oy and
+                // 2·oy + 1 (the caller's bounds), under the masks; an all-masked-off second
+                // half's address is formed by wrapping_add and not written.
+                unsafe {
+                    _mm512_mask_storeu_ps(op.add(k), m_lo, _mm512_permutex2var_ps(tl, lo, tr));
+                    let p = op.wrapping_add(k + 16);
+                    _mm512_mask_storeu_ps(p, m_hi, _mm512_permutex2var_ps(tl, hi, tr));
+                    _mm512_mask_storeu_ps(op.add(k + w), m_lo, _mm512_permutex2var_ps(bl, lo, br));
+                    let p = op.wrapping_add(k + w + 16);
+                    _mm512_mask_storeu_ps(p, m_hi, _mm512_permutex2var_ps(bl, hi, br));
+                }
+                ox += cnt;
+            }
+        }
+    }
 }
 
 /// Max pooling of one plane, any padding (padded positions never win).
@@ -404,11 +469,13 @@ pub fn max_pool2d_forward<E: Element>(
     ))
 }
 
-/// Backward of max pooling: each `dy` goes to its window's recorded maximum.
+/// Backward of max pooling: each `dy` goes to its window's recorded maximum (`idx` and `p`
+/// as [`max_pool2d_forward`] had and returned them).
 pub fn max_pool2d_backward<E: Element>(
     x_shape: &[usize],
     dy: &Tensor<E>,
     idx: &[u32],
+    p: Pool2dParams,
 ) -> Tensor<E> {
     let (h, w) = (x_shape[2], x_shape[3]);
     let (ho, wo) = (dy.shape()[2], dy.shape()[3]);
@@ -417,26 +484,82 @@ pub fn max_pool2d_backward<E: Element>(
         return Tensor::from_parts(vec![E::ZERO; len], x_shape.to_vec());
     }
     let g = dy.data();
-    // each task zeroes its own planes (in parallel, and while they are in its cache), then
-    // sends the gradients to the recorded maxima
+    let tiled = p == Pool2dParams::square(2) && (ho, wo) == (h / 2, w / 2);
+    // each task writes its own planes in full: with windows that tile the plane, window by
+    // window (zeros and the gradient at the maximum); else zeroed, then the gradients sent
+    // to the recorded maxima
     let mut dx: Vec<E> = Vec::with_capacity(len);
     dx.spare_capacity_mut()[..len]
         .par_chunks_mut(h * w)
         .enumerate()
         .with_min_len(planes_per_task(h * w))
         .for_each(|(pl, dp)| {
-            dp.fill(std::mem::MaybeUninit::new(E::ZERO));
+            let (gp, ip) = (
+                &g[pl * ho * wo..][..ho * wo],
+                &idx[pl * ho * wo..][..ho * wo],
+            );
+            if tiled {
+                spread_2x2(dp, gp, ip, h, w, wo);
+                return;
+            }
+            dp.fill(MaybeUninit::new(E::ZERO));
             // SAFETY: every element of the plane was just written; `MaybeUninit<E>` has the
             // layout of `E`.
-            let dp = unsafe { &mut *(dp as *mut [std::mem::MaybeUninit<E>] as *mut [E]) };
-            for k in 0..ho * wo {
-                dp[idx[pl * ho * wo + k] as usize] += g[pl * ho * wo + k];
+            let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
+            for (&k, &v) in ip.iter().zip(gp) {
+                dp[k as usize] += v;
             }
         });
     // SAFETY: the planes (`len / (h·w)` of them, `len` being a whole number of planes)
-    // were each zeroed in full above.
+    // were each written in full above (`spread_2x2` writes every element of its plane).
     unsafe { dx.set_len(len) };
     Tensor::from_parts(dx, x_shape.to_vec())
+}
+
+/// The gradient of one plane of a 2×2, stride-2 max pooling, written in full: each window's
+/// four inputs get `g` at its recorded maximum and 0 elsewhere; a last odd row or column
+/// (outside every window) gets 0. Indices outside the output's window count as no match
+/// (their gradient is dropped), so the kernel never writes out of its window.
+fn spread_2x2<E: Element>(
+    dp: &mut [MaybeUninit<E>],
+    g: &[E],
+    idx: &[u32],
+    h: usize,
+    w: usize,
+    wo: usize,
+) {
+    assert!(dp.len() == h * w && g.len() == idx.len() && g.len() == (h / 2) * wo && wo == w / 2);
+    #[cfg(target_arch = "x86_64")]
+    if avx512_f32::<E>() {
+        // SAFETY: f32 (checked by avx512_f32, so `MaybeUninit<E>` is `MaybeUninit<f32>`) and
+        // AVX-512F; the lengths were checked just above.
+        unsafe {
+            let dp = std::slice::from_raw_parts_mut(dp.as_mut_ptr().cast(), dp.len());
+            simd::spread_2x2(dp, as_f32(g), idx, w, wo);
+        }
+    } else {
+        for (oy, (grow, irow)) in g.chunks_exact(wo).zip(idx.chunks_exact(wo)).enumerate() {
+            for i in 0..2 {
+                let y = 2 * oy + i;
+                let row = &mut dp[y * w..(y + 1) * w];
+                for (ox, (&gv, &k)) in grow.iter().zip(irow).enumerate() {
+                    for j in 0..2 {
+                        let at = y * w + 2 * ox + j;
+                        row[2 * ox + j].write(if k as usize == at { gv } else { E::ZERO });
+                    }
+                }
+            }
+        }
+    }
+    // the odd column and row outside every window
+    if w % 2 == 1 {
+        for y in 0..2 * (h / 2) {
+            dp[y * w + w - 1].write(E::ZERO);
+        }
+    }
+    for v in &mut dp[2 * (h / 2) * w..] {
+        v.write(E::ZERO);
+    }
 }
 
 /// Average pooling (zero padding counted in the divisor).
@@ -529,6 +652,47 @@ mod tests {
     }
 
     #[test]
+    fn the_window_by_window_gradient_is_the_scattered_one() {
+        let mut rng = crate::Rng::seed(5);
+        let p = Pool2dParams::square(2);
+        // 1..=17 outputs a row, odd rows and columns left out of every window
+        for &(n, c, h, w) in &[
+            (2, 3, 28, 28),
+            (1, 2, 7, 9),
+            (3, 1, 2, 2),
+            (1, 2, 5, 34),
+            (2, 2, 4, 35),
+        ] {
+            let x = Tensor::<f32>::from_vec(
+                (0..n * c * h * w).map(|_| rng.below(5) as f32).collect(),
+                &[n, c, h, w],
+            );
+            let (y, idx) = max_pool2d_forward(&x, p).unwrap();
+            let dy = Tensor::<f32>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+            // the plain scatter: zeros, then each gradient added at its maximum
+            let (ho, wo) = (h / 2, w / 2);
+            let mut want = vec![0.0f32; n * c * h * w];
+            for (k, (&i, &g)) in idx.iter().zip(dy.data()).enumerate() {
+                want[k / (ho * wo) * h * w + i as usize] += g;
+            }
+            for portable in [false, true] {
+                // one thread, set inside it, so the flag holds in every task
+                let got = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        PORTABLE.with(|f| f.set(portable));
+                        let dx = max_pool2d_backward(x.shape(), &dy, &idx, p);
+                        PORTABLE.with(|f| f.set(false));
+                        dx
+                    });
+                assert_eq!(got.to_vec(), want, "{n}×{c}×{h}×{w}, portable {portable}");
+            }
+        }
+    }
+
+    #[test]
     fn sizes_whose_arithmetic_would_overflow_are_refused() {
         let p = |k: usize, pad: usize| Pool2dParams {
             kernel: (k, 2),
@@ -603,7 +767,12 @@ mod tests {
         let x = Tensor::<f64>::from_vec(vec![5., 5., 1., 5.], &[1, 1, 2, 2]);
         let (y, idx) = max_pool2d_forward(&x, Pool2dParams::square(2)).unwrap();
         assert_eq!((y.to_vec(), idx.clone()), (vec![5.], vec![0]));
-        let dx = max_pool2d_backward(x.shape(), &Tensor::from_vec(vec![1.0], &[1, 1, 1, 1]), &idx);
+        let dx = max_pool2d_backward(
+            x.shape(),
+            &Tensor::from_vec(vec![1.0], &[1, 1, 1, 1]),
+            &idx,
+            Pool2dParams::square(2),
+        );
         assert_eq!(dx.to_vec(), vec![1., 0., 0., 0.]);
     }
 
