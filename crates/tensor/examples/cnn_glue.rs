@@ -25,7 +25,11 @@ fn time(name: &str, mut f: impl FnMut()) {
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    println!("{name:<34} min {:>8.1} µs   median {:>8.1} µs", t[0], t[REPS / 2]);
+    println!(
+        "{name:<34} min {:>8.1} µs   median {:>8.1} µs",
+        t[0],
+        t[REPS / 2]
+    );
 }
 
 fn main() {
