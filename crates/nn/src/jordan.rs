@@ -180,6 +180,11 @@ impl<E: Element> Module<E> for Jordan<E> {
             }
         }
     }
+    /// Only batch-first: a time-major input's first axis is time, whose halves depend on
+    /// each other.
+    fn sample_independent(&self) -> bool {
+        self.batch_first
+    }
     fn params(&self) -> Vec<(String, Var<E>)> {
         vec![
             ("weight_ih".into(), self.weight_ih.clone()),

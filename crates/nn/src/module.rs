@@ -118,9 +118,11 @@ pub trait Module<E: Element = f32>: Send + Sync {
 
     /// As [`Module::sample_independent`], in evaluation mode, where batch norm uses its
     /// running statistics and dropout is the identity: false only for layers that carry
-    /// state from one forward pass to the next (a stateful recurrent layer). A container is
-    /// if all its children are (the default); a layer without children, if it is sample
-    /// independent in training.
+    /// state from one forward pass to the next (a stateful recurrent layer) or whose first
+    /// input axis is not the batch (a time-major sequence layer). A container is if all its
+    /// children are (the default); a layer without children, if it is sample independent in
+    /// training. A container whose own forward pass mixes samples must override this and
+    /// [`Module::sample_independent`] alike.
     ///
     /// ```
     /// use backprop_nn::{BatchNorm, Dropout, Linear, Module, Sequential};

@@ -549,11 +549,13 @@ impl<E: Element> Module<E> for Recurrent<E> {
             Module::<E>::reseed(d, seed);
         }
     }
+    /// Batch-first only: a time-major input's first axis is time, whose halves depend on
+    /// each other.
     fn sample_independent(&self) -> bool {
-        self.dropout.is_none() && !self.options.stateful
+        self.dropout.is_none() && !self.options.stateful && self.options.batch_first
     }
     fn sample_independent_in_eval(&self) -> bool {
-        !self.options.stateful
+        !self.options.stateful && self.options.batch_first
     }
     fn reset_state(&self) {
         Recurrent::reset_state(self);

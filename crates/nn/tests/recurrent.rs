@@ -251,3 +251,27 @@ fn spec_errors_name_the_layer_and_the_problem() {
         assert!(e.contains("too large"), "{hidden} {layers}: {e}");
     }
 }
+
+#[test]
+fn only_batch_first_stateless_sequence_layers_may_split_their_batch() {
+    let base = RecurrentOptions::new(CellKind::Lstm, 3, 5);
+    let layer = |o: RecurrentOptions| Recurrent::<f32>::new(o, &mut Rng::seed(1));
+    // a time-major input's first axis is time: its halves are not samples
+    let time_major = layer(base);
+    assert!(!time_major.sample_independent() && !time_major.sample_independent_in_eval());
+    let batch_first = layer(base.with_batch_first(true));
+    assert!(batch_first.sample_independent() && batch_first.sample_independent_in_eval());
+    let stateful = layer(base.with_batch_first(true).with_stateful(true));
+    assert!(!stateful.sample_independent_in_eval());
+    let mut jordan = backprop_nn::Jordan::<f32>::new(
+        3,
+        5,
+        2,
+        0.5,
+        backprop_nn::Activation::Identity,
+        &mut Rng::seed(2),
+    );
+    assert!(!jordan.sample_independent_in_eval());
+    jordan.batch_first = true;
+    assert!(jordan.sample_independent_in_eval());
+}
