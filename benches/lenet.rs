@@ -28,22 +28,8 @@
 use backprop::train::ModelSpec;
 
 mod common;
-use common::{alternate, library_only, report, tune_allocator, Setup};
+use common::library_against_raw;
 
 fn main() {
-    tune_allocator();
-    let batch = 64;
-    let threads = rayon::current_num_threads();
-    println!("backprop LeNet-5 benchmark ({threads} threads, batch {batch})");
-    let reps = 25;
-    let setup = Setup::new(&ModelSpec::lenet5(10), batch);
-    if library_only(&setup) {
-        return;
-    }
-    let products = setup.products();
-    products.print();
-    let rounds = 8;
-    println!("best of {rounds} alternating rounds of {reps} steps each side");
-    let (ours, st, raw) = alternate(&setup, &products, rounds, reps);
-    report(batch, reps, ours, &st, raw, &products);
+    library_against_raw("LeNet-5", &ModelSpec::lenet5(10), 25);
 }

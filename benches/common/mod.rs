@@ -509,6 +509,27 @@ pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, pro
 /// each (after a warm-up of both), so that a burst of load on a shared machine hits both
 /// sides alike: the best round of each, seconds per step, and the GEMM profile of the
 /// library's best round.
+/// A whole bench: tunes the allocator, prints its title, times the library's step of
+/// `spec` at `batch` against the raw GEMM crate running the same products (8 alternating
+/// rounds of `reps` steps each side), and reports; with `BENCH_LIBRARY_ONLY` set, times the
+/// library step alone (see [`library_only`]).
+pub fn library_against_raw(title: &str, spec: &backprop::train::ModelSpec, reps: usize) {
+    tune_allocator();
+    let batch = 64;
+    let threads = rayon::current_num_threads();
+    println!("backprop {title} benchmark ({threads} threads, batch {batch})");
+    let setup = Setup::new(spec, batch);
+    if library_only(&setup) {
+        return;
+    }
+    let products = setup.products();
+    products.print();
+    let rounds = 8;
+    println!("best of {rounds} alternating rounds of {reps} steps each side");
+    let (ours, st, raw) = alternate(&setup, &products, rounds, reps);
+    report(batch, reps, ours, &st, raw, &products);
+}
+
 pub fn alternate(
     setup: &Setup,
     products: &StepProducts,

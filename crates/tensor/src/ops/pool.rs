@@ -263,6 +263,17 @@ mod simd {
         a_ok & (gt | b_nan)
     }
 
+    /// The masks of `cnt ≤ 16` windows of 2×2: `cnt` outputs, and each input row's `2·cnt`
+    /// elements as its first 16 and the rest.
+    #[inline(always)]
+    fn window_masks(cnt: usize) -> (__mmask16, __mmask16, __mmask16) {
+        (
+            ((1u32 << cnt) - 1) as __mmask16,
+            ((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
+            ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16,
+        )
+    }
+
     /// # Safety
     /// The CPU must have AVX-512F; `plane` holds at least `2·ho` rows of `w ≥ 2·wo`
     /// elements, `ho = yp.len() / wo`, and `ip` as many elements as `yp`.
@@ -276,12 +287,7 @@ mod simd {
             let mut ox = 0;
             while ox < wo {
                 let cnt = (wo - ox).min(16);
-                let m = ((1u32 << cnt) - 1) as __mmask16;
-                // 2·cnt inputs per row: the first 16 and the rest
-                let (m_lo, m_hi) = (
-                    ((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
-                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16,
-                );
+                let (m, m_lo, m_hi) = window_masks(cnt);
                 let k = top + 2 * ox;
                 // SAFETY: masked loads touch only columns 2·ox .. 2·(ox + cnt) − 1 < 2·wo
                 // ≤ w of rows 2·oy and 2·oy + 1, inside the plane (the caller's bounds);
@@ -360,11 +366,7 @@ mod simd {
             let mut ox = 0;
             while ox < wo {
                 let cnt = (wo - ox).min(16);
-                let m = ((1u32 << cnt) - 1) as __mmask16;
-                let (m_lo, m_hi) = (
-                    ((1u64 << (2 * cnt).min(16)) - 1) as __mmask16,
-                    ((1u64 << (2 * cnt).saturating_sub(16)) - 1) as __mmask16,
-                );
+                let (m, m_lo, m_hi) = window_masks(cnt);
                 let at = oy * wo + ox;
                 // SAFETY: lanes ox .. ox + cnt of output row oy, inside `g` and `idx`.
                 let (gv, iv) = unsafe {
