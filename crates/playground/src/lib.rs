@@ -194,7 +194,7 @@ async fn serve(
 
 /// The answer to a connection over the cap.
 async fn refuse(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = r#"{"error":"the server has as many connections open as it serves at once; try again shortly"}"#;
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
@@ -203,9 +203,21 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let write = async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        // a lingering close: read (at most 64 KiB of) what the client still sends until it
+        // closes, so that closing does not reset a request still arriving, which would cost
+        // the client the answer
+        let (mut buf, mut left) = ([0u8; 4096], 64usize << 10);
+        while left > 0 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
 }
 
 fn reaper_interval(app: &App) -> Duration {
