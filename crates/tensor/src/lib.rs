@@ -29,6 +29,7 @@ pub mod profile;
 mod rng;
 pub mod shape;
 mod storage;
+pub mod team;
 mod tensor;
 
 pub use element::Element;

@@ -755,6 +755,11 @@ pub const SPLIT_ROWS: usize = 128;
 pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
     let whole = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
     let n = x.shape().first().copied().unwrap_or(0);
+    if n < SPLIT_ROWS {
+        // a small batch's products may split with the partner thread: wake it while the
+        // first layers run
+        backprop_tensor::team::wake();
+    }
     if n < SPLIT_ROWS
         || x.rank() < 2
         || rayon::current_thread_index().is_some()

@@ -26,6 +26,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
+use crate::team;
 use crate::tensor::Tensor;
 
 /// Stride, padding, dilation and groups of a convolution.
@@ -608,11 +609,13 @@ fn forward<E: Element>(
     let one_chunk = |i0: usize, yc: &mut [MaybeUninit<E>], col: &mut [E], tmp: &mut Vec<E>| {
         let nb = yc.len() / (g.o * pp);
         let ld = nb * pp;
-        for k in 0..nb {
-            let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
-            im2col(&g, img, &mut col[k * pp..], ld);
-        }
-        let product = |dst: &mut [MaybeUninit<E>]| {
+        let unfold = |col: &mut [E]| {
+            for k in 0..nb {
+                let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
+                im2col(&g, img, &mut col[k * pp..], ld);
+            }
+        };
+        let product = |dst: &mut [MaybeUninit<E>], col: &[E]| {
             for k in 0..groups {
                 // Y_k = W_k · col_k : [og, ckkg] × [ckkg, nb·pp]
                 gemm(
@@ -624,22 +627,57 @@ fn forward<E: Element>(
             }
         };
         if nb == 1 {
-            product(yc);
-            // SAFETY: the `groups` blocks of `og·pp` elements tile `yc` (`groups·og = o`,
-            // and `yc` holds `o·pp`), and `Out::WriteUninit` writes every element of its
-            // block, so all of `yc` is initialised; `MaybeUninit<E>` has the layout of `E`.
-            let yi = unsafe { &mut *(yc as *mut [MaybeUninit<E>] as *mut [E]) };
-            if bias.is_some() || relu {
-                for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
-                    let bo = bias.map_or(E::ZERO, |b| b[o]);
-                    row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
+            // Output channels o0.. (as many as `dst` holds) of the one image, unfolded into
+            // `col` here, with the bias and ReLU.
+            let channels = |dst: &mut [MaybeUninit<E>], o0: usize, col: &mut [E]| {
+                unfold(col);
+                let rows = dst.len() / pp;
+                if groups == 1 {
+                    gemm(
+                        Out::WriteUninit(dst),
+                        Mat::new(&wd[o0 * ckk..(o0 + rows) * ckk], rows, ckk),
+                        Mat::new(&col[..ckk * pp], ckk, pp),
+                        Threads::Caller,
+                    );
+                } else {
+                    product(dst, col);
                 }
+                // SAFETY: the GEMM (or the `groups` blocks of `og·pp` elements, which tile
+                // `dst`: `groups·og = o`) wrote every element of `dst` through
+                // `Out::WriteUninit`, so it is initialised; `MaybeUninit<E>` has the layout
+                // of `E`.
+                let yi = unsafe { &mut *(dst as *mut [MaybeUninit<E>] as *mut [E]) };
+                if bias.is_some() || relu {
+                    for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
+                        let bo = bias.map_or(E::ZERO, |b| b[o0 + o]);
+                        row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
+                    }
+                }
+            };
+            if groups == 1 && g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK {
+                // One image (inference latency): half the channels each on this thread and
+                // the partner, each unfolding the image into its own buffer. Sharing one
+                // unfolded image costs more than unfolding it twice: the partner's reads
+                // of lines this thread had just written made both halves' products 60%
+                // slower.
+                let (lo, hi) = yc.split_at_mut(g.o / 2 * pp);
+                team::join(
+                    || channels(lo, 0, col),
+                    || {
+                        with_scratch(|s: &mut Scratch<E>| {
+                            channels(hi, g.o / 2, s.col.get(ckk * pp))
+                        })
+                    },
+                );
+            } else {
+                channels(yc, 0, col);
             }
             return;
         }
+        unfold(col);
         tmp.clear();
         tmp.reserve(g.o * ld);
-        product(&mut tmp.spare_capacity_mut()[..g.o * ld]);
+        product(&mut tmp.spare_capacity_mut()[..g.o * ld], col);
         // SAFETY: `product` wrote all `o·ld` elements (the blocks tile them, as above).
         unsafe { tmp.set_len(g.o * ld) };
         for (k, yi) in yc.chunks_exact_mut(g.o * pp).enumerate() {
@@ -664,7 +702,10 @@ fn forward<E: Element>(
         Some(cols)
     } else if g.n <= cb {
         // one chunk (inference latency): no hand-off to the pool
-        one_chunk(0, yu, &mut vec![E::ZERO; ckk * g.n * pp], &mut Vec::new());
+        with_scratch(|s: &mut Scratch<E>| {
+            let col = s.col.get(ckk * g.n * pp);
+            one_chunk(0, yu, col, &mut s.tmp)
+        });
         None
     } else {
         yu.par_chunks_mut(per_chunk)
@@ -1288,6 +1329,30 @@ mod tests {
                 assert!(fused.to_vec().iter().any(|&v| v == 0.0));
                 let no_relu = try_conv2d_forward_relu(&x, &w, bias, p, false).unwrap();
                 assert!(no_relu.allclose(&conv2d_direct(&x, &w, bias, p), 1e-12, 1e-12));
+            }
+        }
+    }
+
+    #[test]
+    fn one_image_split_with_the_partner_gives_the_direct_result() {
+        // large enough for `team::join` (an odd channel count: uneven halves)
+        let mut rng = Rng::seed(14);
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Default::default()
+        };
+        let x = Tensor::<f64>::rand_normal(&[1, 16, 14, 14], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[33, 16, 3, 3], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[33], 0.0, 1.0, &mut rng);
+        assert!(33 * 16 * 9 * 14 * 14 >= team::MIN_WORK);
+        for _ in 0..20 {
+            for relu in [false, true] {
+                let fast = try_conv2d_forward_relu(&x, &w, Some(&b), p, relu).unwrap();
+                let mut slow = conv2d_direct(&x, &w, Some(&b), p);
+                if relu {
+                    slow = slow.relu();
+                }
+                assert!(fast.allclose(&slow, 1e-12, 1e-12), "relu {relu}");
             }
         }
     }

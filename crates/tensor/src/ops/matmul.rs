@@ -10,6 +10,7 @@ use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::ops::sparse;
+use crate::team;
 use crate::tensor::Tensor;
 
 /// `(rows, cols)` of the last two axes, and the batch dimensions before them.
@@ -238,12 +239,26 @@ pub fn try_linear_forward<E: Element>(
         None => vec![E::ZERO; rows * out_f],
     };
     // y[rows, out] += x[rows, in] · wᵀ, w stored [out, in]
-    gemm(
-        Out::Add(&mut out),
-        Mat::new(x.data(), rows, in_f),
-        Mat::new(w.data(), out_f, in_f).t(),
-        Threads::Auto,
-    );
+    let product = |y: &mut [E], o0: usize, threads: Threads| {
+        let n = y.len() / rows.max(1);
+        gemm(
+            Out::Add(y),
+            Mat::new(x.data(), rows, in_f),
+            Mat::new(&w.data()[o0 * in_f..(o0 + n) * in_f], n, in_f).t(),
+            threads,
+        )
+    };
+    if rows == 1 && out_f >= 2 && out_f * in_f >= team::MIN_WORK {
+        // one sample (inference latency): half the outputs, and so half of `w`'s rows, each
+        // on this thread and the partner
+        let (lo, hi) = out.split_at_mut(out_f / 2);
+        team::join(
+            || product(lo, 0, Threads::Caller),
+            || product(hi, out_f / 2, Threads::Caller),
+        );
+    } else {
+        product(&mut out, 0, Threads::Auto);
+    }
     Ok(Tensor::from_parts(out, shape))
 }
 
@@ -341,6 +356,21 @@ mod tests {
         assert!(y.allclose(&x.matmul_naive(&w.t()).add(&b), 1e-12, 1e-12));
         assert!(linear_forward(&x, &w, None).allclose(&x.matmul_naive(&w.t()), 1e-12, 1e-12));
         assert!(try_linear_forward(&x, &w.t(), None).is_err());
+    }
+
+    #[test]
+    fn one_sample_split_with_the_partner_matches_composition() {
+        // large enough for `team::join`; an odd output count gives uneven halves
+        let mut rng = Rng::seed(8);
+        let x = Tensor::<f64>::rand_normal(&[1, 2100], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::rand_normal(&[129, 2100], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::rand_normal(&[129], 0.0, 1.0, &mut rng);
+        assert!(129 * 2100 >= team::MIN_WORK);
+        let want = x.matmul_naive(&w.t());
+        for _ in 0..20 {
+            assert!(linear_forward(&x, &w, Some(&b)).allclose(&want.add(&b), 1e-10, 1e-10));
+            assert!(linear_forward(&x, &w, None).allclose(&want, 1e-10, 1e-10));
+        }
     }
 
     #[test]
