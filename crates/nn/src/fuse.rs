@@ -6,16 +6,17 @@
 //! convolution `x ⋆ w + b` that is the convolution with weights `s_o·w_o` and bias
 //! `s_o·b_o + t_o`, so conv → batch norm (→ ReLU) runs as one convolution whose ReLU is
 //! applied to each image's output while it is still in cache: one pass over the
-//! activations instead of three. [`Sequential`](crate::Sequential) takes this path when it
+//! activations instead of three. A max pooling right after joins them: one image's
+//! channels are then computed and pooled in two halves on two threads. [`Sequential`](crate::Sequential) takes this path when it
 //! runs in [`Mode::Eval`](crate::Mode) with no graph recorded (inside
 //! [`no_grad`](backprop_autograd::no_grad)); results equal the unfused layers up to
 //! floating-point rounding.
 
 use backprop_autograd::Var;
-use backprop_tensor::{try_conv2d_forward_relu, Element, Tensor};
+use backprop_tensor::{try_conv2d_forward_relu, try_conv2d_forward_relu_maxpool, Element, Tensor};
 
 use crate::activation::Activation;
-use crate::conv::Conv2d;
+use crate::conv::{Conv2d, MaxPool2d};
 use crate::layers::BatchNorm;
 use crate::module::{Mode, Module};
 
@@ -29,9 +30,17 @@ pub(crate) fn conv_bn<E: Element>(
     let bn = layers.get(1)?.1.as_any()?.downcast_ref::<BatchNorm<E>>()?;
     let relu = layers.get(2).and_then(|l| l.1.activation()) == Some(Activation::Relu);
     let (w, b) = fold(conv, bn)?;
-    let y = try_conv2d_forward_relu(&x.value(), &w, Some(&b), conv.params, relu)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Some((Var::constant(y), if relu { 3 } else { 2 }))
+    let used = if relu { 3 } else { 2 };
+    let pool = layers
+        .get(used)
+        .and_then(|l| l.1.as_any()?.downcast_ref::<MaxPool2d>());
+    let x = x.value();
+    let y = match pool {
+        Some(pool) => try_conv2d_forward_relu_maxpool(&x, &w, Some(&b), conv.params, relu, pool.0),
+        None => try_conv2d_forward_relu(&x, &w, Some(&b), conv.params, relu),
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    Some((Var::constant(y), used + usize::from(pool.is_some())))
 }
 
 /// If `layers` starts with a batch norm followed by a ReLU, runs the two on `x` in training
@@ -117,6 +126,37 @@ mod tests {
                 .1
                 .forward(&net.layers[0].1.forward(&x, Mode::Eval), Mode::Eval);
             assert!(y.value().allclose(&conv_then_bn.value(), 1e-12, 1e-12));
+        }
+    }
+
+    #[test]
+    fn a_max_pooling_after_joins_the_fold_for_one_image_and_for_a_batch() {
+        let mut rng = Rng::seed(14);
+        // 2 → 4 channels (the partner's threshold not reached) and 16 → 33 on 14×14 (split
+        // over two threads, uneven halves)
+        for (c, o, side) in [(2, 4, 6), (16, 33, 14)] {
+            let conv = Conv2d::<f64>::new(c, o, (3, 3), &mut rng).padding(1, 1);
+            let bn = BatchNorm::<f64>::for_images(o);
+            bn.running_mean
+                .set_value(Tensor::rand_normal(&[o], 0.3, 1.0, &mut rng));
+            bn.running_var
+                .set_value(Tensor::rand_uniform(&[o], 0.5, 2.0, &mut rng));
+            let net = Sequential::new()
+                .add("conv1", conv)
+                .add("bn1", bn)
+                .add("relu1", Activation::Relu)
+                .add("pool1", MaxPool2d::new(2));
+            for n in [1, 3] {
+                let x = Var::constant(Tensor::rand_normal(&[n, c, side, side], 0.0, 1.0, &mut rng));
+                let slow = net.forward(&x, Mode::Eval).value();
+                let (fast, used) = no_grad(|| conv_bn(&net.layers, &x)).expect("fused");
+                assert_eq!(used, 4);
+                assert_eq!(fast.shape(), slow.shape());
+                assert!(
+                    fast.value().allclose(&slow, 1e-12, 1e-12),
+                    "{c}→{o}, {n} images"
+                );
+            }
         }
     }
 

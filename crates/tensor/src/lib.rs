@@ -36,7 +36,8 @@ pub use element::Element;
 pub use error::{Result, TensorError};
 pub use ops::conv::{
     conv2d_backward, conv2d_backward_unfolded, conv2d_direct, conv2d_forward, conv2d_output_shape,
-    try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu, Conv2dParams, Unfolded,
+    try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu,
+    try_conv2d_forward_relu_maxpool, Conv2dParams, Unfolded,
 };
 pub use ops::matmul::{linear_forward, linear_weight_grad, try_linear_forward};
 pub use ops::norm::{

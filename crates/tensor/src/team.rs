@@ -25,7 +25,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// Work of fewer multiply-adds than this is not worth splitting even with the partner awake.
-pub const MIN_WORK: usize = 1 << 18;
+pub const MIN_WORK: usize = 1 << 16;
 
 /// How long the partner spins for a next job before it parks.
 pub const SPIN: Duration = Duration::from_micros(500);

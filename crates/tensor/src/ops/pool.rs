@@ -471,6 +471,32 @@ pub fn max_pool2d_forward<E: Element>(
     ))
 }
 
+/// Max pooling of `planes` `h×w` planes stored one after another in `x` into `y` (the
+/// pooled planes, `ho·wo` each, `ho·wo = y.len() / planes`), on the calling thread, with no
+/// record of where the maxima were: the inference half of [`max_pool2d_forward`], for a
+/// caller that pools what it has just computed. `ho` and `wo` are `p`'s output size for
+/// `h×w` (as [`pool2d_output_shape`] gives it); `idx` is scratch space of at least `ho·wo`.
+pub(crate) fn max_pool_planes<E: Element>(
+    p: Pool2dParams,
+    x: &[E],
+    (h, w, wo): (usize, usize, usize),
+    y: &mut [E],
+    idx: &mut [u32],
+) {
+    let per = y.len() / (x.len() / (h * w).max(1)).max(1);
+    if per == 0 {
+        return;
+    }
+    for (plane, yp) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(per)) {
+        let ip = &mut idx[..per];
+        if p.padding == (0, 0) {
+            max_plane_unpadded(p, plane, w, wo, yp, ip);
+        } else {
+            max_plane_general(p, plane, h, w, wo, yp, ip);
+        }
+    }
+}
+
 /// Backward of max pooling: each `dy` goes to its window's recorded maximum (`idx` and `p`
 /// as [`max_pool2d_forward`] had and returned them).
 pub fn max_pool2d_backward<E: Element>(
