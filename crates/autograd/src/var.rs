@@ -36,6 +36,8 @@ pub(crate) struct Node<E: Element> {
     /// `None` for leaves; for op results, taken (and so freed) by backward.
     pub(crate) grad_fn: Mutex<Option<GradFn<E>>>,
     pub(crate) is_leaf: bool,
+    /// Bumped by every write to `value` ([`Var::set_value`], [`Var::update`]).
+    pub(crate) version: AtomicU64,
 }
 
 /// A node of the computation graph: a tensor value plus, for results of operations, the
@@ -94,6 +96,7 @@ impl<E: Element> Var<E> {
                 value: RwLock::new(value),
                 grad_fn: Mutex::new(None),
                 is_leaf: true,
+                version: AtomicU64::new(0),
             }),
         }
     }
@@ -135,6 +138,7 @@ impl<E: Element> Var<E> {
                     backward: Box::new(backward),
                 })),
                 is_leaf: false,
+                version: AtomicU64::new(0),
             }),
         }
     }
@@ -142,6 +146,13 @@ impl<E: Element> Var<E> {
     /// This variable's identity.
     pub fn id(&self) -> VarId {
         self.node.id
+    }
+
+    /// How many times the value has been replaced or updated in place ([`Var::set_value`],
+    /// [`Var::update`]). With [`Var::id`] it tells a cache whether what it derived from
+    /// this variable's value is still current.
+    pub fn version(&self) -> u64 {
+        self.node.version.load(Ordering::Acquire)
     }
 
     /// The current value (a cheap clone sharing the buffer).
@@ -229,6 +240,7 @@ impl<E: Element> Var<E> {
             value.align_storage();
         }
         *v = value;
+        self.node.version.fetch_add(1, Ordering::Release);
     }
 
     /// Updates a leaf's value in place (copy-free when nothing else shares the buffer).
@@ -242,6 +254,7 @@ impl<E: Element> Var<E> {
         );
         let mut v = self.node.value.write().unwrap();
         f(v.data_mut());
+        self.node.version.fetch_add(1, Ordering::Release);
     }
 
     /// A constant with the same value: gradients stop here.

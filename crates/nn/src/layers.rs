@@ -585,6 +585,8 @@ pub struct BatchNorm<E: Element = f32> {
     momentum: f64,
     /// The input rank it is for (2 or 4), if fixed.
     rank: Option<usize>,
+    /// Its folding into the convolution before it, for inference (see `crate::fuse`).
+    pub(crate) folded: crate::fuse::FoldCache<E>,
 }
 
 /// Batch normalization of `[N, C]` inputs (the name PyTorch uses).
@@ -604,6 +606,7 @@ impl<E: Element> BatchNorm<E> {
             eps: 1e-5,
             momentum: 0.1,
             rank: None,
+            folded: Default::default(),
         }
     }
 

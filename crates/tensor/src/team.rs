@@ -72,6 +72,12 @@ fn partner() -> Option<&'static Thread> {
         .as_ref()
 }
 
+/// Whether a [`join`] from this thread may run its halves side by side: callers that would
+/// otherwise do extra work to split (each half unfolding an image again) split only then.
+pub fn splits() -> bool {
+    usable() && partner().is_some()
+}
+
 /// Wakes the partner ahead of a [`join`] soon to come (the start of a one-image pass), so the
 /// wake-up overlaps the work before it. Does nothing where [`join`] would not use it.
 pub fn wake() {
@@ -90,10 +96,7 @@ pub fn wake() {
 pub fn join<RA, RB: Send>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
     let thread = match usable().then(partner).flatten() {
         Some(t) => t,
-        None => {
-            let ra = a();
-            return (ra, b());
-        }
+        None => return one_after_the_other(a, b),
     };
     let mut b = Some(b);
     let mut rb: Option<RB> = None;
@@ -116,9 +119,8 @@ pub fn join<RA, RB: Send>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send)
         .is_err()
     {
         // the partner is serving another caller
-        let ra = a();
-        call();
-        return (ra, rb.expect("the half ran"));
+        drop(job);
+        return one_after_the_other(a, b.take().expect("not run yet"));
     }
     if SLEEPING.load(Ordering::SeqCst) {
         thread.unpark();
@@ -131,8 +133,16 @@ pub fn join<RA, RB: Send>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send)
         // not taken: run it here
         call();
     } else {
+        // the partner is running it: wait, spinning briefly, then yielding the core (the
+        // partner may have been preempted and need it)
+        let mut spins = 0u32;
         while !job.done.load(Ordering::Acquire) {
-            std::hint::spin_loop();
+            if spins < 1000 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         // SAFETY: the partner wrote `panic` before setting `done` (Release, read with
         // Acquire above) and touches the job no more.
@@ -142,6 +152,16 @@ pub fn join<RA, RB: Send>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send)
     }
     match ra {
         Ok(ra) => (ra, rb.expect("the half ran")),
+        Err(p) => resume_unwind(p),
+    }
+}
+
+/// `a` then `b` on this thread; a panic in `a` still lets `b` run before it goes on.
+fn one_after_the_other<RA, RB>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB) -> (RA, RB) {
+    let ra = catch_unwind(AssertUnwindSafe(a));
+    let rb = b();
+    match ra {
+        Ok(ra) => (ra, rb),
         Err(p) => resume_unwind(p),
     }
 }
@@ -174,7 +194,7 @@ fn partner_loop() {
             idle = 0;
             continue;
         }
-        idle += 1;
+        idle = idle.wrapping_add(1);
         if idle % 64 != 0 || last.elapsed() < SPIN {
             std::hint::spin_loop();
             continue;
@@ -236,6 +256,10 @@ mod tests {
 
     #[test]
     fn an_awake_partner_takes_the_second_half() {
+        if !splits() {
+            // a one-thread pool (`RAYON_NUM_THREADS=1`, one core): no partner to take it
+            return;
+        }
         // `a` takes long enough for the partner to wake and take `b`, a few times over
         let name = || std::thread::current().name().map(str::to_owned);
         let on_partner = (0..20).any(|_| {
@@ -243,6 +267,24 @@ mod tests {
             b.as_deref() == Some("backprop-partner")
         });
         assert!(on_partner, "the partner never took a half");
+    }
+
+    #[test]
+    fn without_the_partner_a_panic_in_a_still_lets_b_run() {
+        // inside a pool, `join` runs the halves one after the other
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let other = AtomicBool::new(false);
+        let r = pool.install(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                join(|| panic!("half a"), || other.store(true, Ordering::SeqCst))
+            }))
+        });
+        assert!(r.is_err());
+        assert!(other.load(Ordering::SeqCst), "b ran");
+        assert!(!pool.install(splits));
     }
 
     #[test]

@@ -755,8 +755,8 @@ pub const SPLIT_ROWS: usize = 128;
 pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
     let whole = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
     let n = x.shape().first().copied().unwrap_or(0);
-    if n < SPLIT_ROWS {
-        // a small batch's products may split with the partner thread: wake it while the
+    if n == 1 {
+        // one sample's products may split with the partner thread: wake it while the
         // first layers run
         backprop_tensor::team::wake();
     }

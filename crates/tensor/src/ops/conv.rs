@@ -342,13 +342,6 @@ mod simd {
         let (ph, pw) = g.p.padding;
         let (h, w, wo) = (g.h, g.w, g.wo);
         let zero = _mm512_setzero_ps();
-        // The image was often written by the other thread just before (a pooled layer
-        // split over two threads): ask for all of its lines at once rather than one miss
-        // at a time.
-        let len = g.c * h * w;
-        for k in (0..len).step_by(16) {
-            _mm_prefetch::<_MM_HINT_T0>(img.as_ptr().add(k).cast::<i8>());
-        }
         for c in 0..g.c {
             // SAFETY (for every pointer below): `plane` is channel c's `H·W` elements inside
             // `img`. A load reads only its lanes in `valid`, whose input column `x` is in
@@ -662,7 +655,7 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
         })
     };
     let mut y = vec![E::ZERO; g.o * per];
-    if g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK {
+    if g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK && team::splits() {
         let (lo, hi) = y.split_at_mut(g.o / 2 * per);
         team::join(|| channels(0, lo), || channels(g.o / 2, hi));
     } else {
@@ -845,7 +838,7 @@ fn forward<E: Element>(
                     }
                 }
             };
-            if groups == 1 && g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK {
+            if groups == 1 && g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK && team::splits() {
                 // One image (inference latency): half the channels each on this thread and
                 // the partner, each unfolding the image into its own buffer. Sharing one
                 // unfolded image costs more than unfolding it twice: the partner's reads
@@ -1160,7 +1153,7 @@ thread_local! {
 
 /// Runs `f` with this thread's [`Scratch`] for `E`, taken out of [`SCRATCH`] while `f` runs
 /// (a task that starts on the same thread meanwhile, e.g. one stolen while `f` waits,
-/// finds none and makes its own, which it then keeps).
+/// finds none and makes its own; a thread keeps up to two).
 fn with_scratch<E: Element, R>(f: impl FnOnce(&mut Scratch<E>) -> R) -> R {
     let taken = SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
@@ -1170,8 +1163,10 @@ fn with_scratch<E: Element, R>(f: impl FnOnce(&mut Scratch<E>) -> R) -> R {
     let mut scratch = taken.unwrap_or_default();
     let r = f(&mut scratch);
     SCRATCH.with(|s| {
+        // two may be out at once (a half that the partner was too late to take runs on
+        // this thread inside the other half's call): keep both for the next time
         let mut s = s.borrow_mut();
-        if !s.iter().any(|b| b.is::<Scratch<E>>()) {
+        if s.iter().filter(|b| b.is::<Scratch<E>>()).count() < 2 {
             s.push(scratch);
         }
     });

@@ -248,7 +248,7 @@ pub fn try_linear_forward<E: Element>(
             threads,
         )
     };
-    if rows == 1 && out_f >= 2 && out_f * in_f >= team::MIN_WORK {
+    if rows == 1 && out_f >= 2 && out_f * in_f >= team::MIN_WORK && team::splits() {
         // one sample (inference latency): half the outputs, and so half of `w`'s rows, each
         // on this thread and the partner
         let (lo, hi) = out.split_at_mut(out_f / 2);
