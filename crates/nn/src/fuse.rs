@@ -122,7 +122,7 @@ fn fold<E: Element>(conv: &Conv2d<E>, bn: &BatchNorm<E>) -> Option<(Tensor<E>, T
 #[cfg(test)]
 mod tests {
     use backprop_autograd::no_grad;
-    use backprop_tensor::Rng;
+    use backprop_tensor::{team, Rng};
 
     use crate::{Activation, BatchNorm, Conv2d, MaxPool2d, Mode, Module, Sequential};
 
@@ -189,7 +189,8 @@ mod tests {
             for n in [1, 3] {
                 let x = Var::constant(Tensor::rand_normal(&[n, c, side, side], 0.0, 1.0, &mut rng));
                 let slow = net.forward(&x, Mode::Eval).value();
-                let (fast, used) = no_grad(|| conv_bn(&net.layers, &x)).expect("fused");
+                let (fast, used) =
+                    team::scope(|| no_grad(|| conv_bn(&net.layers, &x))).expect("fused");
                 assert_eq!(used, 4);
                 assert_eq!(fast.shape(), slow.shape());
                 assert!(

@@ -8,10 +8,10 @@
 //! partner that, once woken, spins between jobs for [`SPIN`], so the products of one pass —
 //! and of the passes that follow it — are split at the cost of a few atomic operations.
 //!
-//! The partner is one thread, started on first use. [`join`] uses it only from a thread
-//! outside the pool (a caller inside the pool shares the cores with the pool's other tasks
-//! already) and only when the pool has at least two threads, so `--threads 1` stays on one
-//! thread. If the partner is busy with another caller's job, or has not taken the half by the
+//! The partner is one thread, started on first use. [`join`] uses it only inside [`scope`]
+//! (inference of one sample), from a thread outside the pool (a caller inside the pool shares
+//! the cores with the pool's other tasks already) and only when the pool has at least two
+//! threads, so `--threads 1` stays on one thread. If the partner is busy with another caller's job, or has not taken the half by the
 //! time the caller is done with its own, the caller runs it itself: a late partner never
 //! makes the caller wait, except for a half it has already started.
 
@@ -49,12 +49,31 @@ static PARTNER: OnceLock<Option<Thread>> = OnceLock::new();
 thread_local! {
     /// Set on the partner thread itself, whose own joins run sequentially.
     static IS_PARTNER: Cell<bool> = const { Cell::new(false) };
+    /// Set inside [`scope`].
+    static IN_SCOPE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether a [`join`] from this thread may use the partner: a thread outside the pool, a
-/// pool of at least two threads, and not the partner itself.
+/// Runs `f` with [`join`] allowed to use the partner on this thread: the inference entry
+/// points (a one-sample forward pass that should finish fast) run their pass inside it.
+/// Elsewhere (training) joins run one after the other, and the partner never spins against
+/// the pool's workers.
+pub fn scope<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the flag as it was, also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_SCOPE.with(|s| s.replace(true)));
+    f()
+}
+
+/// Whether a [`join`] from this thread may use the partner: inside [`scope`], on a thread
+/// outside the pool, with a pool of at least two threads, and not the partner itself.
 fn usable() -> bool {
-    rayon::current_thread_index().is_none()
+    IN_SCOPE.with(Cell::get)
+        && rayon::current_thread_index().is_none()
         && rayon::current_num_threads() >= 2
         && !IS_PARTNER.with(Cell::get)
 }
@@ -215,9 +234,12 @@ mod tests {
     #[test]
     fn both_halves_run_once_and_return_their_results() {
         for n in 0..200u64 {
-            let (a, b) = join(|| n * 2, || n * 3);
+            let (a, b) = scope(|| join(|| n * 2, || n * 3));
             assert_eq!((a, b), (n * 2, n * 3));
+            // outside a scope: one after the other, the same results
+            assert_eq!(join(|| n * 2, || n * 3), (n * 2, n * 3));
         }
+        assert!(!splits(), "outside a scope");
     }
 
     #[test]
@@ -225,10 +247,12 @@ mod tests {
         let mut v = vec![0u32; 1000];
         for round in 1..50 {
             let (lo, hi) = v.split_at_mut(500);
-            join(
-                || lo.iter_mut().for_each(|x| *x += round),
-                || hi.iter_mut().for_each(|x| *x += 2 * round),
-            );
+            scope(|| {
+                join(
+                    || lo.iter_mut().for_each(|x| *x += round),
+                    || hi.iter_mut().for_each(|x| *x += 2 * round),
+                )
+            });
         }
         let s: u32 = (1..50).sum();
         assert!(v[..500].iter().all(|&x| x == s));
@@ -256,14 +280,14 @@ mod tests {
 
     #[test]
     fn an_awake_partner_takes_the_second_half() {
-        if !splits() {
+        if !scope(splits) {
             // a one-thread pool (`RAYON_NUM_THREADS=1`, one core): no partner to take it
             return;
         }
         // `a` takes long enough for the partner to wake and take `b`, a few times over
         let name = || std::thread::current().name().map(str::to_owned);
         let on_partner = (0..20).any(|_| {
-            let (_, b) = join(|| std::thread::sleep(Duration::from_millis(5)), name);
+            let (_, b) = scope(|| join(|| std::thread::sleep(Duration::from_millis(5)), name));
             b.as_deref() == Some("backprop-partner")
         });
         assert!(on_partner, "the partner never took a half");
@@ -279,12 +303,12 @@ mod tests {
         let other = AtomicBool::new(false);
         let r = pool.install(|| {
             catch_unwind(AssertUnwindSafe(|| {
-                join(|| panic!("half a"), || other.store(true, Ordering::SeqCst))
+                scope(|| join(|| panic!("half a"), || other.store(true, Ordering::SeqCst)))
             }))
         });
         assert!(r.is_err());
         assert!(other.load(Ordering::SeqCst), "b ran");
-        assert!(!pool.install(splits));
+        assert!(!pool.install(|| scope(splits)));
     }
 
     #[test]
@@ -294,7 +318,7 @@ mod tests {
                 std::thread::spawn(move || {
                     (0..500u64)
                         .map(|i| {
-                            let (a, b) = join(|| i + t, || i * t);
+                            let (a, b) = scope(|| join(|| i + t, || i * t));
                             a + b
                         })
                         .sum::<u64>()

@@ -758,7 +758,10 @@ pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> 
     if n == 1 {
         // one sample's products may split with the partner thread: wake it while the
         // first layers run
-        backprop_tensor::team::wake();
+        return backprop_tensor::team::scope(|| {
+            backprop_tensor::team::wake();
+            whole(x.clone())
+        });
     }
     if n < SPLIT_ROWS
         || x.rank() < 2

@@ -1548,7 +1548,8 @@ mod tests {
         assert!(33 * 16 * 9 * 14 * 14 >= team::MIN_WORK);
         for _ in 0..20 {
             for relu in [false, true] {
-                let fast = try_conv2d_forward_relu(&x, &w, Some(&b), p, relu).unwrap();
+                let fast =
+                    team::scope(|| try_conv2d_forward_relu(&x, &w, Some(&b), p, relu).unwrap());
                 let mut slow = conv2d_direct(&x, &w, Some(&b), p);
                 if relu {
                     slow = slow.relu();
