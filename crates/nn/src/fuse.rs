@@ -60,13 +60,15 @@ pub(crate) fn bn_relu<E: Element>(
 }
 
 /// The folded weight and bias a batch norm last gave the convolution before it, with the
-/// identities and versions ([`Var::version`]) of the six variables they came from: a
-/// one-image pass then reuses them instead of folding again (5 µs of the `cnn` preset's
-/// 60 µs). Any write to a weight or statistic, or another convolution, folds afresh.
+/// identities and versions ([`Var::version`]) of the five or six variables they came from
+/// (the convolution's bias, if it has one) and ε: a one-image pass then reuses them
+/// instead of copying and scaling the weights again. Any write to a weight or statistic,
+/// or another convolution, folds afresh.
 pub(crate) struct FoldCache<E: Element>(Mutex<Option<Folded<E>>>);
 
-/// One entry of a [`FoldCache`]: its key and the folded weight and bias.
-type Folded<E> = (Vec<(VarId, u64)>, Tensor<E>, Tensor<E>);
+/// One entry of a [`FoldCache`]: its key (the variables' ids and versions, ε's bits) and
+/// the folded weight and bias.
+type Folded<E> = ((Vec<(VarId, u64)>, u64), Tensor<E>, Tensor<E>);
 
 impl<E: Element> Default for FoldCache<E> {
     fn default() -> Self {
@@ -79,12 +81,13 @@ impl<E: Element> FoldCache<E> {
     fn get(&self, conv: &Conv2d<E>, bn: &BatchNorm<E>) -> Option<(Tensor<E>, Tensor<E>)> {
         // versions are read before the values, so a write in between makes the stored key
         // stale (a refold next time), never a stale fold under a current key
-        let key: Vec<(VarId, u64)> = [&conv.weight, &bn.weight, &bn.bias]
+        let vars: Vec<(VarId, u64)> = [&conv.weight, &bn.weight, &bn.bias]
             .into_iter()
             .chain([&bn.running_mean, &bn.running_var])
             .chain(conv.bias.as_ref())
             .map(|v| (v.id(), v.version()))
             .collect();
+        let key = (vars, bn.eps().to_bits());
         let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((k, w, b)) = cached.as_ref() {
             if *k == key {

@@ -1,7 +1,7 @@
 //! Two threads on one small piece of work: the calling thread and a partner thread that
 //! stays awake, spinning, for a moment after each job.
 //!
-//! A one-image forward pass is a chain of products of 10–40 µs each. Handing half of one to
+//! A one-image forward pass is a chain of products of 5–25 µs each. Handing half of one to
 //! the thread pool means waking a sleeping worker, which costs tens of µs on some hosts: more
 //! than the half it would take over (a one-image pass of the `cnn` preset went from 120 to
 //! 178 µs when its largest product was split that way). [`join`] instead hands the half to a
@@ -257,6 +257,52 @@ mod tests {
         let s: u32 = (1..50).sum();
         assert!(v[..500].iter().all(|&x| x == s));
         assert!(v[500..].iter().all(|&x| x == 2 * s));
+    }
+
+    #[test]
+    fn a_panic_on_the_partner_or_while_it_works_reaches_the_caller() {
+        if !scope(splits) {
+            return;
+        }
+        let nap = || std::thread::sleep(Duration::from_millis(5));
+        let on_partner = || std::thread::current().name() == Some("backprop-partner");
+        // `a` naps so the partner takes `b`, which panics there
+        for _ in 0..5 {
+            let took = AtomicBool::new(false);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                scope(|| {
+                    join(nap, || {
+                        took.store(on_partner(), Ordering::SeqCst);
+                        panic!("half b")
+                    })
+                })
+            }));
+            assert!(r.is_err());
+            if took.load(Ordering::SeqCst) {
+                // `a` panics while the partner runs `b`: `b` finishes first
+                let done = AtomicBool::new(false);
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    scope(|| {
+                        join(
+                            || {
+                                nap();
+                                panic!("half a")
+                            },
+                            || {
+                                nap();
+                                nap();
+                                done.store(true, Ordering::SeqCst)
+                            },
+                        )
+                    })
+                }));
+                assert!(r.is_err() && done.load(Ordering::SeqCst));
+                // and the partner serves the next join
+                assert_eq!(scope(|| join(|| 1, || 2)), (1, 2));
+                return;
+            }
+        }
+        panic!("the partner never took a half");
     }
 
     #[test]

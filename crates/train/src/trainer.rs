@@ -133,7 +133,7 @@ pub fn evaluate(model: &dyn Module<f32>, data: &Dataset, kind: LossKind) -> Eval
     let mut preds = Vec::with_capacity(data.len());
     for b in data.batches(1000, None) {
         let n = b.x.shape()[0];
-        let out = Var::constant(predict_outputs(model, &b.x));
+        let out = Var::constant(batch_outputs(model, &b.x));
         loss_sum += batch_loss(kind, &out, &b.targets).item() as f64 * n as f64;
         if matches!(b.targets, BatchTargets::Classes(_)) {
             preds.extend(out.value().argmax(1));
@@ -752,17 +752,26 @@ pub const SPLIT_ROWS: usize = 128;
 /// the thread pool, each through the whole network on one thread: one hand-off to the pool
 /// per call instead of one per parallel kernel. The split does not depend on the thread
 /// count, so neither does the result. Called from inside the pool, the batch goes whole.
+///
+/// One sample runs inside [`team::scope`](backprop_tensor::team::scope): its large products
+/// split in two with the partner thread (a prediction's latency). [`evaluate`] and
+/// [`regression_scores`] go through [`batch_outputs`] instead, so scoring a data set during
+/// training never starts the partner, even for a last batch of one sample.
 pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-    let whole = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
-    let n = x.shape().first().copied().unwrap_or(0);
-    if n == 1 {
-        // one sample's products may split with the partner thread: wake it while the
-        // first layers run
+    if x.shape().first() == Some(&1) {
+        // wake the partner while the first layers run
         return backprop_tensor::team::scope(|| {
             backprop_tensor::team::wake();
-            whole(x.clone())
+            batch_outputs(model, x)
         });
     }
+    batch_outputs(model, x)
+}
+
+/// [`predict_outputs`] without the partner thread.
+fn batch_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
+    let whole = |x: Tensor<f32>| no_grad(|| model.forward(&Var::constant(x), Mode::Eval).value());
+    let n = x.shape().first().copied().unwrap_or(0);
     if n < SPLIT_ROWS
         || x.rank() < 2
         || rayon::current_thread_index().is_some()
@@ -795,7 +804,7 @@ pub fn regression_scores(
     let out = y.shape()[1];
     let mut pred = Vec::with_capacity(data.len());
     for b in data.batches(1000, None) {
-        let o = predict_outputs(model, &b.x);
+        let o = batch_outputs(model, &b.x);
         pred.extend(o.data().chunks_exact(out).map(|r| unscale(r[0] as f64)));
     }
     let truth: Vec<f64> = y
