@@ -11,9 +11,10 @@
 //! The partner is one thread, started on first use. [`join`] uses it only inside [`scope`]
 //! (inference of one sample), from a thread outside the pool (a caller inside the pool shares
 //! the cores with the pool's other tasks already) and only when the pool has at least two
-//! threads, so `--threads 1` stays on one thread. If the partner is busy with another caller's job, or has not taken the half by the
-//! time the caller is done with its own, the caller runs it itself: a late partner never
-//! makes the caller wait, except for a half it has already started.
+//! threads, so `--threads 1` stays on one thread. If the partner is busy with another
+//! caller's job, or has not taken the half by the time the caller is done with its own, the
+//! caller runs it itself: a late partner never makes the caller wait, except for a half it
+//! has already started.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
