@@ -7,7 +7,8 @@
 //! `s_o·b_o + t_o`, so conv → batch norm (→ ReLU) runs as one convolution whose ReLU is
 //! applied to each image's output while it is still in cache: one pass over the
 //! activations instead of three. A max pooling right after joins them: one image's
-//! channels are then computed and pooled in two halves on two threads. [`Sequential`](crate::Sequential) takes this path when it
+//! channels are then computed and pooled together (in two halves on two threads inside
+//! `backprop_tensor::team::scope`, as `predict_outputs` runs one sample). [`Sequential`](crate::Sequential) takes this path when it
 //! runs in [`Mode::Eval`](crate::Mode) with no graph recorded (inside
 //! [`no_grad`](backprop_autograd::no_grad)); results equal the unfused layers up to
 //! floating-point rounding.

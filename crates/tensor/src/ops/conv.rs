@@ -601,11 +601,11 @@ pub fn try_conv2d_forward_relu<E: Element>(
 }
 
 /// `maxpool(relu(conv(x, w) + b))` for inference (no gradient, no record of the maxima):
-/// [`try_conv2d_forward_relu`] followed by [`max_pool2d_forward`]'s output. One image runs
-/// in two halves of the output channels, on this thread and the [`team`] partner, each
-/// unfolding the image, multiplying and pooling its own channels while they are in its
-/// cache; the unpooled output is never written out whole. Batches run the convolution, then
-/// the pooling.
+/// [`try_conv2d_forward_relu`] followed by [`max_pool2d_forward`]'s output. One image is
+/// pooled channel by channel while each channel's output is in cache, so the unpooled output
+/// is never written out whole; inside [`team::scope`] it runs in two halves of the output
+/// channels, on this thread and the partner, each unfolding the image, multiplying and
+/// pooling its own channels. Batches run the convolution, then the pooling.
 ///
 /// # Errors
 /// If the shapes do not fit (the message names `conv2d` and both shapes) or the pooling
