@@ -27,6 +27,8 @@ use crate::element::Element;
 use crate::error::{or_panic, Result, TensorError};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::ops::pool::{max_pool2d_forward, max_pool_planes, pool2d_output_shape, Pool2dParams};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::{as_f32, as_f32_mut};
 use crate::team;
 use crate::tensor::Tensor;
 
@@ -272,22 +274,6 @@ fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
     } else {
         im2col_general(g, img, col, ld)
     }
-}
-
-/// A slice of `E` known to be `f32` (checked), as `f32`.
-#[cfg(target_arch = "x86_64")]
-fn as_f32<E: Element>(s: &[E]) -> &[f32] {
-    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-}
-
-/// [`as_f32`] for a mutable slice.
-#[cfg(target_arch = "x86_64")]
-fn as_f32_mut<E: Element>(s: &mut [E]) -> &mut [f32] {
-    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
 }
 
 /// The unit-step unfolding in AVX-512: each output row's run of up to sixteen columns is one
@@ -644,12 +630,7 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
             );
             // SAFETY: `Out::WriteUninit` wrote all `rows·pp` elements of the block.
             unsafe { s.tmp.set_len(rows * pp) };
-            if bias.is_some() || relu {
-                for (o, row) in s.tmp.chunks_exact_mut(pp).enumerate() {
-                    let bo = bias.map_or(E::ZERO, |b| b[o0 + o]);
-                    row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
-                }
-            }
+            bias_relu_rows(&mut s.tmp, pp, bias.map(|b| &b[o0..]), relu);
             s.idx.resize(per, 0);
             max_pool_planes(pool, &s.tmp, (g.ho, g.wo, shape[3]), out, &mut s.idx);
         })
@@ -831,12 +812,7 @@ fn forward<E: Element>(
                 // `Out::WriteUninit`, so it is initialised; `MaybeUninit<E>` has the layout
                 // of `E`.
                 let yi = unsafe { &mut *(dst as *mut [MaybeUninit<E>] as *mut [E]) };
-                if bias.is_some() || relu {
-                    for (o, row) in yi.chunks_exact_mut(pp).enumerate() {
-                        let bo = bias.map_or(E::ZERO, |b| b[o0 + o]);
-                        row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
-                    }
-                }
+                bias_relu_rows(yi, pp, bias.map(|b| &b[o0..]), relu);
             };
             if groups == 1 && g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK && team::splits() {
                 // One image (inference latency): half the channels each on this thread and
@@ -906,6 +882,18 @@ fn forward<E: Element>(
     // went to one call of `one_chunk`, which initialises all of it (see there).
     unsafe { y.set_len(len) };
     Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols))
+}
+
+/// Adds `bias[o]` to each row `o` of `y` (rows of `pp` output positions) and applies the
+/// ReLU when `relu` is set: the end of a one-image convolution's channels.
+fn bias_relu_rows<E: Element>(y: &mut [E], pp: usize, bias: Option<&[E]>, relu: bool) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    for (o, row) in y.chunks_exact_mut(pp).enumerate() {
+        let bo = bias.map_or(E::ZERO, |b| b[o]);
+        row.iter_mut().for_each(|v| *v = epilogue(*v + bo, relu));
+    }
 }
 
 /// `relu(v)` when `relu` is set, else `v`.

@@ -13,6 +13,30 @@ pub mod reduce;
 pub mod softmax;
 pub mod sparse;
 
+/// A slice of `E` known to be `f32` (checked), as `f32`: for the AVX-512 kernels, which
+/// their callers choose only for `f32`.
+///
+/// # Panics
+/// If `E` is not `f32`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn as_f32<E: crate::Element>(s: &[E]) -> &[f32] {
+    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+}
+
+/// [`as_f32`] for a mutable slice.
+///
+/// # Panics
+/// If `E` is not `f32`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn as_f32_mut<E: crate::Element>(s: &mut [E]) -> &mut [f32] {
+    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (checked just above), and the new slice takes over the unique borrow
+    // of the old one for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+}
+
 /// Visits every position of `out_shape` in row-major order, passing the flat output index and
 /// the offsets of `N` inputs read through `strides` (broadcast dimensions have stride 0).
 pub(crate) fn for_each_broadcast<const N: usize>(

@@ -24,6 +24,8 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::element::Element;
+#[cfg(target_arch = "x86_64")]
+use crate::ops::as_f32;
 use crate::tensor::Tensor;
 
 fn dims(s: &[usize]) -> (usize, usize, usize) {
@@ -215,14 +217,6 @@ fn lanes<E: Element>(p: &[E], q: &[E], f: impl Fn(E, E) -> (E, E)) -> (E, E) {
         s2 += s.1;
     }
     (s1, s2)
-}
-
-/// A slice of `E` that is known to be `f32`, as `f32`.
-#[cfg(target_arch = "x86_64")]
-fn as_f32<E: Element>(s: &[E]) -> &[f32] {
-    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
 }
 
 /// Tests switch the SIMD kernels off to compare them with the portable ones.

@@ -15,6 +15,8 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::as_f32;
 use crate::tensor::Tensor;
 
 /// Window, stride and padding of a pooling layer.
@@ -236,14 +238,6 @@ fn force_portable() -> bool {
 #[cfg(not(test))]
 fn force_portable() -> bool {
     false
-}
-
-/// A slice of `E` known to be `f32`, as `f32`.
-#[cfg(target_arch = "x86_64")]
-fn as_f32<E: Element>(s: &[E]) -> &[f32] {
-    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked just above): same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
 }
 
 /// 2×2 max pooling of stride 2 in AVX-512: sixteen outputs at a time, the same tournament
