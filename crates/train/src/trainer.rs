@@ -755,7 +755,7 @@ pub const SPLIT_ROWS: usize = 128;
 ///
 /// One sample runs inside [`team::scope`](backprop_tensor::team::scope): its large products
 /// split in two with the partner thread (a prediction's latency). [`evaluate`] and
-/// [`regression_scores`] go through [`batch_outputs`] instead, so scoring a data set during
+/// [`regression_scores`] score their batches without it, so scoring a data set during
 /// training never starts the partner, even for a last batch of one sample.
 pub fn predict_outputs(model: &dyn Module<f32>, x: &Tensor<f32>) -> Tensor<f32> {
     if x.shape().first() == Some(&1) {
