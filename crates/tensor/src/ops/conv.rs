@@ -280,6 +280,8 @@ fn im2col<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
 /// masked load straight from the input plane (the lanes that fall in the padding load as
 /// zeros) and one masked store, where the portable path copies every run through a padded
 /// plane. For the `cnn` preset's 14×14 and 7×7 layers that is 2,016 runs of 14 or 7 each.
+/// The folding back (col2im, in the backward pass) is the same walk with a masked load, add
+/// and store into the plane.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
@@ -318,6 +320,88 @@ mod simd {
         assert!(usable::<f32>(), "im2col: AVX-512F");
         // SAFETY: AVX-512F was detected; the lengths were checked above (see `kernel`).
         unsafe { kernel(g, img, col, ld) }
+    }
+
+    /// [`super::col2im_unit`] for `f32` (same arguments, same result). Each run of up to
+    /// sixteen input columns is loaded once, gets every tap's contribution added in a
+    /// register (masked loads from the column rows), and is stored once: adding into the
+    /// plane tap by tap would load what the previous tap's masked store has not yet
+    /// written back, which stalls. The taps are added in the order
+    /// [`super::col2im_general`] adds them, so the sums are the same to the bit.
+    ///
+    /// # Panics
+    /// If the geometry does not have unit steps, or `img` or `col` is too short for it.
+    pub(super) fn col2im_unit_f32(g: &Geom, col: &[f32], img: &mut [f32], ld: usize) {
+        assert!(g.unit_steps() && ld >= g.positions(), "col2im: geometry");
+        assert!(img.len() >= g.c * g.h * g.w, "col2im: image");
+        let rows = g.c * g.kh * g.kw;
+        assert!(
+            rows == 0 || col.len() >= (rows - 1) * ld + g.positions(),
+            "col2im: columns"
+        );
+        assert!(usable::<f32>(), "col2im: AVX-512F");
+        // SAFETY: AVX-512F was detected; the lengths were checked above (see `fold`).
+        unsafe { fold(g, col, img, ld) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512F; `g` has unit steps; `img` holds `C·H·W` elements and `col`
+    /// `C·KH·KW` rows of `HO·WO` elements starting `ld` apart.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fold(g: &Geom, col: &[f32], img: &mut [f32], ld: usize) {
+        let (ph, pw) = g.p.padding;
+        let (h, w, wo) = (g.h, g.w, g.wo);
+        for c in 0..g.c {
+            // SAFETY (for every pointer below): `plane` is channel c's `H·W` elements inside
+            // `img`; the lanes `0..cnt` of input row `y = y0 + r < H` are its elements
+            // `y·W + x0 + k < H·W`. Tap (i, j) adds to lane k (input column x = x0 + k) the
+            // element of output row `oy = y + ph − i` (checked to be in `0..HO`; a negative
+            // one wraps to a huge value and fails the check) and output column
+            // `ox = x + pw − j`; only lanes whose output column is in `0..WO` (and
+            // `k < cnt`) are read, at `tap·ld + oy·WO + ox < tap·ld + HO·WO ≤ col.len()`.
+            let plane = img.as_mut_ptr().add(c * h * w);
+            // ROWS input rows at a time, so that their sums (each a chain of dependent
+            // additions) overlap
+            const ROWS: usize = 4;
+            let mut y0 = 0;
+            while y0 < h {
+                let ny = (h - y0).min(ROWS);
+                let mut x0 = 0;
+                while x0 < w {
+                    let cnt = (w - x0).min(16);
+                    let run = lanes(0, cnt);
+                    let mut acc = [_mm512_setzero_ps(); ROWS];
+                    for (r, a) in acc.iter_mut().enumerate().take(ny) {
+                        *a = _mm512_maskz_loadu_ps(run, plane.add((y0 + r) * w + x0));
+                    }
+                    for i in 0..g.kh {
+                        for j in 0..g.kw {
+                            // lanes k with 0 ≤ x0 + k + pw − j < WO
+                            let lo = j.saturating_sub(x0 + pw);
+                            let hi = (wo + j).saturating_sub(x0 + pw).min(cnt);
+                            let valid = lanes(lo, hi);
+                            let tap = (c * g.kh + i) * g.kw + j;
+                            let src = col
+                                .as_ptr()
+                                .wrapping_add(tap * ld + x0 + pw)
+                                .wrapping_sub(j);
+                            for (r, a) in acc.iter_mut().enumerate().take(ny) {
+                                let oy = (y0 + r + ph).wrapping_sub(i);
+                                if oy < g.ho {
+                                    let v = _mm512_maskz_loadu_ps(valid, src.wrapping_add(oy * wo));
+                                    *a = _mm512_mask_add_ps(*a, valid, *a, v);
+                                }
+                            }
+                        }
+                    }
+                    for (r, a) in acc.iter().enumerate().take(ny) {
+                        _mm512_mask_storeu_ps(plane.add((y0 + r) * w + x0), run, *a);
+                    }
+                    x0 += 16;
+                }
+                y0 += ny;
+            }
+        }
     }
 
     /// # Safety
@@ -406,6 +490,10 @@ fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
 /// Folds `col` (rows `ld` apart, as in [`im2col`]) back into an image, adding overlapping
 /// contributions.
 fn col2im<E: Element>(g: &Geom, col: &[E], img: &mut [E], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if g.unit_steps() && simd::usable::<E>() {
+        return simd::col2im_unit_f32(g, as_f32(col), as_f32_mut(img), ld);
+    }
     if g.unit_steps() {
         col2im_unit(g, col, img, ld)
     } else {
@@ -1344,6 +1432,14 @@ mod tests {
                 col2im_general(&g, &col, &mut b, ld);
                 let close = a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12);
                 assert!(close, "col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw} ld {ld}");
+                #[cfg(target_arch = "x86_64")]
+                if simd::usable::<f32>() {
+                    let col32: Vec<f32> = col.iter().map(|&v| v as f32).collect();
+                    let (mut g32, mut s32) = (vec![0.5f32; c * h * w], vec![0.5f32; c * h * w]);
+                    col2im_general(&g, &col32, &mut g32, ld);
+                    simd::col2im_unit_f32(&g, &col32, &mut s32, ld);
+                    assert_eq!(g32, s32, "AVX-512 col2im {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
+                }
             }
         }
     }
