@@ -3,7 +3,7 @@
 //! random weighting so the upstream gradient is not all ones.
 
 use backprop_autograd::{gradcheck, GradcheckOptions, Var};
-use backprop_tensor::{Rng, Tensor};
+use backprop_tensor::{Pool2dParams, Rng, Tensor};
 
 /// `Σ y ⊙ c` for a fixed random `c`: the upstream gradient of `y` is `c`, not ones.
 fn drive(y: &Var<f64>) -> Var<f64> {
@@ -411,6 +411,24 @@ fn fused_batch_norm_and_channel_affine() {
             |v| drive(&v[0].batch_norm_relu(&v[1], &v[2], 1e-5).0.mul(&v[0])),
             &[x.clone(), normal(&[c], 56), normal(&[c], 57)],
         );
+        if x.shape().len() == 4 {
+            // windows that tile the plane, and overlapping padded ones
+            let padded = Pool2dParams {
+                kernel: (3, 3),
+                stride: (2, 2),
+                padding: (1, 1),
+            };
+            for p in [Pool2dParams::square(2), padded] {
+                check(
+                    "batch_norm_relu_max_pool",
+                    |v| {
+                        let (y, _, _) = v[0].batch_norm_relu_max_pool(&v[1], &v[2], 1e-5, p);
+                        drive(&y.mul(&y)).add(&v[0].mean())
+                    },
+                    &[x.clone(), normal(&[c], 58), normal(&[c], 59)],
+                );
+            }
+        }
         check(
             "channel_affine",
             |v| drive(&v[0].channel_affine(&v[1], &v[2]).mul(&v[0])),

@@ -1,5 +1,5 @@
 //! Inference with batch norm folded into the convolution before it; in training, batch
-//! norm and the ReLU after it as one op ([`bn_relu`]).
+//! norm and the ReLU after it as one op, with a max pooling after them too ([`bn_relu`]).
 //!
 //! In evaluation a batch norm is the per-channel affine map `y = s_c·x + t_c` with
 //! `s_c = γ_c/√(running_var_c + ε)` and `t_c = β_c − running_mean_c·s_c`. After a
@@ -16,7 +16,9 @@
 use std::sync::Mutex;
 
 use backprop_autograd::{Var, VarId};
-use backprop_tensor::{try_conv2d_forward_relu, try_conv2d_forward_relu_maxpool, Element, Tensor};
+use backprop_tensor::{
+    pool2d_output_shape, try_conv2d_forward_relu, try_conv2d_forward_relu_maxpool, Element, Tensor,
+};
 
 use crate::activation::Activation;
 use crate::conv::{Conv2d, MaxPool2d};
@@ -47,7 +49,9 @@ pub(crate) fn conv_bn<E: Element>(
 }
 
 /// If `layers` starts with a batch norm followed by a ReLU, runs the two on `x` in training
-/// as one op ([`BatchNorm::forward_relu`]): the output and how many layers it used (2).
+/// as one op ([`BatchNorm::forward_relu`]): the output and how many layers it used (2). A
+/// max pooling right after, on images its window fits, joins them
+/// ([`BatchNorm::forward_relu_max_pool`], 3 layers).
 pub(crate) fn bn_relu<E: Element>(
     layers: &[(String, Box<dyn Module<E>>)],
     x: &Var<E>,
@@ -57,7 +61,23 @@ pub(crate) fn bn_relu<E: Element>(
         return None;
     }
     let bn = layers.first()?.1.as_any()?.downcast_ref::<BatchNorm<E>>()?;
-    Some((bn.forward_relu(x, mode), 2))
+    let pool = layers
+        .get(2)
+        .and_then(|l| l.1.as_any()?.downcast_ref::<MaxPool2d>());
+    let shape = x.shape();
+    match pool {
+        // anything the pooling would refuse goes through the layers one by one, which
+        // report it as they always have
+        Some(pool)
+            if shape.len() == 4
+                && bn.takes_images()
+                && shape[1] == bn.weight.shape()[0]
+                && pool2d_output_shape(&shape, pool.0).is_ok() =>
+        {
+            Some((bn.forward_relu_max_pool(x, pool.0), 3))
+        }
+        _ => Some((bn.forward_relu(x, mode), 2)),
+    }
 }
 
 /// The folded weight and bias a batch norm last gave the convolution before it, with the
@@ -249,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn in_training_batch_norm_and_relu_run_fused_with_the_same_values_and_gradients() {
+    fn in_training_batch_norm_relu_and_max_pool_run_fused_with_the_same_values_and_gradients() {
         let mut rng = Rng::seed(13);
         let x = Tensor::rand_normal(&[4, 2, 6, 6], 0.0, 1.0, &mut rng);
         let net = net(true, &mut rng);
@@ -289,6 +309,22 @@ mod tests {
         );
         let (_, used) = bn_relu(
             &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
+            Mode::Train,
+        )
+        .expect("batch norm then ReLU");
+        // the max pooling after them joins
+        assert_eq!(used, 3);
+        // unless its window does not fit: then the pooling reports that itself
+        let (_, used) = bn_relu(
+            &net.layers[1..],
+            &Var::constant(Tensor::zeros(&[1, 4, 1, 1])),
+            Mode::Train,
+        )
+        .expect("batch norm then ReLU");
+        assert_eq!(used, 2);
+        let (_, used) = bn_relu(
+            &net.layers[1..3],
             &Var::constant(Tensor::zeros(&[1, 4, 2, 2])),
             Mode::Train,
         )

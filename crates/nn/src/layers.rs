@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use backprop_autograd::Var;
-use backprop_tensor::{Element, Rng, Tensor};
+use backprop_tensor::{Element, Pool2dParams, Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
@@ -652,6 +652,36 @@ impl<E: Element> BatchNorm<E> {
         self.run(x, mode, true)
     }
 
+    /// Whether it takes `[N, C, H, W]` (a batch norm built for images, or for any rank).
+    pub(crate) fn takes_images(&self) -> bool {
+        self.rank.is_none_or(|r| r == 4)
+    }
+
+    /// `max_pool(relu(self.forward(x, Mode::Train)), p)` as one fused op
+    /// ([`Var::batch_norm_relu_max_pool`]), for `[N, C, H, W]`; [`Sequential`](crate::Sequential)
+    /// runs a batch norm followed by a ReLU and a max pooling this way in training.
+    ///
+    /// # Panics
+    /// As the three layers would: if `x` is not `[N, C, H, W]` with this layer's `C`, or
+    /// the window does not fit.
+    pub fn forward_relu_max_pool(&self, x: &Var<E>, p: Pool2dParams) -> Var<E> {
+        let shape = x.shape();
+        let c = self.weight.shape()[0];
+        assert!(
+            self.takes_images() && shape.len() == 4 && shape[1] == c,
+            "{}: expected [batch, {c}, H, W], got {shape:?}",
+            Module::<E>::kind(self)
+        );
+        let r = RunningStats {
+            mean: &self.running_mean,
+            var: &self.running_var,
+            momentum: self.momentum,
+        };
+        let (y, mean, var) = x.batch_norm_relu_max_pool(&self.weight, &self.bias, self.eps, p);
+        r.update(&shape, &mean, &var);
+        y
+    }
+
     fn run(&self, x: &Var<E>, mode: Mode, relu: bool) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];
@@ -760,6 +790,24 @@ pub(crate) struct RunningStats<'a, E: Element> {
     pub(crate) momentum: f64,
 }
 
+impl<E: Element> RunningStats<'_, E> {
+    /// Moves the running statistics toward a training batch's mean and (biased) variance
+    /// `var` of an input of shape `s`, the variance made unbiased.
+    fn update(&self, s: &[usize], mean: &Tensor<E>, var: &Tensor<E>) {
+        let m = (s[0] * s[2..].iter().product::<usize>()) as f64;
+        let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+        let (k, keep) = (E::from_f64(self.momentum), E::from_f64(1.0 - self.momentum));
+        self.mean
+            .set_value(self.mean.value().mul_scalar(keep).add(&mean.mul_scalar(k)));
+        self.var.set_value(
+            self.var
+                .value()
+                .mul_scalar(keep)
+                .add(&var.mul_scalar(k * E::from_f64(unbias))),
+        );
+    }
+}
+
 /// Batch normalization of `[N, C]` or `[N, C, H, W]` per channel: the fused training kernel (batch statistics, running
 /// statistics updated with the unbiased variance), or in evaluation the per-channel affine
 /// map `γ/√(r_var + ε)·x + (β − r_mean·γ/√(r_var + ε))`. With `relu`, ReLU follows (fused
@@ -779,18 +827,7 @@ pub(crate) fn batch_norm<E: Element>(
             } else {
                 x.batch_norm(weight, bias, eps)
             };
-            let s = x.shape();
-            let m = (s[0] * s[2..].iter().product::<usize>()) as f64;
-            let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
-            let (k, keep) = (E::from_f64(r.momentum), E::from_f64(1.0 - r.momentum));
-            r.mean
-                .set_value(r.mean.value().mul_scalar(keep).add(&mean.mul_scalar(k)));
-            r.var.set_value(
-                r.var
-                    .value()
-                    .mul_scalar(keep)
-                    .add(&var.mul_scalar(k * E::from_f64(unbias))),
-            );
+            r.update(&x.shape(), &mean, &var);
             y
         }
         Mode::Eval => {

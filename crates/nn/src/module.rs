@@ -285,8 +285,8 @@ impl<E: Element> Module<E> for Sequential<E> {
     }
     /// Runs the layers in order. In evaluation with no graph recorded (inference), a
     /// convolution followed by a batch norm (and a ReLU) runs as one convolution with the
-    /// batch norm folded into its weights; in training, a batch norm followed by a ReLU runs
-    /// as one op (see [`crate::fuse`]).
+    /// batch norm folded into its weights; in training, a batch norm followed by a ReLU (and
+    /// a max pooling) runs as one op (see [`crate::fuse`]).
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let inference = mode == Mode::Eval && is_grad_disabled();
         let mut h = x.clone();

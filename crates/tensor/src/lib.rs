@@ -42,7 +42,8 @@ pub use ops::conv::{
 pub use ops::matmul::{linear_forward, linear_weight_grad, try_linear_forward};
 pub use ops::norm::{
     batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
-    channel_affine_backward, channel_affine_forward,
+    batch_norm_relu_max_pool_backward, batch_norm_relu_max_pool_forward, channel_affine_backward,
+    channel_affine_forward,
 };
 pub use ops::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,

@@ -3,7 +3,8 @@
 
 use backprop_tensor::{
     batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
-    channel_affine_backward, channel_affine_forward, Element, Tensor,
+    batch_norm_relu_max_pool_backward, batch_norm_relu_max_pool_forward, channel_affine_backward,
+    channel_affine_forward, Element, Pool2dParams, Tensor,
 };
 
 use crate::Var;
@@ -71,6 +72,49 @@ impl<E: Element> Var<E> {
             vec![self.clone(), gamma.clone(), beta.clone()],
             move |dy, _| {
                 let (dx, dg, db) = batch_norm_relu_backward(&x, &g, &b, &m2, &v2, eps, dy);
+                vec![Some(dx), Some(dg), Some(db)]
+            },
+        );
+        (out, mean, var)
+    }
+
+    /// [`Var::batch_norm_relu`] followed by max pooling, as one op: each plane is
+    /// normalised and pooled while it is in cache, so neither the full-size output nor its
+    /// gradient is written out and read back. The same values and gradients as the two ops
+    /// in a row ([`Var::max_pool2d`] after [`Var::batch_norm_relu`]), to the bit. Returns
+    /// the pooled output and the batch mean and biased variance.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::{Pool2dParams, Tensor};
+    /// let x = Var::constant(Tensor::<f64>::from_vec(vec![1.0, 3.0, 2.0, 6.0], &[1, 1, 2, 2]));
+    /// let (g, b) = (Var::parameter(Tensor::ones(&[1])), Var::parameter(Tensor::zeros(&[1])));
+    /// let (y, mean, _) = x.batch_norm_relu_max_pool(&g, &b, 0.0, Pool2dParams::square(2));
+    /// assert_eq!(mean.to_vec(), vec![3.0]);
+    /// assert!((y.value().to_vec()[0] - 3.0 / 14f64.sqrt() * 2.0).abs() < 1e-12);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 4-D, the window does not fit it, or `γ`, `β` are not `[C]`.
+    pub fn batch_norm_relu_max_pool(
+        &self,
+        gamma: &Var<E>,
+        beta: &Var<E>,
+        eps: f64,
+        p: Pool2dParams,
+    ) -> (Var<E>, Tensor<E>, Tensor<E>) {
+        let (x, g, b) = (self.value(), gamma.value(), beta.value());
+        let eps = E::from_f64(eps);
+        let (y, idx, mean, var) =
+            batch_norm_relu_max_pool_forward(&x, &g, &b, eps, p).unwrap_or_else(|e| panic!("{e}"));
+        let (m2, v2) = (mean.clone(), var.clone());
+        let out = Var::from_op(
+            "batch_norm_relu_max_pool",
+            y,
+            vec![self.clone(), gamma.clone(), beta.clone()],
+            move |dy, _| {
+                let (dx, dg, db) =
+                    batch_norm_relu_max_pool_backward(&x, &g, &b, [&m2, &v2], eps, p, dy, &idx);
                 vec![Some(dx), Some(dg), Some(db)]
             },
         );

@@ -24,8 +24,10 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::element::Element;
+use crate::error::Result;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::as_f32;
+use crate::ops::pool::{max_plane, max_plane_grad, max_pool_geom, Pool2dParams};
 use crate::tensor::Tensor;
 
 fn dims(s: &[usize]) -> (usize, usize, usize) {
@@ -490,24 +492,13 @@ fn bn_forward<E: Element>(
             zeros(),
         );
     }
-    let m = (n * hw) as f64;
     let (xd, g, b) = (x.data(), gamma.data(), beta.data());
     let k = Kernels::for_type::<E>();
     let (y, stats) = filled(n * c * hw, |y| {
         planes_by_channel(y, c, hw)
             .into_par_iter()
             .map(|(ch, out)| {
-                // shifted sums, k0 the channel's first value
-                let k0 = xd[ch * hw];
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                for p in planes_of(xd, c, hw, ch) {
-                    let (a, b) = k.stats(p, k0);
-                    s1 += a;
-                    s2 += b;
-                }
-                let d = s1 / m;
-                let mean = E::from_f64(k0.to_f64() + d);
-                let var = E::from_f64((s2 / m - d * d).max(0.0));
+                let (mean, var) = channel_stats(k, xd, (c, hw), ch);
                 let mat = affine_coefs(mean, var, g[ch], b[ch], eps);
                 for (o, p) in out.into_iter().zip(planes_of(xd, c, hw, ch)) {
                     k.affine(o, p, mat, relu);
@@ -524,6 +515,158 @@ fn bn_forward<E: Element>(
     )
 }
 
+/// Channel `ch`'s batch mean and biased variance over its planes of `x` (`[N, C, HW]`, not
+/// empty): shifted sums with `k0` the channel's first value, one partial sum per plane,
+/// planes added in `f64`.
+fn channel_stats<E: Element>(k: Kernels, xd: &[E], (c, hw): (usize, usize), ch: usize) -> (E, E) {
+    let k0 = xd[ch * hw];
+    let (mut s1, mut s2, mut m) = (0.0f64, 0.0f64, 0usize);
+    for p in planes_of(xd, c, hw, ch) {
+        let (a, b) = k.stats(p, k0);
+        s1 += a;
+        s2 += b;
+        m += p.len();
+    }
+    let m = m as f64;
+    let d = s1 / m;
+    let mean = E::from_f64(k0.to_f64() + d);
+    let var = E::from_f64((s2 / m - d * d).max(0.0));
+    (mean, var)
+}
+
+/// [`batch_norm_relu_forward`] followed by max pooling, `pool(max(BN(x), 0))`, on
+/// `[N, C, H, W]`: each plane is normalised into a buffer that stays in the core's cache and
+/// pooled from there, so the full-size output is never written out and read back. Returns
+/// the pooled output, the flat index of each output's maximum within its plane (as
+/// [`max_pool2d_forward`](crate::max_pool2d_forward) returns them), and the batch mean and
+/// biased variance. The results are those of the two ops one after the other, to the bit.
+///
+/// # Errors
+/// If `x` is not 4-D or the window does not fit (as `max_pool2d_forward`).
+///
+/// # Panics
+/// If `gamma`/`beta` are not `[C]`.
+pub fn batch_norm_relu_max_pool_forward<E: Element>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    eps: E,
+    p: Pool2dParams,
+) -> Result<(Tensor<E>, Vec<u32>, Tensor<E>, Tensor<E>)> {
+    let (_, h, w, ho, wo) = max_pool_geom(x.shape(), p)?;
+    let (n, c, hw) = dims(x.shape());
+    if n * hw == 0 || ho * wo == 0 {
+        let (y, mean, var) = bn_forward(x, gamma, beta, eps, true);
+        let (y, idx) = crate::max_pool2d_forward(&y, p)?;
+        return Ok((y, idx, mean, var));
+    }
+    assert!(
+        gamma.shape() == [c] && beta.shape() == [c],
+        "batch norm: gamma {:?} and beta {:?} for {c} channels",
+        gamma.shape(),
+        beta.shape()
+    );
+    let hwo = ho * wo;
+    let (xd, g, b) = (x.data(), gamma.data(), beta.data());
+    let k = Kernels::for_type::<E>();
+    let mut y = vec![E::ZERO; n * c * hwo];
+    let mut idx = vec![0u32; n * c * hwo];
+    let stats: Vec<(E, E)> = planes_by_channel(&mut y, c, hwo)
+        .into_par_iter()
+        .zip(planes_by_channel(&mut idx, c, hwo))
+        .map(|((ch, ys), (_, is))| {
+            let (mean, var) = channel_stats(k, xd, (c, hw), ch);
+            let mat = affine_coefs(mean, var, g[ch], b[ch], eps);
+            let mut buf: Vec<E> = Vec::with_capacity(hw);
+            for ((yp, ip), xp) in ys.into_iter().zip(is).zip(planes_of(xd, c, hw, ch)) {
+                // SAFETY: a buffer of `hw` elements that `affine` writes in full
+                // (`xp.len()` = `hw`) before it is read as `[E]`.
+                let plane = unsafe {
+                    let spare = &mut buf.spare_capacity_mut()[..hw];
+                    k.affine(spare, xp, mat, true);
+                    std::slice::from_raw_parts(spare.as_ptr().cast::<E>(), hw)
+                };
+                max_plane(p, plane, (h, w, wo), yp, ip);
+            }
+            (mean, var)
+        })
+        .collect();
+    let (mean, var): (Vec<E>, Vec<E>) = stats.into_iter().unzip();
+    Ok((
+        Tensor::from_parts(y, vec![n, c, ho, wo]),
+        idx,
+        Tensor::from_parts(mean, vec![c]),
+        Tensor::from_parts(var, vec![c]),
+    ))
+}
+
+/// Backward of [`batch_norm_relu_max_pool_forward`]: `(dx, dγ, dβ)` from `x`, `γ`, `β`, the
+/// batch mean and variance and the maxima's indices the forward pass returned, and the
+/// pooled output's gradient `dy`. Each plane's gradient at full size (the pooling's) is
+/// built in a buffer that stays in cache, twice (once per pass), rather than written out
+/// and read back; the results are those of the two backward passes one after the other, to
+/// the bit.
+///
+/// # Panics
+/// If the shapes do not fit `x`, `p` and the forward pass's outputs.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_relu_max_pool_backward<E: Element>(
+    x: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    [mean, var]: [&Tensor<E>; 2],
+    eps: E,
+    p: Pool2dParams,
+    dy: &Tensor<E>,
+    idx: &[u32],
+) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+    let (_, h, w, ho, wo) = max_pool_geom(x.shape(), p).unwrap_or_else(|e| panic!("{e}"));
+    let s = x.shape();
+    assert!(
+        dy.shape() == [s[0], s[1], ho, wo] && idx.len() == dy.numel(),
+        "batch norm + max pool backward: dy {:?} and {} indices for input {s:?}",
+        dy.shape(),
+        idx.len()
+    );
+    let dyp = Dy::Pooled {
+        g: dy.data(),
+        idx,
+        p,
+        geom: (h, w, ho, wo),
+    };
+    bn_backward(x, Some(beta), gamma, [mean, var], eps, dyp)
+}
+
+/// The gradient a batch norm's backward pass reads, plane by plane: given in full, or
+/// pooled (each plane's full-size gradient rebuilt from the pooled one and the maxima's
+/// indices).
+enum Dy<'a, E> {
+    Full(&'a [E]),
+    Pooled {
+        g: &'a [E],
+        idx: &'a [u32],
+        p: Pool2dParams,
+        geom: (usize, usize, usize, usize),
+    },
+}
+
+impl<E: Element> Dy<'_, E> {
+    /// Plane `pl` (of `hw` elements), written into `buf` if it has to be built.
+    fn plane<'s>(&'s self, pl: usize, hw: usize, buf: &'s mut Vec<E>) -> &'s [E] {
+        match *self {
+            Dy::Full(d) => &d[pl * hw..(pl + 1) * hw],
+            Dy::Pooled { g, idx, p, geom } => {
+                let hwo = geom.2 * geom.3;
+                let spare = &mut buf.spare_capacity_mut()[..hw];
+                let (gp, ip) = (&g[pl * hwo..][..hwo], &idx[pl * hwo..][..hwo]);
+                max_plane_grad(p, spare, gp, ip, geom);
+                // SAFETY: `max_plane_grad` writes every element of the `hw` given.
+                unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<E>(), hw) }
+            }
+        }
+    }
+}
+
 /// Backward of [`batch_norm_forward`]: `(dx, dγ, dβ)` from `x`, `γ`, the batch mean and
 /// variance, and `dy`.
 pub fn batch_norm_backward<E: Element>(
@@ -534,7 +677,12 @@ pub fn batch_norm_backward<E: Element>(
     eps: E,
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
-    bn_backward(x, None, gamma, [mean, var], eps, dy)
+    assert_eq!(
+        dy.shape(),
+        x.shape(),
+        "batch norm backward: dy and x differ"
+    );
+    bn_backward(x, None, gamma, [mean, var], eps, Dy::Full(dy.data()))
 }
 
 /// Backward of [`batch_norm_relu_forward`]: `(dx, dγ, dβ)` from `x`, `γ`, `β`, the batch
@@ -554,7 +702,12 @@ pub fn batch_norm_relu_backward<E: Element>(
     eps: E,
     dy: &Tensor<E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
-    bn_backward(x, Some(beta), gamma, [mean, var], eps, dy)
+    assert_eq!(
+        dy.shape(),
+        x.shape(),
+        "batch norm backward: dy and x differ"
+    );
+    bn_backward(x, Some(beta), gamma, [mean, var], eps, Dy::Full(dy.data()))
 }
 
 fn bn_backward<E: Element>(
@@ -563,16 +716,11 @@ fn bn_backward<E: Element>(
     gamma: &Tensor<E>,
     [mean, var]: [&Tensor<E>; 2],
     eps: E,
-    dy: &Tensor<E>,
+    dy: Dy<'_, E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
     let (n, c, hw) = dims(x.shape());
-    assert_eq!(
-        dy.shape(),
-        x.shape(),
-        "batch norm backward: dy and x differ"
-    );
     let m = (n * hw).max(1) as f64;
-    let (xd, gd, mu, g) = (x.data(), dy.data(), mean.data(), gamma.data());
+    let (xd, mu, g) = (x.data(), mean.data(), gamma.data());
     let bd = beta.map(|b| b.data());
     let k = Kernels::for_type::<E>();
     let (dx, sums) = filled(n * c * hw, |dx| {
@@ -588,7 +736,12 @@ fn bn_backward<E: Element>(
                 });
                 let invstd = 1.0 / (vc.to_f64() + eps.to_f64()).sqrt();
                 let (mut db, mut dxm) = (0.0f64, 0.0f64);
-                for (p, q) in planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch)) {
+                let mut buf = Vec::new();
+                if matches!(dy, Dy::Pooled { .. }) {
+                    buf.reserve_exact(hw);
+                }
+                for (b, q) in planes_of(xd, c, hw, ch).enumerate() {
+                    let p = dy.plane(b * c + ch, hw, &mut buf);
                     let (a, b) = k.grad_sums(p, q, relu, mu_c);
                     db += a;
                     dxm += b;
@@ -600,8 +753,8 @@ fn bn_backward<E: Element>(
                 let bx = -a * invstd * dg / m;
                 let c0 = -a * db / m;
                 let coef = [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)];
-                let pairs = planes_of(gd, c, hw, ch).zip(planes_of(xd, c, hw, ch));
-                for (o, (p, q)) in out.into_iter().zip(pairs) {
+                for (b, (o, q)) in out.into_iter().zip(planes_of(xd, c, hw, ch)).enumerate() {
+                    let p = dy.plane(b * c + ch, hw, &mut buf);
                     k.grad_out(o, p, q, relu, coef);
                 }
                 (E::from_f64(dg), E::from_f64(db))
@@ -707,6 +860,64 @@ mod tests {
     thread_local! {
         /// Set by a test to run the portable kernels.
         pub(super) static PORTABLE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The fused batch norm → ReLU → max pool against the three ops one after the other:
+    /// the same outputs, indices, statistics and gradients, to the bit.
+    fn fused_pool_matches<E: Element>(seed: u64) {
+        use crate::{max_pool2d_backward, max_pool2d_forward};
+        let mut rng = Rng::seed(seed);
+        let sq = Pool2dParams::square;
+        let padded = Pool2dParams {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+        };
+        // windows that tile the plane (the 2×2 spread), odd sizes that leave a row and a
+        // column out, overlapping and padded windows, planes of more than 16 and 32 columns
+        for (shape, p) in [
+            ([4, 3, 28, 28], sq(2)),
+            ([3, 2, 7, 7], sq(2)),
+            ([2, 3, 6, 9], sq(3)),
+            ([2, 2, 9, 37], padded),
+            ([5, 2, 4, 4], sq(2)),
+        ] {
+            let c = shape[1];
+            let x = Tensor::<E>::rand_normal(&shape, 0.3, 1.5, &mut rng);
+            let g = Tensor::<E>::rand_normal(&[c], 1.0, 0.5, &mut rng);
+            let b = Tensor::<E>::rand_normal(&[c], 0.0, 0.5, &mut rng);
+            let eps = E::from_f64(1e-5);
+            let (y, idx, mean, var) = batch_norm_relu_max_pool_forward(&x, &g, &b, eps, p).unwrap();
+            let (full, mean1, var1) = batch_norm_relu_forward(&x, &g, &b, eps);
+            let (y1, idx1) = max_pool2d_forward(&full, p).unwrap();
+            assert_eq!(y.shape(), y1.shape(), "{shape:?}");
+            assert_eq!(y.to_vec(), y1.to_vec(), "{shape:?} output");
+            assert_eq!(idx, idx1, "{shape:?} indices");
+            assert_eq!(
+                (mean.to_vec(), var.to_vec()),
+                (mean1.to_vec(), var1.to_vec())
+            );
+            let dy = Tensor::<E>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+            let got =
+                batch_norm_relu_max_pool_backward(&x, &g, &b, [&mean, &var], eps, p, &dy, &idx);
+            let dfull = max_pool2d_backward(&shape, &dy, &idx1, p);
+            let want = batch_norm_relu_backward(&x, &g, &b, &mean1, &var1, eps, &dfull);
+            assert_eq!(got.0.to_vec(), want.0.to_vec(), "{shape:?} dx");
+            assert_eq!(got.1.to_vec(), want.1.to_vec(), "{shape:?} dγ");
+            assert_eq!(got.2.to_vec(), want.2.to_vec(), "{shape:?} dβ");
+            assert!(got.0.to_vec().iter().any(|v| *v != E::ZERO));
+        }
+        // the pooling's errors, as max_pool2d_forward gives them
+        let flat = Tensor::<E>::zeros(&[4, 3]);
+        let (g, b) = (Tensor::<E>::ones(&[3]), Tensor::<E>::zeros(&[3]));
+        let e = batch_norm_relu_max_pool_forward(&flat, &g, &b, E::ZERO, sq(2)).unwrap_err();
+        assert!(e.to_string().contains("max_pool2d"), "{e}");
+    }
+
+    #[test]
+    fn batch_norm_relu_and_max_pool_fused_are_the_three_ops_in_a_row() {
+        fused_pool_matches::<f64>(3);
+        fused_pool_matches::<f32>(4);
     }
 
     #[test]

@@ -439,12 +439,7 @@ pub fn max_pool2d_forward<E: Element>(
         ));
     }
     let one = |pl: usize, (yp, ip): (&mut [E], &mut [u32])| {
-        let plane = &xd[pl * h * w..(pl + 1) * h * w];
-        if p.padding == (0, 0) {
-            max_plane_unpadded(p, plane, w, wo, yp, ip);
-        } else {
-            max_plane_general(p, plane, h, w, wo, yp, ip);
-        }
+        max_plane(p, &xd[pl * h * w..(pl + 1) * h * w], (h, w, wo), yp, ip);
     };
     if planes <= planes_per_task(ho * wo) {
         // one task's worth (one image in inference): no hand-off to the pool
@@ -482,12 +477,56 @@ pub(crate) fn max_pool_planes<E: Element>(
         return;
     }
     for (plane, yp) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(per)) {
-        let ip = &mut idx[..per];
-        if p.padding == (0, 0) {
-            max_plane_unpadded(p, plane, w, wo, yp, ip);
-        } else {
-            max_plane_general(p, plane, h, w, wo, yp, ip);
-        }
+        max_plane(p, plane, (h, w, wo), yp, &mut idx[..per]);
+    }
+}
+
+/// The output size of max pooling `[N, C, H, W]` (`s`) with `p`, checked as
+/// [`max_pool2d_forward`] checks it: `(N·C, H, W, HO, WO)`.
+pub(crate) fn max_pool_geom(
+    s: &[usize],
+    p: Pool2dParams,
+) -> Result<(usize, usize, usize, usize, usize)> {
+    geom("max_pool2d", s, p)
+}
+
+/// Max pooling of one `h×w` plane into its `yp.len()` outputs (`wo` per row) and the flat
+/// indices of their maxima within the plane.
+pub(crate) fn max_plane<E: Element>(
+    p: Pool2dParams,
+    plane: &[E],
+    (h, w, wo): (usize, usize, usize),
+    yp: &mut [E],
+    ip: &mut [u32],
+) {
+    if p.padding == (0, 0) {
+        max_plane_unpadded(p, plane, w, wo, yp, ip);
+    } else {
+        max_plane_general(p, plane, h, w, wo, yp, ip);
+    }
+}
+
+/// The gradient of max pooling over one `h×w` plane, written in full into `dp`: each output
+/// gradient in `gp` goes to the position its window's maximum had (`ip`), 0 elsewhere.
+pub(crate) fn max_plane_grad<E: Element>(
+    p: Pool2dParams,
+    dp: &mut [MaybeUninit<E>],
+    gp: &[E],
+    ip: &[u32],
+    (h, w, ho, wo): (usize, usize, usize, usize),
+) {
+    // with windows that tile the plane, window by window (zeros and the gradient at the
+    // maximum); else zeroed, then the gradients sent to the recorded maxima
+    if p == Pool2dParams::square(2) && (ho, wo) == (h / 2, w / 2) {
+        spread_2x2(dp, gp, ip, h, w, wo);
+        return;
+    }
+    dp.fill(MaybeUninit::new(E::ZERO));
+    // SAFETY: every element of the plane was just written; `MaybeUninit<E>` has the layout
+    // of `E`.
+    let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
+    for (&k, &v) in ip.iter().zip(gp) {
+        dp[k as usize] += v;
     }
 }
 
@@ -506,10 +545,7 @@ pub fn max_pool2d_backward<E: Element>(
         return Tensor::from_parts(vec![E::ZERO; len], x_shape.to_vec());
     }
     let g = dy.data();
-    let tiled = p == Pool2dParams::square(2) && (ho, wo) == (h / 2, w / 2);
-    // each task writes its own planes in full: with windows that tile the plane, window by
-    // window (zeros and the gradient at the maximum); else zeroed, then the gradients sent
-    // to the recorded maxima
+    // each task writes its own planes in full
     let mut dx: Vec<E> = Vec::with_capacity(len);
     dx.spare_capacity_mut()[..len]
         .par_chunks_mut(h * w)
@@ -520,20 +556,10 @@ pub fn max_pool2d_backward<E: Element>(
                 &g[pl * ho * wo..][..ho * wo],
                 &idx[pl * ho * wo..][..ho * wo],
             );
-            if tiled {
-                spread_2x2(dp, gp, ip, h, w, wo);
-                return;
-            }
-            dp.fill(MaybeUninit::new(E::ZERO));
-            // SAFETY: every element of the plane was just written; `MaybeUninit<E>` has the
-            // layout of `E`.
-            let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
-            for (&k, &v) in ip.iter().zip(gp) {
-                dp[k as usize] += v;
-            }
+            max_plane_grad(p, dp, gp, ip, (h, w, ho, wo));
         });
     // SAFETY: the planes (`len / (h·w)` of them, `len` being a whole number of planes)
-    // were each written in full above (`spread_2x2` writes every element of its plane).
+    // were each written in full above (`max_plane_grad` writes every element of its plane).
     unsafe { dx.set_len(len) };
     Tensor::from_parts(dx, x_shape.to_vec())
 }
