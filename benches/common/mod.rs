@@ -407,6 +407,10 @@ fn linear_phases(
 /// timing, so the operands are as warm in cache as they can be (the library's own im2col
 /// and gathers leave theirs warm too): the raw step is the products' best case.
 pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64 {
+    // on a pool worker, as the library's step (`time_library_step`)
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| time_raw_step(products, warmup, reps));
+    }
     let threads = rayon::current_num_threads();
     type Bufs = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
     // per phase, one set of operands per pool thread and one for the calling thread, each
@@ -482,8 +486,12 @@ pub fn tune_allocator() {
 
 /// One training step (forward in training mode, cross-entropy, backward) of `setup`'s
 /// network on its whole batch, from the calling thread, timed over `reps` steps after
-/// `warmup`: seconds per step and what the GEMM profile saw.
+/// `warmup`: seconds per step and what the GEMM profile saw. Called from outside the pool,
+/// the whole timing runs on one of its workers, where `Trainer::step` runs each step.
 pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, profile::GemmStats) {
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| time_library_step(setup, warmup, reps));
+    }
     let step = || {
         let out = setup
             .model

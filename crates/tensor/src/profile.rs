@@ -59,20 +59,59 @@ pub(crate) fn count_flops(m: usize, n: usize, k: usize) {
     }
 }
 
+thread_local! {
+    /// Set while this pool worker runs work that nothing else on the pool runs beside (a
+    /// training step handed to the pool): its kernels may split over the pool as a thread
+    /// outside it would.
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Restores a thread's [`ALONE`] mark when dropped (also when unwinding).
+struct Mark(bool);
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        ALONE.with(|a| a.set(self.0));
+    }
+}
+
+fn marked<R>(alone: bool, f: impl FnOnce() -> R) -> R {
+    let _restore = Mark(ALONE.with(|a| a.replace(alone)));
+    f()
+}
+
+/// Runs `f` on this thread with it marked as having the pool to itself: called on a pool
+/// worker with nothing else running beside it (a training step), `f`'s kernels split over
+/// the pool as they would from a thread outside it.
+pub fn alone_on_the_pool<R>(f: impl FnOnce() -> R) -> R {
+    marked(true, f)
+}
+
+/// Runs `f` on this thread without that mark: for work split into tasks that run side by
+/// side (the two halves of a batch), inside which the kernels should not split again.
+pub fn sharing_the_pool<R>(f: impl FnOnce() -> R) -> R {
+    marked(false, f)
+}
+
+/// Whether a kernel may split its work over the pool: there is more than one thread, and
+/// the caller is outside the pool or has it to itself ([`alone_on_the_pool`]). Inside a
+/// task, the other threads are busy with the other tasks.
+pub(crate) fn may_split() -> bool {
+    rayon::current_num_threads() > 1
+        && (rayon::current_thread_index().is_none() || ALONE.with(std::cell::Cell::get))
+}
+
 /// Below this many multiply-adds a GEMM runs on the calling thread: handing small products
 /// to the thread pool costs more than it saves.
 const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
 
 /// A GEMM splits over the thread pool only when it is large enough and its caller is not
-/// already one of the pool's tasks. Inside a task (the trainer's half-batches, a conv's
+/// already one of the pool's tasks ([`may_split`]). Inside a task (the trainer's half-batches, a conv's
 /// per-image work) the other threads are busy with the other tasks, and the gemm crate's
 /// nested split costs more in synchronisation than it saves: the 784-256-128-10 MLP at batch
 /// 64 trained an epoch in 0.79 s with single-threaded products and 1.0 s with split ones.
 pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m * n * k < PARALLEL_THRESHOLD
-        || rayon::current_num_threads() <= 1
-        || rayon::current_thread_index().is_some()
-    {
+    if m * n * k < PARALLEL_THRESHOLD || !may_split() {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
@@ -84,9 +123,50 @@ const PARALLEL_ELEMENTS: usize = 1 << 17;
 
 /// Whether an elementwise pass over `n` elements should split over the pool: only when it is
 /// large (batched inference: a 1024×256 activation) and the caller is not already one of the
-/// pool's tasks (training's half-batches keep both threads busy already).
+/// pool's tasks ([`may_split`]) (training's half-batches keep both threads busy already).
 pub(crate) fn split_elementwise(n: usize) -> bool {
-    n >= PARALLEL_ELEMENTS
-        && rayon::current_num_threads() > 1
-        && rayon::current_thread_index().is_none()
+    n >= PARALLEL_ELEMENTS && may_split()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_split_outside_the_pool_and_on_a_worker_that_has_it_to_itself() {
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        two.install(|| {
+            // a task of the pool, beside others
+            assert!(!may_split());
+            alone_on_the_pool(|| {
+                assert!(may_split());
+                assert!(matches!(
+                    parallelism(64, 64, 64),
+                    gemm::Parallelism::Rayon(2)
+                ));
+                // the halves of a split share the pool again, and the mark comes back
+                let (a, b) = rayon::join(
+                    || sharing_the_pool(may_split),
+                    || sharing_the_pool(may_split),
+                );
+                assert!(!a && !b);
+                assert!(may_split());
+                // also after a panic inside
+                let caught = std::panic::catch_unwind(|| sharing_the_pool(|| panic!("inside")));
+                assert!(caught.is_err());
+                assert!(may_split());
+            });
+            assert!(!may_split());
+            assert!(matches!(parallelism(64, 64, 64), gemm::Parallelism::None));
+        });
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        // one thread has nothing to split over
+        one.install(|| alone_on_the_pool(|| assert!(!may_split())));
+    }
 }

@@ -18,7 +18,7 @@ use backprop_nn::{mix_seed, Mode, Module};
 use backprop_optim::clip::clip_grad_norm;
 use backprop_optim::schedule::LrSchedule;
 use backprop_optim::Optimizer;
-use backprop_tensor::{Element, Rng, Tensor};
+use backprop_tensor::{profile, Element, Rng, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{ConfigError, LossKind, TrainConfig};
@@ -361,7 +361,10 @@ impl<'m> Trainer<'m> {
             slice_targets(targets, 0, h),
             slice_targets(targets, h, n - h),
         );
-        let ((la, ra, ga), (lb, rb, gb)) = rayon::join(|| run(xa, &ta), || run(xb, &tb));
+        let ((la, ra, ga), (lb, rb, gb)) = rayon::join(
+            || profile::sharing_the_pool(|| run(xa, &ta)),
+            || profile::sharing_the_pool(|| run(xb, &tb)),
+        );
         let (wa, wb) = (h as f32 / n as f32, (n - h) as f32 / n as f32);
         (
             f64::from(wa) * la + f64::from(wb) * lb,
@@ -405,13 +408,17 @@ impl<'m> Trainer<'m> {
         // A step started outside the pool runs on one of its workers: the step's parallel
         // kernels then hand work to the other worker directly, where from outside each of
         // them would wake the pool and put this thread to sleep until it finished (about
-        // 6% of W6's epoch went to those wake-ups). A data-parallel rank stays on its own
-        // thread, which is the one that talks to MPI.
+        // 6% of W6's epoch went to those wake-ups). Marked as having the pool to itself,
+        // its kernels split as they would from outside; the two halves of a batch are
+        // marked as sharing it. A data-parallel rank stays on its own thread, which is the
+        // one that talks to MPI.
         if self.parallel.is_none()
             && rayon::current_thread_index().is_none()
             && rayon::current_num_threads() > 1
         {
-            return rayon::scope(|_| self.step(x, targets, steps_per_epoch));
+            return rayon::scope(|_| {
+                profile::alone_on_the_pool(|| self.step(x, targets, steps_per_epoch))
+            });
         }
         let t = self.step;
         let lr = self.schedule_for(steps_per_epoch).lr(t);

@@ -546,6 +546,7 @@ fn channel_stats<E: Element>(k: Kernels, xd: &[E], (c, hw): (usize, usize), ch: 
 ///
 /// # Panics
 /// If `gamma`/`beta` are not `[C]`.
+#[allow(clippy::type_complexity)]
 pub fn batch_norm_relu_max_pool_forward<E: Element>(
     x: &Tensor<E>,
     gamma: &Tensor<E>,

@@ -428,9 +428,7 @@ unsafe fn transpose_into<E: Element>(
 }
 
 fn split_over_pool(multiply_adds: usize) -> bool {
-    multiply_adds >= 1 << 21
-        && rayon::current_num_threads() > 1
-        && rayon::current_thread_index().is_none()
+    multiply_adds >= 1 << 21 && crate::profile::may_split()
 }
 
 #[derive(Clone, Copy)]
