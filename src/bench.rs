@@ -138,6 +138,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
+        .stack_size(crate::commands::POOL_STACK)
         .build_global()
         .map_err(|e| anyhow!("--threads {}: {e}", a.threads))?;
     let dir = a.data_dir.clone().unwrap_or_else(default_mnist_dir);

@@ -151,6 +151,7 @@ pub fn join(distributed: bool, threads: Option<usize>) -> Result<Option<Peers>> 
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads((cores / local_ranks()).max(1))
+            .stack_size(crate::commands::POOL_STACK)
             .build_global();
     }
     Ok(Some(peers))

@@ -141,9 +141,11 @@ pub struct Phase {
 
 /// The library's rule for splitting one product over the pool (`profile::parallelism` in
 /// `crates/tensor/src/profile.rs`, crate-private, so restated here): at least 48³
-/// multiply-adds, more than one thread, and a caller outside the pool.
+/// multiply-adds and more than one thread, for a caller that has the pool to itself (the
+/// step's own thread, outside the pool or a worker marked by `profile::alone_on_the_pool`,
+/// as both sides' steps run here).
 fn auto_parallelism(p: &Product, threads: usize) -> gemm::Parallelism {
-    if p.mads() >= 48 * 48 * 48 && threads > 1 && rayon::current_thread_index().is_none() {
+    if p.mads() >= 48 * 48 * 48 && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
@@ -413,7 +415,7 @@ pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64
     }
     let threads = rayon::current_num_threads();
     type Bufs = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
-    // per phase, one set of operands per pool thread and one for the calling thread, each
+    // per phase, one set of operands per pool thread and one for a caller outside it, each
     // product's as large as its largest instance in the phase (a last chunk may be smaller)
     let bufs: Vec<Vec<std::sync::Mutex<Bufs>>> = products
         .phases
@@ -487,10 +489,13 @@ pub fn tune_allocator() {
 /// One training step (forward in training mode, cross-entropy, backward) of `setup`'s
 /// network on its whole batch, from the calling thread, timed over `reps` steps after
 /// `warmup`: seconds per step and what the GEMM profile saw. Called from outside the pool,
-/// the whole timing runs on one of its workers, where `Trainer::step` runs each step.
+/// the whole timing runs on one of its workers marked as having the pool to itself, as
+/// `Trainer::step` runs a step.
 pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, profile::GemmStats) {
     if rayon::current_thread_index().is_none() {
-        return rayon::scope(|_| time_library_step(setup, warmup, reps));
+        return rayon::scope(|_| {
+            profile::alone_on_the_pool(|| time_library_step(setup, warmup, reps))
+        });
     }
     let step = || {
         let out = setup

@@ -54,16 +54,23 @@ pub fn flag_error(e: ConfigError) -> anyhow::Error {
     anyhow!("{}: {}", flag(e.field), e.message)
 }
 
-/// Sizes the global thread pool.
+/// The stack of each pool thread: a training step runs on one (`Trainer::step`), and the
+/// graph of a long unrolled sequence is dropped recursively, so the workers get the main
+/// thread's usual 8 MiB rather than rayon's 2 MiB (address space; pages are used only as
+/// touched).
+pub const POOL_STACK: usize = 8 << 20;
+
+/// Sizes the global thread pool (`n` threads, or rayon's default count) and its stacks.
 pub fn set_threads(n: Option<usize>) -> Result<()> {
-    if let Some(n) = n {
-        if n == 0 {
-            bail!("--threads 0: must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
+    let pool = rayon::ThreadPoolBuilder::new().stack_size(POOL_STACK);
+    match n {
+        Some(0) => bail!("--threads 0: must be at least 1"),
+        Some(n) => pool
             .num_threads(n)
             .build_global()
-            .map_err(|e| anyhow!("--threads {n}: {e}"))?;
+            .map_err(|e| anyhow!("--threads {n}: {e}"))?,
+        // the default count: if the pool already exists, it stays as it is
+        None => drop(pool.build_global()),
     }
     Ok(())
 }

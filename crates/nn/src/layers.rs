@@ -662,8 +662,9 @@ impl<E: Element> BatchNorm<E> {
     /// runs a batch norm followed by a ReLU and a max pooling this way in training.
     ///
     /// # Panics
-    /// As the three layers would: if `x` is not `[N, C, H, W]` with this layer's `C`, or
-    /// the window does not fit.
+    /// If `x` is not `[N, C, H, W]` with this layer's `C`, or the window does not fit (then
+    /// before the running statistics move, where the layers one by one would have moved
+    /// them and then failed in the pooling).
     pub fn forward_relu_max_pool(&self, x: &Var<E>, p: Pool2dParams) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];

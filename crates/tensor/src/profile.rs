@@ -1,6 +1,7 @@
 //! Opt-in accounting of the time spent inside the GEMM crate, so benchmarks can report
 //! what share of a training step is matrix multiplication. Off by default: when off, a GEMM
-//! call costs one relaxed atomic load extra.
+//! call costs one relaxed atomic load extra. Also the rule for when a kernel splits its work
+//! over the thread pool ([`may_split`], [`alone_on_the_pool`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -96,6 +97,11 @@ pub fn sharing_the_pool<R>(f: impl FnOnce() -> R) -> R {
 /// Whether a kernel may split its work over the pool: there is more than one thread, and
 /// the caller is outside the pool or has it to itself ([`alone_on_the_pool`]). Inside a
 /// task, the other threads are busy with the other tasks.
+///
+/// The mark belongs to the thread: while the marked worker waits inside a split of its own,
+/// the pieces it runs meanwhile see it too. So the task bodies of parallel kernels must not
+/// call code gated by this rule (today none does: their GEMMs run with `Threads::Caller`,
+/// the rest are plain loops), or must wrap it in [`sharing_the_pool`].
 pub(crate) fn may_split() -> bool {
     rayon::current_num_threads() > 1
         && (rayon::current_thread_index().is_none() || ALONE.with(std::cell::Cell::get))
@@ -105,8 +111,8 @@ pub(crate) fn may_split() -> bool {
 /// to the thread pool costs more than it saves.
 const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
 
-/// A GEMM splits over the thread pool only when it is large enough and its caller is not
-/// already one of the pool's tasks ([`may_split`]). Inside a task (the trainer's half-batches, a conv's
+/// A GEMM splits over the thread pool only when it is large enough and its caller may split
+/// ([`may_split`]: outside the pool, or a worker that has the pool to itself). Inside a task (the trainer's half-batches, a conv's
 /// per-image work) the other threads are busy with the other tasks, and the gemm crate's
 /// nested split costs more in synchronisation than it saves: the 784-256-128-10 MLP at batch
 /// 64 trained an epoch in 0.79 s with single-threaded products and 1.0 s with split ones.
@@ -122,8 +128,7 @@ pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
 const PARALLEL_ELEMENTS: usize = 1 << 17;
 
 /// Whether an elementwise pass over `n` elements should split over the pool: only when it is
-/// large (batched inference: a 1024×256 activation) and the caller is not already one of the
-/// pool's tasks ([`may_split`]) (training's half-batches keep both threads busy already).
+/// large (batched inference: a 1024×256 activation) and the caller may split ([`may_split`]) (training's half-batches keep both threads busy already).
 pub(crate) fn split_elementwise(n: usize) -> bool {
     n >= PARALLEL_ELEMENTS && may_split()
 }

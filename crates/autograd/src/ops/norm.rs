@@ -96,6 +96,7 @@ impl<E: Element> Var<E> {
     ///
     /// # Panics
     /// If the input is not 4-D, the window does not fit it, or `γ`, `β` are not `[C]`.
+    #[track_caller]
     pub fn batch_norm_relu_max_pool(
         &self,
         gamma: &Var<E>,

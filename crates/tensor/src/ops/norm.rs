@@ -580,13 +580,11 @@ pub fn batch_norm_relu_max_pool_forward<E: Element>(
             let mat = affine_coefs(mean, var, g[ch], b[ch], eps);
             let mut buf: Vec<E> = Vec::with_capacity(hw);
             for ((yp, ip), xp) in ys.into_iter().zip(is).zip(planes_of(xd, c, hw, ch)) {
-                // SAFETY: a buffer of `hw` elements that `affine` writes in full
-                // (`xp.len()` = `hw`) before it is read as `[E]`.
-                let plane = unsafe {
-                    let spare = &mut buf.spare_capacity_mut()[..hw];
-                    k.affine(spare, xp, mat, true);
-                    std::slice::from_raw_parts(spare.as_ptr().cast::<E>(), hw)
-                };
+                let spare = &mut buf.spare_capacity_mut()[..hw];
+                k.affine(spare, xp, mat, true);
+                // SAFETY: `affine` wrote all `hw` elements (`xp.len()` = `hw`);
+                // `MaybeUninit<E>` has the layout of `E`.
+                let plane = unsafe { &*(spare as *const [MaybeUninit<E>] as *const [E]) };
                 max_plane(p, plane, (h, w, wo), yp, ip);
             }
             (mean, var)
@@ -661,8 +659,9 @@ impl<E: Element> Dy<'_, E> {
                 let spare = &mut buf.spare_capacity_mut()[..hw];
                 let (gp, ip) = (&g[pl * hwo..][..hwo], &idx[pl * hwo..][..hwo]);
                 max_plane_grad(p, spare, gp, ip, geom);
-                // SAFETY: `max_plane_grad` writes every element of the `hw` given.
-                unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<E>(), hw) }
+                // SAFETY: `max_plane_grad` writes every element of the `hw` given;
+                // `MaybeUninit<E>` has the layout of `E`.
+                unsafe { &*(spare as *const [MaybeUninit<E>] as *const [E]) }
             }
         }
     }
