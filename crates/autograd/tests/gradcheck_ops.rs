@@ -387,6 +387,13 @@ fn convolution_and_pooling() {
         |v| drive(&v[0].max_pool2d(pp)).add(&v[0].mean()),
         &[xp.clone()],
     );
+    for p in [Pool2dParams::square(2), pp] {
+        check(
+            "relu_max_pool2d",
+            |v| drive(&v[0].relu_max_pool2d(p)).add(&v[0].mean()),
+            &[xp.clone()],
+        );
+    }
     check(
         "avg_pool2d",
         |v| drive(&v[0].avg_pool2d(pp).exp()).add(&v[0].mean()),

@@ -1,5 +1,6 @@
 //! Inference with batch norm folded into the convolution before it; in training, batch
-//! norm and the ReLU after it as one op, with a max pooling after them too ([`bn_relu`]).
+//! norm and the ReLU after it as one op, with a max pooling after them too ([`bn_relu`]),
+//! and a ReLU with the max pooling after it as one op ([`relu_pool`]).
 //!
 //! In evaluation a batch norm is the per-channel affine map `y = s_c·x + t_c` with
 //! `s_c = γ_c/√(running_var_c + ε)` and `t_c = β_c − running_mean_c·s_c`. After a
@@ -78,6 +79,26 @@ pub(crate) fn bn_relu<E: Element>(
         }
         _ => Some((bn.forward_relu(x, mode), 2)),
     }
+}
+
+/// If `layers` starts with a ReLU followed by a max pooling whose window fits `x`, runs the
+/// two in training as one op ([`Var::relu_max_pool2d`]): the output and how many layers it
+/// used (2).
+pub(crate) fn relu_pool<E: Element>(
+    layers: &[(String, Box<dyn Module<E>>)],
+    x: &Var<E>,
+    mode: Mode,
+) -> Option<(Var<E>, usize)> {
+    if mode != Mode::Train || layers.first()?.1.activation() != Some(Activation::Relu) {
+        return None;
+    }
+    let pool = layers.get(1)?.1.as_any()?.downcast_ref::<MaxPool2d>()?;
+    let shape = x.shape();
+    // anything the pooling would refuse goes through the layers one by one
+    if shape.len() != 4 || pool2d_output_shape(&shape, pool.0).is_err() {
+        return None;
+    }
+    Some((x.relu_max_pool2d(pool.0), 2))
 }
 
 /// The folded weight and bias a batch norm last gave the convolution before it, with the
@@ -336,6 +357,47 @@ mod tests {
             Mode::Eval
         )
         .is_none());
+    }
+
+    #[test]
+    fn in_training_relu_and_max_pool_run_fused_with_the_same_values_and_gradients() {
+        let mut rng = Rng::seed(14);
+        let conv =
+            Conv2d::<f64>::with_groups(2, 4, (3, 3), 1, crate::Init::HeUniform, true, &mut rng);
+        let net = Sequential::new()
+            .add("conv1", conv)
+            .add("relu1", Activation::Relu)
+            .add("pool1", MaxPool2d::new(2));
+        let x = Tensor::rand_normal(&[3, 2, 7, 8], 0.0, 1.0, &mut rng);
+        let run = |fused: bool| {
+            let x = Var::constant(x.clone());
+            let y = if fused {
+                net.forward(&x, Mode::Train)
+            } else {
+                net.layers
+                    .iter()
+                    .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
+            };
+            let grads = y.mul(&y).mean().backward();
+            let g: Vec<Vec<f64>> = net
+                .params()
+                .iter()
+                .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
+                .collect();
+            (y.value().to_vec(), g)
+        };
+        assert_eq!(run(true), run(false));
+        let h = net.layers[0]
+            .1
+            .forward(&Var::constant(x.clone()), Mode::Train);
+        assert_eq!(
+            relu_pool(&net.layers[1..], &h, Mode::Train).map(|r| r.1),
+            Some(2)
+        );
+        // not in evaluation, not when the window does not fit
+        assert!(relu_pool(&net.layers[1..], &h, Mode::Eval).is_none());
+        let one = Var::constant(Tensor::zeros(&[1, 4, 1, 1]));
+        assert!(relu_pool(&net.layers[1..], &one, Mode::Train).is_none());
     }
 
     #[test]

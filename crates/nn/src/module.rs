@@ -286,7 +286,8 @@ impl<E: Element> Module<E> for Sequential<E> {
     /// Runs the layers in order. In evaluation with no graph recorded (inference), a
     /// convolution followed by a batch norm (and a ReLU) runs as one convolution with the
     /// batch norm folded into its weights; in training, a batch norm followed by a ReLU (and
-    /// a max pooling) runs as one op (see [`crate::fuse`]).
+    /// a max pooling) runs as one op, and so does a ReLU followed by a max pooling (see
+    /// [`crate::fuse`]).
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let inference = mode == Mode::Eval && is_grad_disabled();
         let mut h = x.clone();
@@ -296,6 +297,7 @@ impl<E: Element> Module<E> for Sequential<E> {
                 crate::fuse::conv_bn(&self.layers[i..], &h)
             } else {
                 crate::fuse::bn_relu(&self.layers[i..], &h, mode)
+                    .or_else(|| crate::fuse::relu_pool(&self.layers[i..], &h, mode))
             };
             if let Some((y, used)) = fused {
                 h = y;

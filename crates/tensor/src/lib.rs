@@ -47,7 +47,7 @@ pub use ops::norm::{
 };
 pub use ops::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
-    pool2d_output_shape, Pool2dParams,
+    pool2d_output_shape, relu_max_pool2d_backward, relu_max_pool2d_forward, Pool2dParams,
 };
 pub use ops::recurrent::{
     recurrent_backward, recurrent_forward, try_recurrent_forward, CellKind, RecurrentGrads,

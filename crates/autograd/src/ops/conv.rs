@@ -8,7 +8,8 @@
 
 use backprop_tensor::{
     avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward, max_pool2d_backward,
-    max_pool2d_forward, Conv2dParams, Element, Pool2dParams,
+    max_pool2d_forward, relu_max_pool2d_backward, relu_max_pool2d_forward, Conv2dParams, Element,
+    Pool2dParams,
 };
 
 use crate::Var;
@@ -52,6 +53,28 @@ impl<E: Element> Var<E> {
                 out.push(db);
             }
             out
+        })
+    }
+
+    /// `max_pool2d(relu(x))` as one op: each plane goes through the ReLU in cache and is
+    /// pooled from there, and its gradient is written once; the same values and gradients
+    /// as [`Var::relu`] then [`Var::max_pool2d`], to the bit.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::{Pool2dParams, Tensor};
+    /// let x = Var::constant(Tensor::<f64>::from_vec(vec![-1.0, -3.0, -2.0, -6.0], &[1, 1, 2, 2]));
+    /// assert_eq!(x.relu_max_pool2d(Pool2dParams::square(2)).value().to_vec(), vec![0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 4-D or the window does not fit.
+    #[track_caller]
+    pub fn relu_max_pool2d(&self, p: Pool2dParams) -> Var<E> {
+        let x = self.value();
+        let (y, idx) = relu_max_pool2d_forward(&x, p).unwrap_or_else(|e| panic!("{e}"));
+        Var::from_op("relu_max_pool2d", y, vec![self.clone()], move |g, _| {
+            vec![Some(relu_max_pool2d_backward(&x, g, &idx, p))]
         })
     }
 

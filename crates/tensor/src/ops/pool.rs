@@ -460,6 +460,93 @@ pub fn max_pool2d_forward<E: Element>(
     ))
 }
 
+/// Max pooling of ReLU's output, `pool(max(x, 0))`, in one pass: each plane goes through
+/// the ReLU into a buffer that stays in cache and is pooled from there, so the full-size
+/// ReLU output is never written out and read back. The outputs and indices are those of
+/// [`max_pool2d_forward`] on `x.relu()`, to the bit (a NaN becomes 0 first, as ReLU makes
+/// it).
+///
+/// # Errors
+/// If the input is not 4-D or the window does not fit (as [`max_pool2d_forward`]).
+pub fn relu_max_pool2d_forward<E: Element>(
+    x: &Tensor<E>,
+    p: Pool2dParams,
+) -> Result<(Tensor<E>, Vec<u32>)> {
+    let (planes, h, w, ho, wo) = geom("max_pool2d", x.shape(), p)?;
+    let mut y = vec![E::ZERO; planes * ho * wo];
+    let mut idx = vec![0u32; planes * ho * wo];
+    let xd = x.data();
+    if ho * wo > 0 {
+        y.par_chunks_mut(ho * wo)
+            .zip(idx.par_chunks_mut(ho * wo))
+            .enumerate()
+            .with_min_len(planes_per_task(ho * wo))
+            .for_each_init(
+                || vec![E::ZERO; h * w],
+                |buf, (pl, (yp, ip))| {
+                    let plane = &xd[pl * h * w..(pl + 1) * h * w];
+                    for (b, &v) in buf.iter_mut().zip(plane) {
+                        *b = if v > E::ZERO { v } else { E::ZERO };
+                    }
+                    max_plane(p, buf, (h, w, wo), yp, ip);
+                },
+            );
+    }
+    Ok((
+        Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
+        idx,
+    ))
+}
+
+/// Backward of [`relu_max_pool2d_forward`]: each `dy` goes to its window's recorded maximum
+/// if the input there is positive (ReLU's gradient), 0 elsewhere; each plane is written
+/// once. The same bits as [`max_pool2d_backward`] followed by ReLU's backward pass.
+///
+/// # Panics
+/// If `dy` and `idx` do not fit `x` and `p`.
+pub fn relu_max_pool2d_backward<E: Element>(
+    x: &Tensor<E>,
+    dy: &Tensor<E>,
+    idx: &[u32],
+    p: Pool2dParams,
+) -> Tensor<E> {
+    let (_, h, w, ho, wo) = geom("max_pool2d", x.shape(), p).unwrap_or_else(|e| panic!("{e}"));
+    let s = x.shape();
+    assert!(
+        dy.shape() == [s[0], s[1], ho, wo] && idx.len() == dy.numel(),
+        "ReLU + max pool backward: dy {:?} and {} indices for input {s:?}",
+        dy.shape(),
+        idx.len()
+    );
+    let len = x.numel();
+    let (g, xd) = (dy.data(), x.data());
+    let mut dx: Vec<E> = Vec::with_capacity(len);
+    if h * w > 0 {
+        dx.spare_capacity_mut()[..len]
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .with_min_len(planes_per_task(h * w))
+            .for_each(|(pl, dp)| {
+                let (gp, ip) = (
+                    &g[pl * ho * wo..][..ho * wo],
+                    &idx[pl * ho * wo..][..ho * wo],
+                );
+                max_plane_grad(p, dp, gp, ip, (h, w, ho, wo));
+                // SAFETY: `max_plane_grad` wrote every element of the plane; `MaybeUninit<E>`
+                // has the layout of `E`.
+                let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
+                // a select, not a branch: the signs are as good as random
+                for (d, &v) in dp.iter_mut().zip(&xd[pl * h * w..(pl + 1) * h * w]) {
+                    *d = if v > E::ZERO { *d } else { E::ZERO };
+                }
+            });
+    }
+    // SAFETY: every plane (`len / (h·w)` of them) was written in full by `max_plane_grad`
+    // (and `len` is 0 when `h·w` is).
+    unsafe { dx.set_len(len) };
+    Tensor::from_parts(dx, s.to_vec())
+}
+
 /// Max pooling of `planes` `h×w` planes stored one after another in `x` into `y` (the
 /// pooled planes, `ho·wo` each, `ho·wo = y.len() / planes`), on the calling thread, with no
 /// record of where the maxima were: the inference half of [`max_pool2d_forward`], for a
@@ -670,6 +757,70 @@ mod tests {
     thread_local! {
         /// Set by a test to run the portable kernel.
         pub(super) static PORTABLE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// ReLU and max pooling fused against the two ops in a row, to the bit.
+    fn relu_pool_matches<E: Element>(seed: u64) {
+        let mut rng = crate::Rng::seed(seed);
+        let padded = Pool2dParams {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+        };
+        let overlapping = Pool2dParams {
+            kernel: (3, 2),
+            stride: (1, 2),
+            padding: (0, 0),
+        };
+        for (shape, p) in [
+            ([3, 6, 28, 28], Pool2dParams::square(2)),
+            ([2, 3, 7, 9], Pool2dParams::square(2)),
+            ([2, 2, 9, 37], padded),
+            ([2, 2, 6, 5], overlapping),
+        ] {
+            let mut x = Tensor::<E>::rand_normal(&shape, -0.2, 1.0, &mut rng).to_vec();
+            // a NaN (ReLU makes it 0) and a window of negatives only (all ties at 0)
+            x[17] = E::from_f64(f64::NAN);
+            for v in &mut x[..4] {
+                *v = E::from_f64(-1.0);
+            }
+            let x = Tensor::from_vec(x, &shape);
+            let (y, idx) = relu_max_pool2d_forward(&x, p).unwrap();
+            let (y1, idx1) = max_pool2d_forward(&x.relu(), p).unwrap();
+            assert_eq!(y.shape(), y1.shape());
+            let bits = |t: &Tensor<E>| {
+                t.data()
+                    .iter()
+                    .map(|v| v.to_f64().to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&y), bits(&y1), "{shape:?}");
+            assert_eq!(idx, idx1, "{shape:?}");
+            let dy = Tensor::<E>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+            let dx = relu_max_pool2d_backward(&x, &dy, &idx, p);
+            let full = max_pool2d_backward(&shape, &dy, &idx1, p);
+            let want: Vec<E> = full
+                .data()
+                .iter()
+                .zip(x.data())
+                .map(|(&g, &v)| if v > E::ZERO { g } else { E::ZERO })
+                .collect();
+            assert_eq!(
+                bits(&dx),
+                bits(&Tensor::from_vec(want, &shape)),
+                "{shape:?}"
+            );
+            assert!(dx.data().iter().any(|v| *v != E::ZERO));
+        }
+        let flat = Tensor::<E>::zeros(&[4, 3]);
+        let e = relu_max_pool2d_forward(&flat, Pool2dParams::square(2)).unwrap_err();
+        assert!(e.to_string().contains("max_pool2d"), "{e}");
+    }
+
+    #[test]
+    fn relu_and_max_pooling_fused_are_the_two_ops_in_a_row() {
+        relu_pool_matches::<f32>(6);
+        relu_pool_matches::<f64>(7);
     }
 
     #[test]
