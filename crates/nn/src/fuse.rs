@@ -192,6 +192,31 @@ mod tests {
             .add("pool1", MaxPool2d::new(2))
     }
 
+    /// A training-mode forward pass of `net` on `x` (fused, or the layers one by one) and
+    /// the gradient of the mean square of its output: the output and each parameter's
+    /// gradient.
+    fn train_step(
+        net: &Sequential<f64>,
+        x: &Tensor<f64>,
+        fused: bool,
+    ) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let x = Var::constant(x.clone());
+        let y = if fused {
+            net.forward(&x, Mode::Train)
+        } else {
+            net.layers
+                .iter()
+                .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
+        };
+        let grads = y.mul(&y).mean().backward();
+        let g = net
+            .params()
+            .iter()
+            .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
+            .collect();
+        (y.value().to_vec(), g)
+    }
+
     #[test]
     fn the_folded_layers_give_what_the_layers_give_one_by_one() {
         let mut rng = Rng::seed(11);
@@ -295,23 +320,8 @@ mod tests {
         let x = Tensor::rand_normal(&[4, 2, 6, 6], 0.0, 1.0, &mut rng);
         let net = net(true, &mut rng);
         let run = |fused: bool| {
-            let x = Var::constant(x.clone());
-            let y = if fused {
-                net.forward(&x, Mode::Train)
-            } else {
-                // the layers one by one
-                net.layers
-                    .iter()
-                    .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
-            };
-            let loss = y.mul(&y).mean();
-            let grads = loss.backward();
-            let g: Vec<Vec<f64>> = net
-                .params()
-                .iter()
-                .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
-                .collect();
-            (y.value().to_vec(), g, net.buffers()[0].1.value().to_vec())
+            let (y, g) = train_step(&net, &x, fused);
+            (y, g, net.buffers()[0].1.value().to_vec())
         };
         let r0 = net.buffers()[0].1.value().to_vec();
         let (y1, g1, r1) = run(false);
@@ -369,24 +379,7 @@ mod tests {
             .add("relu1", Activation::Relu)
             .add("pool1", MaxPool2d::new(2));
         let x = Tensor::rand_normal(&[3, 2, 7, 8], 0.0, 1.0, &mut rng);
-        let run = |fused: bool| {
-            let x = Var::constant(x.clone());
-            let y = if fused {
-                net.forward(&x, Mode::Train)
-            } else {
-                net.layers
-                    .iter()
-                    .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
-            };
-            let grads = y.mul(&y).mean().backward();
-            let g: Vec<Vec<f64>> = net
-                .params()
-                .iter()
-                .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
-                .collect();
-            (y.value().to_vec(), g)
-        };
-        assert_eq!(run(true), run(false));
+        assert_eq!(train_step(&net, &x, true), train_step(&net, &x, false));
         let h = net.layers[0]
             .1
             .forward(&Var::constant(x.clone()), Mode::Train);

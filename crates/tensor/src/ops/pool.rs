@@ -518,32 +518,10 @@ pub fn relu_max_pool2d_backward<E: Element>(
         dy.shape(),
         idx.len()
     );
-    let len = x.numel();
-    let (g, xd) = (dy.data(), x.data());
-    let mut dx: Vec<E> = Vec::with_capacity(len);
-    if h * w > 0 {
-        dx.spare_capacity_mut()[..len]
-            .par_chunks_mut(h * w)
-            .enumerate()
-            .with_min_len(planes_per_task(h * w))
-            .for_each(|(pl, dp)| {
-                let (gp, ip) = (
-                    &g[pl * ho * wo..][..ho * wo],
-                    &idx[pl * ho * wo..][..ho * wo],
-                );
-                max_plane_grad(p, dp, gp, ip, (h, w, ho, wo));
-                // SAFETY: `max_plane_grad` wrote every element of the plane; `MaybeUninit<E>`
-                // has the layout of `E`.
-                let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
-                // a select, not a branch: the signs are as good as random
-                for (d, &v) in dp.iter_mut().zip(&xd[pl * h * w..(pl + 1) * h * w]) {
-                    *d = if v > E::ZERO { *d } else { E::ZERO };
-                }
-            });
+    if h * w == 0 {
+        return Tensor::from_parts(Vec::new(), s.to_vec());
     }
-    // SAFETY: every plane (`len / (h·w)` of them) was written in full by `max_plane_grad`
-    // (and `len` is 0 when `h·w` is).
-    unsafe { dx.set_len(len) };
+    let dx = plane_grads(s, (dy.data(), idx), p, (ho, wo), Some(x.data()));
     Tensor::from_parts(dx, s.to_vec())
 }
 
@@ -631,8 +609,22 @@ pub fn max_pool2d_backward<E: Element>(
     if h * w == 0 {
         return Tensor::from_parts(vec![E::ZERO; len], x_shape.to_vec());
     }
-    let g = dy.data();
-    // each task writes its own planes in full
+    let dx = plane_grads(x_shape, (dy.data(), idx), p, (ho, wo), None);
+    Tensor::from_parts(dx, x_shape.to_vec())
+}
+
+/// The input gradient of max pooling `[N, C, H, W]` (`x_shape`, `H·W > 0`) from the output
+/// gradient `g` and the maxima's indices, each plane written in full by one task; with
+/// `relu_of`, ReLU's gradient too (0 where that input is not positive), as a select.
+fn plane_grads<E: Element>(
+    x_shape: &[usize],
+    (g, idx): (&[E], &[u32]),
+    p: Pool2dParams,
+    (ho, wo): (usize, usize),
+    relu_of: Option<&[E]>,
+) -> Vec<E> {
+    let (h, w) = (x_shape[2], x_shape[3]);
+    let len: usize = x_shape.iter().product();
     let mut dx: Vec<E> = Vec::with_capacity(len);
     dx.spare_capacity_mut()[..len]
         .par_chunks_mut(h * w)
@@ -644,11 +636,20 @@ pub fn max_pool2d_backward<E: Element>(
                 &idx[pl * ho * wo..][..ho * wo],
             );
             max_plane_grad(p, dp, gp, ip, (h, w, ho, wo));
+            if let Some(x) = relu_of {
+                // SAFETY: `max_plane_grad` wrote every element of the plane;
+                // `MaybeUninit<E>` has the layout of `E`.
+                let dp = unsafe { &mut *(dp as *mut [MaybeUninit<E>] as *mut [E]) };
+                // a select, not a branch: the signs are as good as random
+                for (d, &v) in dp.iter_mut().zip(&x[pl * h * w..(pl + 1) * h * w]) {
+                    *d = if v > E::ZERO { *d } else { E::ZERO };
+                }
+            }
         });
     // SAFETY: the planes (`len / (h·w)` of them, `len` being a whole number of planes)
     // were each written in full above (`max_plane_grad` writes every element of its plane).
     unsafe { dx.set_len(len) };
-    Tensor::from_parts(dx, x_shape.to_vec())
+    dx
 }
 
 /// The gradient of one plane of a 2×2, stride-2 max pooling, written in full: each window's
