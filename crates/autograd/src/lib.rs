@@ -38,4 +38,4 @@ mod var;
 
 pub use backward::Grads;
 pub use gradcheck::{gradcheck, gradcheck_vars, GradcheckOptions, GradcheckReport, InputReport};
-pub use var::{is_grad_disabled, no_grad, NoGradGuard, Var, VarId};
+pub use var::{is_grad_disabled, no_grad, with_grad_state, NoGradGuard, Var, VarId};

@@ -293,6 +293,30 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` recording (`disabled` false) or not (`disabled` true) whatever this thread's
+/// state is, then restores that state (also when `f` panics). For work handed to another
+/// thread, which should record as the thread that handed it over: pass that thread's
+/// [`is_grad_disabled`]. A pool worker that is itself inside [`no_grad`] may run such work
+/// while it waits for its own.
+///
+/// ```
+/// use backprop_autograd::{is_grad_disabled, no_grad, with_grad_state, Var};
+/// use backprop_tensor::Tensor;
+/// let w = Var::parameter(Tensor::<f32>::ones(&[2]));
+/// let y = no_grad(|| with_grad_state(false, || w.mul(&w)));
+/// assert!(y.requires_grad() && !is_grad_disabled());
+/// ```
+pub fn with_grad_state<R>(disabled: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_GRAD_DEPTH.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(NO_GRAD_DEPTH.with(|d| d.replace(usize::from(disabled))));
+    f()
+}
+
 /// Disables recording on this thread until dropped (the guard form of [`no_grad`]).
 pub struct NoGradGuard(());
 
