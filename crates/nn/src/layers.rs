@@ -652,6 +652,15 @@ impl<E: Element> BatchNorm<E> {
         self.run(x, mode, true)
     }
 
+    /// The running statistics, with the momentum they move by.
+    fn running(&self) -> RunningStats<'_, E> {
+        RunningStats {
+            mean: &self.running_mean,
+            var: &self.running_var,
+            momentum: self.momentum,
+        }
+    }
+
     /// Whether it takes `[N, C, H, W]` (a batch norm built for images, or for any rank).
     pub(crate) fn takes_images(&self) -> bool {
         self.rank.is_none_or(|r| r == 4)
@@ -673,13 +682,8 @@ impl<E: Element> BatchNorm<E> {
             "{}: expected [batch, {c}, H, W], got {shape:?}",
             Module::<E>::kind(self)
         );
-        let r = RunningStats {
-            mean: &self.running_mean,
-            var: &self.running_var,
-            momentum: self.momentum,
-        };
         let (y, mean, var) = x.batch_norm_relu_max_pool(&self.weight, &self.bias, self.eps, p);
-        r.update(&shape, &mean, &var);
+        self.running().update(&shape, &mean, &var);
         y
     }
 
@@ -695,12 +699,14 @@ impl<E: Element> BatchNorm<E> {
             "{}: expected [batch, {c}] or [batch, {c}, H, W], got {shape:?}",
             Module::<E>::kind(self)
         );
-        let r = RunningStats {
-            mean: &self.running_mean,
-            var: &self.running_var,
-            momentum: self.momentum,
-        };
-        batch_norm(x, &self.weight, &self.bias, &r, (self.eps, relu), mode)
+        batch_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            &self.running(),
+            (self.eps, relu),
+            mode,
+        )
     }
 }
 

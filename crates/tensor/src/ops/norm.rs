@@ -27,7 +27,7 @@ use crate::element::Element;
 use crate::error::Result;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::as_f32;
-use crate::ops::pool::{max_plane, max_plane_grad, max_pool_geom, Pool2dParams};
+use crate::ops::pool::{max_plane, max_plane_grad, max_pool_geom, pooled_grad_geom, Pool2dParams};
 use crate::tensor::Tensor;
 
 fn dims(s: &[usize]) -> (usize, usize, usize) {
@@ -619,14 +619,7 @@ pub fn batch_norm_relu_max_pool_backward<E: Element>(
     dy: &Tensor<E>,
     idx: &[u32],
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
-    let (_, h, w, ho, wo) = max_pool_geom(x.shape(), p).unwrap_or_else(|e| panic!("{e}"));
-    let s = x.shape();
-    assert!(
-        dy.shape() == [s[0], s[1], ho, wo] && idx.len() == dy.numel(),
-        "batch norm + max pool backward: dy {:?} and {} indices for input {s:?}",
-        dy.shape(),
-        idx.len()
-    );
+    let (h, w, ho, wo) = pooled_grad_geom("batch norm + max pool backward", x.shape(), p, dy, idx);
     let dyp = Dy::Pooled {
         g: dy.data(),
         idx,

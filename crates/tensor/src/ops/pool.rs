@@ -428,31 +428,44 @@ pub fn max_pool2d_forward<E: Element>(
     x: &Tensor<E>,
     p: Pool2dParams,
 ) -> Result<(Tensor<E>, Vec<u32>)> {
+    pool_forward(x, p, false)
+}
+
+/// Max pooling of `x`, or with `relu` of `max(x, 0)` (each plane through the ReLU into a
+/// buffer first): the output and the maxima's indices.
+fn pool_forward<E: Element>(
+    x: &Tensor<E>,
+    p: Pool2dParams,
+    relu: bool,
+) -> Result<(Tensor<E>, Vec<u32>)> {
     let (planes, h, w, ho, wo) = geom("max_pool2d", x.shape(), p)?;
     let mut y = vec![E::ZERO; planes * ho * wo];
     let mut idx = vec![0u32; planes * ho * wo];
     let xd = x.data();
-    if ho * wo == 0 {
-        return Ok((
-            Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
-            idx,
-        ));
-    }
-    let one = |pl: usize, (yp, ip): (&mut [E], &mut [u32])| {
-        max_plane(p, &xd[pl * h * w..(pl + 1) * h * w], (h, w, wo), yp, ip);
+    let one = |buf: &mut Vec<E>, pl: usize, (yp, ip): (&mut [E], &mut [u32])| {
+        let mut plane = &xd[pl * h * w..(pl + 1) * h * w];
+        if relu {
+            buf.clear();
+            buf.extend(plane.iter().map(|&v| if v > E::ZERO { v } else { E::ZERO }));
+            plane = buf;
+        }
+        max_plane(p, plane, (h, w, wo), yp, ip);
     };
-    if planes <= planes_per_task(ho * wo) {
+    if ho * wo == 0 {
+        // no outputs
+    } else if planes <= planes_per_task(ho * wo) {
         // one task's worth (one image in inference): no hand-off to the pool
+        let mut buf = Vec::new();
         y.chunks_mut(ho * wo)
             .zip(idx.chunks_mut(ho * wo))
             .enumerate()
-            .for_each(|(pl, pair)| one(pl, pair));
+            .for_each(|(pl, pair)| one(&mut buf, pl, pair));
     } else {
         y.par_chunks_mut(ho * wo)
             .zip(idx.par_chunks_mut(ho * wo))
             .enumerate()
             .with_min_len(planes_per_task(ho * wo))
-            .for_each(|(pl, pair)| one(pl, pair));
+            .for_each_init(Vec::new, |buf, (pl, pair)| one(buf, pl, pair));
     }
     Ok((
         Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
@@ -472,30 +485,7 @@ pub fn relu_max_pool2d_forward<E: Element>(
     x: &Tensor<E>,
     p: Pool2dParams,
 ) -> Result<(Tensor<E>, Vec<u32>)> {
-    let (planes, h, w, ho, wo) = geom("max_pool2d", x.shape(), p)?;
-    let mut y = vec![E::ZERO; planes * ho * wo];
-    let mut idx = vec![0u32; planes * ho * wo];
-    let xd = x.data();
-    if ho * wo > 0 {
-        y.par_chunks_mut(ho * wo)
-            .zip(idx.par_chunks_mut(ho * wo))
-            .enumerate()
-            .with_min_len(planes_per_task(ho * wo))
-            .for_each_init(
-                || vec![E::ZERO; h * w],
-                |buf, (pl, (yp, ip))| {
-                    let plane = &xd[pl * h * w..(pl + 1) * h * w];
-                    for (b, &v) in buf.iter_mut().zip(plane) {
-                        *b = if v > E::ZERO { v } else { E::ZERO };
-                    }
-                    max_plane(p, buf, (h, w, wo), yp, ip);
-                },
-            );
-    }
-    Ok((
-        Tensor::from_parts(y, vec![x.shape()[0], x.shape()[1], ho, wo]),
-        idx,
-    ))
+    pool_forward(x, p, true)
 }
 
 /// Backward of [`relu_max_pool2d_forward`]: each `dy` goes to its window's recorded maximum
@@ -510,14 +500,8 @@ pub fn relu_max_pool2d_backward<E: Element>(
     idx: &[u32],
     p: Pool2dParams,
 ) -> Tensor<E> {
-    let (_, h, w, ho, wo) = geom("max_pool2d", x.shape(), p).unwrap_or_else(|e| panic!("{e}"));
+    let (h, w, ho, wo) = pooled_grad_geom("ReLU + max pool backward", x.shape(), p, dy, idx);
     let s = x.shape();
-    assert!(
-        dy.shape() == [s[0], s[1], ho, wo] && idx.len() == dy.numel(),
-        "ReLU + max pool backward: dy {:?} and {} indices for input {s:?}",
-        dy.shape(),
-        idx.len()
-    );
     if h * w == 0 {
         return Tensor::from_parts(Vec::new(), s.to_vec());
     }
@@ -544,6 +528,28 @@ pub(crate) fn max_pool_planes<E: Element>(
     for (plane, yp) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(per)) {
         max_plane(p, plane, (h, w, wo), yp, &mut idx[..per]);
     }
+}
+
+/// `(H, W, HO, WO)` of max pooling `s` (`[N, C, H, W]`) with `p`, after checking that `dy`
+/// and `idx` are a pooled output's gradient and indices for it.
+///
+/// # Panics
+/// If they are not, or the pooling does not fit `s` (the message names `what`).
+pub(crate) fn pooled_grad_geom<E: Element>(
+    what: &str,
+    s: &[usize],
+    p: Pool2dParams,
+    dy: &Tensor<E>,
+    idx: &[u32],
+) -> (usize, usize, usize, usize) {
+    let (_, h, w, ho, wo) = geom("max_pool2d", s, p).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        dy.shape() == [s[0], s[1], ho, wo] && idx.len() == dy.numel(),
+        "{what}: dy {:?} and {} indices for input {s:?}",
+        dy.shape(),
+        idx.len()
+    );
+    (h, w, ho, wo)
 }
 
 /// The output size of max pooling `[N, C, H, W]` (`s`) with `p`, checked as
