@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use backprop::autograd::Var;
 use backprop::nn::{loss, Linear, Mode, Module, Sequential};
+use backprop::tensor::ops::conv::runs_direct;
 use backprop::tensor::ops::sparse;
 use backprop::tensor::{conv2d_output_shape, profile, Rng, Tensor};
 use rayon::prelude::*;
@@ -37,6 +38,7 @@ pub fn gemm_once(s: Shape, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Paral
         tb: false,
         add: false,
         sparse: false,
+        direct: false,
     };
     p.run(a, b, c, par);
 }
@@ -60,6 +62,10 @@ pub struct Product {
     /// (`crates/tensor/src/ops/sparse.rs`), not the GEMM crate; the raw step still runs it
     /// as a dense GEMM (see [`StepProducts`]).
     pub sparse: bool,
+    /// The library computes this product with its direct kernel for a one-channel
+    /// convolution (`crates/tensor/src/ops/conv.rs`, `runs_direct`), without unfolding the
+    /// images; the raw step runs it as the GEMM of the unfolded images.
+    pub direct: bool,
 }
 
 impl Product {
@@ -72,7 +78,13 @@ impl Product {
             tb: false,
             add: false,
             sparse: false,
+            direct: false,
         }
+    }
+
+    /// Whether the library hands this product to the GEMM crate.
+    pub fn on_gemm(&self) -> bool {
+        !self.sparse && !self.direct
     }
 
     /// Multiply-adds.
@@ -171,20 +183,20 @@ impl StepProducts {
     fn all(&self) -> impl Iterator<Item = &Product> {
         self.phases.iter().flat_map(|p| p.tasks.iter().flatten())
     }
-    /// FLOPs of every product (2·m·n·k each), the sparse ones counted as dense.
+    /// FLOPs of every product (2·m·n·k each), the sparse and direct ones counted as dense.
     pub fn flops(&self) -> f64 {
         self.all().map(|p| 2.0 * p.mads() as f64).sum()
     }
     /// FLOPs of the products the library sends to the GEMM crate.
     pub fn gemm_flops(&self) -> f64 {
         self.all()
-            .filter(|p| !p.sparse)
+            .filter(|p| p.on_gemm())
             .map(|p| 2.0 * p.mads() as f64)
             .sum()
     }
     /// Products the library sends to the GEMM crate.
     pub fn gemm_calls(&self) -> usize {
-        self.all().filter(|p| !p.sparse).count()
+        self.all().filter(|p| p.on_gemm()).count()
     }
 
     /// Prints one line per phase: its tasks and their distinct shapes.
@@ -210,6 +222,8 @@ impl StepProducts {
                         if p.tb { " bᵀ" } else { "" },
                         if p.sparse {
                             " (library: sparse kernel)"
+                        } else if p.direct {
+                            " (library: direct kernel)"
                         } else {
                             ""
                         }
@@ -306,9 +320,17 @@ fn conv_phases(
     let want_w = conv.weight.requires_grad();
     let cb = chunk_images(pp);
     let sizes: Vec<usize> = (0..n.div_ceil(cb)).map(|c| cb.min(n - c * cb)).collect();
+    // a one-channel convolution's forward pass and weight gradient skip the GEMM crate
+    let direct = runs_direct::<f32>(xs, ws, p);
     let forward = sizes
         .iter()
-        .map(|&nb| vec![Product::plain(og, nb * pp, ckkg); p.groups])
+        .map(|&nb| {
+            let y = Product {
+                direct,
+                ..Product::plain(og, nb * pp, ckkg)
+            };
+            vec![y; p.groups]
+        })
         .collect();
     // the forward pass runs a batch that fits one chunk on the calling thread
     let runner = if n <= cb {
@@ -332,6 +354,7 @@ fn conv_phases(
                 // dWᵀ = col·dYᵀ, dY read transposed
                 let dw = Product {
                     tb: true,
+                    direct,
                     ..Product::plain(ckkg, og, nb * pp)
                 };
                 t.extend(vec![dw; p.groups]);
@@ -601,12 +624,12 @@ pub fn report(
         raw_flops / raw * 1e-9
     );
     println!("ratio library/raw (throughput): {:.3}", raw / ours);
-    let sparse = raw_flops - products.gemm_flops();
+    let own_kernels = raw_flops - products.gemm_flops();
     println!(
-        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M (of which {:.2} M the library runs on its sparse kernel)",
+        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M (of which {:.2} M the library runs on its sparse and direct kernels)",
         lib_flops * 1e-6,
         raw_flops * 1e-6,
-        sparse * 1e-6
+        own_kernels * 1e-6
     );
     let same = st.calls == (products.gemm_calls() * reps) as u64
         && st.flops as f64 == products.gemm_flops() * reps as f64;

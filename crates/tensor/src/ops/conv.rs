@@ -404,6 +404,266 @@ mod simd {
         }
     }
 
+    /// The longest output row the direct kernels take: two vectors.
+    pub(super) const DIRECT_MAX_WO: usize = 32;
+
+    /// Output channels of at most this many at a time in the direct forward kernel (two
+    /// accumulators each, plus the two input vectors).
+    const DIRECT_CHANNELS: usize = 8;
+
+    /// Taps of at most this many at a time in the direct weight gradient.
+    const DIRECT_TAPS: usize = 8;
+
+    /// Panics unless `g` is what the direct kernels take (see [`super::direct_applies`]).
+    fn check_direct(g: &Geom) {
+        assert!(
+            g.c == 1
+                && g.p.groups == 1
+                && g.unit_steps()
+                && (1..=DIRECT_MAX_WO).contains(&g.wo)
+                && g.kh * g.kw > 0
+                && usable::<f32>(),
+            "conv2d: the direct kernel takes one input channel, unit steps, output rows of 1 to {DIRECT_MAX_WO} and AVX-512F"
+        );
+    }
+
+    /// The convolution of one single-channel image computed directly, with no unfolding:
+    /// row `o` of `y` (`HO·WO` elements) is `Σ_(i,j) w[o][i][j] · x[oy + i − ph][ox + j − pw]`
+    /// (zero outside the image), for as many output channels as `w` holds rows of `KH·KW`.
+    /// Every element of `y` is written; no bias.
+    ///
+    /// # Panics
+    /// If `g` is not one input channel with unit steps and output rows of at most 32, or
+    /// the lengths do not fit it.
+    pub(super) fn direct_forward_f32(
+        g: &Geom,
+        img: &[f32],
+        w: &[f32],
+        y: &mut [std::mem::MaybeUninit<f32>],
+    ) {
+        check_direct(g);
+        let taps = g.kh * g.kw;
+        let rows = w.len() / taps;
+        assert!(
+            w.len() == rows * taps && y.len() == rows * g.positions() && img.len() >= g.h * g.w,
+            "conv2d: direct kernel lengths"
+        );
+        let y = y.as_mut_ptr().cast::<f32>();
+        let mut o0 = 0;
+        while o0 < rows {
+            let cb = (rows - o0).min(DIRECT_CHANNELS);
+            // SAFETY: AVX-512F was detected and the lengths checked above (see `forward_block`).
+            unsafe {
+                match cb {
+                    8 => forward_block::<8>(g, img, w, y, o0),
+                    7 => forward_block::<7>(g, img, w, y, o0),
+                    6 => forward_block::<6>(g, img, w, y, o0),
+                    5 => forward_block::<5>(g, img, w, y, o0),
+                    4 => forward_block::<4>(g, img, w, y, o0),
+                    3 => forward_block::<3>(g, img, w, y, o0),
+                    2 => forward_block::<2>(g, img, w, y, o0),
+                    _ => forward_block::<1>(g, img, w, y, o0),
+                }
+            }
+            o0 += cb;
+        }
+    }
+
+    /// Lanes of the two vectors of an output row (output columns `0..16` and `16..32`)
+    /// whose input column `ox + j − pw` lies in `0..W`, for tap column `j`.
+    #[inline(always)]
+    fn tap_lanes(g: &Geom, j: usize) -> (__mmask16, __mmask16) {
+        let pw = g.p.padding.1;
+        let x_lo = pw.saturating_sub(j);
+        let x_hi = (g.w + pw).saturating_sub(j).min(g.wo);
+        (
+            lanes(x_lo.min(16), x_hi.min(16)),
+            lanes(x_lo.saturating_sub(16), x_hi.saturating_sub(16)),
+        )
+    }
+
+    /// Output channels `o0..o0 + CB` of [`direct_forward_f32`], row by row: each tap's
+    /// shifted input row is loaded once (masked: lanes outside the image load as zeros) and
+    /// multiplied into every channel's accumulators.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `g` passed [`check_direct`]; `img` holds `H·W` elements, `w`
+    /// at least `(o0 + CB)·KH·KW` and `y` at least `(o0 + CB)·HO·WO`. Loads read only lanes
+    /// whose input row is in `0..H` (checked) and column in `0..W` ([`tap_lanes`]); stores
+    /// write the lanes `0..WO` of output row `oy < HO` of channel `o < o0 + CB`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn forward_block<const CB: usize>(
+        g: &Geom,
+        img: &[f32],
+        w: &[f32],
+        y: *mut f32,
+        o0: usize,
+    ) {
+        let (ph, pw) = g.p.padding;
+        let taps = g.kh * g.kw;
+        let pp = g.positions();
+        let two = g.wo > 16;
+        let (s0, s1) = (lanes(0, g.wo.min(16)), lanes(0, g.wo.saturating_sub(16)));
+        let zero = _mm512_setzero_ps();
+        let wp = w.as_ptr().add(o0 * taps);
+        for oy in 0..g.ho {
+            let mut acc = [[zero; 2]; CB];
+            for i in 0..g.kh {
+                let yy = (oy + i).wrapping_sub(ph);
+                if yy >= g.h {
+                    continue;
+                }
+                for j in 0..g.kw {
+                    let (m0, m1) = tap_lanes(g, j);
+                    let src = img.as_ptr().wrapping_add(yy * g.w + j).wrapping_sub(pw);
+                    let a = _mm512_maskz_loadu_ps(m0, src);
+                    let b = if two {
+                        _mm512_maskz_loadu_ps(m1, src.wrapping_add(16))
+                    } else {
+                        zero
+                    };
+                    let t = i * g.kw + j;
+                    for (c, acc) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(*wp.add(c * taps + t));
+                        acc[0] = _mm512_fmadd_ps(a, wv, acc[0]);
+                        if two {
+                            acc[1] = _mm512_fmadd_ps(b, wv, acc[1]);
+                        }
+                    }
+                }
+            }
+            for (c, acc) in acc.iter().enumerate() {
+                let dst = y.add((o0 + c) * pp + oy * g.wo);
+                _mm512_mask_storeu_ps(dst, s0, acc[0]);
+                if two {
+                    _mm512_mask_storeu_ps(dst.add(16), s1, acc[1]);
+                }
+            }
+        }
+    }
+
+    /// The weight gradient of [`direct_forward_f32`] summed over `nb` images, without
+    /// unfolding them: `dw_t[t·O + o] = Σ_images Σ_(oy,ox) dy[o][oy][ox] · x[oy + i − ph][ox +
+    /// j − pw]` for tap `t = i·KW + j` (transposed, as the GEMM path's sums are), where `imgs`
+    /// holds the `nb` images and `dys` their `O·HO·WO` output gradients. Every element of
+    /// `dw_t` is written.
+    ///
+    /// # Panics
+    /// As [`direct_forward_f32`].
+    pub(super) fn direct_weight_grad_f32(
+        g: &Geom,
+        imgs: &[f32],
+        dys: &[f32],
+        nb: usize,
+        dw_t: &mut [std::mem::MaybeUninit<f32>],
+    ) {
+        check_direct(g);
+        let (taps, pp) = (g.kh * g.kw, g.positions());
+        assert!(
+            imgs.len() >= nb * g.h * g.w && dys.len() >= nb * g.o * pp && dw_t.len() == taps * g.o,
+            "conv2d: direct kernel lengths"
+        );
+        let dw = dw_t.as_mut_ptr().cast::<f32>();
+        // taps in even blocks of at most DIRECT_TAPS (25 → 7, 6, 6, 6)
+        let blocks = taps.div_ceil(DIRECT_TAPS);
+        let mut o0 = 0;
+        while o0 < g.o {
+            let cb = (g.o - o0).min(2);
+            let mut t0 = 0;
+            for b in 0..blocks {
+                let tb = (taps - t0) / (blocks - b);
+                // SAFETY: AVX-512F was detected and the lengths checked above (see
+                // `weight_grad_block`).
+                unsafe {
+                    if cb == 2 {
+                        weight_grad_block::<2>(g, imgs, dys, nb, dw, o0, t0, tb);
+                    } else {
+                        weight_grad_block::<1>(g, imgs, dys, nb, dw, o0, t0, tb);
+                    }
+                }
+                t0 += tb;
+            }
+            o0 += cb;
+        }
+    }
+
+    /// Channels `o0..o0 + CB` and taps `t0..t0 + tb` (`tb ≤ DIRECT_TAPS`) of
+    /// [`direct_weight_grad_f32`]: each output-gradient row is loaded once per block, each
+    /// tap's shifted input row once per row and channel pair, the products summed in one
+    /// vector per channel and tap over every row of every image, then across its lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `g` passed [`check_direct`]; `imgs` holds `nb` images of `H·W`
+    /// elements, `dys` `nb` gradients of `O·HO·WO`; `o0 + CB ≤ O`; `t0 + tb ≤ KH·KW`; `dw`
+    /// points at `KH·KW·O` elements. Loads are bounded as in [`forward_block`] (output
+    /// gradient rows: lanes `0..WO` of row `oy < HO`).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn weight_grad_block<const CB: usize>(
+        g: &Geom,
+        imgs: &[f32],
+        dys: &[f32],
+        nb: usize,
+        dw: *mut f32,
+        o0: usize,
+        t0: usize,
+        tb: usize,
+    ) {
+        let (ph, pw) = g.p.padding;
+        let pp = g.positions();
+        let two = g.wo > 16;
+        let (s0, s1) = (lanes(0, g.wo.min(16)), lanes(0, g.wo.saturating_sub(16)));
+        let zero = _mm512_setzero_ps();
+        // each tap's row, column offset and lanes
+        let mut tap = [(0usize, 0usize, 0 as __mmask16, 0 as __mmask16); DIRECT_TAPS];
+        for (k, t) in tap.iter_mut().enumerate().take(tb) {
+            let (i, j) = ((t0 + k) / g.kw, (t0 + k) % g.kw);
+            let (m0, m1) = tap_lanes(g, j);
+            *t = (i, j, m0, m1);
+        }
+        let mut acc = [[zero; DIRECT_TAPS]; CB];
+        for n in 0..nb {
+            let plane = imgs.as_ptr().add(n * g.h * g.w);
+            let dyp = dys.as_ptr().add((n * g.o + o0) * pp);
+            for oy in 0..g.ho {
+                let mut d = [[zero; 2]; CB];
+                for (c, d) in d.iter_mut().enumerate() {
+                    let row = dyp.add(c * pp + oy * g.wo);
+                    d[0] = _mm512_maskz_loadu_ps(s0, row);
+                    if two {
+                        d[1] = _mm512_maskz_loadu_ps(s1, row.add(16));
+                    }
+                }
+                for k in 0..DIRECT_TAPS {
+                    if k >= tb {
+                        break;
+                    }
+                    let (i, j, m0, m1) = tap[k];
+                    let yy = (oy + i).wrapping_sub(ph);
+                    if yy >= g.h {
+                        continue;
+                    }
+                    let src = plane.wrapping_add(yy * g.w + j).wrapping_sub(pw);
+                    let a = _mm512_maskz_loadu_ps(m0, src);
+                    for (c, acc) in acc.iter_mut().enumerate() {
+                        acc[k] = _mm512_fmadd_ps(d[c][0], a, acc[k]);
+                    }
+                    if two {
+                        let b = _mm512_maskz_loadu_ps(m1, src.wrapping_add(16));
+                        for (c, acc) in acc.iter_mut().enumerate() {
+                            acc[k] = _mm512_fmadd_ps(d[c][1], b, acc[k]);
+                        }
+                    }
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            for (k, a) in acc.iter().enumerate().take(tb) {
+                *dw.add((t0 + k) * g.o + o0 + c) = _mm512_reduce_add_ps(*a);
+            }
+        }
+    }
+
     /// # Safety
     /// The CPU has AVX-512F; `g` has unit steps; `img` holds `C·H·W` elements and `col`
     /// `C·KH·KW` rows of `HO·WO` elements starting `ld` apart.
@@ -485,6 +745,82 @@ fn im2col_general<E: Element>(g: &Geom, img: &[E], col: &mut [E], ld: usize) {
             }
         }
     }
+}
+
+/// Whether a convolution runs on the direct kernels instead of im2col + GEMM: one input
+/// channel (a network's first layer on grey images), unit steps, output rows of at most 32,
+/// `f32` on a CPU with AVX-512F. Unfolding such an image writes `KH·KW` shifted copies of it
+/// for a product whose inner dimension is only `KH·KW` (25 for LeNet's first layer, 9 for the
+/// `cnn` preset's), which the unfolding's stores dominated; the direct kernels read each
+/// shifted row from the image itself (about 10% of LeNet's training epoch).
+fn direct_applies<E: Element>(g: &Geom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        g.c == 1
+            && g.p.groups == 1
+            && g.unit_steps()
+            && (1..=simd::DIRECT_MAX_WO).contains(&g.wo)
+            && g.kh * g.kw > 0
+            && simd::usable::<E>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// Whether a convolution of input shape `x` and weight shape `w` with `p` runs its forward
+/// pass and weight gradient on the direct kernels for one input channel rather than im2col +
+/// GEMM (for benchmarks that list the step's GEMM calls). False for shapes that do not fit.
+pub fn runs_direct<E: Element>(x: &[usize], w: &[usize], p: Conv2dParams) -> bool {
+    Geom::new(x, w, p).is_ok_and(|g| direct_applies::<E>(&g))
+}
+
+/// `&mut [MaybeUninit<E>]` as `&mut [MaybeUninit<f32>]`.
+///
+/// # Panics
+/// If `E` is not `f32`.
+#[cfg(target_arch = "x86_64")]
+fn uninit_f32<E: Element>(s: &mut [MaybeUninit<E>]) -> &mut [MaybeUninit<f32>] {
+    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (checked just above), so `MaybeUninit<E>` is `MaybeUninit<f32>`; the
+    // new slice takes over the unique borrow of the old one for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// The output channels of one image that `w` holds rows of, written to `y` by the direct
+/// kernel (no bias). Only where [`direct_applies`].
+fn direct_forward<E: Element>(g: &Geom, img: &[E], w: &[E], y: &mut [MaybeUninit<E>]) {
+    #[cfg(target_arch = "x86_64")]
+    simd::direct_forward_f32(g, as_f32(img), as_f32(w), uninit_f32(y));
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "conv2d: no direct kernel for {g:?}, {}, {}, {}",
+        img.len(),
+        w.len(),
+        y.len()
+    );
+}
+
+/// The transposed weight gradient (`[KH·KW, O]`) summed over the `nb` images of `imgs` and
+/// their output gradients `dys`, by the direct kernel. Only where [`direct_applies`].
+fn direct_weight_grad<E: Element>(
+    g: &Geom,
+    imgs: &[E],
+    dys: &[E],
+    nb: usize,
+    dw_t: &mut [MaybeUninit<E>],
+) {
+    #[cfg(target_arch = "x86_64")]
+    simd::direct_weight_grad_f32(g, as_f32(imgs), as_f32(dys), nb, uninit_f32(dw_t));
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "conv2d: no direct kernel for {g:?}, {}, {}, {nb}, {}",
+        imgs.len(),
+        dys.len(),
+        dw_t.len()
+    );
 }
 
 /// Folds `col` (rows `ld` apart, as in [`im2col`]) back into an image, adding overlapping
@@ -702,21 +1038,28 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
         return Ok(max_pool2d_forward(&y, pool)?.0);
     }
     let (xd, wd, bias) = (x.data(), w.data(), b.map(|b| b.data()));
+    let direct = direct_applies::<E>(&g);
     // output channels o0.. (as many as `out` holds pooled planes), pooled into `out`
     let channels = |o0: usize, out: &mut [E]| {
         with_scratch(|s: &mut Scratch<E>| {
             let rows = out.len() / per;
-            let col = s.col.get(ckk * pp);
-            im2col(&g, xd, col, pp);
             s.tmp.clear();
             s.tmp.reserve(rows * pp);
-            gemm(
-                Out::WriteUninit(&mut s.tmp.spare_capacity_mut()[..rows * pp]),
-                Mat::new(&wd[o0 * ckk..(o0 + rows) * ckk], rows, ckk),
-                Mat::new(col, ckk, pp),
-                Threads::Caller,
-            );
-            // SAFETY: `Out::WriteUninit` wrote all `rows·pp` elements of the block.
+            let dst = &mut s.tmp.spare_capacity_mut()[..rows * pp];
+            let w_rows = &wd[o0 * ckk..(o0 + rows) * ckk];
+            if direct {
+                direct_forward(&g, xd, w_rows, dst);
+            } else {
+                let col = s.col.get(ckk * pp);
+                im2col(&g, xd, col, pp);
+                gemm(
+                    Out::WriteUninit(dst),
+                    Mat::new(w_rows, rows, ckk),
+                    Mat::new(col, ckk, pp),
+                    Threads::Caller,
+                );
+            }
+            // SAFETY: the direct kernel or `Out::WriteUninit` wrote all `rows·pp` elements.
             unsafe { s.tmp.set_len(rows * pp) };
             bias_relu_rows(&mut s.tmp, pp, bias.map(|b| &b[o0..]), relu);
             s.idx.resize(per, 0);
@@ -856,6 +1199,8 @@ fn forward<E: Element>(
     let bias = b.map(|b| b.data());
     let img_len = g.c * g.h * g.w;
     let cb = g.chunk_images();
+    // the kept columns are the unfolded images, so a kept forward pass unfolds them
+    let direct = !keep && direct_applies::<E>(&g);
     // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
     // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
     // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
@@ -883,9 +1228,12 @@ fn forward<E: Element>(
             // Output channels o0.. (as many as `dst` holds) of the one image, unfolded into
             // `col` here, with the bias and ReLU.
             let channels = |dst: &mut [MaybeUninit<E>], o0: usize, col: &mut [E]| {
-                unfold(col);
                 let rows = dst.len() / pp;
-                if groups == 1 {
+                if direct {
+                    let img = &xd[i0 * img_len..(i0 + 1) * img_len];
+                    direct_forward(&g, img, &wd[o0 * ckk..(o0 + rows) * ckk], dst);
+                } else if groups == 1 {
+                    unfold(col);
                     gemm(
                         Out::WriteUninit(dst),
                         Mat::new(&wd[o0 * ckk..(o0 + rows) * ckk], rows, ckk),
@@ -893,9 +1241,10 @@ fn forward<E: Element>(
                         Threads::Caller,
                     );
                 } else {
+                    unfold(col);
                     product(dst, col);
                 }
-                // SAFETY: the GEMM (or the `groups` blocks of `og·pp` elements, which tile
+                // SAFETY: the direct kernel, the GEMM (or the `groups` blocks of `og·pp` elements, which tile
                 // `dst`: `groups·og = o`) wrote every element of `dst` through
                 // `Out::WriteUninit`, so it is initialised; `MaybeUninit<E>` has the layout
                 // of `E`.
@@ -919,6 +1268,16 @@ fn forward<E: Element>(
                 );
             } else {
                 channels(yc, 0, col);
+            }
+            return;
+        }
+        if direct {
+            for (k, yi) in yc.chunks_exact_mut(g.o * pp).enumerate() {
+                direct_forward(&g, &xd[(i0 + k) * img_len..][..img_len], wd, yi);
+                // SAFETY: the direct kernel wrote every element of the image's output;
+                // `MaybeUninit<E>` has the layout of `E`.
+                let yi = unsafe { &mut *(yi as *mut [MaybeUninit<E>] as *mut [E]) };
+                bias_relu_rows(yi, pp, bias, relu);
             }
             return;
         }
@@ -1096,10 +1455,28 @@ fn backward<E: Element>(
             dx_parts.push(None);
         }
     }
+    let direct = want.1 && kept.is_none() && direct_applies::<E>(&g);
     let one_chunk = |scratch: &mut Scratch<E>, (c, dxc): (usize, Option<&mut [MaybeUninit<E>]>)| {
         let i0 = c * cb;
         let nb = cb.min(g.n - i0);
         let ld = nb * pp;
+        // the weight gradient read straight from the images and dY, without unfolding
+        let direct_acc = direct.then(|| {
+            let mut acc: Vec<E> = Vec::with_capacity(g.o * ckk);
+            direct_weight_grad(
+                &g,
+                &xd[i0 * img_len..(i0 + nb) * img_len],
+                &gd[i0 * out_len..(i0 + nb) * out_len],
+                nb,
+                &mut acc.spare_capacity_mut()[..g.o * ckk],
+            );
+            // SAFETY: the direct kernel wrote all `o·ckk` elements.
+            unsafe { acc.set_len(g.o * ckk) };
+            acc
+        });
+        if direct && dxc.is_none() {
+            return direct_acc;
+        }
         let dyc: &[E] = if nb == 1 {
             &gd[i0 * out_len..(i0 + 1) * out_len]
         } else {
@@ -1112,33 +1489,35 @@ fn backward<E: Element>(
             }
             buf
         };
-        let acc = want.1.then(|| {
-            let col: &[E] = match kept {
-                Some(cols) => &cols[i0 * ckk * pp..(i0 + nb) * ckk * pp],
-                None => {
-                    let col = scratch.col.get(ckk * ld);
-                    for k in 0..nb {
-                        let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
-                        im2col(&g, img, &mut col[k * pp..], ld);
+        let acc = direct_acc.or_else(|| {
+            want.1.then(|| {
+                let col: &[E] = match kept {
+                    Some(cols) => &cols[i0 * ckk * pp..(i0 + nb) * ckk * pp],
+                    None => {
+                        let col = scratch.col.get(ckk * ld);
+                        for k in 0..nb {
+                            let img = &xd[(i0 + k) * img_len..(i0 + k + 1) * img_len];
+                            im2col(&g, img, &mut col[k * pp..], ld);
+                        }
+                        col
                     }
-                    col
+                };
+                let mut acc: Vec<E> = Vec::with_capacity(g.o * ckkg);
+                let dst = &mut acc.spare_capacity_mut()[..g.o * ckkg];
+                for k in 0..groups {
+                    // dW_kᵀ = col_k · dY_kᵀ : [ckkg, nb·pp] × [nb·pp, og]; summed transposed, the
+                    // GEMM packs the short dY side
+                    gemm(
+                        Out::WriteUninit(&mut dst[k * og * ckkg..(k + 1) * og * ckkg]),
+                        Mat::new(&col[k * ckkg * ld..(k + 1) * ckkg * ld], ckkg, ld),
+                        Mat::new(&dyc[k * og * ld..(k + 1) * og * ld], og, ld).t(),
+                        Threads::Caller,
+                    );
                 }
-            };
-            let mut acc: Vec<E> = Vec::with_capacity(g.o * ckkg);
-            let dst = &mut acc.spare_capacity_mut()[..g.o * ckkg];
-            for k in 0..groups {
-                // dW_kᵀ = col_k · dY_kᵀ : [ckkg, nb·pp] × [nb·pp, og]; summed transposed, the
-                // GEMM packs the short dY side
-                gemm(
-                    Out::WriteUninit(&mut dst[k * og * ckkg..(k + 1) * og * ckkg]),
-                    Mat::new(&col[k * ckkg * ld..(k + 1) * ckkg * ld], ckkg, ld),
-                    Mat::new(&dyc[k * og * ld..(k + 1) * og * ld], og, ld).t(),
-                    Threads::Caller,
-                );
-            }
-            // SAFETY: the `groups` blocks of `og·ckkg` elements tile the `o·ckkg` written.
-            unsafe { acc.set_len(g.o * ckkg) };
-            acc
+                // SAFETY: the `groups` blocks of `og·ckkg` elements tile the `o·ckkg` written.
+                unsafe { acc.set_len(g.o * ckkg) };
+                acc
+            })
         });
         if let Some(dxc) = dxc {
             let dcol = scratch.dcol.get(ckk * ld);
@@ -1640,6 +2019,100 @@ mod tests {
                 }
                 assert!(fast.allclose(&slow, 1e-12, 1e-12), "relu {relu}");
             }
+        }
+    }
+
+    /// The largest difference between `a` (f32) and `b` (f64), relative to `b`'s largest
+    /// magnitude.
+    fn rel_err(a: &Tensor<f32>, b: &Tensor<f64>) -> f64 {
+        assert_eq!(a.shape(), b.shape());
+        let scale = b.to_vec().iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let diff = a
+            .cast::<f64>()
+            .to_vec()
+            .iter()
+            .zip(b.to_vec())
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        diff / scale
+    }
+
+    #[test]
+    fn one_channel_f32_convolutions_on_the_direct_kernels_match_f64() {
+        // (input, weight, padding): LeNet's and the `cnn` preset's first layers, two-vector
+        // and one-vector rows, channel counts that leave remainders in the kernels' blocks,
+        // odd kernels and paddings, a 1×1 kernel, rows of 31 and (not direct) 33 columns
+        let cases = [
+            ([3, 1, 28, 28], [6, 1, 5, 5], (2, 2)),
+            ([2, 1, 28, 28], [16, 1, 3, 3], (1, 1)),
+            ([17, 1, 9, 9], [9, 1, 3, 3], (0, 0)),
+            ([2, 1, 6, 7], [3, 1, 2, 4], (3, 1)),
+            ([1, 1, 32, 32], [1, 1, 1, 1], (0, 0)),
+            ([2, 1, 5, 31], [17, 1, 3, 3], (1, 1)),
+            ([1, 1, 3, 2], [2, 1, 5, 5], (2, 2)),
+            ([2, 1, 4, 33], [2, 1, 3, 3], (1, 1)),
+        ];
+        let mut rng = Rng::seed(21);
+        for (xs, ws, padding) in cases {
+            let p = Conv2dParams {
+                padding,
+                ..Default::default()
+            };
+            let g = Geom::new(&xs, &ws, p).unwrap();
+            let expect_direct = g.wo <= 32 && cfg!(target_arch = "x86_64") && {
+                #[cfg(target_arch = "x86_64")]
+                let has = std::arch::is_x86_feature_detected!("avx512f");
+                #[cfg(not(target_arch = "x86_64"))]
+                let has = false;
+                has
+            };
+            assert_eq!(direct_applies::<f32>(&g), expect_direct, "{xs:?} {ws:?}");
+            assert!(!direct_applies::<f64>(&g));
+            let x = Tensor::<f32>::rand_normal(&xs, 0.0, 1.0, &mut rng);
+            let w = Tensor::<f32>::rand_normal(&ws, 0.0, 1.0, &mut rng);
+            let b = Tensor::<f32>::rand_normal(&[ws[0]], 0.0, 1.0, &mut rng);
+            let (x64, w64, b64) = (x.cast::<f64>(), w.cast::<f64>(), b.cast::<f64>());
+            let want = conv2d_direct(&x64, &w64, Some(&b64), p);
+            let dy = Tensor::<f32>::rand_normal(want.shape(), 0.0, 1.0, &mut rng);
+            let case = format!("{xs:?} {ws:?} {padding:?}");
+            // the batch, its chunks, and the ReLU
+            let y = conv2d_forward(&x, &w, Some(&b), p);
+            assert!(rel_err(&y, &want) < 1e-5, "forward {case}");
+            let y = try_conv2d_forward_relu(&x, &w, Some(&b), p, true).unwrap();
+            assert!(rel_err(&y, &want.relu()) < 1e-5, "relu {case}");
+            // one image: alone, split with the partner, and pooled
+            let one = x.narrow(0, 0, 1);
+            let want_one = conv2d_direct(&one.cast::<f64>(), &w64, Some(&b64), p);
+            for _ in 0..5 {
+                let y =
+                    team::scope(|| try_conv2d_forward_relu(&one, &w, Some(&b), p, false)).unwrap();
+                assert!(rel_err(&y, &want_one) < 1e-5, "one image {case}");
+            }
+            let pool = Pool2dParams::square(2);
+            if g.ho >= 2 && g.wo >= 2 {
+                let y = team::scope(|| {
+                    try_conv2d_forward_relu_maxpool(&one, &w, Some(&b), p, true, pool)
+                })
+                .unwrap();
+                let (want_pool, _) = max_pool2d_forward(&want_one.relu(), pool).unwrap();
+                assert!(rel_err(&y, &want_pool) < 1e-5, "pooled {case}");
+            }
+            // the weight gradient alone (a first layer) and with the input's
+            let dy64 = dy.cast::<f64>();
+            let (dx_want, dw_want, db_want) =
+                conv2d_backward(&x64, &w64, &dy64, p, (true, true, true));
+            let (dx, dw, db) = conv2d_backward(&x, &w, &dy, p, (false, true, true));
+            assert!(dx.is_none());
+            assert!(
+                rel_err(&dw.unwrap(), &dw_want.clone().unwrap()) < 1e-5,
+                "dw {case}"
+            );
+            assert!(rel_err(&db.unwrap(), &db_want.unwrap()) < 1e-5, "db {case}");
+            let (dx, dw, _) = conv2d_backward(&x, &w, &dy, p, (true, true, false));
+            assert!(
+                rel_err(&dw.unwrap(), &dw_want.unwrap()) < 1e-5,
+                "dw with dx {case}"
+            );
+            assert!(rel_err(&dx.unwrap(), &dx_want.unwrap()) < 1e-5, "dx {case}");
         }
     }
 
