@@ -93,16 +93,37 @@ pub fn alone_on_the_pool<R>(f: impl FnOnce() -> R) -> R {
     marked(true, || keep_awake(f))
 }
 
+thread_local! {
+    /// Set while this worker runs the `f` of a [`keep_awake`] or spins for another's: it
+    /// then neither spins for anyone else nor starts spinners of its own.
+    static AWAKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Restores a thread's [`AWAKE`] mark when dropped (also when unwinding).
+struct Awake(bool);
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        AWAKE.with(|a| a.set(self.0));
+    }
+}
+
 /// Runs `f` on this pool worker while every other worker of the pool looks for work
 /// without sleeping: each runs one job spread to every worker (`spawn_broadcast`) that takes
 /// the pool's pending work ([`rayon::yield_now`]) and spins between jobs until `f` returns
 /// (or unwinds). So the other workers cost a core each while `f` runs, as an OpenMP runtime's
 /// spinning threads do. Outside the pool, or on a pool of one thread, it just runs `f`.
+///
+/// Calls at the same time on one pool (two playground sessions training) keep apart: a
+/// worker inside a `keep_awake`'s `f`, or already spinning for one, runs another's spinning
+/// job as a no-op, and a `keep_awake` started there (a step run nested while waiting) starts
+/// no spinners. Without that, the worker running step A could take step B's spinning job
+/// while it waited inside A, and B's worker A's: each would spin until the other finished.
 pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
-    let Some(me) = rayon::current_thread_index() else {
-        return f();
-    };
-    if rayon::current_num_threads() < 2 {
+    if rayon::current_thread_index().is_none()
+        || rayon::current_num_threads() < 2
+        || AWAKE.with(std::cell::Cell::get)
+    {
         return f();
     }
     /// Sets the flag when dropped, also when `f` unwinds, so the spinners always stop.
@@ -114,11 +135,13 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
     }
     let done = AtomicBool::new(false);
     rayon::in_place_scope(|s| {
-        s.spawn_broadcast(|_, ctx| {
-            // this worker's own copy runs when it next looks for work, maybe after `f`
-            if ctx.index() == me {
+        s.spawn_broadcast(|_, _| {
+            // this worker's own copy (run when it next looks for work, maybe after `f`),
+            // and any worker inside another `f` or spinner, do nothing
+            if AWAKE.with(|a| a.replace(true)) {
                 return;
             }
+            let _restore = Awake(false);
             while !done.load(Ordering::Acquire) {
                 if rayon::yield_now() != Some(rayon::Yield::Executed) {
                     for _ in 0..32 {
@@ -127,6 +150,7 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
                 }
             }
         });
+        let _awake = Awake(AWAKE.with(|a| a.replace(true)));
         let _done = Done(&done);
         f()
     })
@@ -259,5 +283,46 @@ mod tests {
         });
         // outside the pool it just runs `f`
         assert_eq!(keep_awake(|| 5), 5);
+    }
+
+    #[test]
+    fn steps_kept_awake_at_the_same_time_on_one_pool_all_finish() {
+        use std::sync::{mpsc, Arc};
+        use std::time::Duration;
+        // two callers (two playground sessions) each hand steps to the pool, as
+        // `Trainer::step` does; each step waits inside joins whose other half another
+        // worker takes, which is where a worker could pick up the other step's spinner.
+        // (Before the AWAKE mark, this ran 10 times slower, each step spinning through the
+        // other's, but did not hang in the runs tried: the hang needs both steps' workers
+        // to take each other's spinner while waiting.)
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap(),
+        );
+        let work = |n: u64| (0..n).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+        let (tx, rx) = mpsc::channel();
+        for caller in 0..2 {
+            let (pool, tx) = (pool.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    pool.scope(|_| {
+                        keep_awake(|| {
+                            for _ in 0..4 {
+                                rayon::join(|| work(200), || work(20_000));
+                            }
+                            // a step nested inside another's wait starts no spinners
+                            rayon::join(|| keep_awake(|| work(100)), || work(100));
+                        })
+                    });
+                }
+                tx.send(caller).unwrap();
+            });
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("two callers' steps kept awake at once did not finish");
+        }
     }
 }

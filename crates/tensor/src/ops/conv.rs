@@ -16,8 +16,15 @@
 //! each chunk's `dY` side by side and makes one GEMM for the chunk's share of the weight
 //! gradient (summed transposed, `col · dYᵀ`) and one for its unfolded input gradient.
 //! Stride-1 convolutions unfold through a zero-padded copy of each plane, so every row is
-//! whole-width copies. Chunks are spread over rayon's threads; the weight gradient's chunks
+//! whole-width copies (on AVX-512F, `f32` runs load straight from the plane, masked). Chunks are spread over rayon's threads; the weight gradient's chunks
 //! are added in order, so results do not depend on the number of threads.
+//!
+//! A convolution of one input channel with unit steps and output rows of at most 32 (a
+//! first layer on grey images) does not unfold at all on CPUs with AVX-512F, in `f32`: its
+//! forward pass and weight gradient run on direct kernels that read each tap's shifted row
+//! from the image (see `direct_applies`). One image inside [`team::scope`] splits its
+//! products with the partner thread: by bands of output rows when max pooling follows
+//! (each thread unfolding only its band), else by output channels.
 
 use std::mem::MaybeUninit;
 
@@ -327,8 +334,8 @@ mod simd {
     /// starts at row `r0`.
     ///
     /// # Panics
-    /// If the geometry does not have unit steps, the rows are not in `0..HO`, or `img` or
-    /// `col` is too short.
+    /// If the geometry does not have unit steps, the rows are not a nonempty range in
+    /// `0..HO`, or `img` or `col` is too short.
     pub(super) fn im2col_rows_f32(
         g: &Geom,
         img: &[f32],
@@ -338,7 +345,7 @@ mod simd {
     ) {
         let n = r1.saturating_sub(r0) * g.wo;
         assert!(
-            g.unit_steps() && r0 <= r1 && r1 <= g.ho && ld >= n,
+            g.unit_steps() && r0 < r1 && r1 <= g.ho && ld >= n,
             "im2col: rows"
         );
         assert!(img.len() >= g.c * g.h * g.w, "im2col: image");
@@ -594,7 +601,7 @@ mod simd {
             "conv2d: direct kernel lengths"
         );
         let dw = dw_t.as_mut_ptr().cast::<f32>();
-        // taps in even blocks of at most DIRECT_TAPS (25 → 7, 6, 6, 6)
+        // taps in even blocks of at most DIRECT_TAPS (25 → 6, 6, 6, 7)
         let blocks = taps.div_ceil(DIRECT_TAPS);
         let mut o0 = 0;
         while o0 < g.o {
@@ -1045,10 +1052,13 @@ pub fn try_conv2d_forward_relu<E: Element>(
 
 /// `maxpool(relu(conv(x, w) + b))` for inference (no gradient, no record of the maxima):
 /// [`try_conv2d_forward_relu`] followed by [`max_pool2d_forward`]'s output. One image is
-/// pooled channel by channel while each channel's output is in cache, so the unpooled output
-/// is never written out whole; inside [`team::scope`] it runs in two halves of the output
-/// channels, on this thread and the partner, each unfolding the image, multiplying and
-/// pooling its own channels. Batches run the convolution, then the pooling.
+/// pooled while its output is in cache, so the unpooled output is never written out whole.
+/// Inside [`team::scope`] it runs in two halves on this thread and the partner: halves of
+/// the pooled rows where the pooling windows tile the rows (window = stride, no padding) and
+/// the convolution unfolds on AVX-512 (`f32`, unit steps, more than one input channel), each
+/// thread unfolding only the input rows of its band; otherwise halves of the output
+/// channels, each thread unfolding the whole image (one input channel: computing it
+/// directly). Batches run the convolution, then the pooling.
 ///
 /// # Errors
 /// If the shapes do not fit (the message names `conv2d` and both shapes) or the pooling
@@ -1363,7 +1373,8 @@ fn forward<E: Element>(
             // each thread packs the whole weight)
             if split {
                 // One image (inference latency): half the channels each on this thread and
-                // the partner, each unfolding the image into its own buffer. Sharing one
+                // the partner, each unfolding the image into its own buffer (or, with one
+                // input channel, reading it directly). Sharing one
                 // unfolded image costs more than unfolding it twice: the partner's reads
                 // of lines this thread had just written made both halves' products 60%
                 // slower.
@@ -2159,6 +2170,12 @@ mod tests {
             ([1, 1, 32, 32], [1, 1, 1, 1], (0, 0)),
             ([2, 1, 5, 31], [17, 1, 3, 3], (1, 1)),
             ([1, 1, 3, 2], [2, 1, 5, 5], (2, 2)),
+            // rows of 1, 16 and 17 columns; padding as wide as the kernel (whole output
+            // columns read only padding)
+            ([2, 1, 5, 1], [3, 1, 3, 1], (1, 0)),
+            ([2, 1, 6, 18], [4, 1, 3, 3], (1, 0)),
+            ([2, 1, 6, 15], [4, 1, 3, 3], (1, 1)),
+            ([2, 1, 4, 5], [3, 1, 2, 3], (0, 3)),
             ([2, 1, 4, 33], [2, 1, 3, 3], (1, 1)),
         ];
         let mut rng = Rng::seed(21);
@@ -2223,6 +2240,23 @@ mod tests {
                 "dw with dx {case}"
             );
             assert!(rel_err(&dx.unwrap(), &dx_want.unwrap()) < 1e-5, "dx {case}");
+            // the kernels themselves write every element: outputs start as NaN
+            #[cfg(target_arch = "x86_64")]
+            if expect_direct {
+                let nan = MaybeUninit::new(f32::NAN);
+                let mut y = vec![nan; g.o * g.positions()];
+                simd::direct_forward_f32(&g, &x.data()[..g.h * g.w], w.data(), &mut y);
+                // SAFETY: every element was initialised (to NaN, then maybe overwritten).
+                let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
+                let want = conv2d_direct(&one.cast::<f64>(), &w64, None, p);
+                let y = Tensor::from_vec(y, want.shape());
+                assert!(rel_err(&y, &want) < 1e-5, "kernel {case}");
+                let mut dw_t = vec![nan; g.o * g.ckk()];
+                simd::direct_weight_grad_f32(&g, x.data(), dy.data(), g.n, &mut dw_t);
+                // SAFETY: as above.
+                let all = dw_t.iter().all(|v| unsafe { v.assume_init() }.is_finite());
+                assert!(all, "kernel dw {case}");
+            }
         }
     }
 
@@ -2274,6 +2308,42 @@ mod tests {
                     );
                 }
             }
+            // bands of rows without the partner (any machine with AVX-512F)
+            #[cfg(target_arch = "x86_64")]
+            if simd::usable::<f32>() {
+                let mut bands = Vec::new();
+                for (r0, r1) in [(0, g.ho / 2), (g.ho / 2, g.ho - 1), (g.ho - 1, g.ho)] {
+                    with_scratch(|s: &mut Scratch<f32>| {
+                        let xw = (x.data(), w.data(), Some(b.data()));
+                        image_rows(&g, s, xw, false, (r0, r1));
+                        let n = (r1 - r0) * g.wo;
+                        bands.push(
+                            s.tmp
+                                .chunks_exact(n)
+                                .map(<[f32]>::to_vec)
+                                .collect::<Vec<_>>(),
+                        );
+                    });
+                }
+                let joined: Vec<f32> = (0..g.o)
+                    .flat_map(|o| bands.iter().flat_map(move |band| band[o].clone()))
+                    .collect();
+                let joined = Tensor::from_vec(joined, conv.shape());
+                assert!(rel_err(&joined, &conv) < 1e-5, "bands {xs:?} {ws:?}");
+            }
+        }
+        // where the partner runs, the loop above went through the banded split
+        #[cfg(target_arch = "x86_64")]
+        if team::scope(team::splits) {
+            let p = Conv2dParams {
+                padding: (1, 1),
+                ..Default::default()
+            };
+            let g = Geom::new(&[1, 16, 14, 14], &[32, 16, 3, 3], p).unwrap();
+            assert_eq!(
+                pooled_rows_split::<f32>(&g, square(2)),
+                simd::usable::<f32>()
+            );
         }
     }
 
