@@ -93,6 +93,11 @@ pub fn alone_on_the_pool<R>(f: impl FnOnce() -> R) -> R {
     marked(true, || keep_awake(f))
 }
 
+/// How long a [`keep_awake`] spinning job goes on without finding work before it returns:
+/// longer than the serial stretches of a training step (tens of µs), short enough that a
+/// copy stuck on top of a job its step waits for (see there) costs little.
+pub const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
+
 thread_local! {
     /// Set while this worker runs the `f` of a [`keep_awake`] or spins for another's: it
     /// then neither spins for anyone else nor starts spinners of its own.
@@ -119,6 +124,12 @@ impl Drop for Awake {
 /// job as a no-op, and a `keep_awake` started there (a step run nested while waiting) starts
 /// no spinners. Without that, the worker running step A could take step B's spinning job
 /// while it waited inside A, and B's worker A's: each would spin until the other finished.
+///
+/// A spinning job also stops after [`MAX_IDLE_SPIN`] without finding work. A worker can take
+/// its copy while it waits inside a job of `f` (it took the half-batch before the copy, and
+/// picks the copy up waiting in one of the half's joins); `f` then waits for that job, and
+/// the job for the copy on top of it. The LeNet-5 benchmark hung that way once in about
+/// 40,000 steps; now such a step loses a millisecond.
 pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
     if rayon::current_thread_index().is_none()
         || rayon::current_num_threads() < 2
@@ -142,11 +153,19 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
                 return;
             }
             let _restore = Awake(false);
+            let mut idle_since: Option<std::time::Instant> = None;
             while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    for _ in 0..32 {
-                        std::hint::spin_loop();
-                    }
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = None;
+                    continue;
+                }
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= MAX_IDLE_SPIN {
+                    // this copy may sit on top of a job `f` waits for (see above)
+                    break;
+                }
+                for _ in 0..32 {
+                    std::hint::spin_loop();
                 }
             }
         });
@@ -283,6 +302,47 @@ mod tests {
         });
         // outside the pool it just runs `f`
         assert_eq!(keep_awake(|| 5), 5);
+    }
+
+    #[test]
+    fn a_worker_spinning_on_top_of_a_job_the_caller_waits_for_lets_it_finish() {
+        use rayon::prelude::*;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        // as the trainer's half-batches: the other worker may take the second half before
+        // its spinning job, then pick that job up while it waits inside the half's own
+        // split. Without MAX_IDLE_SPIN this hung within the 50,000 steps.
+        let work = |n: u64| (0..n).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            for _ in 0..50_000 {
+                pool.scope(|_| {
+                    keep_awake(|| {
+                        rayon::join(
+                            || {
+                                (0..8u64)
+                                    .into_par_iter()
+                                    .map(|i| work(200 + i))
+                                    .sum::<u64>()
+                            },
+                            || {
+                                (0..8u64)
+                                    .into_par_iter()
+                                    .map(|i| work(200 + i))
+                                    .sum::<u64>()
+                            },
+                        )
+                    })
+                });
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("a step waiting on a job under a spinning job did not finish");
     }
 
     #[test]

@@ -43,13 +43,25 @@ pub fn worth_it<E: Element>(x: &[E], rows: usize, max_density: f64) -> bool {
     if rows < MIN_ROWS || x.is_empty() || !enabled() {
         return false;
     }
-    let count = |c: &[E]| c.iter().filter(|v| **v != E::ZERO).count();
+    let count = |c: &[E]| count_nonzeros(c);
     let nnz = if split_over_pool(x.len() * 64) {
         x.par_chunks(1 << 16).map(count).sum()
     } else {
         count(x)
     };
     (nnz as f64) <= max_density * x.len() as f64
+}
+
+/// How many elements of `x` are not zero (NaN counts; −0 does not), with AVX-512F for `f32`
+/// where the CPU has it: the portable loop compiles to two lanes at a time, which made the
+/// count 10% of a batch-1024 inference of the MLP.
+fn count_nonzeros<E: Element>(x: &[E]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(xf) = as_f32(x).filter(|_| std::arch::is_x86_feature_detected!("avx512f")) {
+        // SAFETY: AVX-512F was detected.
+        return unsafe { simd::count_nonzeros_f32(xf) };
+    }
+    x.iter().filter(|v| **v != E::ZERO).count()
 }
 
 /// False when the environment sets `BACKPROP_SPARSE=0`: every linear map then takes the
@@ -535,6 +547,26 @@ mod simd {
         CsrF32 { ptr, col, val }
     }
 
+    /// [`super::count_nonzeros`] for `f32`: one compare per sixteen elements, counted from
+    /// the mask.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F. Loads read `x`'s elements only (the tail masked).
+    #[target_feature(enable = "avx512f,popcnt")]
+    pub unsafe fn count_nonzeros_f32(x: &[f32]) -> usize {
+        let zero = _mm512_setzero_ps();
+        let mut n = 0usize;
+        let mut k = 0usize;
+        while k < x.len() {
+            let live = lanes(x.len() - k);
+            let v = _mm512_maskz_loadu_ps(live, x.as_ptr().add(k));
+            // NaN != 0 holds (unordered), as in the portable count
+            n += _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(live, v, zero).count_ones() as usize;
+            k += 16;
+        }
+        n
+    }
+
     fn lanes(n: usize) -> __mmask16 {
         if n >= 16 {
             0xffff
@@ -956,5 +988,24 @@ mod tests {
         assert!(!worth_it(sparse(32, 100, 0.45, &mut rng).data(), 32, 0.3));
         assert!(!worth_it(sparse(32, 100, 0.9, &mut rng).data(), 32, 0.5));
         assert!(!worth_it(sparse(2, 100, 0.1, &mut rng).data(), 2, 0.5));
+    }
+
+    #[test]
+    fn nonzeros_are_counted_as_the_portable_loop_counts_them() {
+        let mut rng = Rng::seed(5);
+        // lengths around the sixteen-lane blocks; NaN counts, −0 does not
+        for len in [0, 1, 15, 16, 17, 33, 1000] {
+            let mut x = sparse(1, len.max(1), 0.3, &mut rng).to_vec();
+            x.truncate(len);
+            if len > 3 {
+                x[1] = f32::NAN;
+                x[2] = -0.0;
+                x[3] = f32::INFINITY;
+            }
+            let want = x.iter().filter(|v| **v != 0.0).count();
+            assert_eq!(count_nonzeros(&x), want, "{len}");
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            assert_eq!(count_nonzeros(&x64), want, "{len} f64");
+        }
     }
 }
