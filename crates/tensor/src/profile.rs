@@ -67,17 +67,23 @@ thread_local! {
     static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Restores a thread's [`ALONE`] mark when dropped (also when unwinding).
-struct Mark(bool);
+/// A thread's mark ([`ALONE`] or [`AWAKE`]) and the value it had before [`set`], put back
+/// when dropped (also when unwinding).
+struct Mark(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
 
 impl Drop for Mark {
     fn drop(&mut self) {
-        ALONE.with(|a| a.set(self.0));
+        self.0.with(|a| a.set(self.1));
     }
 }
 
+/// Sets this thread's `mark` to `on` until the returned guard is dropped.
+fn set(mark: &'static std::thread::LocalKey<std::cell::Cell<bool>>, on: bool) -> Mark {
+    Mark(mark, mark.with(|a| a.replace(on)))
+}
+
 fn marked<R>(alone: bool, f: impl FnOnce() -> R) -> R {
-    let _restore = Mark(ALONE.with(|a| a.replace(alone)));
+    let _restore = set(&ALONE, alone);
     f()
 }
 
@@ -102,15 +108,6 @@ thread_local! {
     /// Set while this worker runs the `f` of a [`keep_awake`] or spins for another's: it
     /// then neither spins for anyone else nor starts spinners of its own.
     static AWAKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Restores a thread's [`AWAKE`] mark when dropped (also when unwinding).
-struct Awake(bool);
-
-impl Drop for Awake {
-    fn drop(&mut self) {
-        AWAKE.with(|a| a.set(self.0));
-    }
 }
 
 /// Runs `f` on this pool worker while every other worker of the pool looks for work
@@ -149,10 +146,10 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
         s.spawn_broadcast(|_, _| {
             // this worker's own copy (run when it next looks for work, maybe after `f`),
             // and any worker inside another `f` or spinner, do nothing
-            if AWAKE.with(|a| a.replace(true)) {
+            let restore = set(&AWAKE, true);
+            if restore.1 {
                 return;
             }
-            let _restore = Awake(false);
             let mut idle_since: Option<std::time::Instant> = None;
             while !done.load(Ordering::Acquire) {
                 if rayon::yield_now() == Some(rayon::Yield::Executed) {
@@ -169,7 +166,7 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
                 }
             }
         });
-        let _awake = Awake(AWAKE.with(|a| a.replace(true)));
+        let _awake = set(&AWAKE, true);
         let _done = Done(&done);
         f()
     })
