@@ -432,20 +432,20 @@ fn linear_phases(
 /// timing, so the operands are as warm in cache as they can be (the library's own im2col
 /// and gathers leave theirs warm too): the raw step is the products' best case.
 pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64 {
-    // on a pool worker, as the library's step (`time_library_step`)
+    // on a pool worker, each step with the other workers kept awake, as the library's step
+    // (`time_library_step`, each step inside `alone_on_the_pool`)
     if rayon::current_thread_index().is_none() {
         return rayon::scope(|_| time_raw_step(products, warmup, reps));
     }
     let threads = rayon::current_num_threads();
-    type Bufs = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
     // per phase, one set of operands per pool thread and one for a caller outside it, each
     // product's as large as its largest instance in the phase (a last chunk may be smaller)
-    let bufs: Vec<Vec<std::sync::Mutex<Bufs>>> = products
+    let bufs: Vec<PhaseBufs> = products
         .phases
         .iter()
         .map(|ph| {
             let most = ph.tasks.iter().map(Vec::len).max().unwrap_or(0);
-            let set: Bufs = (0..most)
+            let set: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..most)
                 .map(|j| {
                     let size = |f: fn(&Product) -> usize| {
                         ph.tasks
@@ -467,7 +467,26 @@ pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64
         })
         .collect();
     let step = || {
-        for (ph, pb) in products.phases.iter().zip(&bufs) {
+        profile::keep_awake(|| raw_step(products, &bufs, threads));
+    };
+    for _ in 0..warmup {
+        step();
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        step();
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+/// Operands of one phase's products: per pool thread (and one for a caller outside it), an
+/// `(a, b, c)` per product of a task.
+type PhaseBufs = Vec<std::sync::Mutex<Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>>>;
+
+/// One raw step: every phase's products, as [`time_raw_step`] times them.
+fn raw_step(products: &StepProducts, bufs: &[PhaseBufs], threads: usize) {
+    {
+        for (ph, pb) in products.phases.iter().zip(bufs) {
             let run_task = |task: &Vec<Product>, pool: bool| {
                 let slot = rayon::current_thread_index()
                     .unwrap_or(threads)
@@ -487,15 +506,7 @@ pub fn time_raw_step(products: &StepProducts, warmup: usize, reps: usize) -> f64
                 Runner::Caller => ph.tasks.iter().for_each(|t| run_task(t, false)),
             }
         }
-    };
-    for _ in 0..warmup {
-        step();
     }
-    let t = Instant::now();
-    for _ in 0..reps {
-        step();
-    }
-    t.elapsed().as_secs_f64() / reps as f64
 }
 
 /// The allocator settings of the `backprop` binary (src/main.rs), so that a step is measured
@@ -512,20 +523,21 @@ pub fn tune_allocator() {
 /// One training step (forward in training mode, cross-entropy, backward) of `setup`'s
 /// network on its whole batch, from the calling thread, timed over `reps` steps after
 /// `warmup`: seconds per step and what the GEMM profile saw. Called from outside the pool,
-/// the whole timing runs on one of its workers marked as having the pool to itself, as
-/// `Trainer::step` runs a step.
+/// the timing runs on one of its workers, each step marked as having the pool to itself
+/// with the other workers kept awake (`profile::alone_on_the_pool`), as `Trainer::step`
+/// runs a step.
 pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, profile::GemmStats) {
     if rayon::current_thread_index().is_none() {
-        return rayon::scope(|_| {
-            profile::alone_on_the_pool(|| time_library_step(setup, warmup, reps))
-        });
+        return rayon::scope(|_| time_library_step(setup, warmup, reps));
     }
     let step = || {
-        let out = setup
-            .model
-            .forward(&Var::constant(setup.x.clone()), Mode::Train);
-        let g = loss::cross_entropy(&out, &setup.labels, loss::Reduction::Mean).backward();
-        std::hint::black_box(g);
+        profile::alone_on_the_pool(|| {
+            let out = setup
+                .model
+                .forward(&Var::constant(setup.x.clone()), Mode::Train);
+            let g = loss::cross_entropy(&out, &setup.labels, loss::Reduction::Mean).backward();
+            std::hint::black_box(g);
+        })
     };
     for _ in 0..warmup {
         step();

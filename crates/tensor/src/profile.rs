@@ -99,6 +99,13 @@ pub fn alone_on_the_pool<R>(f: impl FnOnce() -> R) -> R {
     marked(true, || keep_awake(f))
 }
 
+/// How long a [`keep_awake`] spinning job goes on at most: the idle clock restarts with every
+/// job the spinner runs, another session's steps too, so a copy stuck on top of a job its
+/// step waits for (see [`keep_awake`]) could otherwise be kept spinning by that other work.
+/// Longer than a step of the benchmarked networks (a few ms); a longer step runs its
+/// remainder with the pool's usual sleeping workers.
+pub const MAX_SPIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How long a [`keep_awake`] spinning job goes on without finding work before it returns:
 /// longer than the serial stretches of a training step (tens of µs), short enough that a
 /// copy stuck on top of a job its step waits for (see there) costs little.
@@ -126,7 +133,8 @@ thread_local! {
 /// its copy while it waits inside a job of `f` (it took the half-batch before the copy, and
 /// picks the copy up waiting in one of the half's joins); `f` then waits for that job, and
 /// the job for the copy on top of it. The LeNet-5 benchmark hung that way once in about
-/// 40,000 steps; now such a step loses a millisecond.
+/// 40,000 steps; now such a step loses a millisecond (at most [`MAX_SPIN`] when other work
+/// keeps the copy busy).
 pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
     if rayon::current_thread_index().is_none()
         || rayon::current_num_threads() < 2
@@ -151,7 +159,8 @@ pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
                 return;
             }
             let mut idle_since: Option<std::time::Instant> = None;
-            while !done.load(Ordering::Acquire) {
+            let start = std::time::Instant::now();
+            while !done.load(Ordering::Acquire) && start.elapsed() < MAX_SPIN {
                 if rayon::yield_now() == Some(rayon::Yield::Executed) {
                     idle_since = None;
                     continue;
@@ -308,7 +317,8 @@ mod tests {
         use std::time::Duration;
         // as the trainer's half-batches: the other worker may take the second half before
         // its spinning job, then pick that job up while it waits inside the half's own
-        // split. Without MAX_IDLE_SPIN this hung within the 50,000 steps.
+        // split. Without MAX_IDLE_SPIN this hung in the runs tried (it is a race: the other
+        // worker must look at its broadcast queue just before the copy arrives).
         let work = |n: u64| (0..n).fold(0u64, |a, i| std::hint::black_box(a ^ i));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -369,7 +379,7 @@ mod tests {
                             for _ in 0..4 {
                                 rayon::join(|| work(200), || work(20_000));
                             }
-                            // a step nested inside another's wait starts no spinners
+                            // a keep_awake inside one (on the same worker) runs `f` alone
                             rayon::join(|| keep_awake(|| work(100)), || work(100));
                         })
                     });

@@ -8,11 +8,11 @@
 //! fixed by the shapes): a chunk's images are unfolded side by side into one
 //! `[C·KH·KW, nb·HO·WO]` buffer and multiplied by the weight in one GEMM, whose `[O,
 //! nb·HO·WO]` product is then copied out image by image (a 7×7 layer's 49 positions alone
-//! fill the GEMM's tiles badly, and every product packs the weight again). When the
-//! weight's gradient will be wanted, [`try_conv2d_forward_keep`] writes every chunk's
-//! columns into one batch buffer instead and hands it to the backward pass (`N·C·KH·KW·HO·WO`
-//! elements until then; for LeNet's first layer 78 KB an image), which then does not unfold
-//! the images again; those buffers are reused from a small pool. The backward pass gathers
+//! fill the GEMM's tiles badly, and every product packs the weight again).
+//! [`try_conv2d_forward_keep`] can instead write every chunk's columns into one batch buffer
+//! for the backward pass (`N·C·KH·KW·HO·WO` elements until then), which then does not unfold
+//! the images again; training does not use it (`Var::conv2d` unfolds again: keeping them was
+//! measured slower). The backward pass gathers
 //! each chunk's `dY` side by side and makes one GEMM for the chunk's share of the weight
 //! gradient (summed transposed, `col · dYᵀ`) and one for its unfolded input gradient.
 //! Stride-1 convolutions unfold through a zero-padded copy of each plane, so every row is
