@@ -320,6 +320,13 @@ mod tests {
         // split. Without MAX_IDLE_SPIN this hung in the runs tried (it is a race: the other
         // worker must look at its broadcast queue just before the copy arrives).
         let work = |n: u64| (0..n).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+        // a half-batch: its own split over the pool
+        let half = move || {
+            (0..8u64)
+                .into_par_iter()
+                .map(|i| work(200 + i))
+                .sum::<u64>()
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -327,24 +334,7 @@ mod tests {
                 .build()
                 .unwrap();
             for _ in 0..50_000 {
-                pool.scope(|_| {
-                    keep_awake(|| {
-                        rayon::join(
-                            || {
-                                (0..8u64)
-                                    .into_par_iter()
-                                    .map(|i| work(200 + i))
-                                    .sum::<u64>()
-                            },
-                            || {
-                                (0..8u64)
-                                    .into_par_iter()
-                                    .map(|i| work(200 + i))
-                                    .sum::<u64>()
-                            },
-                        )
-                    })
-                });
+                pool.scope(|_| keep_awake(|| rayon::join(half, half)));
             }
             tx.send(()).unwrap();
         });

@@ -454,12 +454,7 @@ mod simd {
     /// Panics unless `g` is what the direct kernels take (see [`super::direct_applies`]).
     fn check_direct(g: &Geom) {
         assert!(
-            g.c == 1
-                && g.p.groups == 1
-                && g.unit_steps()
-                && (1..=DIRECT_MAX_WO).contains(&g.wo)
-                && g.kh * g.kw > 0
-                && usable::<f32>(),
+            super::direct_applies::<f32>(g),
             "conv2d: the direct kernel takes one input channel, unit steps, output rows of 1 to {DIRECT_MAX_WO} and AVX-512F"
         );
     }
