@@ -43,11 +43,10 @@ pub fn worth_it<E: Element>(x: &[E], rows: usize, max_density: f64) -> bool {
     if rows < MIN_ROWS || x.is_empty() || !enabled() {
         return false;
     }
-    let count = |c: &[E]| count_nonzeros(c);
     let nnz = if split_over_pool(x.len() * 64) {
-        x.par_chunks(1 << 16).map(count).sum()
+        x.par_chunks(1 << 16).map(count_nonzeros).sum()
     } else {
-        count(x)
+        count_nonzeros(x)
     };
     (nnz as f64) <= max_density * x.len() as f64
 }
