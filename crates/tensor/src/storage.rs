@@ -12,6 +12,7 @@
 use std::alloc::{self, Layout};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use crate::element::Element;
 
@@ -24,6 +25,17 @@ pub(crate) enum Buffer<E: Element> {
     Heap(Vec<E>),
     /// A block starting on a [`CACHE_LINE`] boundary (weights, see the module docs).
     Aligned(AlignedBlock<E>),
+    /// Elements `start..start + len` of another tensor's buffer, shared without a copy (a
+    /// [`Tensor::narrow`] along the leading axis: half a batch, a window of a sequence).
+    /// Read-only: mutable access first copies the elements into a buffer of their own.
+    /// `whole` is never itself a `Part`.
+    ///
+    /// [`Tensor::narrow`]: crate::Tensor::narrow
+    Part {
+        whole: Arc<Buffer<E>>,
+        start: usize,
+        len: usize,
+    },
 }
 
 impl<E: Element> Buffer<E> {
@@ -37,6 +49,28 @@ impl<E: Element> Buffer<E> {
         match self {
             Buffer::Heap(v) => v,
             Buffer::Aligned(b) => b.to_vec(),
+            part @ Buffer::Part { .. } => part.to_vec(),
+        }
+    }
+
+    /// Elements `start..start + len` of `whole`, shared without a copy.
+    pub(crate) fn part(whole: &Arc<Buffer<E>>, start: usize, len: usize) -> Buffer<E> {
+        debug_assert!(start + len <= whole.len());
+        match &**whole {
+            Buffer::Part {
+                whole,
+                start: outer,
+                ..
+            } => Buffer::Part {
+                whole: whole.clone(),
+                start: outer + start,
+                len,
+            },
+            _ => Buffer::Part {
+                whole: whole.clone(),
+                start,
+                len,
+            },
         }
     }
 }
@@ -48,6 +82,7 @@ impl<E: Element> Deref for Buffer<E> {
         match self {
             Buffer::Heap(v) => v,
             Buffer::Aligned(b) => b,
+            Buffer::Part { whole, start, len } => &whole[*start..*start + *len],
         }
     }
 }
@@ -55,19 +90,31 @@ impl<E: Element> Deref for Buffer<E> {
 impl<E: Element> DerefMut for Buffer<E> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [E] {
+        if let Buffer::Part { .. } = self {
+            // the elements are shared with the whole: take a copy of them first
+            *self = Buffer::Heap(self.to_vec());
+        }
         match self {
             Buffer::Heap(v) => v,
             Buffer::Aligned(b) => b,
+            Buffer::Part { .. } => unreachable!("a part was just copied into its own buffer"),
         }
     }
 }
 
 impl<E: Element> Clone for Buffer<E> {
-    /// A copy of the same kind: copying an aligned block gives an aligned block.
+    /// A copy of the same kind: copying an aligned block gives an aligned block; a part
+    /// stays a shared part.
     fn clone(&self) -> Self {
         match self {
             Buffer::Heap(v) => Buffer::Heap(v.clone()),
             Buffer::Aligned(b) => Buffer::Aligned(AlignedBlock::from_slice(b)),
+            // still read-only: a copy is taken when one of the two is written
+            Buffer::Part { whole, start, len } => Buffer::Part {
+                whole: whole.clone(),
+                start: *start,
+                len: *len,
+            },
         }
     }
 }

@@ -293,6 +293,17 @@ impl<E: Element> Tensor<E> {
         }
     }
 
+    /// Elements `start..start + numel(shape)` of this tensor's buffer as a tensor of
+    /// `shape`, shared without a copy (crate-internal; callers check the range).
+    pub(crate) fn shared_part(&self, start: usize, shape: Vec<usize>) -> Self {
+        let len = numel(&shape);
+        debug_assert!(start + len <= self.data.len());
+        Tensor {
+            data: Arc::new(Buffer::part(&self.data, start, len)),
+            shape,
+        }
+    }
+
     /// Same buffer, new shape (crate-internal; callers check the element count).
     #[inline]
     pub(crate) fn with_shape(&self, shape: Vec<usize>) -> Self {

@@ -106,6 +106,12 @@ impl<E: Element> Tensor<E> {
 
     /// Entries `start..start+len` of one axis.
     ///
+    /// Along the leading axis (or any axis with only length-1 axes before it) the entries
+    /// are one contiguous run, and the result shares them with `self` instead of copying:
+    /// no time, no memory, and the whole buffer stays alive while the part does. Writing
+    /// to either ([`Tensor::data_mut`]) copies first, so neither ever sees the other's
+    /// writes. Other axes copy.
+    ///
     /// ```
     /// use backprop_tensor::Tensor;
     /// let x = Tensor::<f32>::arange(0.0, 6.0, 1.0).reshape(&[2, 3]);
@@ -133,13 +139,17 @@ impl<E: Element> Tensor<E> {
                 ),
             ));
         }
+        let mut shape = self.shape().to_vec();
+        shape[ax] = len;
+        if outer == 1 {
+            // one contiguous run of elements: share it instead of copying
+            return Ok(self.shared_part(start * inner, shape));
+        }
         let x = self.data();
         let mut out = Vec::with_capacity(outer * len * inner);
         for o in 0..outer {
             out.extend_from_slice(&x[(o * n + start) * inner..(o * n + start + len) * inner]);
         }
-        let mut shape = self.shape().to_vec();
-        shape[ax] = len;
         Ok(Tensor::from_parts(out, shape))
     }
 
@@ -389,6 +399,45 @@ mod tests {
         assert_eq!(p.get(&[3, 1, 2]), y.get(&[1, 2, 3]));
         assert_eq!(y.transpose(0, -1).get(&[3, 2, 1]), y.get(&[1, 2, 3]));
         assert!(y.try_permute(&[0, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn a_narrow_along_the_leading_axis_shares_its_rows_and_copies_on_write() {
+        let inside = |part: &Tensor<f64>, whole: &Tensor<f64>| {
+            let range = whole.data().as_ptr_range();
+            range.contains(&part.data().as_ptr())
+        };
+        let mut whole = iota(&[5, 4]);
+        let rows = whole.narrow(0, 1, 3);
+        assert_eq!(rows.shape(), &[3, 4]);
+        assert_eq!(rows.to_vec(), (4..16).map(f64::from).collect::<Vec<_>>());
+        assert!(inside(&rows, &whole), "the rows were copied");
+        // a part of a part points into the same whole, at the right place
+        let inner = rows.narrow(0, 1, 2);
+        assert!(inside(&inner, &whole));
+        assert_eq!(inner.to_vec(), (8..16).map(f64::from).collect::<Vec<_>>());
+        assert_eq!(inner.narrow(0, 1, 1).to_vec(), vec![12., 13., 14., 15.]);
+        // leading axes of length 1 keep the run contiguous; a later axis copies
+        let t = iota(&[1, 4, 3]);
+        let mid = t.narrow(1, 2, 2);
+        assert!(inside(&mid, &t));
+        assert_eq!(mid.to_vec(), vec![6., 7., 8., 9., 10., 11.]);
+        assert!(!inside(&whole.narrow(1, 1, 2), &whole));
+        assert_eq!(whole.narrow(0, 5, 0).numel(), 0);
+        // writing to the part copies it first: the whole keeps its values
+        let mut written = rows.clone();
+        written.data_mut()[0] = -1.0;
+        assert!(!inside(&written, &whole));
+        assert_eq!(written.get(&[0, 0]), -1.0);
+        assert_eq!(whole.get(&[1, 0]), 4.0);
+        assert_eq!(rows.get(&[0, 0]), 4.0);
+        // writing to the whole copies it (the parts hold it): the parts keep their values
+        whole.data_mut()[4] = -2.0;
+        assert_eq!(whole.get(&[1, 0]), -2.0);
+        assert_eq!((rows.get(&[0, 0]), inner.get(&[0, 0])), (4.0, 8.0));
+        assert_eq!(rows.reshape(&[12]).to_vec(), rows.to_vec());
+        assert_eq!(rows.clone().into_vec(), rows.to_vec());
+        assert_eq!(inner.map(|v| v + 1.0).to_vec()[0], 9.0);
     }
 
     #[test]
