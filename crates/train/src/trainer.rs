@@ -74,6 +74,11 @@ pub trait Observer {
 /// ([`Trainer::step`]).
 const HOP_WORK: usize = 1 << 20;
 
+/// How long [`Trainer::train_epoch`] runs steps on a pool worker before it comes back to
+/// report them: short enough for live progress, well under [`profile::MAX_SPIN`], the time
+/// the other workers stay awake for one run.
+const STEPS_RUN: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Looks inside training steps (diagnostics): after backward it sees the step's whole-batch
 /// gradients, after the optimizer's update the updated model. Installed with
 /// [`Trainer::set_probe`]; without one the trainer does no extra work.
@@ -197,6 +202,9 @@ pub struct Trainer<'m> {
     probe: Option<Box<dyn StepProbe>>,
     /// The peers of a data-parallel run ([`Trainer::distribute`]).
     parallel: Option<DataParallel>,
+    /// Runs of steps [`Trainer::train_epoch`] has taken to the pool (for the tests).
+    #[cfg(test)]
+    pool_runs: usize,
 }
 
 /// The model a trainer trains: borrowed from the caller, or owned (a session that keeps
@@ -308,6 +316,8 @@ impl<'m> Trainer<'m> {
             schedule: None,
             probe: None,
             parallel: None,
+            #[cfg(test)]
+            pool_runs: 0,
         })
     }
 
@@ -431,11 +441,7 @@ impl<'m> Trainer<'m> {
         // one that talks to MPI. A small step (fewer than about a million multiply-adds
         // forward, as W3's 338 weights at batch 10) stays here: handing it over would cost
         // more than the step.
-        if self.parallel.is_none()
-            && x.shape().first().copied().unwrap_or(0) * self.weights >= HOP_WORK
-            && rayon::current_thread_index().is_none()
-            && rayon::current_num_threads() > 1
-        {
+        if self.hops(x.shape().first().copied().unwrap_or(0)) {
             // it records as this thread does: the worker may be inside a `no_grad` of its own
             let disabled = is_grad_disabled();
             return rayon::scope(|_| {
@@ -482,6 +488,15 @@ impl<'m> Trainer<'m> {
         Ok((lv, right))
     }
 
+    /// Whether a step of `rows` samples started on this thread moves onto a pool worker
+    /// (see [`Trainer::step`]).
+    fn hops(&self, rows: usize) -> bool {
+        self.parallel.is_none()
+            && rows * self.weights >= HOP_WORK
+            && rayon::current_thread_index().is_none()
+            && rayon::current_num_threads() > 1
+    }
+
     /// The data's batch size and steps per epoch.
     fn batching(&self, train: &Dataset) -> (usize, usize) {
         let bs = self.config.batch_size.min(train.len().max(1));
@@ -519,38 +534,84 @@ impl<'m> Trainer<'m> {
         observer.epoch_start(epoch, self.config.epochs, steps_per_epoch);
         let classification = matches!(train.targets, Targets::Classes { .. });
         let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
-        for (k, batch) in train.batches(bs, Some(&mut rng)).enumerate() {
-            let n = batch.x.shape()[0];
-            let mut bx = batch.x;
-            if let (Some(img), s) = (train.image_shape, self.config.augment_shift) {
-                random_shift(&mut bx, img, s, &mut rng);
-            }
-            let (lv, batch_right) = match self.step(bx, &batch.targets, steps_per_epoch) {
-                Ok(r) => r,
-                Err(loss) => {
-                    let parameter = self
-                        .model()
-                        .params()
-                        .into_iter()
-                        .find(|(_, p)| !p.with_value(|v| v.all_finite()))
-                        .map(|(n, _)| n);
-                    return Ok(EpochOutcome::Diverged(Stop::Diverged {
-                        epoch,
-                        step: k + 1,
-                        parameter,
-                        loss,
-                    }));
+        let mut batches = train.batches(bs, Some(&mut rng));
+        // Steps that would each move onto a pool worker (see `step`) go there in runs of
+        // up to `STEPS_RUN` of time, taking their batches there too: between two steps the
+        // workers neither fall asleep nor wait for this thread to gather the next batch
+        // (that gap and the wake-up after it cost the MLP's epoch about 15%). The observer
+        // hears of a run's steps when the run is back, as it would have step by step.
+        let hop = self.hops(bs);
+        let mut done = Vec::new();
+        let mut k = 0;
+        loop {
+            let shift = self.config.augment_shift;
+            let mut run = |t: &mut Self, done: &mut Vec<(Result<(f64, usize), f64>, usize)>| {
+                let started = Instant::now();
+                let mut last = started;
+                for batch in batches.by_ref() {
+                    let n = batch.x.shape()[0];
+                    let mut bx = batch.x;
+                    if let (Some(img), s) = (train.image_shape, shift) {
+                        random_shift(&mut bx, img, s, &mut rng);
+                    }
+                    let r = t.step(bx, &batch.targets, steps_per_epoch);
+                    let stop = r.is_err();
+                    done.push((r, n));
+                    // back before a step like the last one would end past STEPS_RUN
+                    let now = Instant::now();
+                    if stop || !hop || (now - started) + (now - last) >= STEPS_RUN {
+                        break;
+                    }
+                    last = now;
                 }
             };
-            loss_sum += lv * n as f64;
-            right += batch_right;
-            seen += n;
-            let acc = if classification {
-                batch_right as f64 / n as f64
+            if hop {
+                // it records as this thread does: the worker may be inside a `no_grad`
+                let disabled = is_grad_disabled();
+                rayon::scope(|_| {
+                    with_grad_state(disabled, || {
+                        profile::alone_on_the_pool(|| run(self, &mut done))
+                    })
+                });
+                #[cfg(test)]
+                {
+                    self.pool_runs += 1;
+                }
             } else {
-                f64::NAN
-            };
-            observer.step(lv, acc, n);
+                run(self, &mut done);
+            }
+            if done.is_empty() {
+                break;
+            }
+            for (r, n) in done.drain(..) {
+                k += 1;
+                let (lv, batch_right) = match r {
+                    Ok(r) => r,
+                    Err(loss) => {
+                        let parameter = self
+                            .model()
+                            .params()
+                            .into_iter()
+                            .find(|(_, p)| !p.with_value(|v| v.all_finite()))
+                            .map(|(n, _)| n);
+                        return Ok(EpochOutcome::Diverged(Stop::Diverged {
+                            epoch,
+                            step: k,
+                            parameter,
+                            loss,
+                        }));
+                    }
+                };
+                loss_sum += lv * n as f64;
+                right += batch_right;
+                seen += n;
+                let acc = if classification {
+                    batch_right as f64 / n as f64
+                } else {
+                    f64::NAN
+                };
+                observer.step(lv, acc, n);
+            }
         }
         self.epochs_done = epoch;
         Ok(EpochOutcome::Done(EpochStats {
@@ -924,6 +985,25 @@ mod tests {
         fn after_update(&mut self, _: usize, _: &dyn Module<f32>) {}
     }
 
+    /// [`WhereItRan`] that also makes each step last at least 100 µs.
+    struct SlowWhere(WhereItRan);
+
+    impl StepProbe for SlowWhere {
+        fn after_backward(
+            &mut self,
+            step: usize,
+            steps: usize,
+            model: &dyn Module<f32>,
+            grads: &Grads<f32>,
+            lr: f64,
+        ) {
+            self.0.after_backward(step, steps, model, grads, lr);
+        }
+        fn after_update(&mut self, _: usize, _: &dyn Module<f32>) {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
     #[test]
     fn a_step_from_outside_the_pool_runs_on_a_worker_and_gives_the_same_update() {
         // 64 rows × 16,771 weights: past HOP_WORK
@@ -980,6 +1060,94 @@ mod tests {
         t.set_probe(Some(Box::new(WhereItRan(seen.clone()))));
         t.step(x.clone(), &targets, 1).unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![None]);
+    }
+
+    /// Records what an observer hears.
+    #[derive(Default)]
+    struct Heard(Vec<(u64, u64, usize)>);
+
+    impl Observer for Heard {
+        fn step(&mut self, loss: f64, accuracy: f64, samples: usize) {
+            self.0.push((loss.to_bits(), accuracy.to_bits(), samples));
+        }
+    }
+
+    #[test]
+    fn an_epoch_takes_its_steps_to_the_pool_in_runs_with_the_same_results() {
+        // 64 rows × 16,771 weights: past HOP_WORK; 300 full batches and one of 17 rows
+        let spec = ModelSpec::mlp(&[128, 64], "tanh", 0.0, 3).unwrap();
+        let n = 64 * 300 + 17;
+        let data = Dataset {
+            name: "runs".into(),
+            x: Tensor::<f32>::rand_normal(&[n, 64], 0.0, 1.0, &mut Rng::seed(5)),
+            targets: Targets::Classes {
+                labels: (0..n).map(|i| (i * 7) % 3).collect(),
+                names: vec!["a".into(), "b".into(), "c".into()],
+            },
+            image_shape: None,
+        };
+        // epoch 1 trains; from epoch 2 the rate is 1e298, infinite in f32, and the run diverges
+        let config = TrainConfig {
+            epochs: 3,
+            lr: 0.01,
+            schedule: backprop_optim::ScheduleKind::Step {
+                epochs: 1,
+                gamma: 1e300,
+            },
+            ..TrainConfig::default()
+        };
+        let train = |inside: Option<&rayon::ThreadPool>| {
+            let model = spec.build::<f32>(64, Some(3), 4).unwrap().model;
+            let mut t = Trainer::new(&model, config.clone()).unwrap();
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            // at least 30 ms an epoch, so at least two runs of 20 ms
+            t.set_probe(Some(Box::new(SlowWhere(WhereItRan(seen.clone())))));
+            let mut heard = Heard::default();
+            let mut epoch = |t: &mut Trainer, heard: &mut Heard| match inside {
+                Some(pool) => pool.install(|| t.train_epoch(&data, heard)).unwrap(),
+                None => t.train_epoch(&data, heard).unwrap(),
+            };
+            let first = epoch(&mut t, &mut heard);
+            assert!(matches!(first, EpochOutcome::Done(_)));
+            let params: Vec<f32> = model
+                .params()
+                .into_iter()
+                .flat_map(|(_, p)| p.value().to_vec())
+                .collect();
+            let second = epoch(&mut t, &mut heard);
+            let EpochOutcome::Diverged(Stop::Diverged { epoch, step, .. }) = second else {
+                panic!("expected divergence in epoch 2");
+            };
+            let seen = seen.lock().unwrap().clone();
+            (params, heard.0, (epoch, step), seen, t.pool_runs)
+        };
+        let (outside, heard, diverged, seen, runs) = train(None);
+        // every batch's step was heard, in order, with its size
+        assert_eq!(
+            heard.len(),
+            301 + 1,
+            "epoch 1's steps, then epoch 2's before the one whose loss was NaN"
+        );
+        assert_eq!(heard[..301].iter().map(|h| h.2).sum::<usize>(), n);
+        assert_eq!((heard[299].2, heard[300].2), (64, 17));
+        assert_eq!(diverged, (2, 2), "step 1 of epoch 2 broke the weights");
+        if rayon::current_num_threads() > 1 {
+            // each step ran on a worker, and the steps went there in runs: more than one
+            // in epoch 1 (30 ms at least), then epoch 2's; most runs more than one step
+            assert!(seen.iter().all(Option::is_some), "{seen:?}");
+            assert!(runs > 2 && runs < 150, "{runs} runs");
+        }
+        // the same as step after step on the calling thread, inside a pool
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (inside, heard_inside, diverged_inside, seen, runs) = train(Some(&one));
+        assert_eq!(runs, 0);
+        assert!(seen.iter().all(|w| *w == Some(0)));
+        assert_eq!(outside, inside);
+        assert_eq!(heard, heard_inside);
+        assert_eq!(diverged, diverged_inside);
     }
 
     #[test]
