@@ -39,7 +39,10 @@ pub use ops::conv::{
     try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu,
     try_conv2d_forward_relu_maxpool, Conv2dParams, Unfolded,
 };
-pub use ops::matmul::{linear_forward, linear_weight_grad, try_linear_forward};
+pub use ops::matmul::{
+    linear_forward, linear_weight_grad, linear_weight_grad_kept, try_linear_forward,
+    try_linear_forward_keep, LinearInput,
+};
 pub use ops::norm::{
     batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
     batch_norm_relu_max_pool_backward, batch_norm_relu_max_pool_forward, channel_affine_backward,

@@ -5,7 +5,7 @@
 //! `Y = X·Wᵀ + b`: `dX = dY·W`, `dW = dYᵀ·X`, `db = Σ_rows dY`. Transposes are read through
 //! strides by the GEMM crate, never copied.
 
-use backprop_tensor::{linear_forward, linear_weight_grad, Element, Tensor};
+use backprop_tensor::{linear_weight_grad_kept, try_linear_forward_keep, Element, Tensor};
 
 use crate::Var;
 
@@ -76,7 +76,11 @@ impl<E: Element> Var<E> {
     pub fn linear(&self, w: &Var<E>, b: Option<&Var<E>>) -> Var<E> {
         let (x, wv) = (self.value(), w.value());
         let bv = b.map(|b| b.value());
-        let y = linear_forward(&x, &wv, bv.as_ref());
+        // a mostly-zero input's nonzeros, gathered by the forward kernel, kept for dw
+        let (y, kept) = match try_linear_forward_keep(&x, &wv, bv.as_ref()) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
         let mut parents = vec![self.clone(), w.clone()];
         if let Some(b) = b {
             parents.push(b.clone());
@@ -84,7 +88,7 @@ impl<E: Element> Var<E> {
         Var::from_op("linear", y, parents, move |g, needs| {
             let g2 = rows(g);
             let dx = needs[0].then(|| g2.matmul(&wv).reshape(x.shape()));
-            let dw = needs[1].then(|| linear_weight_grad(&g2, &rows(&x)));
+            let dw = needs[1].then(|| linear_weight_grad_kept(&g2, &rows(&x), &kept));
             let mut out = vec![dx, dw];
             if needs.len() > 2 {
                 out.push(needs[2].then(|| g2.sum_axis(0, false)));

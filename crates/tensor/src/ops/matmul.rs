@@ -195,6 +195,26 @@ pub fn try_linear_forward<E: Element>(
     w: &Tensor<E>,
     b: Option<&Tensor<E>>,
 ) -> Result<Tensor<E>> {
+    try_linear_forward_keep(x, w, b).map(|(y, _)| y)
+}
+
+/// What [`try_linear_forward_keep`] found out about its input, for the weight gradient
+/// ([`linear_weight_grad_kept`]).
+pub enum LinearInput<E> {
+    /// The input's nonzeros, few enough for the sparse weight gradient.
+    Sparse(sparse::KeptInput<E>),
+    /// Too many nonzeros for the sparse weight gradient (or too few rows): it takes the GEMM.
+    Dense,
+}
+
+/// [`try_linear_forward`] that also returns what it found out about `x`: a mostly-zero input's
+/// nonzeros, which its forward pass gathered anyway, so that [`linear_weight_grad_kept`]
+/// neither counts nor gathers them again.
+pub fn try_linear_forward_keep<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+) -> Result<(Tensor<E>, LinearInput<E>)> {
     if w.rank() != 2 || x.rank() < 1 || x.shape()[x.rank() - 1] != w.shape()[1] {
         return Err(TensorError::shapes(
             "linear",
@@ -218,15 +238,14 @@ pub fn try_linear_forward<E: Element>(
     let mut shape = x.shape().to_vec();
     *shape.last_mut().unwrap() = out_f;
     if in_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD) {
-        let out = sparse::linear_forward_sparse(
-            x.data(),
-            rows,
-            in_f,
-            w.data(),
-            out_f,
-            b.map(|b| b.data()),
-        );
-        return Ok(Tensor::from_parts(out, shape));
+        let input = sparse::KeptInput::of(x.data(), rows, in_f);
+        let out = sparse::linear_forward_kept(&input, w.data(), out_f, b.map(|b| b.data()));
+        let kept = if input.weight_grad_worth_it() {
+            LinearInput::Sparse(input)
+        } else {
+            LinearInput::Dense
+        };
+        return Ok((Tensor::from_parts(out, shape), kept));
     }
     let mut out = match b {
         Some(b) => {
@@ -259,7 +278,10 @@ pub fn try_linear_forward<E: Element>(
     } else {
         product(&mut out, 0, Threads::Auto);
     }
-    Ok(Tensor::from_parts(out, shape))
+    // not sparse enough for the forward kernel (`MAX_DENSITY_FORWARD`), so not for the
+    // weight gradient's either (`MAX_DENSITY_WEIGHT_GRAD` is lower); the same for too few
+    // rows or the sparse kernels turned off
+    Ok((Tensor::from_parts(out, shape), LinearInput::Dense))
 }
 
 /// The weight gradient of [`linear_forward`]: `dw = gᵀ·x` for `g: [rows, out]`,
@@ -282,6 +304,41 @@ pub fn linear_weight_grad<E: Element>(g: &Tensor<E>, x: &Tensor<E>) -> Tensor<E>
         return Tensor::from_parts(dw, vec![out_f, in_f]);
     }
     g.matmul_tn(x)
+}
+
+/// [`linear_weight_grad`] for an input whose forward pass was [`try_linear_forward_keep`]:
+/// the same products and the same bits, without looking at `x`'s zeros again.
+///
+/// # Panics
+/// As [`linear_weight_grad`]; also if `kept` holds another shape's nonzeros.
+#[track_caller]
+pub fn linear_weight_grad_kept<E: Element>(
+    g: &Tensor<E>,
+    x: &Tensor<E>,
+    kept: &LinearInput<E>,
+) -> Tensor<E> {
+    let LinearInput::Sparse(input) = kept else {
+        assert!(
+            g.rank() == 2 && x.rank() == 2 && g.shape()[0] == x.shape()[0],
+            "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in]",
+            g.shape(),
+            x.shape()
+        );
+        return g.matmul_tn(x);
+    };
+    let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
+    assert!(
+        g.rank() == 2 && x.rank() == 2 && g.shape()[0] == rows && input.shape() == (rows, in_f),
+        "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in] (kept {:?})",
+        g.shape(),
+        x.shape(),
+        input.shape()
+    );
+    if out_f == 0 {
+        return g.matmul_tn(x);
+    }
+    let dw = sparse::linear_weight_grad_kept(g.data(), input, out_f);
+    Tensor::from_parts(dw, vec![out_f, in_f])
 }
 
 #[cfg(test)]
@@ -392,5 +449,57 @@ mod tests {
                 && e.contains("3 and 4"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_kept_input_gives_the_weight_gradient_bit_for_bit() {
+        let mut rng = Rng::seed(12);
+        // densities below the weight gradient's limit, between the two limits, above both;
+        // and fewer rows than the sparse kernels take
+        for &(rows, density, sparse_dw) in &[
+            (32, 0.1, true),
+            (32, 0.25, true),
+            (32, 0.4, false),
+            (32, 0.9, false),
+            (sparse::MIN_ROWS - 1, 0.1, false),
+        ] {
+            let (in_f, out_f) = (200, 70);
+            let v = Tensor::<f32>::rand_normal(&[rows, in_f], 0.0, 1.0, &mut rng);
+            let keep = Tensor::<f32>::rand_uniform(&[rows, in_f], 0.0, 1.0, &mut rng);
+            let data = v.data().iter().zip(keep.data());
+            let data = data.map(|(&v, &k)| if f64::from(k) < density { v } else { 0.0 });
+            let x = Tensor::from_vec(data.collect(), &[rows, in_f]);
+            let w = Tensor::<f32>::rand_normal(&[out_f, in_f], 0.0, 0.1, &mut rng);
+            let b = Tensor::<f32>::rand_normal(&[out_f], 0.0, 0.1, &mut rng);
+            let g = Tensor::<f32>::rand_normal(&[rows, out_f], 0.0, 1.0, &mut rng);
+            let (y, kept) = try_linear_forward_keep(&x, &w, Some(&b)).unwrap();
+            assert_eq!(y.to_vec(), linear_forward(&x, &w, Some(&b)).to_vec());
+            assert_eq!(
+                matches!(kept, LinearInput::Sparse(_)),
+                sparse_dw && sparse::enabled(),
+                "rows {rows}, density {density}"
+            );
+            let dw = linear_weight_grad_kept(&g, &x, &kept);
+            assert_eq!(dw.shape(), [out_f, in_f]);
+            assert_eq!(
+                dw.to_vec(),
+                linear_weight_grad(&g, &x).to_vec(),
+                "rows {rows}, density {density}"
+            );
+            assert!(dw.allclose(&g.matmul_tn(&x), 1e-4, 1e-4));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "kept")]
+    fn a_kept_input_of_another_shape_is_refused() {
+        let mut rng = Rng::seed(13);
+        let x = Tensor::<f32>::rand_normal(&[16, 40], 0.0, 1.0, &mut rng).map(|v| v.max(1.5) - 1.5);
+        let w = Tensor::<f32>::rand_normal(&[8, 40], 0.0, 1.0, &mut rng);
+        let (_, kept) = try_linear_forward_keep(&x, &w, None).unwrap();
+        assert!(matches!(kept, LinearInput::Sparse(_)) || !sparse::enabled());
+        let other = x.narrow(0, 0, 12);
+        let g = Tensor::<f32>::zeros(&[12, 8]);
+        let _ = linear_weight_grad_kept(&g, &other, &kept);
     }
 }

@@ -194,6 +194,46 @@ impl<E: Element> Csr<E> {
     }
 }
 
+/// The nonzeros of a linear layer's input `[rows, cols]`, found by its forward pass
+/// ([`linear_forward_keep`]) and kept for its weight gradient, which then neither counts nor
+/// gathers them again.
+///
+/// [`linear_forward_keep`]: crate::linear_forward_keep
+pub struct KeptInput<E> {
+    csr: Csr<E>,
+    rows: usize,
+    cols: usize,
+}
+
+impl<E: Element> KeptInput<E> {
+    /// The nonzeros of `x` (`rows` rows of `cols`).
+    pub(crate) fn of(x: &[E], rows: usize, cols: usize) -> Self {
+        KeptInput {
+            csr: Csr::build(x, rows, cols),
+            rows,
+            cols,
+        }
+    }
+
+    /// `(rows, cols)` of the input.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// How many nonzeros (as [`worth_it`] counts them).
+    fn nonzeros(&self) -> usize {
+        self.csr.col.len()
+    }
+
+    /// True if the sparse weight gradient is worth it for this input: what [`worth_it`]
+    /// with [`MAX_DENSITY_WEIGHT_GRAD`] says, from the kept count.
+    pub(crate) fn weight_grad_worth_it(&self) -> bool {
+        self.rows >= MIN_ROWS
+            && self.cols > 0
+            && (self.nonzeros() as f64) <= MAX_DENSITY_WEIGHT_GRAD * (self.rows * self.cols) as f64
+    }
+}
+
 /// `x·wᵀ + b` (`[rows, out_f]`, row-major) from `x`'s nonzeros.
 pub fn linear_forward_sparse<E: Element>(
     x: &[E],
@@ -204,6 +244,17 @@ pub fn linear_forward_sparse<E: Element>(
     b: Option<&[E]>,
 ) -> Vec<E> {
     assert_eq!(x.len(), rows * in_f, "linear_forward_sparse: x");
+    linear_forward_kept(&KeptInput::of(x, rows, in_f), w, out_f, b)
+}
+
+/// [`linear_forward_sparse`] from an input's kept nonzeros.
+pub(crate) fn linear_forward_kept<E: Element>(
+    input: &KeptInput<E>,
+    w: &[E],
+    out_f: usize,
+    b: Option<&[E]>,
+) -> Vec<E> {
+    let (rows, in_f, csr) = (input.rows, input.cols, &input.csr);
     assert_eq!(w.len(), out_f * in_f, "linear_forward_sparse: w");
     assert!(
         b.is_none_or(|b| b.len() == out_f),
@@ -212,7 +263,6 @@ pub fn linear_forward_sparse<E: Element>(
     if out_f == 0 || rows == 0 {
         return Vec::new();
     }
-    let csr = Csr::build(x, rows, in_f);
     #[cfg(target_arch = "x86_64")]
     if let (Some(wf), true) = (as_f32(w), avx512()) {
         let vals = as_f32(&csr.val).unwrap();
@@ -264,7 +314,7 @@ pub fn linear_forward_sparse<E: Element>(
     let mut out = vec![E::ZERO; rows * out_f];
     let mut wt = vec![E::ZERO; in_f * out_f];
     transpose(w, out_f, in_f, &mut wt);
-    let run = |r0: usize, y: &mut [E]| forward_rows(&csr, r0, &wt, out_f, b, y);
+    let run = |r0: usize, y: &mut [E]| forward_rows(csr, r0, &wt, out_f, b, y);
     if split_over_pool(csr.col.len() * out_f) {
         let per = rows.div_ceil(rayon::current_num_threads() * 4).max(1);
         out.par_chunks_mut(per * out_f)
@@ -308,12 +358,22 @@ pub fn linear_weight_grad_sparse<E: Element>(
     in_f: usize,
     out_f: usize,
 ) -> Vec<E> {
-    assert_eq!(g.len(), rows * out_f, "linear_weight_grad_sparse: g");
     assert_eq!(x.len(), rows * in_f, "linear_weight_grad_sparse: x");
+    linear_weight_grad_kept(g, &KeptInput::of(x, rows, in_f), out_f)
+}
+
+/// [`linear_weight_grad_sparse`] from the input's kept nonzeros.
+pub(crate) fn linear_weight_grad_kept<E: Element>(
+    g: &[E],
+    input: &KeptInput<E>,
+    out_f: usize,
+) -> Vec<E> {
+    let (rows, in_f) = (input.rows, input.cols);
+    assert_eq!(g.len(), rows * out_f, "linear_weight_grad_sparse: g");
     if out_f == 0 || in_f == 0 {
         return Vec::new();
     }
-    let csr = Csr::build(x, rows, in_f);
+    let csr = &input.csr;
     let (ptr, row, val) = csr.by_column(rows, in_f);
     let parallel = split_over_pool(csr.col.len() * out_f);
     #[cfg(target_arch = "x86_64")]
