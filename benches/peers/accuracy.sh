@@ -4,7 +4,7 @@
 # difference of the means with its standard error. One seed's accuracy moves by a few tenths
 # of a point either way (the shuffle and the initial weights), so the few seeds of run.sh
 # can show a gap that is not there. FIRST (default 0) is the first seed, so that one set of
-# seeds can be run in parts. Usage: SEEDS=15 benches/peers/accuracy.sh [mlp|cnn|lstm]
+# seeds can be run in parts. Usage: SEEDS=15 benches/peers/accuracy.sh [mlp|cnn|lstm|cnn-bn]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEEDS="${SEEDS:-15}"
@@ -12,7 +12,7 @@ FIRST="${FIRST:-0}"
 THREADS="${THREADS:-2}"
 VENV="${VENV:-benches/peers/.venv}"
 W="${1:-cnn}"
-case "$W" in mlp | cnn | lstm) ;; *) echo "workload $W: choose mlp, cnn or lstm" >&2; exit 2 ;; esac
+case "$W" in mlp | cnn | lstm | cnn-bn) ;; *) echo "workload $W: choose mlp, cnn, lstm or cnn-bn" >&2; exit 2 ;; esac
 PY="$VENV/bin/python"
 if ! "$PY" -c "import torch" 2>/dev/null; then
     echo "PyTorch is missing from $VENV: run benches/peers/run.sh once to install the peers" >&2

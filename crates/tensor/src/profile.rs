@@ -102,8 +102,8 @@ pub fn alone_on_the_pool<R>(f: impl FnOnce() -> R) -> R {
 /// How long a [`keep_awake`] spinning job goes on at most: the idle clock restarts with every
 /// job the spinner runs, another session's steps too, so a copy stuck on top of a job its
 /// step waits for (see [`keep_awake`]) could otherwise be kept spinning by that other work.
-/// Longer than a step of the benchmarked networks (a few ms); a longer step runs its
-/// remainder with the pool's usual sleeping workers.
+/// Longer than the trainer's runs of steps (about 20 ms, see `Trainer::train_epoch`); a
+/// longer `f` runs its remainder with the pool's usual sleeping workers.
 pub const MAX_SPIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a [`keep_awake`] spinning job goes on without finding work before it returns:

@@ -44,7 +44,8 @@ impl<E: Element> Buffer<E> {
         (self.as_ptr() as usize) % CACHE_LINE == 0
     }
 
-    /// The elements as a `Vec` (a move for heap storage, a copy for an aligned block).
+    /// The elements as a `Vec` (a move for heap storage, a copy for an aligned block or a
+    /// part).
     pub(crate) fn into_vec(self) -> Vec<E> {
         match self {
             Buffer::Heap(v) => v,

@@ -13,9 +13,10 @@ use crate::storage::{AlignedBlock, Buffer};
 /// order.
 ///
 /// Cloning is cheap: the buffer is shared and copied only when one clone is written
-/// ([`Tensor::data_mut`]). `reshape` shares the buffer; every other movement op
-/// (transpose, narrow, concat...) makes a new contiguous buffer, so every kernel can assume
-/// contiguous input.
+/// ([`Tensor::data_mut`]). `reshape` shares the buffer, and so does a large enough `narrow`
+/// along the leading axis (a contiguous run of it, see [`Tensor::narrow`]); every other
+/// movement op (transpose, concat...) makes a new contiguous buffer. Either way every
+/// kernel sees contiguous elements.
 ///
 /// # Example
 /// ```
@@ -171,7 +172,8 @@ impl<E: Element> Tensor<E> {
         self.data.to_vec()
     }
 
-    /// The elements as a `Vec`, without a copy when the buffer is not shared.
+    /// The elements as a `Vec`, without a copy when the buffer is not shared (and is not
+    /// part of another tensor's, as a [`Tensor::narrow`] can be).
     pub fn into_vec(self) -> Vec<E> {
         Arc::try_unwrap(self.data).map_or_else(|a| a.to_vec(), Buffer::into_vec)
     }
@@ -223,7 +225,10 @@ impl<E: Element> Tensor<E> {
     /// updates keep the alignment.
     pub fn align_storage(&mut self) {
         let bytes = self.data.len() * std::mem::size_of::<E>();
-        if bytes >= 4096 && !self.data.is_aligned() {
+        // a part of another tensor's buffer (a narrow) gets a block of its own, aligned or
+        // not: it would otherwise keep the whole alive and lose its alignment on first write
+        let part = matches!(*self.data, Buffer::Part { .. });
+        if bytes >= 4096 && (part || !self.data.is_aligned()) {
             self.data = Arc::new(Buffer::Aligned(AlignedBlock::from_slice(&self.data)));
         }
     }

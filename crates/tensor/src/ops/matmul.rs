@@ -239,7 +239,19 @@ pub fn try_linear_forward_keep<E: Element>(
     *shape.last_mut().unwrap() = out_f;
     if in_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD) {
         let input = sparse::KeptInput::of(x.data(), rows, in_f);
-        let out = sparse::linear_forward_kept(&input, w.data(), out_f, b.map(|b| b.data()));
+        // inside the halves of a batch (which do not split), a packing shared between them
+        let packed = if crate::profile::may_split() {
+            None
+        } else {
+            crate::ops::packing::shared(w, out_f, in_f)
+        };
+        let out = sparse::linear_forward_kept(
+            &input,
+            w.data(),
+            out_f,
+            b.map(|b| b.data()),
+            packed.as_deref(),
+        );
         let kept = if input.weight_grad_worth_it() {
             LinearInput::Sparse(input)
         } else {

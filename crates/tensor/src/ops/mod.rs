@@ -7,6 +7,7 @@ pub(crate) mod gemm;
 pub mod matmul;
 pub mod movement;
 pub mod norm;
+pub mod packing;
 pub mod pool;
 pub mod recurrent;
 pub mod reduce;

@@ -107,10 +107,10 @@ impl<E: Element> Tensor<E> {
     /// Entries `start..start+len` of one axis.
     ///
     /// Along the leading axis (or any axis with only length-1 axes before it) the entries
-    /// are one contiguous run, and the result shares them with `self` instead of copying:
-    /// no time, no memory, and the whole buffer stays alive while the part does. Writing
-    /// to either ([`Tensor::data_mut`]) copies first, so neither ever sees the other's
-    /// writes. Other axes copy.
+    /// are one contiguous run. If they are at least a quarter of the axis, the result shares
+    /// them with `self` instead of copying: no time, no memory, and the whole buffer stays
+    /// alive while the part does. Writing to either ([`Tensor::data_mut`]) copies first, so
+    /// neither ever sees the other's writes. Smaller parts and other axes copy.
     ///
     /// ```
     /// use backprop_tensor::Tensor;
@@ -141,8 +141,10 @@ impl<E: Element> Tensor<E> {
         }
         let mut shape = self.shape().to_vec();
         shape[ax] = len;
-        if outer == 1 {
-            // one contiguous run of elements: share it instead of copying
+        if outer == 1 && len > 0 && 4 * len >= n {
+            // one contiguous run of elements, a quarter of the whole or more: share it
+            // instead of copying (a smaller part is copied, so that it cannot keep a much
+            // larger buffer alive)
             return Ok(self.shared_part(start * inner, shape));
         }
         let x = self.data();
@@ -424,6 +426,18 @@ mod tests {
         assert_eq!(mid.to_vec(), vec![6., 7., 8., 9., 10., 11.]);
         assert!(!inside(&whole.narrow(1, 1, 2), &whole));
         assert_eq!(whole.narrow(0, 5, 0).numel(), 0);
+        // less than a quarter of the rows is copied: it does not hold on to the whole
+        let big = iota(&[9, 4]);
+        let (one, two) = (big.narrow(0, 3, 2), big.narrow(0, 3, 3));
+        assert!(!inside(&one, &big) && inside(&two, &big));
+        assert_eq!(one.to_vec(), vec![12., 13., 14., 15., 16., 17., 18., 19.]);
+        // a part made a parameter (aligned storage) gets a buffer of its own
+        let long = iota(&[4, 1024]);
+        let mut half = long.narrow(0, 2, 2);
+        assert!(inside(&half, &long));
+        half.align_storage();
+        assert!(!inside(&half, &long) && half.is_storage_aligned());
+        assert_eq!(half.to_vec(), long.data()[2048..].to_vec());
         // writing to the part copies it first: the whole keeps its values
         let mut written = rows.clone();
         written.data_mut()[0] = -1.0;

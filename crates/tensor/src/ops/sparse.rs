@@ -23,6 +23,7 @@ use std::any::TypeId;
 use rayon::prelude::*;
 
 use crate::element::Element;
+use crate::ops::packing::Packed;
 
 /// Inputs at most this dense take the sparse forward. Measured with `cargo bench --bench
 /// sparse` (one thread, this project's machine): on the 784-256 layer at batch 32 the sparse
@@ -244,15 +245,17 @@ pub fn linear_forward_sparse<E: Element>(
     b: Option<&[E]>,
 ) -> Vec<E> {
     assert_eq!(x.len(), rows * in_f, "linear_forward_sparse: x");
-    linear_forward_kept(&KeptInput::of(x, rows, in_f), w, out_f, b)
+    linear_forward_kept(&KeptInput::of(x, rows, in_f), w, out_f, b, None)
 }
 
-/// [`linear_forward_sparse`] from an input's kept nonzeros.
+/// [`linear_forward_sparse`] from an input's kept nonzeros; with `packed`, a packing of
+/// this `w` shared with other threads ([`crate::ops::packing`]).
 pub(crate) fn linear_forward_kept<E: Element>(
     input: &KeptInput<E>,
     w: &[E],
     out_f: usize,
     b: Option<&[E]>,
+    packed: Option<&Packed>,
 ) -> Vec<E> {
     let (rows, in_f, csr) = (input.rows, input.cols, &input.csr);
     assert_eq!(w.len(), out_f * in_f, "linear_forward_sparse: w");
@@ -282,6 +285,8 @@ pub(crate) fn linear_forward_kept<E: Element>(
         };
         let per = rows.div_ceil(parts);
         let stride = in_f.div_ceil(simd::KB).max(1) + 1;
+        // a shared packing serves the tasks of one thread each (the halves of a batch)
+        let packed = packed.filter(|p| !parallel && p.fits(out_f, in_f));
         let task = |(q, part): (usize, usize)| {
             let (r0, r1) = ((part * per).min(rows), ((part + 1) * per).min(rows));
             // SAFETY: AVX-512F was detected; column indices are below `in_f`; `out` holds
@@ -298,10 +303,17 @@ pub(crate) fn linear_forward_kept<E: Element>(
                     bf,
                     q,
                     yp.get().add(r0 * out_f),
+                    packed,
                 )
             }
         };
-        let tasks = (0..slabs).flat_map(|q| (0..parts).map(move |p| (q, p)));
+        // Sharing a packing, the threads start on different groups (by worker parity), so
+        // that each packs about half of the blocks while the other packs the rest.
+        let first = match packed {
+            Some(_) => rayon::current_thread_index().unwrap_or(0) % 2 * (slabs / 2),
+            None => 0,
+        };
+        let tasks = (0..slabs).flat_map(|i| (0..parts).map(move |p| ((first + i) % slabs, p)));
         if parallel {
             tasks.collect::<Vec<_>>().into_par_iter().for_each(task);
         } else {
@@ -311,6 +323,8 @@ pub(crate) fn linear_forward_kept<E: Element>(
         unsafe { out.set_len(rows * out_f) };
         return out;
     }
+    // nothing is packed ahead for the portable loops
+    let _ = packed;
     let mut out = vec![E::ZERO; rows * out_f];
     let mut wt = vec![E::ZERO; in_f * out_f];
     transpose(w, out_f, in_f, &mut wt);
@@ -549,8 +563,10 @@ fn cast_vec<E: Element>(v: Vec<f32>) -> Vec<E> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod simd {
+pub(crate) mod simd {
     use std::arch::x86_64::*;
+
+    use crate::ops::packing::simd::Packed;
 
     pub struct CsrF32 {
         pub ptr: Vec<usize>,
@@ -675,15 +691,17 @@ mod simd {
     }
 
     /// Outputs `64q..64q + 64` of every row. Per block of [`KB`] inputs, the group's weights
-    /// `w[64q.., k]` are transposed into a 16 KB buffer (input-major, 64 outputs per input)
+    /// `w[64q.., k]` are transposed into a 32 KB buffer (input-major, 64 outputs per input)
     /// and every row adds its nonzeros' weight vectors to its running sums. `w` is read
-    /// once; the buffer stays in L1.
+    /// once; the buffer stays in L1. With `packed` (a packing of `w` shared with other
+    /// threads, see [`crate::ops::packing`]) the blocks come from there, each packed once.
     ///
     /// # Safety
     /// The CPU must have AVX-512F; `bounds` must come from [`block_bounds`] for these
     /// entries, with every column index below `in_f`; `w` must hold `n·in_f` elements and `b`
-    /// (if given) `n`; `q·GROUP < n`; and `y` must be valid for writes of `rows` rows of `n`,
-    /// of which this call writes only columns `q·GROUP..q·GROUP + GROUP`.
+    /// (if given) `n`; `q·GROUP < n`; `y` must be valid for writes of `rows` rows of `n`,
+    /// of which this call writes only columns `q·GROUP..q·GROUP + GROUP`; and `packed`, if
+    /// given, must be a packing of this very `w` ([`Packed::fits`] its shape).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn forward_group(
@@ -696,6 +714,7 @@ mod simd {
         b: Option<&[f32]>,
         q: usize,
         y: *mut f32,
+        packed: Option<&Packed>,
     ) {
         let kblocks = in_f.div_ceil(KB).max(1);
         let rows = bounds.len() / (kblocks + 1);
@@ -707,30 +726,26 @@ mod simd {
             None => _mm512_setzero_ps(),
         });
         // 64-byte aligned, so no vector load straddles two cache lines
-        #[repr(align(64))]
-        struct Block([f32; KB * GROUP]);
         let mut buf = Block([0f32; KB * GROUP]);
         let bp = buf.0.as_mut_ptr();
         for kb in 0..kblocks {
             let k_lo = kb * KB;
             let k_hi = (k_lo + KB).min(in_f);
-            for (s, &m) in masks.iter().enumerate() {
-                let jn = m.count_ones() as usize;
-                for k0 in (k_lo..k_hi).step_by(16) {
-                    let kn = (k_hi - k0).min(16);
-                    let km = lanes(kn);
-                    let mut t = [_mm512_setzero_ps(); 16];
-                    for (i, v) in t.iter_mut().enumerate().take(jn) {
-                        let src = w.as_ptr().add((c0 + 16 * s + i) * in_f + k0);
-                        *v = _mm512_maskz_loadu_ps(km, src);
-                    }
-                    transpose16(&mut t);
-                    for (i, v) in t.iter().enumerate().take(kn) {
-                        _mm512_storeu_ps(bp.add((k0 - k_lo + i) * GROUP + 16 * s), *v);
-                    }
+            // SAFETY (both packings): AVX-512F was detected (this function's contract); `w`
+            // holds `n·in_f` elements and `q·GROUP < n`; a shared block and `buf` each
+            // hold `k_hi − k_lo` rows of GROUP floats.
+            let shared = packed.and_then(|p| {
+                p.block(q, kb, |dst| unsafe {
+                    pack_block(w, in_f, c0, &masks, k_lo, k_hi, dst)
+                })
+            });
+            let wb = match shared {
+                Some(block) => block,
+                None => {
+                    pack_block(w, in_f, c0, &masks, k_lo, k_hi, bp);
+                    bp as *const f32
                 }
-            }
-            let wb = bp as *const f32;
+            };
             for r in 0..rows {
                 let st = bounds[r * (kblocks + 1) + kb];
                 let e = bounds[r * (kblocks + 1) + kb + 1];
@@ -754,10 +769,49 @@ mod simd {
         }
     }
 
+    /// Transposes `w[c0.., k_lo..k_hi]` (the group's 64 outputs, masked by `masks`) into
+    /// `dst`, input-major: row `k − k_lo` holds the 64 outputs' weights for input `k`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `w` must hold the group's rows of `in_f` (those `masks`
+    /// lets through, from row `c0`), `k_lo < k_hi ≤ in_f`, and `dst` must be valid for
+    /// writes of `(k_hi − k_lo)·GROUP` floats.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_block(
+        w: &[f32],
+        in_f: usize,
+        c0: usize,
+        masks: &[__mmask16; 4],
+        k_lo: usize,
+        k_hi: usize,
+        dst: *mut f32,
+    ) {
+        for (s, &m) in masks.iter().enumerate() {
+            let jn = m.count_ones() as usize;
+            for k0 in (k_lo..k_hi).step_by(16) {
+                let kn = (k_hi - k0).min(16);
+                let km = lanes(kn);
+                let mut t = [_mm512_setzero_ps(); 16];
+                for (i, v) in t.iter_mut().enumerate().take(jn) {
+                    let src = w.as_ptr().add((c0 + 16 * s + i) * in_f + k0);
+                    *v = _mm512_maskz_loadu_ps(km, src);
+                }
+                transpose16(&mut t);
+                for (i, v) in t.iter().enumerate().take(kn) {
+                    _mm512_storeu_ps(dst.add((k0 - k_lo + i) * GROUP + 16 * s), *v);
+                }
+            }
+        }
+    }
+
+    /// One packed block: [`KB`] inputs × [`GROUP`] outputs, input-major, on a cache line.
+    #[repr(C, align(64))]
+    struct Block([f32; KB * GROUP]);
+
     /// One cache line of floats; a `Vec<Line>` is 64-byte aligned.
     #[derive(Clone, Copy)]
     #[repr(C, align(64))]
-    pub struct Line([f32; 16]);
+    pub struct Line(pub(crate) [f32; 16]);
 
     /// `g: [rows, n]` copied into 64-byte aligned rows of `stride = n` rounded up to 16,
     /// zero-padded, so the kernels' vector loads never straddle cache lines.
