@@ -54,10 +54,19 @@ impl<E: Element> Buffer<E> {
         }
     }
 
-    /// Elements `start..start + len` of `whole`, shared without a copy.
-    pub(crate) fn part(whole: &Arc<Buffer<E>>, start: usize, len: usize) -> Buffer<E> {
+    /// Elements `start..start + len` of `whole`, shared without a copy; `None` (copy them)
+    /// if they are none, or less than a quarter of the buffer they would keep alive (the
+    /// root one, when `whole` is itself a part).
+    pub(crate) fn part(whole: &Arc<Buffer<E>>, start: usize, len: usize) -> Option<Buffer<E>> {
         debug_assert!(start + len <= whole.len());
-        match &**whole {
+        let root = match &**whole {
+            Buffer::Part { whole, .. } => whole.len(),
+            _ => whole.len(),
+        };
+        if len == 0 || 4 * len < root {
+            return None;
+        }
+        Some(match &**whole {
             Buffer::Part {
                 whole,
                 start: outer,
@@ -72,7 +81,7 @@ impl<E: Element> Buffer<E> {
                 start,
                 len,
             },
-        }
+        })
     }
 }
 

@@ -299,14 +299,15 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Elements `start..start + numel(shape)` of this tensor's buffer as a tensor of
-    /// `shape`, shared without a copy (crate-internal; callers check the range).
-    pub(crate) fn shared_part(&self, start: usize, shape: Vec<usize>) -> Self {
+    /// `shape`, shared without a copy; `None` when they are too few to share (see
+    /// `Buffer::part`). Crate-internal; callers check the range.
+    pub(crate) fn shared_part(&self, start: usize, shape: Vec<usize>) -> Option<Self> {
         let len = numel(&shape);
         debug_assert!(start + len <= self.data.len());
-        Tensor {
-            data: Arc::new(Buffer::part(&self.data, start, len)),
+        Some(Tensor {
+            data: Arc::new(Buffer::part(&self.data, start, len)?),
             shape,
-        }
+        })
     }
 
     /// Same buffer, new shape (crate-internal; callers check the element count).

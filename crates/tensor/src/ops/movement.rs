@@ -107,9 +107,10 @@ impl<E: Element> Tensor<E> {
     /// Entries `start..start+len` of one axis.
     ///
     /// Along the leading axis (or any axis with only length-1 axes before it) the entries
-    /// are one contiguous run. If they are at least a quarter of the axis, the result shares
-    /// them with `self` instead of copying: no time, no memory, and the whole buffer stays
-    /// alive while the part does. Writing to either ([`Tensor::data_mut`]) copies first, so
+    /// are one contiguous run. If they are at least a quarter of the buffer they would keep
+    /// alive (for a narrow of a narrow, the first one's source), the result shares them
+    /// with `self` instead of copying: no time, no memory, and the whole buffer stays alive
+    /// while the part does. Writing to either ([`Tensor::data_mut`]) copies first, so
     /// neither ever sees the other's writes. Smaller parts and other axes copy.
     ///
     /// ```
@@ -141,11 +142,13 @@ impl<E: Element> Tensor<E> {
         }
         let mut shape = self.shape().to_vec();
         shape[ax] = len;
-        if outer == 1 && len > 0 && 4 * len >= n {
+        if outer == 1 {
             // one contiguous run of elements, a quarter of the whole or more: share it
             // instead of copying (a smaller part is copied, so that it cannot keep a much
             // larger buffer alive)
-            return Ok(self.shared_part(start * inner, shape));
+            if let Some(part) = self.shared_part(start * inner, shape.clone()) {
+                return Ok(part);
+            }
         }
         let x = self.data();
         let mut out = Vec::with_capacity(outer * len * inner);
@@ -431,6 +434,10 @@ mod tests {
         let (one, two) = (big.narrow(0, 3, 2), big.narrow(0, 3, 3));
         assert!(!inside(&one, &big) && inside(&two, &big));
         assert_eq!(one.to_vec(), vec![12., 13., 14., 15., 16., 17., 18., 19.]);
+        // so is a narrow of a narrow that is under a quarter of the first one's source
+        let (a, b) = (two.narrow(0, 0, 2), two.narrow(0, 1, 2).narrow(0, 0, 1));
+        assert!(!inside(&a, &big) && !inside(&b, &big));
+        assert_eq!(b.to_vec(), vec![16., 17., 18., 19.]);
         // a part made a parameter (aligned storage) gets a buffer of its own
         let long = iota(&[4, 1024]);
         let mut half = long.narrow(0, 2, 2);

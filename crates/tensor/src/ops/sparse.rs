@@ -299,6 +299,10 @@ pub(crate) fn linear_forward_kept<E: Element>(
         };
         let task = |(q, part): (usize, usize)| {
             let (r0, r1) = ((part * per).min(rows), ((part + 1) * per).min(rows));
+            if r0 == r1 {
+                // an empty last part: nothing to compute, nothing to pack
+                return;
+            }
             // SAFETY: AVX-512F was detected; column indices are below `in_f`; `out` holds
             // `rows` rows of `out_f`, rows r0..r1 start at `r0·out_f`, and group q of them
             // writes only their columns 64q..64q + 64.
