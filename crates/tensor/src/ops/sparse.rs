@@ -286,17 +286,11 @@ pub(crate) fn linear_forward_kept<E: Element>(
         let per = rows.div_ceil(parts);
         let stride = in_f.div_ceil(simd::KB).max(1) + 1;
         // A shared packing serves the tasks of one thread each (the halves of a batch).
-        // Split over the pool with the rows in parts, every part of a group would pack the
-        // group's blocks again: they share a packing of this call's own instead.
-        let own;
-        let packed = match packed.filter(|p| !parallel && p.fits(out_f, in_f)) {
-            Some(p) => Some(p),
-            None if parallel && parts > 1 => {
-                own = Packed::new(out_f, in_f);
-                Some(&own)
-            }
-            None => None,
-        };
+        // (Split over the pool with the rows in parts, every part of a group packs the
+        // group's blocks again. A packing of the call's own for them, which allocates the
+        // whole packed weight per call, made the `cnn` preset's epoch slower in most of
+        // nine alternating pairs, so they do not share one.)
+        let packed = packed.filter(|p| !parallel && p.fits(out_f, in_f));
         let task = |(q, part): (usize, usize)| {
             let (r0, r1) = ((part * per).min(rows), ((part + 1) * per).min(rows));
             if r0 == r1 {
@@ -1047,7 +1041,7 @@ mod tests {
                 (300, 784, 256),
                 // enough nonzeros (≈ 170k) that the row index is also built over the pool
                 (1100, 784, 40),
-                // two groups, each in two parts of rows sharing one packing (W6's fc1)
+                // two groups, each in two parts of rows (W6's fc1)
                 (64, 3136, 128),
                 (9, 33, 129),
                 (32, 256, 128),
@@ -1060,8 +1054,8 @@ mod tests {
                 let g = Tensor::<f32>::rand_normal(&[rows, outf], 0.0, 1.0, &mut rng);
                 let want = x.matmul_naive(&w.t()).add(&b);
                 let y = linear_forward_sparse(x.data(), rows, inf, w.data(), outf, Some(b.data()));
-                // split over the pool (in parts sharing a packing) or not, the same bits as
-                // each row alone
+                // split over the pool (in parts of rows) or not, the same bits as each row
+                // alone
                 let alone: Vec<f32> = (0..rows)
                     .flat_map(|r| {
                         let xr = &x.data()[r * inf..(r + 1) * inf];
