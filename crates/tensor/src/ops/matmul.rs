@@ -304,18 +304,24 @@ pub fn try_linear_forward_keep<E: Element>(
 /// If the row counts differ or either side is not 2-D.
 #[track_caller]
 pub fn linear_weight_grad<E: Element>(g: &Tensor<E>, x: &Tensor<E>) -> Tensor<E> {
-    assert!(
-        g.rank() == 2 && x.rank() == 2 && g.shape()[0] == x.shape()[0],
-        "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in]",
-        g.shape(),
-        x.shape()
-    );
+    check_weight_grad_shapes(g, x);
     let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
     if out_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_WEIGHT_GRAD) {
         let dw = sparse::linear_weight_grad_sparse(g.data(), x.data(), rows, in_f, out_f);
         return Tensor::from_parts(dw, vec![out_f, in_f]);
     }
     g.matmul_tn(x)
+}
+
+/// The shapes [`linear_weight_grad`] takes: `g: [rows, out]` and `x: [rows, in]`.
+#[track_caller]
+fn check_weight_grad_shapes<E: Element>(g: &Tensor<E>, x: &Tensor<E>) {
+    assert!(
+        g.rank() == 2 && x.rank() == 2 && g.shape()[0] == x.shape()[0],
+        "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in]",
+        g.shape(),
+        x.shape()
+    );
 }
 
 /// [`linear_weight_grad`] for an input whose forward pass was [`try_linear_forward_keep`]:
@@ -329,20 +335,14 @@ pub fn linear_weight_grad_kept<E: Element>(
     x: &Tensor<E>,
     kept: &LinearInput<E>,
 ) -> Tensor<E> {
+    check_weight_grad_shapes(g, x);
     let LinearInput::Sparse(input) = kept else {
-        assert!(
-            g.rank() == 2 && x.rank() == 2 && g.shape()[0] == x.shape()[0],
-            "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in]",
-            g.shape(),
-            x.shape()
-        );
         return g.matmul_tn(x);
     };
     let (rows, out_f, in_f) = (x.shape()[0], g.shape()[1], x.shape()[1]);
     assert!(
-        g.rank() == 2 && x.rank() == 2 && g.shape()[0] == rows && input.shape() == (rows, in_f),
-        "linear_weight_grad: gradient {:?} and input {:?} must be [rows, out] and [rows, in] (kept {:?})",
-        g.shape(),
+        input.shape() == (rows, in_f),
+        "linear_weight_grad: input {:?} is not the one whose nonzeros were kept ({:?})",
         x.shape(),
         input.shape()
     );

@@ -94,9 +94,7 @@ impl SharedPacking {
 /// AVX-512F.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn shared<E: Element>(w: &Tensor<E>, out_f: usize, in_f: usize) -> Option<Arc<Packed>> {
-    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>()
-        || !std::arch::is_x86_feature_detected!("avx512f")
-    {
+    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<f32>() || !super::sparse::avx512() {
         return None;
     }
     let scope = CURRENT.with(|c| c.borrow().clone())?;

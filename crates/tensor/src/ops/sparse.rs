@@ -49,7 +49,12 @@ pub fn worth_it<E: Element>(x: &[E], rows: usize, max_density: f64) -> bool {
     } else {
         count_nonzeros(x)
     };
-    (nnz as f64) <= max_density * x.len() as f64
+    sparse_enough(nnz, x.len(), max_density)
+}
+
+/// The density rule of [`worth_it`]: at most `max_density` of `len` elements are nonzero.
+fn sparse_enough(nonzeros: usize, len: usize, max_density: f64) -> bool {
+    (nonzeros as f64) <= max_density * len as f64
 }
 
 /// How many elements of `x` are not zero (NaN counts; −0 does not), with AVX-512F for `f32`
@@ -196,10 +201,10 @@ impl<E: Element> Csr<E> {
 }
 
 /// The nonzeros of a linear layer's input `[rows, cols]`, found by its forward pass
-/// ([`linear_forward_keep`]) and kept for its weight gradient, which then neither counts nor
-/// gathers them again.
+/// ([`try_linear_forward_keep`]) and kept for its weight gradient, which then neither counts
+/// nor gathers them again.
 ///
-/// [`linear_forward_keep`]: crate::linear_forward_keep
+/// [`try_linear_forward_keep`]: crate::try_linear_forward_keep
 pub struct KeptInput<E> {
     csr: Csr<E>,
     rows: usize,
@@ -221,17 +226,17 @@ impl<E: Element> KeptInput<E> {
         (self.rows, self.cols)
     }
 
-    /// How many nonzeros (as [`worth_it`] counts them).
-    fn nonzeros(&self) -> usize {
-        self.csr.col.len()
-    }
-
     /// True if the sparse weight gradient is worth it for this input: what [`worth_it`]
-    /// with [`MAX_DENSITY_WEIGHT_GRAD`] says, from the kept count.
+    /// with [`MAX_DENSITY_WEIGHT_GRAD`] says, from the kept count (the same nonzeros: the
+    /// CSR keeps NaN and drops −0 as the count does).
     pub(crate) fn weight_grad_worth_it(&self) -> bool {
         self.rows >= MIN_ROWS
             && self.cols > 0
-            && (self.nonzeros() as f64) <= MAX_DENSITY_WEIGHT_GRAD * (self.rows * self.cols) as f64
+            && sparse_enough(
+                self.csr.col.len(),
+                self.rows * self.cols,
+                MAX_DENSITY_WEIGHT_GRAD,
+            )
     }
 }
 
@@ -537,7 +542,7 @@ impl<E> SendPtr<E> {
     }
 }
 
-fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f") && !force_portable()
