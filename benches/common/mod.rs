@@ -388,7 +388,8 @@ fn linear_phases(
     let ws = lin.weight.value().shape().to_vec();
     let (out_f, in_f) = (ws[0], ws[1]);
     let rows = x.numel() / in_f;
-    let sparse_fwd = sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD);
+    let max_fwd = sparse::max_density_forward(in_f, out_f);
+    let sparse_fwd = sparse::worth_it(x.data(), rows, max_fwd);
     let sparse_dw = sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_WEIGHT_GRAD);
     let density = x.data().iter().filter(|v| **v != 0.0).count() as f64 / x.numel() as f64;
     let f = Phase {
@@ -419,7 +420,7 @@ fn linear_phases(
     let note = format!(
         "{name}: input density {density:.3}: forward on the {} (sparse at ≤ {}), weight gradient on the {} (≤ {})",
         path(sparse_fwd),
-        sparse::MAX_DENSITY_FORWARD,
+        max_fwd,
         path(sparse_dw),
         sparse::MAX_DENSITY_WEIGHT_GRAD
     );

@@ -237,7 +237,7 @@ pub fn try_linear_forward_keep<E: Element>(
     let rows = x.numel() / in_f.max(1);
     let mut shape = x.shape().to_vec();
     *shape.last_mut().unwrap() = out_f;
-    if in_f > 0 && sparse::worth_it(x.data(), rows, sparse::MAX_DENSITY_FORWARD) {
+    if in_f > 0 && sparse::worth_it(x.data(), rows, sparse::max_density_forward(in_f, out_f)) {
         let input = sparse::KeptInput::of(x.data(), rows, in_f);
         // inside the halves of a batch (which do not split), a packing shared between them
         let packed = if crate::profile::may_split() {
@@ -290,9 +290,9 @@ pub fn try_linear_forward_keep<E: Element>(
     } else {
         product(&mut out, 0, Threads::Auto);
     }
-    // not sparse enough for the forward kernel (`MAX_DENSITY_FORWARD`), so not for the
-    // weight gradient's either (`MAX_DENSITY_WEIGHT_GRAD` is lower); the same for too few
-    // rows or the sparse kernels turned off
+    // not sparse enough for the forward kernel (`max_density_forward`), so not for the
+    // weight gradient's either (`MAX_DENSITY_WEIGHT_GRAD` is no higher than either forward
+    // bound); the same for too few rows or the sparse kernels turned off
     Ok((Tensor::from_parts(out, shape), LinearInput::Dense))
 }
 

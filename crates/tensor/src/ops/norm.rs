@@ -643,19 +643,30 @@ enum Dy<'a, E> {
 }
 
 impl<E: Element> Dy<'_, E> {
-    /// Plane `pl` (of `hw` elements), written into `buf` if it has to be built.
-    fn plane<'s>(&'s self, pl: usize, hw: usize, buf: &'s mut Vec<E>) -> &'s [E] {
+    /// Plane `pl` (of `hw` elements of channel `ch`, the `b`-th of its planes), read from a
+    /// full gradient or, pooled, rebuilt into slot `b` of `built` (a channel's `N` planes,
+    /// `N·hw` elements of capacity), where the second pass reads it again ([`Dy::built`]).
+    fn plane<'s>(&'s self, pl: usize, b: usize, hw: usize, built: &'s mut Vec<E>) -> &'s [E] {
         match *self {
             Dy::Full(d) => &d[pl * hw..(pl + 1) * hw],
             Dy::Pooled { g, idx, p, geom } => {
                 let hwo = geom.2 * geom.3;
-                let spare = &mut buf.spare_capacity_mut()[..hw];
+                let spare = &mut built.spare_capacity_mut()[b * hw..][..hw];
                 let (gp, ip) = (&g[pl * hwo..][..hwo], &idx[pl * hwo..][..hwo]);
                 max_plane_grad(p, spare, gp, ip, geom);
                 // SAFETY: `max_plane_grad` writes every element of the `hw` given;
                 // `MaybeUninit<E>` has the layout of `E`.
                 unsafe { &*(spare as *const [MaybeUninit<E>] as *const [E]) }
             }
+        }
+    }
+
+    /// Plane `pl` again, for the second pass: the full gradient's, or slot `b` of `built`,
+    /// which the first pass filled.
+    fn built<'s>(&'s self, pl: usize, b: usize, hw: usize, built: &'s [E]) -> &'s [E] {
+        match *self {
+            Dy::Full(d) => &d[pl * hw..(pl + 1) * hw],
+            Dy::Pooled { .. } => &built[b * hw..(b + 1) * hw],
         }
     }
 }
@@ -729,15 +740,23 @@ fn bn_backward<E: Element>(
                 });
                 let invstd = 1.0 / (vc.to_f64() + eps.to_f64()).sqrt();
                 let (mut db, mut dxm) = (0.0f64, 0.0f64);
-                let mut buf = Vec::new();
+                // a pooled gradient's planes, built once at full size (a channel's `N·H·W`
+                // elements, which stay in cache between the passes) and read by both
+                let mut built = Vec::new();
                 if matches!(dy, Dy::Pooled { .. }) {
-                    buf.reserve_exact(hw);
+                    built.reserve_exact(n * hw);
                 }
                 for (b, q) in planes_of(xd, c, hw, ch).enumerate() {
-                    let p = dy.plane(b * c + ch, hw, &mut buf);
+                    let p = dy.plane(b * c + ch, b, hw, &mut built);
                     let (a, b) = k.grad_sums(p, q, relu, mu_c);
                     db += a;
                     dxm += b;
+                }
+                if matches!(dy, Dy::Pooled { .. }) {
+                    // SAFETY: the loop above built all `n` planes of `hw` elements, slot `b`
+                    // for plane `b` (`planes_of` yields `n` of them), within the capacity
+                    // reserved.
+                    unsafe { built.set_len(n * hw) };
                 }
                 let dg = dxm * invstd;
                 // dx = a·dy + bx·(x − μ) + c0 with a = γ·invstd, bx = −a·invstd·dγ/M,
@@ -747,7 +766,7 @@ fn bn_backward<E: Element>(
                 let c0 = -a * db / m;
                 let coef = [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)];
                 for (b, (o, q)) in out.into_iter().zip(planes_of(xd, c, hw, ch)).enumerate() {
-                    let p = dy.plane(b * c + ch, hw, &mut buf);
+                    let p = dy.built(b * c + ch, b, hw, &built);
                     k.grad_out(o, p, q, relu, coef);
                 }
                 (E::from_f64(dg), E::from_f64(db))

@@ -31,9 +31,40 @@ use crate::ops::packing::Packed;
 /// a margin keeps borderline inputs on the GEMM.
 pub const MAX_DENSITY_FORWARD: f64 = 0.5;
 
+/// Inputs at most this dense take the sparse forward when the layer is at least
+/// [`NARROW_RATIO`] times wider at its input than at its output. Counting and gathering the
+/// nonzeros costs in proportion to the input's width, the products they save in proportion
+/// to the output's, so a narrow output pays the gathering with less saved work: measured
+/// with `cargo bench --bench sparse` (one thread, AMD EPYC), the sparse forward stops winning
+/// at about 0.3 density on 3136-64 at batch 32 and at 0.35–0.4 on 3136-128 at batch 32–128
+/// (the `cnn` preset's `fc1`), against 0.47 on 1568-128 and 0.57 on 784-256.
+pub const MAX_DENSITY_FORWARD_NARROW: f64 = 0.3;
+
+/// How many times wider than its output a layer's input must be for
+/// [`MAX_DENSITY_FORWARD_NARROW`] to apply.
+pub const NARROW_RATIO: usize = 16;
+
+/// The density up to which a linear layer of `in_f` inputs and `out_f` outputs takes the
+/// sparse forward: [`MAX_DENSITY_FORWARD`], or [`MAX_DENSITY_FORWARD_NARROW`] when
+/// `in_f ≥ NARROW_RATIO·out_f`.
+pub fn max_density_forward(in_f: usize, out_f: usize) -> f64 {
+    if in_f >= NARROW_RATIO.saturating_mul(out_f) {
+        MAX_DENSITY_FORWARD_NARROW
+    } else {
+        MAX_DENSITY_FORWARD
+    }
+}
+
 /// Inputs at most this dense take the sparse weight gradient, which wins up to about 0.45
 /// density on the 784-256 layer and 0.3 on 256-128.
 pub const MAX_DENSITY_WEIGHT_GRAD: f64 = 0.3;
+
+// a dense forward pass keeps no nonzeros for the weight gradient (`try_linear_forward_keep`),
+// so every input dense enough for it must be too dense for the sparse weight gradient
+const _: () = assert!(
+    MAX_DENSITY_WEIGHT_GRAD <= MAX_DENSITY_FORWARD
+        && MAX_DENSITY_WEIGHT_GRAD <= MAX_DENSITY_FORWARD_NARROW
+);
 
 /// Fewer rows than this stay dense: packing `w` costs as much as a few rows of work.
 pub const MIN_ROWS: usize = 8;
@@ -1001,6 +1032,33 @@ mod tests {
 
     thread_local! {
         pub static PORTABLE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[test]
+    fn a_layer_much_wider_at_its_input_takes_the_sparse_forward_only_when_sparser() {
+        // the `cnn` preset's fc1 (3136 → 128) and the MLP's layers (784 → 256, 256 → 128,
+        // 128 → 10)
+        assert_eq!(max_density_forward(3136, 128), MAX_DENSITY_FORWARD_NARROW);
+        assert_eq!(max_density_forward(784, 256), MAX_DENSITY_FORWARD);
+        assert_eq!(max_density_forward(256, 128), MAX_DENSITY_FORWARD);
+        assert_eq!(max_density_forward(128, 10), MAX_DENSITY_FORWARD);
+        // the bound: exactly 16 times wider is narrow, one input fewer is not
+        assert_eq!(max_density_forward(16 * 40, 40), MAX_DENSITY_FORWARD_NARROW);
+        assert_eq!(max_density_forward(16 * 40 - 1, 40), MAX_DENSITY_FORWARD);
+        // no outputs at all: narrow, and no overflow for a huge output count
+        assert_eq!(max_density_forward(5, 0), MAX_DENSITY_FORWARD_NARROW);
+        assert_eq!(max_density_forward(5, usize::MAX), MAX_DENSITY_FORWARD);
+        assert!(MAX_DENSITY_FORWARD_NARROW < MAX_DENSITY_FORWARD);
+        // what the rule decides for an input of 0.4 density: dense on the narrow layer only
+        let mut rng = Rng::seed(31);
+        for (in_f, out_f, sparse_path) in [(640, 40, false), (639, 40, true)] {
+            let x = sparse(32, in_f, 0.4, &mut rng);
+            assert_eq!(
+                worth_it(x.data(), 32, max_density_forward(in_f, out_f)),
+                sparse_path && enabled(),
+                "{in_f} → {out_f}"
+            );
+        }
     }
 
     /// A matrix with about `density` of its entries nonzero.
