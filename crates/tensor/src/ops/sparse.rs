@@ -527,7 +527,7 @@ pub(crate) fn transpose_strided<E: Element>(
 /// `src` must hold `rows·cols` elements, and `dst` must be valid for writes of `cols` rows
 /// of `rows` elements at stride `dst_stride` (element `(c, r)` at `c·dst_stride + r`)
 /// without overlapping `src`.
-unsafe fn transpose_into<E: Element>(
+pub(crate) unsafe fn transpose_into<E: Element>(
     src: &[E],
     rows: usize,
     cols: usize,
