@@ -610,7 +610,7 @@ pub fn library_only(setup: &Setup) -> bool {
     };
     let (ours, st) = time_library_step(setup, 5, reps.max(1));
     println!(
-        "library step {:.1} µs ({:.1}% inside GEMM), {reps} steps, no raw step",
+        "library step {:.1} µs (GEMM calls, their times summed over the threads: {:.1}% of it), {reps} steps, no raw step",
         ours * 1e6,
         100.0 * st.seconds / (ours * reps.max(1) as f64)
     );
@@ -629,7 +629,7 @@ pub fn report(
 ) {
     let lib_flops = st.flops as f64 / reps as f64;
     let raw_flops = products.flops();
-    println!("library step         {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s ({} GEMMs, {:.1}% of the step inside GEMM)", ours * 1e6, batch as f64 / ours, lib_flops / ours * 1e-9, st.calls / reps as u64, 100.0 * st.seconds / (ours * reps as f64));
+    println!("library step         {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s ({} GEMMs, their times summed over the threads: {:.1}% of the step)", ours * 1e6, batch as f64 / ours, lib_flops / ours * 1e-9, st.calls / reps as u64, 100.0 * st.seconds / (ours * reps as f64));
     println!(
         "raw gemm, same GEMMs {:>9.1} µs   {:>8.0} samples/s   {:>6.2} GFLOP/s",
         raw * 1e6,

@@ -205,7 +205,7 @@ impl Dataset {
         let mut x = Vec::with_capacity(indices.len() * f);
         for (k, &i) in indices.iter().enumerate() {
             if let Some(&ahead) = indices.get(k + PREFETCH_ROWS) {
-                prefetch_row(&src[ahead * f..(ahead + 1) * f]);
+                backprop_tensor::hint::prefetch(&src[ahead * f..(ahead + 1) * f]);
             }
             x.extend_from_slice(&src[i * f..(i + 1) * f]);
         }
@@ -226,24 +226,6 @@ impl Dataset {
 /// batch lie anywhere in the data set, so without a hint each row's copy starts by waiting
 /// for memory.
 const PREFETCH_ROWS: usize = 4;
-
-/// Asks the CPU to start loading `row` into its caches (a hint; nothing on other targets).
-#[inline]
-fn prefetch_row<E>(row: &[E]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = std::mem::size_of_val(row);
-        let p = row.as_ptr() as *const i8;
-        for off in (0..bytes).step_by(64) {
-            // SAFETY: a prefetch is only a hint and never faults; `off < bytes`, so the
-            // address is inside `row` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
 
 /// Iterator over the batches of a [`Dataset`].
 pub struct Batches<'a> {

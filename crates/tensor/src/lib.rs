@@ -23,6 +23,7 @@
 
 mod element;
 mod error;
+pub mod hint;
 pub mod memory;
 pub mod ops;
 pub mod profile;

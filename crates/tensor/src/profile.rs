@@ -26,7 +26,9 @@ pub fn reset() {
 /// What has been counted since the last [`reset`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmStats {
-    /// Seconds spent inside GEMM calls.
+    /// Seconds spent inside GEMM calls, summed over the threads that made them: calls that
+    /// run at the same time on two threads count twice, a call that splits itself over the
+    /// pool counts its own duration once. Against a step's wall time it can exceed 100%.
     pub seconds: f64,
     /// Number of GEMM calls.
     pub calls: u64,

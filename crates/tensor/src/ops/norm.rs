@@ -661,6 +661,23 @@ impl<E: Element> Dy<'_, E> {
         }
     }
 
+    /// Asks the CPU to fetch what building plane `pl` reads: a channel's planes lie
+    /// `C·HO·WO` elements apart, a stride the hardware prefetchers do not follow, and
+    /// each plane's build began by waiting for its first lines (most of the build's time
+    /// for the `cnn` preset's first layer).
+    fn prefetch(&self, pl: usize) {
+        if let Dy::Pooled { g, idx, geom, .. } = *self {
+            let hwo = geom.2 * geom.3;
+            if let (Some(gp), Some(ip)) = (
+                g.get(pl * hwo..(pl + 1) * hwo),
+                idx.get(pl * hwo..(pl + 1) * hwo),
+            ) {
+                crate::hint::prefetch(gp);
+                crate::hint::prefetch(ip);
+            }
+        }
+    }
+
     /// Plane `pl` again, for the second pass: the full gradient's, or slot `b` of `built`,
     /// which the first pass filled.
     fn built<'s>(&'s self, pl: usize, b: usize, hw: usize, built: &'s [E]) -> &'s [E] {
@@ -746,7 +763,9 @@ fn bn_backward<E: Element>(
                 if matches!(dy, Dy::Pooled { .. }) {
                     built.reserve_exact(n * hw);
                 }
+                dy.prefetch(ch);
                 for (b, q) in planes_of(xd, c, hw, ch).enumerate() {
+                    dy.prefetch((b + 1) * c + ch);
                     let p = dy.plane(b * c + ch, b, hw, &mut built);
                     let (a, b) = k.grad_sums(p, q, relu, mu_c);
                     db += a;
