@@ -1,7 +1,7 @@
 //! Sparse-input linear kernels against the dense GEMM path on the MLP's shapes, over input
 //! densities, single-threaded as inside the trainer's half-batch tasks. Prints the ratio
-//! sparse / dense measured in this run; it is how `sparse::MAX_DENSITY_FORWARD` and
-//! `sparse::MAX_DENSITY_WEIGHT_GRAD` were chosen.
+//! sparse / dense measured in this run; it is how `sparse::MAX_DENSITY_FORWARD`,
+//! `sparse::MAX_DENSITY_FORWARD_NARROW` and `sparse::MAX_DENSITY_WEIGHT_GRAD` were chosen.
 //! Run with `cargo bench --bench sparse`.
 
 use backprop::tensor::ops::sparse;
@@ -43,7 +43,15 @@ fn main() {
             "ratio"
         );
         let mut rng = Rng::seed(0);
-        for &(rows, inf, outf) in &[(32, 784, 256), (32, 256, 128), (1024, 784, 256)] {
+        for &(rows, inf, outf) in &[
+            (32, 784, 256),
+            (32, 256, 128),
+            (1024, 784, 256),
+            // layers much wider at the input (`sparse::NARROW_RATIO`): the `cnn` preset's fc1
+            (32, 1568, 128),
+            (64, 3136, 128),
+            (32, 3136, 64),
+        ] {
             let w = Tensor::<f32>::rand_normal(&[outf, inf], 0.0, 0.05, &mut rng);
             let b = Tensor::<f32>::zeros(&[outf]);
             let g = Tensor::<f32>::rand_normal(&[rows, outf], 0.0, 1.0, &mut rng);
