@@ -16,10 +16,12 @@
 //! each thread reuses one set of operands per phase, so they are warm in cache, as the
 //! library's freshly unfolded columns and gathered gradients are (with a fresh set per
 //! product the raw step ran from memory and took 10–13 ms instead of 6).
-//! A linear layer whose input is at most half nonzeros makes its forward product on the
-//! library's sparse kernel instead of the GEMM crate (after ReLU about half are: on this
-//! bench's input both linear layers' forwards go sparse, at densities 0.499 and 0.486, and on
-//! other data either may not): the raw step still makes that product as a dense GEMM, since
+//! A linear layer whose input is sparse enough (`sparse::max_density_forward`: at most half
+//! nonzeros, or 0.3 for a layer 16 times wider at its input than at its output) makes its
+//! forward product on the library's sparse kernel instead of the GEMM crate (after ReLU about
+//! half are: on this bench's input `fc2`'s forward goes sparse at density 0.486, while
+//! `fc1`'s, at 0.499, takes the GEMM, and on other data either may differ): the raw step
+//! still makes a sparse product as a dense GEMM, since
 //! it is part of the step's arithmetic and a dense GEMM is the baseline for it; the bench
 //! prints each linear layer's input density and which path the library took, and checks its
 //! list against the calls and FLOPs the library's GEMM profile counted.

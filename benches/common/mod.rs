@@ -92,11 +92,56 @@ impl Product {
         self.m * self.n * self.k
     }
 
+    /// The library's rule for making a product as its transpose (`transpose_worth_it` in
+    /// `crates/tensor/src/ops/gemm.rs`, crate-private, so restated here): both operands with
+    /// `k` contiguous (`a` as stored, `b` transposed), fewer rows than columns, `k ≥ 64` and
+    /// at least 2^16 multiply-adds. The `cnn` preset's `fc1` forward is one.
+    pub fn routed(&self) -> bool {
+        !self.ta
+            && self.tb
+            && (2..self.n).contains(&self.m)
+            && self.k >= 64
+            && self.mads() >= 1 << 16
+    }
+
     /// Runs the product through the raw crate with the same strides, α, β and parallelism
-    /// the library's `gemm` wrapper passes.
+    /// the library's `gemm` wrapper passes; a product the library makes as its transpose
+    /// ([`Product::routed`]) is made as its transpose here too (into `c`, as `[n, m]`), the
+    /// crate's faster way for it, but without the library's copies into and out of it.
     pub fn run(&self, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
         let (m, n, k) = (self.m, self.n, self.k);
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        if self.routed() {
+            let alpha = if self.add { 1.0 } else { 0.0 };
+            // SAFETY: `b` holds the stored [n, k] matrix (read as it is: column stride 1, row
+            // stride k), `a` the stored [m, k] one (read transposed, [k, m]: column stride k,
+            // row stride 1), `c` the [n, m] output (m·n elements, checked above); `c` is a
+            // `&mut` borrow, so it overlaps neither input.
+            unsafe {
+                gemm::gemm(
+                    n,
+                    m,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    m as isize,
+                    self.add,
+                    b.as_ptr(),
+                    1,
+                    k as isize,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    alpha,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+            return;
+        }
         // (column stride, row stride) of the matrices as read
         let (a_cs, a_rs) = if self.ta { (m, 1) } else { (1, k) };
         let (b_cs, b_rs) = if self.tb { (k, 1) } else { (1, n) };
@@ -201,7 +246,7 @@ impl StepProducts {
 
     /// Prints one line per phase: its tasks and their distinct shapes.
     pub fn print(&self) {
-        println!("the step's products, (m×n×k) as the library calls the GEMM crate:");
+        println!("the step's products, (m×n×k) as the library calls the GEMM crate (\"as its transpose\": both sides make [n, m]):");
         for ph in &self.phases {
             let mut shapes: Vec<(Product, usize)> = Vec::new();
             for p in ph.tasks.iter().flatten() {
@@ -224,6 +269,8 @@ impl StepProducts {
                             " (library: sparse kernel)"
                         } else if p.direct {
                             " (library: direct kernel)"
+                        } else if p.routed() {
+                            " (as its transpose)"
                         } else {
                             ""
                         }

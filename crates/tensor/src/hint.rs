@@ -11,7 +11,9 @@ pub fn prefetch<E>(s: &[E]) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let bytes = std::mem::size_of_val(s);
         let p = s.as_ptr() as *const i8;
-        for off in (0..bytes).step_by(64) {
+        // every 64 bytes, and the last byte (whose line the steps miss when `s` does not
+        // start on a line)
+        for off in (0..bytes).step_by(64).chain(bytes.checked_sub(1)) {
             // SAFETY: a prefetch is only a hint and never faults; `off < bytes`, so the
             // address is inside `s` anyway.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };

@@ -765,8 +765,8 @@ mod simd {
     /// row or column falls in the padding load as zeros) and a store of all sixteen lanes,
     /// where the row-by-row walk makes one masked store of `WO` lanes per output row. One
     /// thread, batch 64: the `cnn` preset's 7×7 layer unfolds in 60–90 µs less per pass
-    /// (forward 795–825 → 737–770 µs with its GEMM); on its 14×14 layer, whose rows fill 14
-    /// of 16 lanes already, this way took 30–45 µs longer, so wider rows keep the walk.
+    /// (forward 795–849 → 736–770 µs with its GEMM); on its 14×14 layer, whose rows fill 14
+    /// of 16 lanes already, this way took 25–45 µs longer, so wider rows keep the walk.
     ///
     /// # Safety
     /// As [`kernel`], and `WO = W > 0`.
@@ -2015,9 +2015,13 @@ mod tests {
                     im2col_unit(&g, &img32, &mut a32, ld);
                     simd::im2col_unit_f32(&g, &img32, &mut s32, ld);
                     assert_eq!(a32, s32, "AVX-512 im2col {c}×{h}×{w} k{kh}×{kw} p{ph},{pw}");
-                    // bands of output rows, as one image split by rows unfolds them
-                    for r0 in 0..g.ho {
-                        let r1 = (r0 + 2).min(g.ho);
+                    // bands of output rows, as one image split by rows unfolds them: every
+                    // two rows, every three, and the two halves
+                    let bands = (0..g.ho)
+                        .flat_map(|r0| [(r0, (r0 + 2).min(g.ho)), (r0, (r0 + 3).min(g.ho))])
+                        .chain([(0, g.ho / 2), (g.ho / 2, g.ho)])
+                        .filter(|(r0, r1)| r0 < r1);
+                    for (r0, r1) in bands {
                         let band = (r1 - r0) * g.wo;
                         let mut b32 = vec![-7.25f32; g.ckk() * band];
                         simd::im2col_rows_f32(&g, &img32, &mut b32, band, (r0, r1));

@@ -1,7 +1,8 @@
 //! The one entry point to the GEMM crate. Every matrix product of the tensor layer (matmul
 //! and its transposed forms, the fused linear map, the convolution's im2col products) goes
 //! through [`gemm`], which checks the operands' extents once and holds the one `unsafe`
-//! call, with its safety argument.
+//! call into the crate, with its safety argument (and the transpositions of a product made
+//! as its transpose, see [`transpose_worth_it`]).
 //!
 //! Shapes: `dst: [m, n] (+)= a: [m, k] · b: [k, n]`, where each operand is a row-major block
 //! at the start of a slice, read as stored or transposed (through its strides, no copy), and
@@ -117,7 +118,10 @@ pub(crate) enum Threads {
     Caller,
 }
 
-/// `dst (+)= a·b` through the GEMM crate, counted by [`profile`].
+/// `dst (+)= a·b` through the GEMM crate, counted by [`profile`]. When
+/// [`transpose_worth_it`] says so, the crate makes `dstᵀ = bᵀ·aᵀ` into a buffer, which is
+/// then transposed into `dst` (the same bits); the profile's time covers the product only,
+/// not those two copies.
 ///
 /// # Panics
 /// If `a`'s columns (as read) are not `b`'s rows, or a slice is too short for its matrix;
@@ -363,8 +367,40 @@ mod tests {
                 }
             }
         }
-        // fewer multiply-adds, a short k, one row, or no fewer rows than columns: as it is
+        // a padded `a` through the transpose, against the crate's own way
+        let (m, n, k, lda) = (24, 100, 80, 83);
+        let mut ap = vec![f32::NAN; (m - 1) * lda + k];
+        for r in 0..m {
+            for c in 0..k {
+                ap[r * lda + c] = rng.normal() as f32;
+            }
+        }
+        let bt = Tensor::<f32>::rand_normal(&[n * k], 0.0, 1.0, &mut rng).to_vec();
+        let (am, bm) = (Mat::padded(&ap, m, k, lda), Mat::new(&bt, n, k).t());
+        assert!(transpose_worth_it(&am, &bm, (m, n, k)));
+        let (mut w, mut direct) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+        gemm(Out::Write(&mut w), am, bm, Threads::Caller);
+        gemm_routed(Out::Write(&mut direct), am, bm, Threads::Caller, false);
+        assert_eq!(w, direct, "padded a");
+        assert!(w.iter().all(|v| v.is_finite()), "the padding was read");
+        // fewer multiply-adds, a short k, one row, no fewer rows than columns, or an operand
+        // without k contiguous: as it is
+        assert!(!transpose_worth_it(
+            &Mat::new(&[0.0f32; 1024], 1, 1024),
+            &Mat::new(&[0.0f32; 128 * 1024], 128, 1024).t(),
+            (1, 128, 1024)
+        ));
         let (a, b) = (vec![0.0f32; 64 * 64], vec![0.0f32; 128 * 64]);
+        assert!(!transpose_worth_it(
+            &Mat::new(&a, 64, 8).t(),
+            &Mat::new(&b, 128, 64).t(),
+            (8, 128, 64)
+        ));
+        assert!(!transpose_worth_it(
+            &Mat::new(&a, 8, 64),
+            &Mat::new(&b, 64, 128),
+            (8, 128, 64)
+        ));
         assert!(!transpose_worth_it(
             &Mat::new(&a, 8, 63),
             &Mat::new(&b, 128, 63).t(),

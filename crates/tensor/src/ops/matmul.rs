@@ -503,6 +503,50 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_much_wider_at_its_input_takes_the_gemm_above_the_narrow_bound() {
+        let mut rng = Rng::seed(14);
+        // 320 → 20 is 16 times wider at its input: dense above 0.3, where 320 → 21 is not
+        for &(out_f, density) in &[(20, 0.4), (20, 0.45)] {
+            let (rows, in_f) = (32, 320);
+            let v = Tensor::<f32>::rand_normal(&[rows, in_f], 0.0, 1.0, &mut rng);
+            let keep = Tensor::<f32>::rand_uniform(&[rows, in_f], 0.0, 1.0, &mut rng);
+            let data = v.data().iter().zip(keep.data());
+            let data = data.map(|(&v, &k)| if f64::from(k) < density { v } else { 0.0 });
+            let x = Tensor::from_vec(data.collect(), &[rows, in_f]);
+            let nnz = x.data().iter().filter(|v| **v != 0.0).count() as f64;
+            let d = nnz / x.numel() as f64;
+            assert!(d > sparse::MAX_DENSITY_FORWARD_NARROW && d <= sparse::MAX_DENSITY_FORWARD);
+            let w = Tensor::<f32>::rand_normal(&[out_f, in_f], 0.0, 0.1, &mut rng);
+            let b = Tensor::<f32>::rand_normal(&[out_f], 0.0, 0.1, &mut rng);
+            let (y, kept) = try_linear_forward_keep(&x, &w, Some(&b)).unwrap();
+            assert!(matches!(kept, LinearInput::Dense));
+            // the dense path's own arithmetic: the bias, then the product added by the GEMM
+            let mut want: Vec<f32> = b
+                .data()
+                .iter()
+                .copied()
+                .cycle()
+                .take(rows * out_f)
+                .collect();
+            gemm(
+                Out::Add(&mut want),
+                Mat::new(x.data(), rows, in_f),
+                Mat::new(w.data(), out_f, in_f).t(),
+                Threads::Auto,
+            );
+            assert_eq!(y.to_vec(), want, "{in_f} → {out_f} at {density}");
+            // the same input on a layer one output wider keeps the sparse forward
+            let w21 = Tensor::<f32>::rand_normal(&[out_f + 1, in_f], 0.0, 0.1, &mut rng);
+            assert!(
+                sparse::worth_it(x.data(), rows, sparse::max_density_forward(in_f, out_f + 1))
+                    || !sparse::enabled()
+            );
+            let y21 = try_linear_forward(&x, &w21, None).unwrap();
+            assert!(y21.allclose(&x.matmul_nt(&w21), 1e-4, 1e-4));
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "kept")]
     fn a_kept_input_of_another_shape_is_refused() {
         let mut rng = Rng::seed(13);

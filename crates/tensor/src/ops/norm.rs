@@ -602,9 +602,9 @@ pub fn batch_norm_relu_max_pool_forward<E: Element>(
 /// Backward of [`batch_norm_relu_max_pool_forward`]: `(dx, dγ, dβ)` from `x`, `γ`, `β`, the
 /// batch mean and variance and the maxima's indices the forward pass returned, and the
 /// pooled output's gradient `dy`. Each plane's gradient at full size (the pooling's) is
-/// built in a buffer that stays in cache, twice (once per pass), rather than written out
-/// and read back; the results are those of the two backward passes one after the other, to
-/// the bit.
+/// built once, into a buffer of its channel's planes that stays in cache and that both
+/// passes read, rather than written out for the whole batch and read back; the results are
+/// those of the two backward passes one after the other, to the bit.
 ///
 /// # Panics
 /// If the shapes do not fit `x`, `p` and the forward pass's outputs.
@@ -643,7 +643,7 @@ enum Dy<'a, E> {
 }
 
 impl<E: Element> Dy<'_, E> {
-    /// Plane `pl` (of `hw` elements of channel `ch`, the `b`-th of its planes), read from a
+    /// Plane `pl` (of `hw` elements, the `b`-th of its channel's planes), read from a
     /// full gradient or, pooled, rebuilt into slot `b` of `built` (a channel's `N` planes,
     /// `N·hw` elements of capacity), where the second pass reads it again ([`Dy::built`]).
     fn plane<'s>(&'s self, pl: usize, b: usize, hw: usize, built: &'s mut Vec<E>) -> &'s [E] {

@@ -36,7 +36,7 @@ pub const MAX_DENSITY_FORWARD: f64 = 0.5;
 /// nonzeros costs in proportion to the input's width, the products they save in proportion
 /// to the output's, so a narrow output pays the gathering with less saved work: measured
 /// with `cargo bench --bench sparse` (one thread, AMD EPYC), the sparse forward stops winning
-/// at about 0.3 density on 3136-64 at batch 32 and at 0.35–0.4 on 3136-128 at batch 32–128
+/// at about 0.3 density on 3136-64 at batch 32 and at 0.35–0.4 on 3136-128 at batch 32 and 64
 /// (the `cnn` preset's `fc1`), against 0.47 on 1568-128 and 0.57 on 784-256.
 pub const MAX_DENSITY_FORWARD_NARROW: f64 = 0.3;
 
