@@ -111,59 +111,37 @@ impl Product {
     pub fn run(&self, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
         let (m, n, k) = (self.m, self.n, self.k);
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        if self.routed() {
-            let alpha = if self.add { 1.0 } else { 0.0 };
-            // SAFETY: `b` holds the stored [n, k] matrix (read as it is: column stride 1, row
-            // stride k), `a` the stored [m, k] one (read transposed, [k, m]: column stride k,
-            // row stride 1), `c` the [n, m] output (m·n elements, checked above); `c` is a
-            // `&mut` borrow, so it overlaps neither input.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    m,
-                    k,
-                    c.as_mut_ptr(),
-                    1,
-                    m as isize,
-                    self.add,
-                    b.as_ptr(),
-                    1,
-                    k as isize,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    alpha,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
-            }
-            return;
-        }
-        // (column stride, row stride) of the matrices as read
-        let (a_cs, a_rs) = if self.ta { (m, 1) } else { (1, k) };
-        let (b_cs, b_rs) = if self.tb { (k, 1) } else { (1, n) };
         let alpha = if self.add { 1.0 } else { 0.0 };
+        // (rows, columns, left operand with its (column stride, row stride), right operand
+        // likewise) of the product the crate makes: [m, n] = a·b, or routed [n, m] = bᵀ·aᵀ
+        let a_strides = if self.ta { (m, 1) } else { (1, k) };
+        let b_strides = if self.tb { (k, 1) } else { (1, n) };
+        let ((rows, cols), (lhs, (l_cs, l_rs)), (rhs, (r_cs, r_rs))) = if self.routed() {
+            // bᵀ is the stored [n, k] (column stride 1, row stride k), aᵀ the stored [m, k]
+            // read transposed (column stride k, row stride 1)
+            ((n, m), (b, (1, k)), (a, (k, 1)))
+        } else {
+            ((m, n), (a, a_strides), (b, b_strides))
+        };
         // SAFETY: `a` holds the m×k matrix (stored [m, k], or [k, m] when read transposed:
-        // largest offset m·k − 1 either way), `b` the k×n one likewise and `c` the m×n
-        // output (checked above); `c` is a `&mut` borrow, so it overlaps neither input.
+        // largest offset m·k − 1 either way), `b` the k×n one likewise, and routed, each is
+        // read as its own transpose through the same storage; `c` holds the m·n outputs
+        // (`rows·cols`, checked above); `c` is a `&mut` borrow, so it overlaps neither input.
         unsafe {
             gemm::gemm(
-                m,
-                n,
+                rows,
+                cols,
                 k,
                 c.as_mut_ptr(),
                 1,
-                n as isize,
+                cols as isize,
                 self.add,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr(),
-                b_cs as isize,
-                b_rs as isize,
+                lhs.as_ptr(),
+                l_cs as isize,
+                l_rs as isize,
+                rhs.as_ptr(),
+                r_cs as isize,
+                r_rs as isize,
                 alpha,
                 1.0f32,
                 false,
