@@ -781,7 +781,17 @@ mod simd {
         // lanes whose input row does; the positions' rows and columns are carried along in
         // vectors from run to run, not divided out
         let (nc, nr) = (g.kw * runs, g.kh * runs);
-        let mut masks: Vec<__mmask16> = vec![0; runs + nc + nr];
+        // on the stack for the usual sizes (this runs once per image): the `cnn` preset's
+        // 7×7 layer needs 4 + 12 + 12
+        let mut on_stack: [__mmask16; 256] = [0; 256];
+        let mut on_heap: Vec<__mmask16> = Vec::new();
+        let masks: &mut [__mmask16] = match on_stack.get_mut(..runs + nc + nr) {
+            Some(m) => m,
+            None => {
+                on_heap.resize(runs + nc + nr, 0);
+                &mut on_heap
+            }
+        };
         let (inside, rest) = masks.split_at_mut(runs);
         let (cols, rows) = rest.split_at_mut(nc);
         let wv = _mm512_set1_epi32(w as i32);
@@ -1991,6 +2001,8 @@ mod tests {
             (3, 4, 3, 5, 3, 3, 1),
             (1, 5, 1, 3, 1, 1, 0),
             (2, 5, 8, 3, 5, 1, 2),
+            // enough positions that the masks do not fit the stack's table
+            (1, 100, 8, 3, 3, 1, 1),
         ] {
             let p = Conv2dParams {
                 padding: (ph, pw),
