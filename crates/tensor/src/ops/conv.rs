@@ -479,6 +479,255 @@ mod simd {
         }
     }
 
+    /// The most output positions a band of [`plane_forward_f32`] takes: the position masks
+    /// of a 3×3 kernel then fit [`PLANE_MASKS`].
+    pub(super) const PLANE_MAX_POSITIONS: usize = 256;
+
+    /// Entries of the stack table of [`plane_forward_f32`]'s masks (one per tap and run of
+    /// sixteen positions); larger kernels keep theirs on the heap.
+    const PLANE_MASKS: usize = 9 * PLANE_MAX_POSITIONS / 16;
+
+    /// Whether [`plane_forward_f32`] takes `g`: unit steps, as wide out as in (a "same"
+    /// padding), no groups, more than one input channel (one goes to
+    /// [`direct_forward_f32`]), at most [`PLANE_MAX_POSITIONS`] output positions, `f32` on
+    /// AVX-512F.
+    pub(super) fn plane_direct_applies<E: Element>(g: &Geom) -> bool {
+        g.unit_steps()
+            && g.p.groups == 1
+            && g.wo == g.w
+            && g.w > 0
+            && g.c > 1
+            && g.kh * g.kw > 0
+            && g.ho * g.wo <= PLANE_MAX_POSITIONS
+            && usable::<E>()
+    }
+
+    /// Output rows `r0..r1` of one image's convolution, for as many output channels as `w`
+    /// holds rows of `C·KH·KW`, computed directly with no unfolding: with `p` the band's
+    /// positions (`p = oy·WO + ox`, `r0 ≤ oy < r1`), `y[o][p − r0·WO] = Σ_c Σ_(i,j)
+    /// w[o][c][i][j] · x[c][p + (i − PH)·W + j − PW]`, the input zero where its row or
+    /// column falls in the padding. As in [`same_width`], each tap reads the plane at a
+    /// fixed offset from the positions, sixteen at a time under a mask; here four runs of
+    /// sixteen positions and four output channels accumulate in sixteen registers over
+    /// every input channel and tap, each input vector loaded once per four channels and
+    /// each weight broadcast once per four runs. Every element of `y` (`rows·(r1 − r0)·WO`)
+    /// is written, with `bias[o]` added (if given: one per row of `w`) and then the ReLU
+    /// applied (if `relu`) as it is stored, as [`super::bias_relu_rows`] would after.
+    ///
+    /// One image's convolution by unfolding and GEMM spent most of its time outside the
+    /// multiply-adds (each thread unfolding the whole image and the GEMM packing both
+    /// sides); this is for one image (inference latency), where that cost is not shared by
+    /// a batch.
+    ///
+    /// # Panics
+    /// If `g` is not one [`plane_direct_applies`] takes, the rows are not a nonempty range
+    /// in `0..HO` of at most [`PLANE_MAX_POSITIONS`] positions, or the lengths do not fit.
+    pub(super) fn plane_forward_f32(
+        g: &Geom,
+        img: &[f32],
+        w: &[f32],
+        y: &mut [std::mem::MaybeUninit<f32>],
+        (r0, r1): (usize, usize),
+        (bias, relu): (Option<&[f32]>, bool),
+    ) {
+        assert!(
+            plane_direct_applies::<f32>(g) && r0 < r1 && r1 <= g.ho,
+            "conv2d: the plane kernel takes unit steps, WO = W, several input channels and AVX-512F"
+        );
+        let (ckk, taps) = (g.ckk(), g.kh * g.kw);
+        let rows = w.len() / ckk;
+        let n = (r1 - r0) * g.wo;
+        assert!(
+            w.len() == rows * ckk
+                && y.len() == rows * n
+                && img.len() >= g.c * g.h * g.w
+                && bias.is_none_or(|b| b.len() >= rows),
+            "conv2d: plane kernel lengths"
+        );
+        let runs = n.div_ceil(16);
+        let mut on_stack: [__mmask16; PLANE_MASKS] = [0; PLANE_MASKS];
+        let mut on_heap: Vec<__mmask16> = Vec::new();
+        let masks: &mut [__mmask16] = match on_stack.get_mut(..taps * runs) {
+            Some(m) => m,
+            None => {
+                on_heap.resize(taps * runs, 0);
+                &mut on_heap
+            }
+        };
+        // SAFETY: AVX-512F was detected (`plane_direct_applies`).
+        unsafe { plane_masks(g, (r0, r1), masks) };
+        let y = y.as_mut_ptr().cast::<f32>();
+        let mut o0 = 0;
+        while o0 < rows {
+            let ob = (rows - o0).min(4);
+            let mut v0 = 0;
+            while v0 < runs {
+                let vb = (runs - v0).min(4);
+                let at = Block {
+                    o0,
+                    v0,
+                    n,
+                    runs,
+                    bias,
+                    relu,
+                };
+                // SAFETY: AVX-512F was detected and the lengths checked above (see
+                // `plane_block`).
+                unsafe {
+                    match (ob, vb) {
+                        (4, 4) => plane_block::<4, 4>(g, img, w, y, masks, at, r0),
+                        (4, 3) => plane_block::<4, 3>(g, img, w, y, masks, at, r0),
+                        (4, 2) => plane_block::<4, 2>(g, img, w, y, masks, at, r0),
+                        (4, _) => plane_block::<4, 1>(g, img, w, y, masks, at, r0),
+                        (3, 4) => plane_block::<3, 4>(g, img, w, y, masks, at, r0),
+                        (3, 3) => plane_block::<3, 3>(g, img, w, y, masks, at, r0),
+                        (3, 2) => plane_block::<3, 2>(g, img, w, y, masks, at, r0),
+                        (3, _) => plane_block::<3, 1>(g, img, w, y, masks, at, r0),
+                        (2, 4) => plane_block::<2, 4>(g, img, w, y, masks, at, r0),
+                        (2, 3) => plane_block::<2, 3>(g, img, w, y, masks, at, r0),
+                        (2, 2) => plane_block::<2, 2>(g, img, w, y, masks, at, r0),
+                        (2, _) => plane_block::<2, 1>(g, img, w, y, masks, at, r0),
+                        (_, 4) => plane_block::<1, 4>(g, img, w, y, masks, at, r0),
+                        (_, 3) => plane_block::<1, 3>(g, img, w, y, masks, at, r0),
+                        (_, 2) => plane_block::<1, 2>(g, img, w, y, masks, at, r0),
+                        (_, _) => plane_block::<1, 1>(g, img, w, y, masks, at, r0),
+                    }
+                }
+                v0 += vb;
+            }
+            o0 += ob;
+        }
+    }
+
+    /// Where a [`plane_block`] works: output channels from `o0`, runs of sixteen positions
+    /// from `v0`, of a band of `n` positions (`runs` runs); the bias (one per output
+    /// channel, if any) and whether the ReLU follows.
+    #[derive(Clone, Copy)]
+    struct Block<'a> {
+        o0: usize,
+        v0: usize,
+        n: usize,
+        runs: usize,
+        bias: Option<&'a [f32]>,
+        relu: bool,
+    }
+
+    /// Per tap `t = i·KW + j` and run `v` of the band `r0..r1`'s positions, the lanes whose
+    /// position lies in the band and whose input row `oy + i − PH` and column `ox + j − PW`
+    /// lie inside the plane, at `masks[t·runs + v]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `masks` holds `KH·KW·runs` entries, `runs = ⌈(r1 − r0)·W/16⌉`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_masks(g: &Geom, (r0, r1): (usize, usize), masks: &mut [__mmask16]) {
+        let (ph, pw) = g.p.padding;
+        let (h, w) = (g.h, g.w);
+        let n = (r1 - r0) * w;
+        let runs = n.div_ceil(16);
+        let wv = _mm512_set1_epi32(w as i32);
+        let mut x = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let mut y = _mm512_set1_epi32(r0 as i32);
+        for v in 0..runs {
+            // bring every lane's column into 0..W, one row at a time
+            loop {
+                let over = _mm512_cmpge_epi32_mask(x, wv);
+                if over == 0 {
+                    break;
+                }
+                x = _mm512_mask_sub_epi32(x, over, x, wv);
+                y = _mm512_mask_add_epi32(y, over, y, _mm512_set1_epi32(1));
+            }
+            let inside = lanes(0, (n - 16 * v).min(16));
+            for i in 0..g.kh {
+                let lo = _mm512_set1_epi32(ph as i32 - i as i32);
+                let hi = _mm512_set1_epi32((h + ph) as i32 - i as i32);
+                let row = _mm512_cmpge_epi32_mask(y, lo) & _mm512_cmplt_epi32_mask(y, hi);
+                for j in 0..g.kw {
+                    let lo = _mm512_set1_epi32(pw as i32 - j as i32);
+                    let hi = _mm512_set1_epi32((w + pw) as i32 - j as i32);
+                    let col = _mm512_cmpge_epi32_mask(x, lo) & _mm512_cmplt_epi32_mask(x, hi);
+                    masks[(i * g.kw + j) * runs + v] = inside & row & col;
+                }
+            }
+            x = _mm512_add_epi32(x, _mm512_set1_epi32(16));
+        }
+    }
+
+    /// Output channels `o0..o0 + OB` and runs `v0..v0 + VB` of [`plane_forward_f32`].
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `g` passed [`plane_direct_applies`]; `img` holds `C·H·W`
+    /// elements, `w` at least `(o0 + OB)·C·KH·KW`, `y` points at `(o0 + OB)·n` elements;
+    /// `v0 + VB ≤ runs`; the bias, if any, holds at least `o0 + OB` elements; `masks` is
+    /// [`plane_masks`]'s for the band from `r0`. Lane `l` of
+    /// run `v` is band position `q = 16·v + l`, plane position `p = r0·W + q`; it is loaded
+    /// only when its mask has it, so `q < n` and its input row and column lie in the plane,
+    /// i.e. from `plane[p + (i − PH)·W + j − PW]`, in bounds; other lanes' addresses are
+    /// formed by wrapping arithmetic and neither read nor faulted on. Stores write lanes
+    /// `q < n` of rows `o < o0 + OB`, at `o·n + q`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_block<const OB: usize, const VB: usize>(
+        g: &Geom,
+        img: &[f32],
+        w: &[f32],
+        y: *mut f32,
+        masks: &[__mmask16],
+        Block {
+            o0,
+            v0,
+            n,
+            runs,
+            bias,
+            relu,
+        }: Block,
+        r0: usize,
+    ) {
+        let (ph, pw) = g.p.padding;
+        let (taps, ckk, hw) = (g.kh * g.kw, g.ckk(), g.h * g.w);
+        let zero = _mm512_setzero_ps();
+        let mut acc = [[zero; VB]; OB];
+        let wp = w.as_ptr().add(o0 * ckk);
+        for c in 0..g.c {
+            let plane = img.as_ptr().add(c * hw);
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let t = i * g.kw + j;
+                    let off = (i * g.w + j) as isize - (ph * g.w + pw) as isize;
+                    let src = plane.wrapping_offset(off).wrapping_add(r0 * g.w + 16 * v0);
+                    let mut xv = [zero; VB];
+                    for (v, xv) in xv.iter_mut().enumerate() {
+                        *xv = _mm512_maskz_loadu_ps(
+                            *masks.get_unchecked(t * runs + v0 + v),
+                            src.wrapping_add(16 * v),
+                        );
+                    }
+                    for (o, acc) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(*wp.add(o * ckk + c * taps + t));
+                        for (a, &x) in acc.iter_mut().zip(&xv) {
+                            *a = _mm512_fmadd_ps(x, wv, *a);
+                        }
+                    }
+                }
+            }
+        }
+        for (o, acc) in acc.iter().enumerate() {
+            let b = _mm512_set1_ps(bias.map_or(0.0, |b| *b.get_unchecked(o0 + o)));
+            for (v, &a) in acc.iter().enumerate() {
+                let q = 16 * (v0 + v);
+                let store = lanes(0, (n - q).min(16));
+                // `max(a + b, 0)` is 0 for NaN as `relu_of` is (the maximum takes its second
+                // operand when either is NaN, and +0 when both are zeros)
+                let a = if bias.is_some() {
+                    _mm512_add_ps(a, b)
+                } else {
+                    a
+                };
+                let a = if relu { _mm512_max_ps(a, zero) } else { a };
+                _mm512_mask_storeu_ps(y.add((o0 + o) * n + q), store, a);
+            }
+        }
+    }
+
     /// The longest output row the direct kernels take: two vectors.
     pub(super) const DIRECT_MAX_WO: usize = 32;
 
@@ -977,6 +1226,50 @@ fn direct_applies<E: Element>(g: &Geom) -> bool {
     }
 }
 
+/// Whether one image's forward pass runs on the plane kernel (`simd::plane_forward_f32`):
+/// several input channels, unit steps, a "same" width and small planes, `f32` on AVX-512F.
+fn plane_direct<E: Element>(g: &Geom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::plane_direct_applies::<E>(g)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// Output rows `rows` of one image for the output channels `w` holds rows of, written to `y`
+/// by the plane kernel with the bias (one per row of `w`) and ReLU of [`bias_relu_rows`].
+/// Only where [`plane_direct`].
+fn plane_forward<E: Element>(
+    g: &Geom,
+    img: &[E],
+    w: &[E],
+    y: &mut [MaybeUninit<E>],
+    rows: (usize, usize),
+    (bias, relu): (Option<&[E]>, bool),
+) {
+    #[cfg(target_arch = "x86_64")]
+    simd::plane_forward_f32(
+        g,
+        as_f32(img),
+        as_f32(w),
+        uninit_f32(y),
+        rows,
+        (bias.map(as_f32), relu),
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "conv2d: no plane kernel for {g:?}, {}, {}, {}, {rows:?}, {:?}, {relu}",
+        img.len(),
+        w.len(),
+        y.len(),
+        bias.map(|b| b.len())
+    );
+}
+
 /// Whether a convolution of input shape `x` and weight shape `w` with `p` runs its forward
 /// pass and weight gradient on the direct kernels for one input channel rather than im2col +
 /// GEMM (for benchmarks that list the step's GEMM calls). False for shapes that do not fit.
@@ -1248,7 +1541,7 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
         return Ok(max_pool2d_forward(&y, pool)?.0);
     }
     let (xd, wd, bias) = (x.data(), w.data(), b.map(|b| b.data()));
-    let direct = direct_applies::<E>(&g);
+    let (direct, plane) = (direct_applies::<E>(&g), plane_direct::<E>(&g));
     // output channels o0.. (as many as `out` holds pooled planes), pooled into `out`
     let channels = |o0: usize, out: &mut [E]| {
         with_scratch(|s: &mut Scratch<E>| {
@@ -1259,6 +1552,9 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
             let w_rows = &wd[o0 * ckk..(o0 + rows) * ckk];
             if direct {
                 direct_forward(&g, xd, w_rows, dst);
+            } else if plane {
+                let epi = (bias.map(|b| &b[o0..o0 + rows]), relu);
+                plane_forward(&g, xd, w_rows, dst, (0, g.ho), epi);
             } else {
                 let col = s.col.get(ckk * pp);
                 im2col(&g, xd, col, pp);
@@ -1269,9 +1565,12 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
                     Threads::Caller,
                 );
             }
-            // SAFETY: the direct kernel or `Out::WriteUninit` wrote all `rows·pp` elements.
+            // SAFETY: the direct or plane kernel or `Out::WriteUninit` wrote all `rows·pp`
+            // elements.
             unsafe { s.tmp.set_len(rows * pp) };
-            bias_relu_rows(&mut s.tmp, pp, bias.map(|b| &b[o0..]), relu);
+            if !plane {
+                bias_relu_rows(&mut s.tmp, pp, bias.map(|b| &b[o0..]), relu);
+            }
             s.idx.resize(per, 0);
             max_pool_planes(pool, &s.tmp, (g.ho, g.wo, shape[3]), out, &mut s.idx);
         })
@@ -1323,12 +1622,18 @@ fn pooled_rows_split<E: Element>(g: &Geom, pool: Pool2dParams) -> bool {
 
 /// Whether one image's convolution can split by output rows, each thread unfolding only
 /// its band ([`image_rows`]): unit steps, `f32` on AVX-512F, no groups, and not on the
-/// direct kernel (which does not unfold). Split by output channels instead, both threads
-/// unfold the whole image: with the `cnn` preset's second layer (pooled after) split by
-/// rows, the one-image latency went from 46–47 µs to 43–45 µs.
+/// direct or plane kernels (which do not unfold). Split by output channels instead, both
+/// threads unfold the whole image: with the `cnn` preset's second layer (pooled after) split
+/// by rows, the one-image latency went from 46–47 µs to 43–45 µs, before that layer took the
+/// plane kernel (split by channels, as nothing is unfolded).
 #[cfg(target_arch = "x86_64")]
 fn rows_split<E: Element>(g: &Geom) -> bool {
-    g.unit_steps() && g.p.groups == 1 && g.ho >= 2 && simd::usable::<E>() && !direct_applies::<E>(g)
+    g.unit_steps()
+        && g.p.groups == 1
+        && g.ho >= 2
+        && simd::usable::<E>()
+        && !direct_applies::<E>(g)
+        && !plane_direct::<E>(g)
 }
 
 /// Output rows `r0..r1` of one image's convolution, every channel, with the bias and the
@@ -1483,6 +1788,7 @@ fn forward<E: Element>(
     let cb = g.chunk_images();
     // the kept columns are the unfolded images, so a kept forward pass unfolds them
     let direct = !keep && direct_applies::<E>(&g);
+    let plane = !keep && plane_direct::<E>(&g);
     // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
     // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
     // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
@@ -1511,6 +1817,18 @@ fn forward<E: Element>(
                 if direct {
                     let img = &xd[i0 * img_len..(i0 + 1) * img_len];
                     direct_forward(&g, img, &wd[o0 * ckk..(o0 + rows) * ckk], dst);
+                } else if plane {
+                    let img = &xd[i0 * img_len..(i0 + 1) * img_len];
+                    let epi = (bias.map(|b| &b[o0..o0 + rows]), relu);
+                    plane_forward(
+                        &g,
+                        img,
+                        &wd[o0 * ckk..(o0 + rows) * ckk],
+                        dst,
+                        (0, g.ho),
+                        epi,
+                    );
+                    return;
                 } else if groups == 1 {
                     unfold(col);
                     gemm(
@@ -1523,7 +1841,7 @@ fn forward<E: Element>(
                     unfold(col);
                     product(dst, col);
                 }
-                // SAFETY: the direct kernel, the GEMM (or the `groups` blocks of `og·pp` elements, which tile
+                // SAFETY: the direct or plane kernel, the GEMM (or the `groups` blocks of `og·pp` elements, which tile
                 // `dst`: `groups·og = o`) wrote every element of `dst` through
                 // `Out::WriteUninit`, so it is initialised; `MaybeUninit<E>` has the layout
                 // of `E`.
@@ -2471,9 +2789,114 @@ mod tests {
     }
 
     #[test]
+    fn one_image_of_several_channels_on_the_plane_kernel_matches_f64() {
+        // (input, weight, padding, whether the plane kernel takes it): the `cnn` preset's
+        // second and third layers, output channel counts that leave 1–3 over a block of four,
+        // bands of 1–4 runs of sixteen (and a partial one), a 5×5 kernel, fewer rows out than
+        // in, one-column planes, the largest plane it takes and the first it does not, one
+        // input channel (the direct kernel's) and a narrower output (not "same")
+        let cases = [
+            ([1, 16, 14, 14], [32, 16, 3, 3], (1, 1), true),
+            ([1, 32, 7, 7], [64, 32, 3, 3], (1, 1), true),
+            ([1, 3, 5, 5], [7, 3, 3, 3], (1, 1), true),
+            ([1, 2, 9, 9], [6, 2, 3, 3], (1, 1), true),
+            ([1, 4, 11, 13], [5, 4, 5, 5], (2, 2), true),
+            ([1, 3, 8, 6], [2, 3, 3, 3], (0, 1), true),
+            ([1, 5, 10, 1], [3, 5, 3, 1], (1, 0), true),
+            ([1, 2, 16, 16], [3, 2, 3, 3], (1, 1), true),
+            ([1, 2, 17, 16], [3, 2, 3, 3], (1, 1), false),
+            ([1, 1, 7, 7], [4, 1, 3, 3], (1, 1), false),
+            ([1, 3, 7, 7], [4, 3, 3, 3], (0, 0), false),
+        ];
+        let avx512 = cfg!(target_arch = "x86_64") && {
+            #[cfg(target_arch = "x86_64")]
+            let has = std::arch::is_x86_feature_detected!("avx512f");
+            #[cfg(not(target_arch = "x86_64"))]
+            let has = false;
+            has
+        };
+        let mut rng = Rng::seed(23);
+        for (xs, ws, padding, takes) in cases {
+            let p = Conv2dParams {
+                padding,
+                ..Default::default()
+            };
+            let g = Geom::new(&xs, &ws, p).unwrap();
+            let case = format!("{xs:?} {ws:?} {padding:?}");
+            assert_eq!(plane_direct::<f32>(&g), takes && avx512, "{case}");
+            assert!(!plane_direct::<f64>(&g));
+            let x = Tensor::<f32>::rand_normal(&xs, 0.0, 1.0, &mut rng);
+            let w = Tensor::<f32>::rand_normal(&ws, 0.0, 0.5, &mut rng);
+            let b = Tensor::<f32>::rand_normal(&[ws[0]], 0.0, 1.0, &mut rng);
+            let (x64, w64, b64) = (x.cast::<f64>(), w.cast::<f64>(), b.cast::<f64>());
+            let want = conv2d_direct(&x64, &w64, Some(&b64), p);
+            let bare = conv2d_direct(&x64, &w64, None, p);
+            // alone, split with the partner (several times, as the partner may be late),
+            // with and without the bias and the ReLU, and pooled
+            for _ in 0..3 {
+                let y = team::scope(|| try_conv2d_forward_relu(&x, &w, Some(&b), p, false));
+                assert!(rel_err(&y.unwrap(), &want) < 1e-5, "split {case}");
+                let y = team::scope(|| try_conv2d_forward_relu(&x, &w, None, p, true));
+                assert!(
+                    rel_err(&y.unwrap(), &bare.relu()) < 1e-5,
+                    "split relu {case}"
+                );
+            }
+            let y = try_conv2d_forward_relu(&x, &w, Some(&b), p, true).unwrap();
+            assert!(rel_err(&y, &want.relu()) < 1e-5, "alone {case}");
+            let pool = Pool2dParams::square(2);
+            if g.ho >= 2 && g.wo >= 2 {
+                let y = team::scope(|| {
+                    try_conv2d_forward_relu_maxpool(&x, &w, Some(&b), p, true, pool)
+                })
+                .unwrap();
+                let (want_pool, _) = max_pool2d_forward(&want.relu(), pool).unwrap();
+                assert!(rel_err(&y, &want_pool) < 1e-5, "pooled {case}");
+            }
+            // the kernel itself on bands of rows writes every element (outputs start as NaN)
+            #[cfg(target_arch = "x86_64")]
+            if takes && avx512 {
+                let nan = MaybeUninit::new(f32::NAN);
+                let bands = [(0, g.ho), (0, 1), (g.ho / 2, g.ho), (g.ho - 1, g.ho)];
+                for (r0, r1) in bands.into_iter().filter(|(r0, r1)| r0 < r1) {
+                    let n = (r1 - r0) * g.wo;
+                    for (bias, relu) in [(None, false), (Some(b.data()), true)] {
+                        let mut y = vec![nan; g.o * n];
+                        simd::plane_forward_f32(
+                            &g,
+                            x.data(),
+                            w.data(),
+                            &mut y,
+                            (r0, r1),
+                            (bias, relu),
+                        );
+                        // SAFETY: every element was initialised (to NaN, then maybe
+                        // overwritten).
+                        let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
+                        let full = if bias.is_some() {
+                            want.relu()
+                        } else {
+                            bare.clone()
+                        };
+                        for (o, got) in y.chunks_exact(n).enumerate() {
+                            let exp = &full.data()[o * g.positions() + r0 * g.wo..][..n];
+                            for (a, e) in got.iter().zip(exp) {
+                                let ok = (*a as f64 - e).abs() <= 1e-5 * (1.0 + e.abs());
+                                assert!(ok, "kernel rows {r0}..{r1} {case}: {a} against {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn one_image_pooled_in_bands_of_rows_matches_f64() {
         // (input, weight, conv padding, pooling): odd and even pooled heights, a conv row
-        // the pooling drops, 3×3 windows, and windows that do not tile (split by channels)
+        // the pooling drops, 3×3 windows, and windows that do not tile (split by channels);
+        // planes of more than 256 positions or narrower out than in, as the `cnn` preset's
+        // second layer (split by channels on the plane kernel) is not
         let square = Pool2dParams::square;
         let overlapping = Pool2dParams {
             kernel: (2, 2),
@@ -2482,8 +2905,8 @@ mod tests {
         };
         let cases = [
             ([1, 16, 14, 14], [32, 16, 3, 3], (1, 1), square(2)),
-            ([1, 8, 16, 16], [12, 8, 3, 3], (1, 1), square(2)),
-            ([1, 8, 15, 13], [12, 8, 3, 3], (1, 1), square(2)),
+            ([1, 8, 18, 18], [12, 8, 3, 3], (1, 1), square(2)),
+            ([1, 8, 23, 13], [12, 8, 3, 3], (1, 1), square(2)),
             ([1, 6, 20, 20], [10, 6, 5, 5], (0, 0), square(3)),
             ([1, 8, 12, 12], [12, 8, 3, 3], (1, 1), overlapping),
         ];
@@ -2498,7 +2921,7 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             assert_eq!(
                 pooled_rows_split::<f32>(&g, pool),
-                pool.kernel == pool.stride && simd::usable::<f32>()
+                pool.kernel == pool.stride && simd::usable::<f32>() && !plane_direct::<f32>(&g)
             );
             let x = Tensor::<f32>::rand_normal(&xs, 0.0, 1.0, &mut rng);
             let w = Tensor::<f32>::rand_normal(&ws, 0.0, 1.0, &mut rng);
@@ -2549,7 +2972,7 @@ mod tests {
                 padding: (1, 1),
                 ..Default::default()
             };
-            let g = Geom::new(&[1, 16, 14, 14], &[32, 16, 3, 3], p).unwrap();
+            let g = Geom::new(&[1, 8, 18, 18], &[12, 8, 3, 3], p).unwrap();
             assert_eq!(
                 pooled_rows_split::<f32>(&g, square(2)),
                 simd::usable::<f32>()
