@@ -22,9 +22,12 @@
 //! A convolution of one input channel with unit steps and output rows of at most 32 (a
 //! first layer on grey images) does not unfold at all on CPUs with AVX-512F, in `f32`: its
 //! forward pass and weight gradient run on direct kernels that read each tap's shifted row
-//! from the image (see `direct_applies`). One image inside [`team::scope`] splits its
-//! products with the partner thread: by bands of output rows when max pooling follows
-//! (each thread unfolding only its band), else by output channels.
+//! from the image (see `direct_applies`). One image of several input channels on a "same"
+//! convolution of small planes (the `cnn` preset's second and third layers) does not unfold
+//! either: a direct kernel reads each tap's shifted plane (see `plane_direct`). One image
+//! inside [`team::scope`] splits its products with the partner thread: by bands of output
+//! rows when max pooling follows and the image unfolds (each thread unfolding only its
+//! band), else by output channels.
 
 use std::mem::MaybeUninit;
 
@@ -488,19 +491,27 @@ mod simd {
     const PLANE_MASKS: usize = 9 * PLANE_MAX_POSITIONS / 16;
 
     /// Whether [`plane_forward_f32`] takes `g`: unit steps, as wide out as in (a "same"
-    /// padding), no groups, more than one input channel (one goes to
-    /// [`direct_forward_f32`]), at most [`PLANE_MAX_POSITIONS`] output positions, `f32` on
-    /// AVX-512F.
+    /// padding), no groups, more than one input channel (one, with rows of at most 32,
+    /// goes to [`direct_forward_f32`]), a kernel of more than one tap (a 1×1 one unfolds
+    /// by a copy), at most [`PLANE_MAX_POSITIONS`] output positions and an input of at most
+    /// [`PLANE_MAX_INPUT`] elements, `f32` on AVX-512F. Measured only on the `cnn`
+    /// preset's layers (16 and 32 channels of 14×14 and 7×7): it reads the whole input
+    /// again for every four output channels, so larger inputs keep the unfolding.
     pub(super) fn plane_direct_applies<E: Element>(g: &Geom) -> bool {
         g.unit_steps()
             && g.p.groups == 1
             && g.wo == g.w
             && g.w > 0
             && g.c > 1
-            && g.kh * g.kw > 0
+            && g.kh * g.kw > 1
             && g.ho * g.wo <= PLANE_MAX_POSITIONS
+            && g.c * g.h * g.w <= PLANE_MAX_INPUT
             && usable::<E>()
     }
+
+    /// The largest input (`C·H·W` elements, 32 KB) [`plane_forward_f32`] takes: an L1 data
+    /// cache's worth, which it reads again for every four output channels.
+    pub(super) const PLANE_MAX_INPUT: usize = 8192;
 
     /// Output rows `r0..r1` of one image's convolution, for as many output channels as `w`
     /// holds rows of `C·KH·KW`, computed directly with no unfolding: with `p` the band's
@@ -1096,8 +1107,8 @@ mod simd {
         // lanes whose input row does; the positions' rows and columns are carried along in
         // vectors from run to run, not divided out
         let (nc, nr) = (g.kw * runs, g.kh * runs);
-        // on the stack for the usual sizes (this runs once per image): the `cnn` preset's
-        // 7×7 layer needs 4 + 12 + 12
+        // on the stack for the usual sizes (this runs once per chunk of images or band of
+        // rows): the `cnn` preset's 7×7 layer needs 4 + 12 + 12
         let mut on_stack: [__mmask16; 256] = [0; 256];
         let mut on_heap: Vec<__mmask16> = Vec::new();
         let masks: &mut [__mmask16] = match on_stack.get_mut(..runs + nc + nr) {
@@ -1515,10 +1526,11 @@ pub fn try_conv2d_forward_relu<E: Element>(
 /// pooled while its output is in cache, so the unpooled output is never written out whole.
 /// Inside [`team::scope`] it runs in two halves on this thread and the partner: halves of
 /// the pooled rows where the pooling windows tile the rows (window = stride, no padding) and
-/// the convolution unfolds on AVX-512 (`f32`, unit steps, more than one input channel), each
-/// thread unfolding only the input rows of its band; otherwise halves of the output
-/// channels, each thread unfolding the whole image (one input channel: computing it
-/// directly). Batches run the convolution, then the pooling.
+/// the convolution unfolds on AVX-512 (`f32`, unit steps, more than one input channel, not
+/// on the plane kernel), each thread unfolding only the input rows of its band; otherwise
+/// halves of the output channels, each thread unfolding the whole image (one input channel,
+/// or small "same" planes on the plane kernel: computing it directly). Batches run the
+/// convolution, then the pooling.
 ///
 /// # Errors
 /// If the shapes do not fit (the message names `conv2d` and both shapes) or the pooling
@@ -1841,7 +1853,7 @@ fn forward<E: Element>(
                     unfold(col);
                     product(dst, col);
                 }
-                // SAFETY: the direct or plane kernel, the GEMM (or the `groups` blocks of `og·pp` elements, which tile
+                // SAFETY: the direct kernel, the GEMM (or the `groups` blocks of `og·pp` elements, which tile
                 // `dst`: `groups·og = o`) wrote every element of `dst` through
                 // `Out::WriteUninit`, so it is initialised; `MaybeUninit<E>` has the layout
                 // of `E`.
@@ -1850,13 +1862,13 @@ fn forward<E: Element>(
             };
             let split =
                 groups == 1 && g.o >= 2 && g.o * ckk * pp >= team::MIN_WORK && team::splits();
-            // (split by output rows, as a pooled convolution is, the `cnn` preset's third
-            // layer took 1–2 µs longer: its 7 rows make bands of 28 and 21 positions, and
-            // each thread packs the whole weight)
+            // (split by output rows, as an unfolding pooled convolution is, the `cnn`
+            // preset's third layer took 1–2 µs longer when it still unfolded: its 7 rows
+            // make bands of 28 and 21 positions, and each thread packs the whole weight)
             if split {
                 // One image (inference latency): half the channels each on this thread and
                 // the partner, each unfolding the image into its own buffer (or, with one
-                // input channel, reading it directly). Sharing one
+                // input channel or on the plane kernel, reading it directly). Sharing one
                 // unfolded image costs more than unfolding it twice: the partner's reads
                 // of lines this thread had just written made both halves' products 60%
                 // slower.
@@ -2793,8 +2805,10 @@ mod tests {
         // (input, weight, padding, whether the plane kernel takes it): the `cnn` preset's
         // second and third layers, output channel counts that leave 1–3 over a block of four,
         // bands of 1–4 runs of sixteen (and a partial one), a 5×5 kernel, fewer rows out than
-        // in, one-column planes, the largest plane it takes and the first it does not, one
-        // input channel (the direct kernel's) and a narrower output (not "same")
+        // in, one-column planes, padding taller than the kernel (whole rows of padding), one
+        // row of taps, the largest plane it takes and the first it does not, the largest
+        // input and one more channel, a 1×1 kernel, one input channel (the direct kernel's)
+        // and a narrower output (not "same")
         let cases = [
             ([1, 16, 14, 14], [32, 16, 3, 3], (1, 1), true),
             ([1, 32, 7, 7], [64, 32, 3, 3], (1, 1), true),
@@ -2803,8 +2817,12 @@ mod tests {
             ([1, 4, 11, 13], [5, 4, 5, 5], (2, 2), true),
             ([1, 3, 8, 6], [2, 3, 3, 3], (0, 1), true),
             ([1, 5, 10, 1], [3, 5, 3, 1], (1, 0), true),
+            ([1, 3, 4, 6], [5, 3, 1, 3], (2, 1), true),
             ([1, 2, 16, 16], [3, 2, 3, 3], (1, 1), true),
             ([1, 2, 17, 16], [3, 2, 3, 3], (1, 1), false),
+            ([1, 128, 8, 8], [6, 128, 3, 3], (1, 1), true),
+            ([1, 129, 8, 8], [6, 129, 3, 3], (1, 1), false),
+            ([1, 8, 6, 7], [5, 8, 1, 1], (0, 0), false),
             ([1, 1, 7, 7], [4, 1, 3, 3], (1, 1), false),
             ([1, 3, 7, 7], [4, 3, 3, 3], (0, 0), false),
         ];
@@ -2846,42 +2864,56 @@ mod tests {
             assert!(rel_err(&y, &want.relu()) < 1e-5, "alone {case}");
             let pool = Pool2dParams::square(2);
             if g.ho >= 2 && g.wo >= 2 {
-                let y = team::scope(|| {
-                    try_conv2d_forward_relu_maxpool(&x, &w, Some(&b), p, true, pool)
-                })
-                .unwrap();
-                let (want_pool, _) = max_pool2d_forward(&want.relu(), pool).unwrap();
-                assert!(rel_err(&y, &want_pool) < 1e-5, "pooled {case}");
+                for (bias, relu) in [(Some(&b), true), (None, false)] {
+                    let y = team::scope(|| {
+                        try_conv2d_forward_relu_maxpool(&x, &w, bias, p, relu, pool)
+                    })
+                    .unwrap();
+                    let before = if relu { want.relu() } else { bare.clone() };
+                    let (want_pool, _) = max_pool2d_forward(&before, pool).unwrap();
+                    assert!(rel_err(&y, &want_pool) < 1e-5, "pooled {case} {relu}");
+                }
             }
-            // the kernel itself on bands of rows writes every element (outputs start as NaN)
+            // a batch whose last chunk is one image, which takes the plane kernel on a worker
+            let five = Tensor::<f32>::rand_normal(&[5, xs[1], xs[2], xs[3]], 0.0, 1.0, &mut rng);
+            let want5 = conv2d_direct(&five.cast::<f64>(), &w64, Some(&b64), p);
+            let y = try_conv2d_forward_relu(&five, &w, Some(&b), p, false).unwrap();
+            assert!(rel_err(&y, &want5) < 1e-5, "five images {case}");
+            // the kernel itself, on bands of rows and on the upper half of the output
+            // channels (as the partner's half is), writes every element of its output and
+            // nothing past it (outputs start as NaN, the tail must stay NaN)
             #[cfg(target_arch = "x86_64")]
             if takes && avx512 {
                 let nan = MaybeUninit::new(f32::NAN);
                 let bands = [(0, g.ho), (0, 1), (g.ho / 2, g.ho), (g.ho - 1, g.ho)];
+                let ckk = g.ckk();
                 for (r0, r1) in bands.into_iter().filter(|(r0, r1)| r0 < r1) {
                     let n = (r1 - r0) * g.wo;
-                    for (bias, relu) in [(None, false), (Some(b.data()), true)] {
-                        let mut y = vec![nan; g.o * n];
-                        simd::plane_forward_f32(
-                            &g,
-                            x.data(),
-                            w.data(),
-                            &mut y,
-                            (r0, r1),
-                            (bias, relu),
-                        );
+                    for (o0, bias, relu) in [(0, None, false), (g.o / 2, Some(b.data()), true)] {
+                        let rows = g.o - o0;
+                        let mut y = vec![nan; rows * n + 17];
+                        let (w_rows, bias) = (&w.data()[o0 * ckk..], bias.map(|b| &b[o0..]));
+                        let out = &mut y[..rows * n];
+                        simd::plane_forward_f32(&g, x.data(), w_rows, out, (r0, r1), (bias, relu));
                         // SAFETY: every element was initialised (to NaN, then maybe
                         // overwritten).
                         let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
+                        assert!(
+                            y[rows * n..].iter().all(|v| v.is_nan()),
+                            "past the end {case}"
+                        );
                         let full = if bias.is_some() {
                             want.relu()
                         } else {
                             bare.clone()
                         };
-                        for (o, got) in y.chunks_exact(n).enumerate() {
-                            let exp = &full.data()[o * g.positions() + r0 * g.wo..][..n];
+                        for (o, got) in y[..rows * n].chunks_exact(n).enumerate() {
+                            let exp = &full.data()[(o0 + o) * g.positions() + r0 * g.wo..][..n];
+                            // f32 sums of C·KH·KW terms: a rounding bound that grows
+                            // with them (a wrong tap or channel is off by far more)
+                            let tol = (2e-7 * ckk as f64).max(1e-5);
                             for (a, e) in got.iter().zip(exp) {
-                                let ok = (*a as f64 - e).abs() <= 1e-5 * (1.0 + e.abs());
+                                let ok = (*a as f64 - e).abs() <= tol * (1.0 + e.abs());
                                 assert!(ok, "kernel rows {r0}..{r1} {case}: {a} against {e}");
                             }
                         }
@@ -2889,14 +2921,29 @@ mod tests {
                 }
             }
         }
+        // where the partner runs (two threads or more), the `cnn` preset's layers above were
+        // split with it: both are large enough
+        if team::scope(team::splits) {
+            for (xs, ws) in [
+                ([1, 16, 14, 14], [32, 16, 3, 3]),
+                ([1, 32, 7, 7], [64, 32, 3, 3]),
+            ] {
+                let p = Conv2dParams {
+                    padding: (1, 1),
+                    ..Default::default()
+                };
+                let g = Geom::new(&xs, &ws, p).unwrap();
+                assert!(g.o * g.ckk() * g.positions() >= team::MIN_WORK);
+            }
+        }
     }
 
     #[test]
     fn one_image_pooled_in_bands_of_rows_matches_f64() {
-        // (input, weight, conv padding, pooling): odd and even pooled heights, a conv row
-        // the pooling drops, 3×3 windows, and windows that do not tile (split by channels);
-        // planes of more than 256 positions or narrower out than in, as the `cnn` preset's
-        // second layer (split by channels on the plane kernel) is not
+        // (input, weight, conv padding, pooling): the `cnn` preset's second layer (now split
+        // by channels, on the plane kernel), and for the split by rows planes of more than
+        // 256 positions or narrower out than in: odd and even pooled heights, a conv row the
+        // pooling drops, 3×3 windows; and windows that do not tile (split by channels)
         let square = Pool2dParams::square;
         let overlapping = Pool2dParams {
             kernel: (2, 2),
@@ -2906,6 +2953,7 @@ mod tests {
         let cases = [
             ([1, 16, 14, 14], [32, 16, 3, 3], (1, 1), square(2)),
             ([1, 8, 18, 18], [12, 8, 3, 3], (1, 1), square(2)),
+            ([1, 8, 16, 18], [12, 8, 3, 3], (1, 1), square(2)),
             ([1, 8, 23, 13], [12, 8, 3, 3], (1, 1), square(2)),
             ([1, 6, 20, 20], [10, 6, 5, 5], (0, 0), square(3)),
             ([1, 8, 12, 12], [12, 8, 3, 3], (1, 1), overlapping),

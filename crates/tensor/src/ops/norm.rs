@@ -573,8 +573,9 @@ pub fn batch_norm_relu_max_pool_forward<E: Element>(
     let (xd, g, b) = (x.data(), gamma.data(), beta.data());
     let k = Kernels::for_type::<E>();
     // Not zero-filled here: each plane is zeroed by the task that pools into it, while it
-    // is in that core's cache (filling the whole output on the calling thread first took
-    // about 9% of the time a worker of the `cnn` preset's step spent waiting for it).
+    // is in that core's cache. Zero-filling the whole output on the calling thread first
+    // was 9% of what that thread did while the other worker of the `cnn` preset's step sat
+    // idle, waiting for it.
     let len = n * c * hwo;
     let mut y: Vec<E> = Vec::with_capacity(len);
     let mut idx: Vec<u32> = Vec::with_capacity(len);
