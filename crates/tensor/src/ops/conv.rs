@@ -1102,54 +1102,23 @@ mod simd {
         let (h, w) = (g.h, g.w);
         let (p0, p1) = (r0 * w, r1 * w);
         let runs = (p1 - p0).div_ceil(16);
-        // per run of sixteen positions: the lanes inside the positions, then per tap column
-        // `j` the lanes whose input column lies inside the plane, then per tap row `i` the
-        // lanes whose input row does; the positions' rows and columns are carried along in
-        // vectors from run to run, not divided out
-        let (nc, nr) = (g.kw * runs, g.kh * runs);
-        // on the stack for the usual sizes (this runs once per chunk of images or band of
-        // rows): the `cnn` preset's 7×7 layer needs 4 + 12 + 12
+        let taps = g.kh * g.kw;
+        // per tap and run of sixteen positions, the lanes it loads ([`plane_masks`]); on the
+        // stack for the usual sizes (this runs once per chunk of images or band of rows):
+        // the `cnn` preset's 7×7 layer needs 9·4
         let mut on_stack: [__mmask16; 256] = [0; 256];
         let mut on_heap: Vec<__mmask16> = Vec::new();
-        let masks: &mut [__mmask16] = match on_stack.get_mut(..runs + nc + nr) {
+        let masks: &mut [__mmask16] = match on_stack.get_mut(..taps * runs) {
             Some(m) => m,
             None => {
-                on_heap.resize(runs + nc + nr, 0);
+                on_heap.resize(taps * runs, 0);
                 &mut on_heap
             }
         };
-        let (inside, rest) = masks.split_at_mut(runs);
-        let (cols, rows) = rest.split_at_mut(nc);
-        let wv = _mm512_set1_epi32(w as i32);
-        let mut x = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let mut y = _mm512_set1_epi32(r0 as i32);
-        for v in 0..runs {
-            // bring every lane's column into 0..W, one row at a time
-            loop {
-                let over = _mm512_cmpge_epi32_mask(x, wv);
-                if over == 0 {
-                    break;
-                }
-                x = _mm512_mask_sub_epi32(x, over, x, wv);
-                y = _mm512_mask_add_epi32(y, over, y, _mm512_set1_epi32(1));
-            }
-            inside[v] = lanes(0, (p1 - p0 - 16 * v).min(16));
-            for j in 0..g.kw {
-                // input column x + j − PW in 0..W
-                let lo = _mm512_set1_epi32(pw as i32 - j as i32);
-                let hi = _mm512_set1_epi32((w + pw) as i32 - j as i32);
-                cols[j * runs + v] =
-                    _mm512_cmpge_epi32_mask(x, lo) & _mm512_cmplt_epi32_mask(x, hi);
-            }
-            for i in 0..g.kh {
-                // input row y + i − PH in 0..H
-                let lo = _mm512_set1_epi32(ph as i32 - i as i32);
-                let hi = _mm512_set1_epi32((h + ph) as i32 - i as i32);
-                rows[i * runs + v] =
-                    _mm512_cmpge_epi32_mask(y, lo) & _mm512_cmplt_epi32_mask(y, hi);
-            }
-            x = _mm512_add_epi32(x, _mm512_set1_epi32(16));
-        }
+        // SAFETY: AVX-512F, as this function requires; `masks` holds `KH·KW·runs` entries.
+        unsafe { plane_masks(g, (r0, r1), masks) };
+        // the lanes of each run inside the positions, which its store writes
+        let inside = |v: usize| lanes(0, (p1 - p0 - 16 * v).min(16));
         let pp = g.positions();
         for c in 0..g.c {
             for i in 0..g.kh {
@@ -1170,10 +1139,10 @@ mod simd {
                         let plane = img.as_ptr().add(k * img_len + c * h * w);
                         let row = col.as_mut_ptr().add(r * ld + k * pp);
                         let src = plane.wrapping_offset(off).wrapping_add(p0);
-                        for v in 0..runs {
-                            let valid = inside[v] & cols[j * runs + v] & rows[i * runs + v];
+                        let valid = &masks[(i * g.kw + j) * runs..][..runs];
+                        for (v, &valid) in valid.iter().enumerate() {
                             let x = _mm512_maskz_loadu_ps(valid, src.wrapping_add(16 * v));
-                            _mm512_mask_storeu_ps(row.add(16 * v), inside[v], x);
+                            _mm512_mask_storeu_ps(row.add(16 * v), inside(v), x);
                         }
                     }
                 }
