@@ -1,7 +1,9 @@
 //! W6 benchmark: one forward+backward step of the `cnn` preset (conv-BN-ReLU blocks of 16, 32
 //! and 64 channels, batch norm in training mode) at batch 64 through the library, against
 //! the raw GEMM crate running the same matrix products, timed in alternating rounds of one
-//! run (the best round of each side).
+//! run (the best round of each side), and each round's own ratio (their minimum, maximum and
+//! median: each pairs the two sides of one round, run moments apart, where the best rounds
+//! of the two sides may fall in different phases of a host whose speed moves).
 //!
 //! The products are derived from the library's own rules by walking the built network on the
 //! step's input (`common::Setup::products`), not written out by hand: each convolution

@@ -579,10 +579,6 @@ pub fn time_library_step(setup: &Setup, warmup: usize, reps: usize) -> (f64, pro
     (secs, profile::gemm_stats())
 }
 
-/// The library step and the raw step timed in `rounds` alternating rounds of `reps` steps
-/// each (after a warm-up of both), so that a burst of load on a shared machine hits both
-/// sides alike: the best round of each, seconds per step, and the GEMM profile of the
-/// library's best round.
 /// A whole bench: tunes the allocator, prints its title, times the library's step of
 /// `spec` at `batch` against the raw GEMM crate running the same products (8 alternating
 /// rounds of `reps` steps each side), and reports; with `BENCH_LIBRARY_ONLY` set, times the
@@ -600,27 +596,44 @@ pub fn library_against_raw(title: &str, spec: &backprop::train::ModelSpec, reps:
     products.print();
     let rounds = 8;
     println!("best of {rounds} alternating rounds of {reps} steps each side");
-    let (ours, st, raw) = alternate(&setup, &products, rounds, reps);
+    let (ours, st, raw, mut per_round) = alternate(&setup, &products, rounds, reps);
     report(batch, reps, ours, &st, raw, &products);
+    per_round.sort_by(f64::total_cmp);
+    let median = (per_round[(rounds - 1) / 2] + per_round[rounds / 2]) / 2.0;
+    println!(
+        "ratio round by round (each round's raw step over its library step, which ran just before it): {:.3}–{:.3}, median {median:.3}",
+        per_round[0],
+        per_round[rounds - 1]
+    );
 }
 
+/// The library step and the raw step timed in `rounds` alternating rounds of `reps` steps
+/// each (after a warm-up of both), so that a burst of load on a shared machine hits both
+/// sides alike: the best round of each, seconds per step, and the GEMM profile of the
+/// library's best round. Also each round's ratio (its raw step's time over its library
+/// step's): on a host
+/// whose speed moves between runs, the best rounds of the two sides may fall in different
+/// phases, while a round's two sides run seconds apart.
 pub fn alternate(
     setup: &Setup,
     products: &StepProducts,
     rounds: usize,
     reps: usize,
-) -> (f64, profile::GemmStats, f64) {
+) -> (f64, profile::GemmStats, f64, Vec<f64>) {
     let (mut ours, mut raw) = (f64::INFINITY, f64::INFINITY);
     let mut stats = None;
+    let mut per_round = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let warmup = if round == 0 { 5 } else { 1 };
         let (t, st) = time_library_step(setup, warmup, reps);
         if t < ours {
             (ours, stats) = (t, Some(st));
         }
-        raw = raw.min(time_raw_step(products, warmup, reps));
+        let r = time_raw_step(products, warmup, reps);
+        raw = raw.min(r);
+        per_round.push(r / t);
     }
-    (ours, stats.expect("at least one round"), raw)
+    (ours, stats.expect("at least one round"), raw, per_round)
 }
 
 /// With `BENCH_LIBRARY_ONLY=N` in the environment, times only the library step, `N` times
