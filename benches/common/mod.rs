@@ -599,11 +599,12 @@ pub fn library_against_raw(title: &str, spec: &backprop::train::ModelSpec, reps:
     let (ours, st, raw, mut per_round) = alternate(&setup, &products, rounds, reps);
     report(batch, reps, ours, &st, raw, &products);
     per_round.sort_by(f64::total_cmp);
-    let median = (per_round[(rounds - 1) / 2] + per_round[rounds / 2]) / 2.0;
+    let k = per_round.len();
+    let median = (per_round[(k - 1) / 2] + per_round[k / 2]) / 2.0;
     println!(
         "ratio round by round (each round's raw step over its library step, which ran just before it): {:.3}–{:.3}, median {median:.3}",
         per_round[0],
-        per_round[rounds - 1]
+        per_round[k - 1]
     );
 }
 
@@ -611,9 +612,8 @@ pub fn library_against_raw(title: &str, spec: &backprop::train::ModelSpec, reps:
 /// each (after a warm-up of both), so that a burst of load on a shared machine hits both
 /// sides alike: the best round of each, seconds per step, and the GEMM profile of the
 /// library's best round. Also each round's ratio (its raw step's time over its library
-/// step's): on a host
-/// whose speed moves between runs, the best rounds of the two sides may fall in different
-/// phases, while a round's two sides run seconds apart.
+/// step's): on a host whose speed moves within a run, the best rounds of the two sides may
+/// fall in different phases, while a round's two sides run moments apart.
 pub fn alternate(
     setup: &Setup,
     products: &StepProducts,
