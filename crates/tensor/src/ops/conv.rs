@@ -1498,8 +1498,9 @@ pub fn try_conv2d_forward_relu<E: Element>(
 /// the convolution unfolds on AVX-512 (`f32`, unit steps, more than one input channel, not
 /// on the plane kernel), each thread unfolding only the input rows of its band; otherwise
 /// halves of the output channels, each thread unfolding the whole image (one input channel,
-/// or small "same" planes on the plane kernel: computing it directly). Batches run the
-/// convolution, then the pooling.
+/// or small "same" planes on the plane kernel: computing it directly). Batches go in chunks
+/// of images over the pool, each chunk pooled from a buffer in cache
+/// ([`batch_relu_maxpool`]); grouped convolutions run the convolution, then the pooling.
 ///
 /// # Errors
 /// If the shapes do not fit (the message names `conv2d` and both shapes) or the pooling
@@ -1517,7 +1518,7 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
     let shape = pool2d_output_shape(&[g.n, g.o, g.ho, g.wo], pool)?;
     let (pp, ckk) = (g.positions(), g.ckk());
     let per = shape[2] * shape[3];
-    if g.n > 1 && p.groups == 1 && pp > 0 && ckk > 0 && per > 0 {
+    if g.n > 1 && g.o > 0 && p.groups == 1 && pp > 0 && ckk > 0 && per > 0 {
         return batch_relu_maxpool(&g, x, w, b, relu, (pool, per));
     }
     if g.n != 1 || p.groups != 1 || pp == 0 || ckk == 0 || per == 0 {
@@ -1793,7 +1794,7 @@ fn forward<E: Element>(
     let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
     let (og, ckkg) = (g.o / groups, ckk / groups);
     let len = g.n * g.o * pp;
-    if g.n == 0 || pp == 0 || ckk == 0 {
+    if g.n == 0 || g.o == 0 || pp == 0 || ckk == 0 {
         let cols = keep.then(Vec::new);
         let mut y = vec![E::ZERO; len];
         if let Some(b) = b {
@@ -2954,7 +2955,7 @@ mod tests {
     fn a_pooled_batch_gives_the_bits_of_the_convolution_then_the_pooling() {
         // Batches pool each chunk of images from a buffer of its own: the same values as the
         // whole batch's convolution followed by max pooling, to the bit, for the chunk sizes
-        // of the `cnn` preset's three layers (1, 4 and 16 images), LeNet-5's unpadded 5×5
+        // of the `cnn` preset's three layers (1, 4 and 16 images), LeNet-5's 5×5
         // layers, a last chunk shorter than the others, a pooling that drops a row and a
         // column (7×7 → 3×3) and a window that overlaps (3×3, stride 2); f32 and f64.
         fn check<E: Element>(rng: &mut Rng) {
@@ -3005,6 +3006,20 @@ mod tests {
         let mut rng = Rng::seed(29);
         check::<f32>(&mut rng);
         check::<f64>(&mut rng);
+        // no output channels: an empty output of the right shape, batch or one image
+        let w0 = Tensor::<f32>::from_vec(Vec::new(), &[0, 3, 3, 3]);
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Default::default()
+        };
+        for n in [1, 4] {
+            let x = Tensor::<f32>::rand_normal(&[n, 3, 8, 8], 0.0, 1.0, &mut rng);
+            let pool = Pool2dParams::square(2);
+            let y = try_conv2d_forward_relu_maxpool(&x, &w0, None, p, true, pool).unwrap();
+            assert_eq!(y.shape(), [n, 0, 4, 4]);
+            let y = try_conv2d_forward_relu(&x, &w0, None, p, true).unwrap();
+            assert_eq!(y.shape(), [n, 0, 8, 8]);
+        }
     }
 
     #[test]
