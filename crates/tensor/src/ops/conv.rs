@@ -1519,7 +1519,7 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
     let (pp, ckk) = (g.positions(), g.ckk());
     let per = shape[2] * shape[3];
     if g.n > 1 && g.o > 0 && p.groups == 1 && pp > 0 && ckk > 0 && per > 0 {
-        return batch_relu_maxpool(&g, x, w, b, relu, (pool, per));
+        return batch_relu_maxpool(&g, x, w, b, relu, (pool, shape));
     }
     if g.n != 1 || p.groups != 1 || pp == 0 || ckk == 0 || per == 0 {
         let y = forward(x, w, b, p, false, relu)?.0;
@@ -1602,18 +1602,19 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
 /// full-size output is never written out and read back (for the `cnn` preset's first layer
 /// at batch 256, 12.8 MB). The values are those of the convolution and the pooling one
 /// after the other, to the bit: each chunk runs the same [`forward`] as a batch of its own.
+/// `shape` is the pooled output's, `[N, O, PH, PW]`.
 fn batch_relu_maxpool<E: Element>(
     g: &Geom,
     x: &Tensor<E>,
     w: &Tensor<E>,
     b: Option<&Tensor<E>>,
     relu: bool,
-    (pool, per): (Pool2dParams, usize),
+    (pool, shape): (Pool2dParams, Vec<usize>),
 ) -> Result<Tensor<E>> {
     let cb = g.chunk_images();
     let img_len = g.c * g.h * g.w;
+    let (per, pwo) = (shape[2] * shape[3], shape[3]);
     let out_img = g.o * per;
-    let pwo = pool2d_output_shape(&[1, 1, g.ho, g.wo], pool)?[3];
     let mut y = vec![E::ZERO; g.n * out_img];
     y.par_chunks_mut(cb * out_img)
         .enumerate()
@@ -1631,8 +1632,6 @@ fn batch_relu_maxpool<E: Element>(
             });
             Ok(())
         })?;
-    let mut shape = vec![g.n, g.o];
-    shape.extend_from_slice(&pool2d_output_shape(&[1, 1, g.ho, g.wo], pool)?[2..]);
     Ok(Tensor::from_parts(y, shape))
 }
 
