@@ -38,7 +38,7 @@ use crate::error::{or_panic, Result, TensorError};
 use crate::ops::gemm::{gemm, Mat, Out, Threads};
 use crate::ops::pool::{max_pool2d_forward, max_pool_planes, pool2d_output_shape, Pool2dParams};
 #[cfg(target_arch = "x86_64")]
-use crate::ops::{as_f32, as_f32_mut};
+use crate::ops::{as_f32, as_f32_mut, uninit_f32};
 use crate::team;
 use crate::tensor::Tensor;
 
@@ -1255,18 +1255,6 @@ fn plane_forward<E: Element>(
 /// GEMM (for benchmarks that list the step's GEMM calls). False for shapes that do not fit.
 pub fn runs_direct<E: Element>(x: &[usize], w: &[usize], p: Conv2dParams) -> bool {
     Geom::new(x, w, p).is_ok_and(|g| direct_applies::<E>(&g))
-}
-
-/// `&mut [MaybeUninit<E>]` as `&mut [MaybeUninit<f32>]`.
-///
-/// # Panics
-/// If `E` is not `f32`.
-#[cfg(target_arch = "x86_64")]
-fn uninit_f32<E: Element>(s: &mut [MaybeUninit<E>]) -> &mut [MaybeUninit<f32>] {
-    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (checked just above), so `MaybeUninit<E>` is `MaybeUninit<f32>`; the
-    // new slice takes over the unique borrow of the old one for its lifetime.
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
 }
 
 /// The output channels of one image that `w` holds rows of, written to `y` by the direct

@@ -167,18 +167,10 @@ impl<E: Element> Tensor<E> {
             && std::arch::is_x86_feature_detected!("avx512f")
         {
             let n = self.numel();
-            // SAFETY: E is f32, so the data is `n` f32 values.
-            let x = unsafe { std::slice::from_raw_parts(self.data().as_ptr() as *const f32, n) };
+            let x = crate::ops::as_f32(self.data());
             let mut out: Vec<E> = Vec::with_capacity(n);
             {
-                let spare = &mut out.spare_capacity_mut()[..n];
-                // SAFETY: E is f32; `MaybeUninit<E>` has the layout of `E`.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        spare.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>,
-                        n,
-                    )
-                };
+                let o = crate::ops::uninit_f32(&mut out.spare_capacity_mut()[..n]);
                 if crate::profile::split_elementwise(n) {
                     use rayon::prelude::*;
                     const PIECE: usize = 1 << 14;

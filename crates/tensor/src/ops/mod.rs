@@ -38,6 +38,21 @@ pub(crate) fn as_f32_mut<E: crate::Element>(s: &mut [E]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
 }
 
+/// `&mut [MaybeUninit<E>]` as `&mut [MaybeUninit<f32>]`: an output buffer not yet written,
+/// for the AVX-512 kernels.
+///
+/// # Panics
+/// If `E` is not `f32`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn uninit_f32<E: crate::Element>(
+    s: &mut [std::mem::MaybeUninit<E>],
+) -> &mut [std::mem::MaybeUninit<f32>] {
+    assert_eq!(std::any::TypeId::of::<E>(), std::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (checked just above), so `MaybeUninit<E>` is `MaybeUninit<f32>`; the
+    // new slice takes over the unique borrow of the old one for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
 /// Visits every position of `out_shape` in row-major order, passing the flat output index and
 /// the offsets of `N` inputs read through `strides` (broadcast dimensions have stride 0).
 pub(crate) fn for_each_broadcast<const N: usize>(
