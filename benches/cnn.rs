@@ -8,8 +8,8 @@
 //! The products are derived from the library's own rules by walking the built network on the
 //! step's input (`common::Setup::products`), not written out by hand: each convolution
 //! unfolds chunks of images side by side (1 image for conv1's 784 positions, 4 for conv2's
-//! 196, 16 for conv3's 49) and makes one GEMM per chunk for the forward pass
-//! (`[16×9]·[9×784]`, `[32×144]·[144×784]`, `[64×288]·[288×784]`), one for the transposed
+//! 196, 8 for conv3's 49) and makes one GEMM per chunk for the forward pass
+//! (`[16×9]·[9×784]`, `[32×144]·[144×784]`, `[64×288]·[288×392]`), one for the transposed
 //! weight gradient `col·dYᵀ` and (but for conv1, whose input needs no gradient) one for the
 //! unfolded input gradient `Wᵀ·dY`, the chunks spread over the pool with each product on one
 //! thread; the linear layers make `x·wᵀ`, `g·w` and `gᵀ·x` on the calling thread, split over

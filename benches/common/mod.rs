@@ -188,9 +188,9 @@ fn auto_parallelism(p: &Product, threads: usize) -> gemm::Parallelism {
 }
 
 /// The convolution's chunk rule (`Geom::chunk_images` in `crates/tensor/src/ops/conv.rs`,
-/// private, so restated here): enough images for about 768 output positions, at most 16.
+/// private, so restated here): enough images for about 768 output positions, at most 8.
 fn chunk_images(positions: usize) -> usize {
-    768usize.div_ceil(positions.max(1)).clamp(1, 16)
+    768usize.div_ceil(positions.max(1)).clamp(1, 8)
 }
 
 /// Every matrix product of one library training step, in the order the step makes them.
