@@ -1001,8 +1001,8 @@ mod simd {
     /// Unfolds the output rows `r0..r1` (all of them: `0..HO`) of `nb` images lying
     /// `img_len` elements apart (`nb = 1`: one image), image `k`'s columns `k·HO·WO`
     /// elements into each column row. Each column row is written for all the images
-    /// before the next: image by image, the `cnn` preset's 7×7 layer wrote 288 rows of a
-    /// 16-image chunk 196 bytes at a time, and the lines an image left half written had
+    /// before the next: image by image, the `cnn` preset's 7×7 layer wrote 288 rows of what
+    /// was then a 16-image chunk 196 bytes at a time, and the lines an image left half written had
     /// left the L1 cache when the next image came to finish them (the unfolding took four
     /// times as long per byte as the 14×14 layer's, on a Xeon).
     ///
@@ -1428,9 +1428,9 @@ const CHUNK_POSITIONS: usize = 768;
 /// At most this many images per chunk. With 16, the `cnn` preset's 7×7 layer (49 positions)
 /// went in chunks of 16 images, four per batch of 64 for two threads, each chunk's columns
 /// (`[288, 784]`, 903 KB) about a whole L2 cache; in chunks of 8 (452 KB, eight tasks) its
-/// training step took 2.3–3.5% less (three runs of 300 steps each alternating with 16 step
-/// by step in one process, medians of the pairs' ratios 0.977, 0.974 and 0.965; 4 gave
-/// 0.990 and 0.988).
+/// training step took 2–3.5% less (eight runs of 200–300 steps each alternating with 16 step
+/// by step in one process: medians of the pairs' ratios 0.965–0.983, against 0.991–1.014 with
+/// nothing changed; 4 gave 0.990 and 0.988).
 const MAX_CHUNK_IMAGES: usize = 8;
 
 impl Geom {
