@@ -443,3 +443,51 @@ fn fused_batch_norm_and_channel_affine() {
         );
     }
 }
+
+#[test]
+fn the_first_layers_fused_convolution_batch_norm_relu_and_max_pool() {
+    use backprop_tensor::Conv2dParams;
+    // the input is data (needs no gradient): the fused backward pass; one input channel on
+    // a "same" padding, and two without padding, with and without a bias
+    let same = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    for (x_shape, w_shape, cp) in [
+        ([3, 1, 6, 6], [3, 1, 3, 3], same),
+        ([2, 2, 7, 6], [2, 2, 2, 3], Conv2dParams::default()),
+    ] {
+        let x = Var::constant(normal(&x_shape, 60));
+        let c = w_shape[0];
+        let p = Pool2dParams::square(2);
+        check(
+            "conv2d_batch_norm_relu_max_pool",
+            |v| {
+                let (y, _, _) =
+                    x.conv2d_batch_norm_relu_max_pool(&v[0], None, &v[1], &v[2], 1e-5, (cp, p));
+                drive(&y.mul(&y))
+            },
+            &[normal(&w_shape, 61), normal(&[c], 62), normal(&[c], 63)],
+        );
+        check(
+            "conv2d_batch_norm_relu_max_pool with a bias",
+            |v| {
+                let (y, _, _) = x.conv2d_batch_norm_relu_max_pool(
+                    &v[0],
+                    Some(&v[3]),
+                    &v[1],
+                    &v[2],
+                    1e-5,
+                    (cp, p),
+                );
+                drive(&y.mul(&y))
+            },
+            &[
+                normal(&w_shape, 64),
+                normal(&[c], 65),
+                normal(&[c], 66),
+                normal(&[c], 67),
+            ],
+        );
+    }
+}

@@ -1,6 +1,9 @@
 //! Inference with batch norm folded into the convolution before it; in training, batch
 //! norm and the ReLU after it as one op, with a max pooling after them too ([`bn_relu`]),
-//! and a ReLU with the max pooling after it as one op ([`relu_pool`]).
+//! a network's first layer (convolution, batch norm, ReLU, max pooling on data that needs
+//! no gradient) as one op whose backward pass never writes the convolution's output
+//! gradient out ([`conv_bn_relu_pool`]), and a ReLU with the max pooling after it as one
+//! op ([`relu_pool`]).
 //!
 //! In evaluation a batch norm is the per-channel affine map `y = s_c·x + t_c` with
 //! `s_c = γ_c/√(running_var_c + ε)` and `t_c = β_c − running_mean_c·s_c`. After a
@@ -18,7 +21,8 @@ use std::sync::Mutex;
 
 use backprop_autograd::{Var, VarId};
 use backprop_tensor::{
-    pool2d_output_shape, try_conv2d_forward_relu, try_conv2d_forward_relu_maxpool, Element, Tensor,
+    conv2d_output_shape, pool2d_output_shape, try_conv2d_forward_relu,
+    try_conv2d_forward_relu_maxpool, Element, Tensor,
 };
 
 use crate::activation::Activation;
@@ -47,6 +51,37 @@ pub(crate) fn conv_bn<E: Element>(
     }
     .unwrap_or_else(|e| panic!("{e}"));
     Some((Var::constant(y), used + usize::from(pool.is_some())))
+}
+
+/// If `layers` starts with a convolution, a batch norm, a ReLU and a max pooling, and `x`
+/// needs no gradient (a network's first layer, on its data), runs the four in training as
+/// one op ([`BatchNorm::forward_conv_relu_max_pool`]): the output and how many layers it
+/// used (4). Only for one input channel and one group, where the convolution's weight
+/// gradient by output channel costs what the direct kernel's does; anything the layers would
+/// refuse goes through them one by one, which report it as they always have.
+pub(crate) fn conv_bn_relu_pool<E: Element>(
+    layers: &[(String, Box<dyn Module<E>>)],
+    x: &Var<E>,
+    mode: Mode,
+) -> Option<(Var<E>, usize)> {
+    if mode != Mode::Train || x.requires_grad() {
+        return None;
+    }
+    let conv = layers.first()?.1.as_conv2d()?;
+    let bn = layers.get(1)?.1.as_any()?.downcast_ref::<BatchNorm<E>>()?;
+    if layers.get(2)?.1.activation() != Some(Activation::Relu) {
+        return None;
+    }
+    let pool = layers.get(3)?.1.as_any()?.downcast_ref::<MaxPool2d>()?;
+    let shape = x.shape();
+    let out = conv2d_output_shape(&shape, &conv.weight.shape(), conv.params).ok()?;
+    let fits = shape.len() == 4
+        && shape[1] == 1
+        && conv.params.groups == 1
+        && bn.takes_images()
+        && out[1] == bn.weight.shape()[0]
+        && pool2d_output_shape(&out, pool.0).is_ok();
+    fits.then(|| (bn.forward_conv_relu_max_pool(x, conv, pool.0), 4))
 }
 
 /// If `layers` starts with a batch norm followed by a ReLU, runs the two on `x` in training
@@ -403,5 +438,109 @@ mod tests {
         let train = no_grad(|| net.forward(&x, Mode::Train).value());
         let eval = no_grad(|| net.forward(&x, Mode::Eval).value());
         assert!(!train.allclose(&eval, 1e-6, 1e-6));
+    }
+
+    /// A first layer (one input channel) in `E`, with batch norm's affine map not the
+    /// identity: conv (3×3, "same" padding) → batch norm → ReLU → 2×2 max pool.
+    fn first_layer<E: Element>(bias: bool, rng: &mut Rng) -> Sequential<E> {
+        let conv = Conv2d::<E>::with_groups(1, 4, (3, 3), 1, crate::Init::HeUniform, bias, rng)
+            .padding(1, 1);
+        let bn = BatchNorm::<E>::for_images(4);
+        bn.weight
+            .set_value(Tensor::rand_normal(&[4], 1.0, 0.5, rng));
+        bn.bias.set_value(Tensor::rand_normal(&[4], 0.0, 0.5, rng));
+        Sequential::new()
+            .add("conv1", conv)
+            .add("bn1", bn)
+            .add("relu1", Activation::Relu)
+            .add("pool1", MaxPool2d::new(2))
+    }
+
+    /// [`train_step`] for any element type, with the input a constant (data) or a
+    /// parameter (needing its gradient); also the output's op.
+    fn first_layer_step<E: Element>(
+        net: &Sequential<E>,
+        x: &Tensor<E>,
+        fused: bool,
+        x_param: bool,
+    ) -> (Vec<E>, Vec<Vec<E>>, Option<&'static str>) {
+        let x = if x_param {
+            Var::parameter(x.clone())
+        } else {
+            Var::constant(x.clone())
+        };
+        let y = if fused {
+            net.forward(&x, Mode::Train)
+        } else {
+            net.layers
+                .iter()
+                .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
+        };
+        let op = y.op_name();
+        let grads = y.mul(&y).mean().backward();
+        let g = net
+            .params()
+            .iter()
+            .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
+            .collect();
+        (y.value().to_vec(), g, op)
+    }
+
+    fn first_layer_fused_matches<E: Element>(seed: u64, tol: f64) {
+        let mut rng = Rng::seed(seed);
+        let x = Tensor::<E>::rand_normal(&[5, 1, 28, 28], 0.0, 1.0, &mut rng);
+        for bias in [false, true] {
+            let net = first_layer::<E>(bias, &mut rng);
+            let r0 = net.buffers()[0].1.value().to_vec();
+            let (y1, g1, op1) = first_layer_step(&net, &x, false, false);
+            let r1 = net.buffers()[0].1.value().to_vec();
+            let (y2, g2, op2) = first_layer_step(&net, &x, true, false);
+            let r2 = net.buffers()[0].1.value().to_vec();
+            assert_eq!(op1, Some("max_pool2d"));
+            assert_eq!(op2, Some("conv2d_batch_norm_relu_max_pool"));
+            // the forward pass is the same arithmetic; the weight's gradient is summed in
+            // another order
+            assert_eq!(y1, y2, "bias {bias}");
+            for (a, b) in g1.iter().zip(&g2) {
+                let scale = a.iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+                assert!(a.len() == b.len() && scale > 0.0);
+                for (p, q) in a.iter().zip(b) {
+                    assert!((p.to_f64() - q.to_f64()).abs() <= tol * scale, "{p} {q}");
+                }
+            }
+            // the running mean moved by the same batch mean m both times (momentum 0.1):
+            // r1 = 0.9·r0 + 0.1·m and r2 = 0.9·r1 + 0.1·m, so r2 = 1.9·r1 − 0.9·r0
+            for ((a, b), c) in r2.iter().zip(&r1).zip(&r0) {
+                let want = 1.9 * b.to_f64() - 0.9 * c.to_f64();
+                assert!((a.to_f64() - want).abs() < 1e-5 && b != c, "{a} {b} {c}");
+            }
+            // an input that needs its gradient runs the layers as two ops, with the same
+            // values
+            let (y3, g3, op3) = first_layer_step(&net, &x, true, true);
+            assert_eq!(op3, Some("batch_norm_relu_max_pool"));
+            assert_eq!(y3, y1);
+            assert_eq!(g3.len(), g1.len());
+        }
+    }
+
+    #[test]
+    fn in_training_a_first_layers_convolution_joins_its_batch_norm_relu_and_max_pool() {
+        first_layer_fused_matches::<f64>(31, 1e-12);
+        first_layer_fused_matches::<f32>(32, 1e-5);
+        let mut rng = Rng::seed(33);
+        let net = first_layer::<f64>(false, &mut rng);
+        let data = Var::constant(Tensor::zeros(&[1, 1, 4, 4]));
+        let (_, used) = conv_bn_relu_pool(&net.layers, &data, Mode::Train).expect("fused");
+        assert_eq!(used, 4);
+        // not in evaluation, not for an input that needs its gradient, not for two input
+        // channels, nor for a pooling window the convolution's output does not fit
+        assert!(conv_bn_relu_pool(&net.layers, &data, Mode::Eval).is_none());
+        let param = Var::parameter(Tensor::zeros(&[1, 1, 4, 4]));
+        assert!(conv_bn_relu_pool(&net.layers, &param, Mode::Train).is_none());
+        let two = Var::constant(Tensor::zeros(&[1, 2, 4, 4]));
+        assert!(conv_bn_relu_pool(&net.layers, &two, Mode::Train).is_none());
+        let tiny = Var::constant(Tensor::zeros(&[1, 1, 1, 1]));
+        assert!(conv_bn_relu_pool(&net.layers, &tiny, Mode::Train).is_none());
+        assert!(conv_bn_relu_pool(&net.layers[..3], &data, Mode::Train).is_none());
     }
 }

@@ -687,6 +687,41 @@ impl<E: Element> BatchNorm<E> {
         y
     }
 
+    /// `conv` on `x`, then this layer, a ReLU and the max pooling `p` in training, as one op
+    /// ([`Var::conv2d_batch_norm_relu_max_pool`], whose backward pass makes the
+    /// convolution's output gradient plane by plane in cache when `x` needs no gradient);
+    /// updates the running statistics as [`BatchNorm::forward_relu_max_pool`] does.
+    ///
+    /// # Panics
+    /// As [`BatchNorm::forward_relu_max_pool`] for the convolution's output, and if the
+    /// convolution does not fit `x`.
+    pub fn forward_conv_relu_max_pool(
+        &self,
+        x: &Var<E>,
+        conv: &crate::conv::Conv2d<E>,
+        p: Pool2dParams,
+    ) -> Var<E> {
+        let c = self.weight.shape()[0];
+        let out =
+            backprop_tensor::conv2d_output_shape(&x.shape(), &conv.weight.shape(), conv.params)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            self.takes_images() && out[1] == c,
+            "{}: expected [batch, {c}, H, W], got {out:?}",
+            Module::<E>::kind(self)
+        );
+        let (y, mean, var) = x.conv2d_batch_norm_relu_max_pool(
+            &conv.weight,
+            conv.bias.as_ref(),
+            &self.weight,
+            &self.bias,
+            self.eps,
+            (conv.params, p),
+        );
+        self.running().update(&out, &mean, &var);
+        y
+    }
+
     fn run(&self, x: &Var<E>, mode: Mode, relu: bool) -> Var<E> {
         let shape = x.shape();
         let c = self.weight.shape()[0];

@@ -286,7 +286,8 @@ impl<E: Element> Module<E> for Sequential<E> {
     /// Runs the layers in order. In evaluation with no graph recorded (inference), a
     /// convolution followed by a batch norm (and a ReLU) runs as one convolution with the
     /// batch norm folded into its weights; in training, a batch norm followed by a ReLU (and
-    /// a max pooling) runs as one op, and so does a ReLU followed by a max pooling (see
+    /// a max pooling) runs as one op, with the convolution before them too when its input is
+    /// one channel of data, and so does a ReLU followed by a max pooling (see
     /// [`crate::fuse`]).
     fn forward(&self, x: &Var<E>, mode: Mode) -> Var<E> {
         let inference = mode == Mode::Eval && is_grad_disabled();
@@ -296,7 +297,8 @@ impl<E: Element> Module<E> for Sequential<E> {
             let fused = if inference {
                 crate::fuse::conv_bn(&self.layers[i..], &h)
             } else {
-                crate::fuse::bn_relu(&self.layers[i..], &h, mode)
+                crate::fuse::conv_bn_relu_pool(&self.layers[i..], &h, mode)
+                    .or_else(|| crate::fuse::bn_relu(&self.layers[i..], &h, mode))
                     .or_else(|| crate::fuse::relu_pool(&self.layers[i..], &h, mode))
             };
             if let Some((y, used)) = fused {

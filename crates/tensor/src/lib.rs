@@ -38,7 +38,7 @@ pub use error::{Result, TensorError};
 pub use ops::conv::{
     conv2d_backward, conv2d_backward_unfolded, conv2d_direct, conv2d_forward, conv2d_output_shape,
     try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu,
-    try_conv2d_forward_relu_maxpool, Conv2dParams, Unfolded,
+    try_conv2d_forward_relu_maxpool, ChannelWeightGrad, Conv2dParams, Unfolded,
 };
 pub use ops::matmul::{
     linear_forward, linear_weight_grad, linear_weight_grad_kept, try_linear_forward,
@@ -47,7 +47,7 @@ pub use ops::matmul::{
 pub use ops::norm::{
     batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
     batch_norm_relu_max_pool_backward, batch_norm_relu_max_pool_forward, channel_affine_backward,
-    channel_affine_forward,
+    channel_affine_forward, conv2d_batch_norm_relu_max_pool_backward,
 };
 pub use ops::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,

@@ -4,7 +4,8 @@
 use backprop_tensor::{
     batch_norm_backward, batch_norm_forward, batch_norm_relu_backward, batch_norm_relu_forward,
     batch_norm_relu_max_pool_backward, batch_norm_relu_max_pool_forward, channel_affine_backward,
-    channel_affine_forward, Element, Pool2dParams, Tensor,
+    channel_affine_forward, conv2d_batch_norm_relu_max_pool_backward, conv2d_forward, Conv2dParams,
+    Element, Pool2dParams, Tensor,
 };
 
 use crate::Var;
@@ -117,6 +118,84 @@ impl<E: Element> Var<E> {
                 let (dx, dg, db) =
                     batch_norm_relu_max_pool_backward(&x, &g, &b, [&m2, &v2], eps, p, dy, &idx);
                 vec![Some(dx), Some(dg), Some(db)]
+            },
+        );
+        (out, mean, var)
+    }
+
+    /// [`Var::conv2d`] (weight `w`, bias `b`, parameters `cp`) followed by
+    /// [`Var::batch_norm_relu_max_pool`], as one op when this input needs no gradient (a
+    /// network's first layer, on its data): the backward pass then makes each plane of the
+    /// convolution's output gradient in cache and adds it straight into the weight's
+    /// gradient, instead of writing the whole gradient out for the convolution to read back
+    /// (`backprop_tensor::conv2d_batch_norm_relu_max_pool_backward`). The same values as the
+    /// two ops in a row, which is what an input that needs its gradient (or a convolution of
+    /// several groups) gets. Returns the pooled output and the batch mean and biased
+    /// variance.
+    ///
+    /// ```
+    /// use backprop_autograd::Var;
+    /// use backprop_tensor::{Conv2dParams, Pool2dParams, Tensor};
+    /// let x = Var::constant(Tensor::<f64>::from_vec(vec![1.0, 3.0, 2.0, 6.0], &[1, 1, 2, 2]));
+    /// let w = Var::parameter(Tensor::from_vec(vec![2.0], &[1, 1, 1, 1]));
+    /// let (g, b) = (Var::parameter(Tensor::ones(&[1])), Var::parameter(Tensor::zeros(&[1])));
+    /// let p = (Conv2dParams::default(), Pool2dParams::square(2));
+    /// let (y, mean, _) = x.conv2d_batch_norm_relu_max_pool(&w, None, &g, &b, 0.0, p);
+    /// assert_eq!(mean.to_vec(), vec![6.0]);
+    /// y.sum().backward();
+    /// // the pooled maximum (12 − 6)/√14 does not change with w's scale, which the
+    /// // normalisation removes: its gradient is zero
+    /// assert!(w.grad().unwrap().to_vec()[0].abs() < 1e-12);
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes do not fit (the messages of the two ops).
+    #[track_caller]
+    pub fn conv2d_batch_norm_relu_max_pool(
+        &self,
+        w: &Var<E>,
+        b: Option<&Var<E>>,
+        gamma: &Var<E>,
+        beta: &Var<E>,
+        eps: f64,
+        (cp, p): (Conv2dParams, Pool2dParams),
+    ) -> (Var<E>, Tensor<E>, Tensor<E>) {
+        if self.requires_grad() || cp.groups != 1 {
+            return self
+                .conv2d(w, b, cp)
+                .batch_norm_relu_max_pool(gamma, beta, eps, p);
+        }
+        let (x, wv, g, bt) = (self.value(), w.value(), gamma.value(), beta.value());
+        let conv_out = conv2d_forward(&x, &wv, b.map(|b| b.value()).as_ref(), cp);
+        let eps = E::from_f64(eps);
+        let (y, idx, mean, var) = batch_norm_relu_max_pool_forward(&conv_out, &g, &bt, eps, p)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (m2, v2) = (mean.clone(), var.clone());
+        let w_shape = wv.shape().to_vec();
+        let mut parents = vec![w.clone(), gamma.clone(), beta.clone()];
+        parents.extend(b.cloned());
+        let want_bias = b.is_some();
+        let out = Var::from_op(
+            "conv2d_batch_norm_relu_max_pool",
+            y,
+            parents,
+            move |dy, _| {
+                let (dw, db, dg, dbeta) = conv2d_batch_norm_relu_max_pool_backward(
+                    (&x, &w_shape, cp, want_bias),
+                    &conv_out,
+                    &g,
+                    &bt,
+                    [&m2, &v2],
+                    eps,
+                    p,
+                    dy,
+                    &idx,
+                );
+                let mut grads = vec![Some(dw), Some(dg), Some(dbeta)];
+                if want_bias {
+                    grads.push(db);
+                }
+                grads
             },
         );
         (out, mean, var)

@@ -753,6 +753,123 @@ mod simd {
     /// 247–258 µs instead of 221–228 µs (one thread, batch 64).
     const DIRECT_TAPS: usize = 9;
 
+    /// The masks [`plane_weight_grad_f32`] reads for `g`, whose plane kernel conditions
+    /// ([`plane_grad_applies`]) hold: per tap `t` and run `v` of sixteen of the `HO·WO`
+    /// positions, at `t·runs + v`.
+    pub(super) fn plane_grad_masks(g: &Geom) -> Vec<u16> {
+        assert!(
+            plane_grad_applies::<f32>(g),
+            "conv2d: plane gradient geometry"
+        );
+        let runs = g.positions().div_ceil(16);
+        let mut masks = vec![0; g.kh * g.kw * runs];
+        // SAFETY: AVX-512F was checked; `masks` holds `KH·KW·runs` entries for the band of
+        // all `HO` output rows.
+        unsafe { plane_masks(g, (0, g.ho), &mut masks) };
+        masks
+    }
+
+    /// Whether [`plane_weight_grad_f32`] takes `g`: one input channel, one group, unit
+    /// steps, as wide out as in (`WO = W`, so each tap reads the plane at a fixed offset from
+    /// the output position), `f32` on AVX-512F.
+    pub(super) fn plane_grad_applies<E: Element>(g: &Geom) -> bool {
+        g.c == 1 && g.p.groups == 1 && g.unit_steps() && g.wo == g.w && g.w > 0 && usable::<E>()
+    }
+
+    /// Adds to `acc[t]` (one sum per tap `t = i·KW + j`) `Σ_p dy[p] · img[p + (i − PH)·W + j
+    /// − PW]` over the `HO·WO` output positions `p` whose input lies inside the plane: the
+    /// weight gradient of one output channel of one image, for [`super::ChannelWeightGrad`].
+    /// The positions go sixteen at a time as one run over the plane (a row of 28 would fill
+    /// two vectors' 32 lanes), each run's `dy` loaded once and multiplied into every tap's
+    /// accumulator with that tap's masked load of the image; the lanes are added at the end.
+    ///
+    /// # Panics
+    /// If `g` is not what [`plane_grad_applies`] takes, or the lengths do not fit it and
+    /// [`plane_grad_masks`]'s masks.
+    pub(super) fn plane_weight_grad_f32(
+        g: &Geom,
+        masks: &[u16],
+        img: &[f32],
+        dy: &[f32],
+        acc: &mut [f32],
+    ) {
+        let (taps, n) = (g.kh * g.kw, g.positions());
+        let runs = n.div_ceil(16);
+        assert!(
+            plane_grad_applies::<f32>(g)
+                && masks.len() == taps * runs
+                && img.len() >= g.h * g.w
+                && dy.len() == n
+                && acc.len() == taps,
+            "conv2d: plane gradient lengths"
+        );
+        let mut t0 = 0;
+        while t0 < taps {
+            let tb = (taps - t0).min(DIRECT_TAPS);
+            let acc = &mut acc[t0..t0 + tb];
+            // SAFETY: AVX-512F was detected and the lengths checked above (see
+            // `plane_grad_block`).
+            unsafe {
+                match tb {
+                    9 => plane_grad_block::<9>(g, masks, img, dy, acc, t0),
+                    8 => plane_grad_block::<8>(g, masks, img, dy, acc, t0),
+                    7 => plane_grad_block::<7>(g, masks, img, dy, acc, t0),
+                    6 => plane_grad_block::<6>(g, masks, img, dy, acc, t0),
+                    5 => plane_grad_block::<5>(g, masks, img, dy, acc, t0),
+                    4 => plane_grad_block::<4>(g, masks, img, dy, acc, t0),
+                    3 => plane_grad_block::<3>(g, masks, img, dy, acc, t0),
+                    2 => plane_grad_block::<2>(g, masks, img, dy, acc, t0),
+                    _ => plane_grad_block::<1>(g, masks, img, dy, acc, t0),
+                }
+            }
+            t0 += tb;
+        }
+    }
+
+    /// Taps `t0..t0 + TB` (`TB = acc.len()`, at most [`DIRECT_TAPS`]) of
+    /// [`plane_weight_grad_f32`]: a constant count, so that the accumulators stay in
+    /// registers (with a count known only at run time they went through memory).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `g` passed [`plane_grad_applies`]; `masks` is
+    /// [`plane_grad_masks`]'s for `g`; `img` holds `H·W` elements and `dy` `HO·WO`. Lane `l`
+    /// of run `v` is position `p = 16·v + l`: `dy` is read at lanes `p < HO·WO`, and the
+    /// image only at the lanes of the tap's mask, whose input row and column lie in the
+    /// plane, i.e. at `plane[p + (i − PH)·W + j − PW]`, in bounds; the other lanes' addresses
+    /// are formed by wrapping arithmetic and neither read nor faulted on.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_grad_block<const TB: usize>(
+        g: &Geom,
+        masks: &[u16],
+        img: &[f32],
+        dy: &[f32],
+        acc: &mut [f32],
+        t0: usize,
+    ) {
+        let (ph, pw) = g.p.padding;
+        let n = g.positions();
+        let runs = n.div_ceil(16);
+        let zero = _mm512_setzero_ps();
+        let mut sum = [zero; TB];
+        let mut src = [img.as_ptr(); TB];
+        for (k, s) in src.iter_mut().enumerate() {
+            let (i, j) = ((t0 + k) / g.kw, (t0 + k) % g.kw);
+            let off = (i * g.w + j) as isize - (ph * g.w + pw) as isize;
+            *s = img.as_ptr().wrapping_offset(off);
+        }
+        for v in 0..runs {
+            let d = _mm512_maskz_loadu_ps(lanes(0, (n - 16 * v).min(16)), dy.as_ptr().add(16 * v));
+            for (k, (s, p)) in sum.iter_mut().zip(&src).enumerate() {
+                let m = *masks.get_unchecked((t0 + k) * runs + v);
+                let x = _mm512_maskz_loadu_ps(m, p.wrapping_add(16 * v));
+                *s = _mm512_fmadd_ps(d, x, *s);
+            }
+        }
+        for (a, s) in acc.iter_mut().zip(&sum) {
+            *a += _mm512_reduce_add_ps(*s);
+        }
+    }
+
     /// Panics unless `g` is what the direct kernels take (see [`super::direct_applies`]).
     fn check_direct(g: &Geom) {
         assert!(
@@ -1288,6 +1405,136 @@ fn direct_weight_grad<E: Element>(
         imgs.len(),
         dys.len(),
         dw_t.len()
+    );
+}
+
+/// A convolution's weight gradient for one output channel at a time, summed image by
+/// image from that channel's output-gradient planes as they are made: what
+/// [`conv2d_backward`] computes for the weight (and bias), for a caller that has each
+/// plane of `dY` in cache for a moment and would otherwise write the whole `dY` out for
+/// the convolution to read back (batch norm's backward pass after a network's first
+/// layer, [`crate::conv2d_batch_norm_relu_max_pool_backward`]). Output channel `o`'s rows of
+/// the gradient are `Σ_images Σ_(oy,ox) dY[o][oy][ox] · x[c][oy·s + i·d − p][ox·s + j·d − p]`,
+/// one per input channel `c` and tap `(i, j)`, in the weight's layout `[C, KH, KW]`.
+///
+/// Where the plane kernel takes the convolution (one input channel, unit steps, as wide out
+/// as in, `f32` on AVX-512F: a network's first layer with a "same" padding) each image's
+/// sums run sixteen positions at a time over the whole plane; elsewhere a plain loop over
+/// the positions. Either way the sums equal [`conv2d_backward`]'s up to rounding: they are
+/// added in another order.
+pub struct ChannelWeightGrad<'a, E> {
+    g: Geom,
+    x: &'a [E],
+    /// The plane kernel's masks, where it applies.
+    masks: Option<Vec<u16>>,
+}
+
+impl<'a, E: Element> ChannelWeightGrad<'a, E> {
+    /// For the input `x` (`[N, C, H, W]`) of a convolution with weight shape `w`
+    /// (`[O, C, KH, KW]`) and parameters `p`.
+    ///
+    /// # Errors
+    /// If the shapes do not fit each other (as [`conv2d_output_shape`] reports), or `p` has
+    /// more than one group.
+    pub fn new(x: &'a Tensor<E>, w: &[usize], p: Conv2dParams) -> Result<Self> {
+        let g = Geom::new(x.shape(), w, p)?;
+        if p.groups != 1 {
+            return Err(TensorError::shapes(
+                "conv2d weight gradient by channel",
+                x.shape(),
+                w,
+                format!("takes one group, not {}", p.groups),
+            ));
+        }
+        Ok(ChannelWeightGrad {
+            g,
+            x: x.data(),
+            masks: plane_grad_masks::<E>(&g),
+        })
+    }
+
+    /// The output's shape `[N, O, HO, WO]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.g.n, self.g.o, self.g.ho, self.g.wo]
+    }
+
+    /// The weight-gradient elements of one output channel, `C·KH·KW`.
+    pub fn per_channel(&self) -> usize {
+        self.g.ckk()
+    }
+
+    /// Adds image `n`'s contribution from its output-gradient plane `dy` (`HO·WO` elements,
+    /// one output channel's) to that channel's weight gradient `acc` (`C·KH·KW`).
+    ///
+    /// # Panics
+    /// If `n` is not an image of the input or the lengths are not those above.
+    pub fn add(&self, n: usize, dy: &[E], acc: &mut [E]) {
+        let g = &self.g;
+        let (img_len, ckk) = (g.c * g.h * g.w, g.ckk());
+        assert!(
+            n < g.n && dy.len() == g.positions() && acc.len() == ckk,
+            "conv2d weight gradient by channel: image {n} of {}, a plane of {} for {}, {} sums for {ckk}",
+            g.n,
+            dy.len(),
+            g.positions(),
+            acc.len()
+        );
+        let img = &self.x[n * img_len..(n + 1) * img_len];
+        if let Some(masks) = &self.masks {
+            return plane_weight_grad(g, masks, img, dy, acc);
+        }
+        for c in 0..g.c {
+            let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let mut s = E::ZERO;
+                    for oy in 0..g.ho {
+                        for ox in 0..g.wo {
+                            if let Some((y, x)) = g.src(oy, ox, i, j) {
+                                s += dy[oy * g.wo + ox] * plane[y * g.w + x];
+                            }
+                        }
+                    }
+                    acc[(c * g.kh + i) * g.kw + j] += s;
+                }
+            }
+        }
+    }
+
+    /// The bias gradient's contribution of one plane, summed as [`conv2d_backward`] sums
+    /// it (so the same to the bit when added in image order).
+    pub fn bias_sum(dy: &[E]) -> E {
+        sum_lanes(dy)
+    }
+}
+
+/// The masks of the plane kernel for one output channel's weight gradient
+/// (`simd::plane_weight_grad_f32`), if it takes `g`: one input channel, unit steps,
+/// `WO = W`, `f32` on AVX-512F.
+fn plane_grad_masks<E: Element>(g: &Geom) -> Option<Vec<u16>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::plane_grad_applies::<E>(g).then(|| simd::plane_grad_masks(g))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        None
+    }
+}
+
+/// Adds one image's output channel's weight gradient to `acc` on the plane kernel. Only
+/// with the masks [`plane_grad_masks`] gave for `g`.
+fn plane_weight_grad<E: Element>(g: &Geom, masks: &[u16], img: &[E], dy: &[E], acc: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    simd::plane_weight_grad_f32(g, masks, as_f32(img), as_f32(dy), as_f32_mut(acc));
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "conv2d: no plane kernel for {g:?}, {}, {}, {}, {}",
+        masks.len(),
+        img.len(),
+        dy.len(),
+        acc.len()
     );
 }
 

@@ -27,6 +27,7 @@ use crate::element::Element;
 use crate::error::Result;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::as_f32;
+use crate::ops::conv::{ChannelWeightGrad, Conv2dParams};
 use crate::ops::pool::{max_plane, max_plane_grad, max_pool_geom, pooled_grad_geom, Pool2dParams};
 use crate::tensor::Tensor;
 
@@ -767,55 +768,18 @@ fn bn_backward<E: Element>(
     dy: Dy<'_, E>,
 ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
     let (n, c, hw) = dims(x.shape());
-    let m = (n * hw).max(1) as f64;
-    let (xd, mu, g) = (x.data(), mean.data(), gamma.data());
-    let bd = beta.map(|b| b.data());
+    let xd = x.data();
     let k = Kernels::for_type::<E>();
     let (dx, sums) = filled(n * c * hw, |dx| {
         planes_by_channel(dx, c, hw)
             .into_par_iter()
             .map(|(ch, out)| {
-                let mu_c = mu[ch];
-                let vc = var.data()[ch];
-                // the forward pass's [a, t], to recompute its ReLU's mask
-                let relu = bd.map(|b| {
-                    let [_, a, t] = affine_coefs(mu_c, vc, g[ch], b[ch], eps);
-                    [a, t]
-                });
-                let invstd = 1.0 / (vc.to_f64() + eps.to_f64()).sqrt();
-                let (mut db, mut dxm) = (0.0f64, 0.0f64);
-                // a pooled gradient's planes, built once at full size (a channel's `N·H·W`
-                // elements, which stay in cache between the passes) and read by both
-                let mut built = Vec::new();
-                if matches!(dy, Dy::Pooled { .. }) {
-                    built.reserve_exact(n * hw);
-                }
-                dy.prefetch(ch);
-                for (b, q) in planes_of(xd, c, hw, ch).enumerate() {
-                    dy.prefetch((b + 1) * c + ch);
-                    let p = dy.plane(b * c + ch, b, hw, &mut built);
-                    let (a, b) = k.grad_sums(p, q, relu, mu_c);
-                    db += a;
-                    dxm += b;
-                }
-                if matches!(dy, Dy::Pooled { .. }) {
-                    // SAFETY: the loop above built all `n` planes of `hw` elements, slot `b`
-                    // for plane `b` (`planes_of` yields `n` of them), within the capacity
-                    // reserved.
-                    unsafe { built.set_len(n * hw) };
-                }
-                let dg = dxm * invstd;
-                // dx = a·dy + bx·(x − μ) + c0 with a = γ·invstd, bx = −a·invstd·dγ/M,
-                // c0 = −a·dβ/M
-                let a = g[ch].to_f64() * invstd;
-                let bx = -a * invstd * dg / m;
-                let c0 = -a * db / m;
-                let coef = [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)];
+                let first = first_pass(k, x, beta, gamma, [mean, var], eps, &dy, ch);
                 for (b, (o, q)) in out.into_iter().zip(planes_of(xd, c, hw, ch)).enumerate() {
-                    let p = dy.built(b * c + ch, b, hw, &built);
-                    k.grad_out(o, p, q, relu, coef);
+                    let p = dy.built(b * c + ch, b, hw, &first.built);
+                    k.grad_out(o, p, q, first.relu, first.coef);
                 }
-                (E::from_f64(dg), E::from_f64(db))
+                (first.dg, first.db)
             })
             .collect::<Vec<(E, E)>>()
     });
@@ -823,6 +787,164 @@ fn bn_backward<E: Element>(
     (
         Tensor::from_parts(dx, x.shape().to_vec()),
         Tensor::from_parts(dgamma, vec![c]),
+        Tensor::from_parts(dbeta, vec![c]),
+    )
+}
+
+/// What one channel's first backward pass gives the second: `dγ`, `dβ`, the coefficients
+/// of `dx = a·dy + bx·(x − μ) + c0` (`[μ, a, bx, c0]`), the forward pass's ReLU
+/// coefficients if it had one, and a pooled gradient's planes rebuilt at full size.
+struct FirstPass<E> {
+    dg: E,
+    db: E,
+    relu: Option<[E; 2]>,
+    coef: [E; 4],
+    built: Vec<E>,
+}
+
+/// Channel `ch`'s first backward pass: `Σ dy` and `Σ dy·(x − μ)` over its planes (a pooled
+/// gradient's planes rebuilt on the way, into [`FirstPass::built`], which stays in cache
+/// for the second pass).
+#[allow(clippy::too_many_arguments)]
+fn first_pass<E: Element>(
+    k: Kernels,
+    x: &Tensor<E>,
+    beta: Option<&Tensor<E>>,
+    gamma: &Tensor<E>,
+    [mean, var]: [&Tensor<E>; 2],
+    eps: E,
+    dy: &Dy<'_, E>,
+    ch: usize,
+) -> FirstPass<E> {
+    let (n, c, hw) = dims(x.shape());
+    let m = (n * hw).max(1) as f64;
+    let (xd, mu, g) = (x.data(), mean.data(), gamma.data());
+    let mu_c = mu[ch];
+    let vc = var.data()[ch];
+    // the forward pass's [a, t], to recompute its ReLU's mask
+    let relu = beta.map(|b| {
+        let [_, a, t] = affine_coefs(mu_c, vc, g[ch], b.data()[ch], eps);
+        [a, t]
+    });
+    let invstd = 1.0 / (vc.to_f64() + eps.to_f64()).sqrt();
+    let (mut db, mut dxm) = (0.0f64, 0.0f64);
+    // a pooled gradient's planes, built once at full size (a channel's `N·H·W`
+    // elements, which stay in cache between the passes) and read by both
+    let mut built = Vec::new();
+    if matches!(dy, Dy::Pooled { .. }) {
+        built.reserve_exact(n * hw);
+    }
+    dy.prefetch(ch);
+    for (b, q) in planes_of(xd, c, hw, ch).enumerate() {
+        dy.prefetch((b + 1) * c + ch);
+        let p = dy.plane(b * c + ch, b, hw, &mut built);
+        let (a, b) = k.grad_sums(p, q, relu, mu_c);
+        db += a;
+        dxm += b;
+    }
+    if matches!(dy, Dy::Pooled { .. }) {
+        // SAFETY: the loop above built all `n` planes of `hw` elements, slot `b`
+        // for plane `b` (`planes_of` yields `n` of them), within the capacity
+        // reserved.
+        unsafe { built.set_len(n * hw) };
+    }
+    let dg = dxm * invstd;
+    // dx = a·dy + bx·(x − μ) + c0 with a = γ·invstd, bx = −a·invstd·dγ/M,
+    // c0 = −a·dβ/M
+    let a = g[ch].to_f64() * invstd;
+    let bx = -a * invstd * dg / m;
+    let c0 = -a * db / m;
+    FirstPass {
+        dg: E::from_f64(dg),
+        db: E::from_f64(db),
+        relu,
+        coef: [mu_c, E::from_f64(a), E::from_f64(bx), E::from_f64(c0)],
+        built,
+    }
+}
+
+/// Backward of [`batch_norm_relu_max_pool_forward`] applied to the output of a convolution
+/// (`y = conv2d(x, w, b)`, then batch norm, ReLU and max pooling) whose input `x` needs no
+/// gradient, as a network's first layer's does: `(dw, db, dγ, dβ)` (`db` when `want_bias`)
+/// from the convolution's input `x`, its weight's shape and parameters, and what
+/// [`batch_norm_relu_max_pool_backward`] takes (`y` is its `x`). The convolution's output
+/// gradient is never written out: each of its planes is made in a buffer that stays in
+/// cache and goes at once into its channel's weight gradient ([`ChannelWeightGrad`]), where
+/// the two backward passes one after the other write `N·O·HO·WO` elements and read them
+/// back. The values are those two passes' (to the bit where the convolution runs on the
+/// direct kernel, see [`ChannelWeightGrad`]).
+///
+/// # Panics
+/// If the shapes do not fit each other, or the convolution has more than one group.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_batch_norm_relu_max_pool_backward<E: Element>(
+    (x, w_shape, cp, want_bias): (&Tensor<E>, &[usize], Conv2dParams, bool),
+    y: &Tensor<E>,
+    gamma: &Tensor<E>,
+    beta: &Tensor<E>,
+    [mean, var]: [&Tensor<E>; 2],
+    eps: E,
+    p: Pool2dParams,
+    dy: &Tensor<E>,
+    idx: &[u32],
+) -> (Tensor<E>, Option<Tensor<E>>, Tensor<E>, Tensor<E>) {
+    let conv = ChannelWeightGrad::new(x, w_shape, cp).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        y.shape(),
+        conv.output_shape(),
+        "conv2d + batch norm + max pool backward: the convolution's output"
+    );
+    let (h, w, ho, wo) = pooled_grad_geom("batch norm + max pool backward", y.shape(), p, dy, idx);
+    let dy = Dy::Pooled {
+        g: dy.data(),
+        idx,
+        p,
+        geom: (h, w, ho, wo),
+    };
+    let (_, c, hw) = dims(y.shape());
+    let (yd, per) = (y.data(), conv.per_channel());
+    let k = Kernels::for_type::<E>();
+    let by_channel: Vec<(E, E, Vec<E>, E)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let first = first_pass(k, y, Some(beta), gamma, [mean, var], eps, &dy, ch);
+            let mut acc = vec![E::ZERO; per];
+            let mut bias = E::ZERO;
+            // one plane of the convolution's output gradient at a time
+            let mut plane: Vec<E> = Vec::with_capacity(hw);
+            for (b, q) in planes_of(yd, c, hw, ch).enumerate() {
+                let d = dy.built(b * c + ch, b, hw, &first.built);
+                k.grad_out(
+                    &mut plane.spare_capacity_mut()[..hw],
+                    d,
+                    q,
+                    first.relu,
+                    first.coef,
+                );
+                // SAFETY: `grad_out` wrote all `hw` elements.
+                unsafe { plane.set_len(hw) };
+                conv.add(b, &plane, &mut acc);
+                if want_bias {
+                    bias += ChannelWeightGrad::<E>::bias_sum(&plane);
+                }
+                // SAFETY: shortening; the elements are plain values.
+                unsafe { plane.set_len(0) };
+            }
+            (first.dg, first.db, acc, bias)
+        })
+        .collect();
+    let mut dw = Vec::with_capacity(c * per);
+    let (mut dg, mut dbeta, mut dbias) = (Vec::with_capacity(c), Vec::with_capacity(c), Vec::new());
+    for (g, b, acc, bias) in by_channel {
+        dg.push(g);
+        dbeta.push(b);
+        dw.extend_from_slice(&acc);
+        dbias.push(bias);
+    }
+    (
+        Tensor::from_parts(dw, w_shape.to_vec()),
+        want_bias.then(|| Tensor::from_parts(dbias, vec![c])),
+        Tensor::from_parts(dg, vec![c]),
         Tensor::from_parts(dbeta, vec![c]),
     )
 }
@@ -976,6 +1098,131 @@ mod tests {
     fn batch_norm_relu_and_max_pool_fused_are_the_three_ops_in_a_row() {
         fused_pool_matches::<f64>(3);
         fused_pool_matches::<f32>(4);
+    }
+
+    /// The first layer's fused backward pass (convolution → batch norm → ReLU → max pool,
+    /// the input needing no gradient) against batch norm's backward pass and then the
+    /// convolution's: the same `dγ`, `dβ` and bias gradient to the bit (the same sums in the
+    /// same order), the weight gradient up to rounding (summed in another order); `tol` is
+    /// relative to the largest weight gradient.
+    fn fused_first_layer_matches<E: Element>(seed: u64, tol: f64) {
+        use crate::{conv2d_backward, conv2d_forward};
+        let mut rng = Rng::seed(seed);
+        let pad = |p: usize| Conv2dParams {
+            padding: (p, p),
+            ..Default::default()
+        };
+        let strided = Conv2dParams {
+            stride: (2, 1),
+            padding: (1, 2),
+            ..Default::default()
+        };
+        // the plane kernel's shapes (one channel, "same" padding: 3×3 on 28 columns, 5×5,
+        // planes shorter than a vector), then the portable loop's (no padding, strides,
+        // two input channels)
+        for (x_shape, w_shape, cp) in [
+            ([4, 1, 28, 28], [5, 1, 3, 3], pad(1)),
+            ([3, 1, 12, 12], [3, 1, 5, 5], pad(2)),
+            ([5, 1, 3, 6], [2, 1, 3, 3], pad(1)),
+            ([3, 1, 9, 9], [3, 1, 3, 3], pad(0)),
+            ([2, 1, 10, 9], [4, 1, 3, 2], strided),
+            ([3, 2, 8, 8], [3, 2, 3, 3], pad(1)),
+        ] {
+            let x = Tensor::<E>::rand_normal(&x_shape, 0.0, 1.0, &mut rng);
+            let w = Tensor::<E>::rand_normal(&w_shape, 0.0, 0.5, &mut rng);
+            let bias = Tensor::<E>::rand_normal(&[w_shape[0]], 0.0, 0.5, &mut rng);
+            let c = w_shape[0];
+            let g = Tensor::<E>::rand_normal(&[c], 1.0, 0.5, &mut rng);
+            let b = Tensor::<E>::rand_normal(&[c], 0.0, 0.5, &mut rng);
+            let (eps, p) = (E::from_f64(1e-5), Pool2dParams::square(2));
+            let y = conv2d_forward(&x, &w, Some(&bias), cp);
+            let (out, idx, mean, var) =
+                batch_norm_relu_max_pool_forward(&y, &g, &b, eps, p).unwrap();
+            let dy = Tensor::<E>::rand_normal(out.shape(), 0.0, 1.0, &mut rng);
+            let (dconv, dg, db) =
+                batch_norm_relu_max_pool_backward(&y, &g, &b, [&mean, &var], eps, p, &dy, &idx);
+            let (_, dw, dbias) = conv2d_backward(&x, &w, &dconv, cp, (false, true, true));
+            let (dw, dbias) = (dw.unwrap(), dbias.unwrap());
+            for want_bias in [true, false] {
+                let got = conv2d_batch_norm_relu_max_pool_backward(
+                    (&x, &w_shape, cp, want_bias),
+                    &y,
+                    &g,
+                    &b,
+                    [&mean, &var],
+                    eps,
+                    p,
+                    &dy,
+                    &idx,
+                );
+                let at = format!("{x_shape:?} {w_shape:?}");
+                assert_eq!(got.0.shape(), &w_shape[..], "{at}");
+                let scale = dw
+                    .to_vec()
+                    .iter()
+                    .map(|v| v.to_f64().abs())
+                    .fold(0.0, f64::max);
+                assert!(scale > 0.0, "{at}");
+                for (a, b) in got.0.to_vec().iter().zip(dw.to_vec()) {
+                    assert!(
+                        (a.to_f64() - b.to_f64()).abs() <= tol * scale,
+                        "{at} dw {a} {b}"
+                    );
+                }
+                match &got.1 {
+                    Some(d) => assert_eq!(d.to_vec(), dbias.to_vec(), "{at} bias"),
+                    None => assert!(!want_bias),
+                }
+                assert_eq!(got.2.to_vec(), dg.to_vec(), "{at} dγ");
+                assert_eq!(got.3.to_vec(), db.to_vec(), "{at} dβ");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_layers_fused_backward_is_batch_norms_then_the_convolutions() {
+        fused_first_layer_matches::<f64>(21, 1e-12);
+        fused_first_layer_matches::<f32>(22, 1e-5);
+    }
+
+    #[test]
+    fn the_weight_gradient_by_channel_takes_one_group() {
+        let x = Tensor::<f64>::zeros(&[1, 2, 4, 4]);
+        let groups = Conv2dParams {
+            groups: 2,
+            ..Default::default()
+        };
+        let e = ChannelWeightGrad::new(&x, &[4, 1, 3, 3], groups)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("one group, not 2"), "{e}");
+        let e = ChannelWeightGrad::new(&x, &[4, 3, 3, 3], Conv2dParams::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("conv2d"), "{e}");
+    }
+
+    #[test]
+    #[should_panic(expected = "the convolution's output")]
+    fn the_first_layers_fused_backward_refuses_an_output_that_is_not_the_convolutions() {
+        let x = Tensor::<f64>::zeros(&[2, 1, 4, 4]);
+        // a 3×3 kernel without padding makes 2×2 planes, not 4×4
+        let y = Tensor::<f64>::zeros(&[2, 3, 4, 4]);
+        let (g, b) = (Tensor::ones(&[3]), Tensor::zeros(&[3]));
+        let (mean, var) = (Tensor::zeros(&[3]), Tensor::ones(&[3]));
+        let p = Pool2dParams::square(2);
+        let dy = Tensor::zeros(&[2, 3, 2, 2]);
+        conv2d_batch_norm_relu_max_pool_backward(
+            (&x, &[3, 1, 3, 3], Conv2dParams::default(), false),
+            &y,
+            &g,
+            &b,
+            [&mean, &var],
+            0.0,
+            p,
+            &dy,
+            &[0; 24],
+        );
     }
 
     #[test]
