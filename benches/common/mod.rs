@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use backprop::autograd::Var;
-use backprop::nn::{loss, Linear, Mode, Module, Sequential};
+use backprop::nn::{loss, Activation, BatchNorm, Linear, MaxPool2d, Mode, Module, Sequential};
 use backprop::tensor::ops::conv::runs_direct;
 use backprop::tensor::ops::sparse;
 use backprop::tensor::{conv2d_output_shape, profile, Rng, Tensor};
@@ -39,6 +39,7 @@ pub fn gemm_once(s: Shape, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Paral
         add: false,
         sparse: false,
         direct: false,
+        fused: false,
     };
     p.run(a, b, c, par);
 }
@@ -66,6 +67,11 @@ pub struct Product {
     /// convolution (`crates/tensor/src/ops/conv.rs`, `runs_direct`), without unfolding the
     /// images; the raw step runs it as the GEMM of the unfolded images.
     pub direct: bool,
+    /// The library computes this weight gradient inside the backward pass of the batch
+    /// norm after the convolution (a first layer followed by batch norm, ReLU and max
+    /// pooling: `crates/nn/src/fuse.rs`, `conv_bn_relu_pool`), plane by plane on its plane
+    /// kernel; the raw step runs it as the GEMM of the unfolded images.
+    pub fused: bool,
 }
 
 impl Product {
@@ -79,6 +85,7 @@ impl Product {
             add: false,
             sparse: false,
             direct: false,
+            fused: false,
         }
     }
 
@@ -245,6 +252,8 @@ impl StepProducts {
                         if p.tb { " bᵀ" } else { "" },
                         if p.sparse {
                             " (library: sparse kernel)"
+                        } else if p.fused {
+                            " (library: plane kernel inside batch norm's backward pass)"
                         } else if p.direct {
                             " (library: direct kernel)"
                         } else if p.routed() {
@@ -307,11 +316,26 @@ impl Setup {
     pub fn products(&self) -> StepProducts {
         let (mut fwd, mut bwd, mut notes) = (Vec::new(), Vec::new(), Vec::new());
         let mut h = Var::constant(self.x.clone());
-        for (name, layer) in self.model.layers() {
+        let layers: Vec<_> = self.model.layers().collect();
+        for (i, &(name, layer)) in layers.iter().enumerate() {
             let input = h.value();
             if let Some(conv) = layer.as_conv2d() {
-                let (f, b) =
-                    conv_phases(name, &input, &conv.weight.value(), conv, h.requires_grad());
+                // the library's rule for a first layer (`crates/nn/src/fuse.rs`): one input
+                // channel that needs no gradient, then batch norm, ReLU and max pooling
+                let next = |k: usize| layers.get(i + k).and_then(|l| l.1.as_any());
+                let fused = !h.requires_grad()
+                    && input.shape()[1] == 1
+                    && conv.params.groups == 1
+                    && next(1).is_some_and(|l| l.is::<BatchNorm<f32>>())
+                    && layers.get(i + 2).and_then(|l| l.1.activation()) == Some(Activation::Relu)
+                    && next(3).is_some_and(|l| l.is::<MaxPool2d>());
+                let (f, b) = conv_phases(
+                    name,
+                    &input,
+                    &conv.weight.value(),
+                    conv,
+                    (h.requires_grad(), fused),
+                );
                 fwd.push(f);
                 bwd.extend(b);
             } else if let Some(lin) = layer.as_any().and_then(|a| a.downcast_ref::<Linear<f32>>()) {
@@ -334,7 +358,7 @@ fn conv_phases(
     x: &Tensor<f32>,
     w: &Tensor<f32>,
     conv: &backprop::nn::Conv2d<f32>,
-    input_needs_grad: bool,
+    (input_needs_grad, fused): (bool, bool),
 ) -> (Phase, Option<Phase>) {
     let p = conv.params;
     let (xs, ws) = (x.shape(), w.shape());
@@ -380,6 +404,7 @@ fn conv_phases(
                 let dw = Product {
                     tb: true,
                     direct,
+                    fused,
                     ..Product::plain(ckkg, og, nb * pp)
                 };
                 t.extend(vec![dw; p.groups]);
