@@ -803,6 +803,22 @@ mod simd {
                 && acc.len() == taps,
             "conv2d: plane gradient lengths"
         );
+        let all = [(0, runs)];
+        if g.kh == 3 && g.kw == 3 {
+            // runs all of whose positions read three rows inside the plane: positions
+            // `PH·W ≤ p < (H − 3 + PH + 1)·W`, whole runs of sixteen
+            let lo = (g.p.padding.0 * g.w).div_ceil(16);
+            let hi = ((g.h + g.p.padding.0).saturating_sub(2) * g.w / 16).min(n / 16);
+            if lo < hi {
+                // SAFETY: AVX-512F was detected and the lengths checked above; the runs
+                // `lo..hi` are whole and their rows inside (see `plane_grad_3x3`).
+                let inner = unsafe { plane_grad_3x3(g, masks, img, dy, (lo, hi)) };
+                let rest = [(0, lo), (hi, runs)];
+                // SAFETY: as below, with the other runs.
+                unsafe { plane_grad_block::<9>(g, masks, img, dy, acc, 0, (inner, &rest)) };
+                return;
+            }
+        }
         let mut t0 = 0;
         while t0 < taps {
             let tb = (taps - t0).min(DIRECT_TAPS);
@@ -810,24 +826,69 @@ mod simd {
             // SAFETY: AVX-512F was detected and the lengths checked above (see
             // `plane_grad_block`).
             unsafe {
+                let z = _mm512_setzero_ps();
                 match tb {
-                    9 => plane_grad_block::<9>(g, masks, img, dy, acc, t0),
-                    8 => plane_grad_block::<8>(g, masks, img, dy, acc, t0),
-                    7 => plane_grad_block::<7>(g, masks, img, dy, acc, t0),
-                    6 => plane_grad_block::<6>(g, masks, img, dy, acc, t0),
-                    5 => plane_grad_block::<5>(g, masks, img, dy, acc, t0),
-                    4 => plane_grad_block::<4>(g, masks, img, dy, acc, t0),
-                    3 => plane_grad_block::<3>(g, masks, img, dy, acc, t0),
-                    2 => plane_grad_block::<2>(g, masks, img, dy, acc, t0),
-                    _ => plane_grad_block::<1>(g, masks, img, dy, acc, t0),
+                    9 => plane_grad_block::<9>(g, masks, img, dy, acc, t0, ([z; 9], &all)),
+                    8 => plane_grad_block::<8>(g, masks, img, dy, acc, t0, ([z; 8], &all)),
+                    7 => plane_grad_block::<7>(g, masks, img, dy, acc, t0, ([z; 7], &all)),
+                    6 => plane_grad_block::<6>(g, masks, img, dy, acc, t0, ([z; 6], &all)),
+                    5 => plane_grad_block::<5>(g, masks, img, dy, acc, t0, ([z; 5], &all)),
+                    4 => plane_grad_block::<4>(g, masks, img, dy, acc, t0, ([z; 4], &all)),
+                    3 => plane_grad_block::<3>(g, masks, img, dy, acc, t0, ([z; 3], &all)),
+                    2 => plane_grad_block::<2>(g, masks, img, dy, acc, t0, ([z; 2], &all)),
+                    _ => plane_grad_block::<1>(g, masks, img, dy, acc, t0, ([z; 1], &all)),
                 }
             }
             t0 += tb;
         }
     }
 
+    /// The per-tap sums of [`plane_weight_grad_f32`] over the runs `v0..v1` for a 3×3 kernel,
+    /// where every position's three input rows lie inside the plane: a tap's lanes then
+    /// depend on its column alone (the masks of the middle row's taps, three per run rather
+    /// than nine), and the three input rows are read through three pointers, each tap at a
+    /// fixed displacement, where the general block kept nine pointers and nine masks per run
+    /// and ran out of registers (it took about four times the multiply-adds' time).
+    ///
+    /// # Safety
+    /// As [`plane_grad_block`], with `KH = KW = 3`, `v1 ≤ HO·WO/16` (whole runs) and every
+    /// position `p` of the runs in `PH·W ≤ p < (H − 2 + PH)·W`, so that its input rows
+    /// `p/W + i − PH` (`i < 3`) lie in `0..H`: the middle row's masks then hold exactly the
+    /// lanes whose column is inside, for every row of taps.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn plane_grad_3x3(
+        g: &Geom,
+        masks: &[u16],
+        img: &[f32],
+        dy: &[f32],
+        (v0, v1): (usize, usize),
+    ) -> [__m512; 9] {
+        let (ph, pw) = g.p.padding;
+        let (w, runs) = (g.w, g.positions().div_ceil(16));
+        let mut sum = [_mm512_setzero_ps(); 9];
+        // the masks of taps (1, 0), (1, 1) and (1, 2)
+        let mid = masks.as_ptr().add(3 * runs);
+        for v in v0..v1 {
+            let d = _mm512_loadu_ps(dy.as_ptr().add(16 * v));
+            let m = [*mid.add(v), *mid.add(runs + v), *mid.add(2 * runs + v)];
+            for i in 0..3 {
+                // position p of row of taps i reads input p + (i − PH)·W + j − PW
+                let row = img
+                    .as_ptr()
+                    .wrapping_add(16 * v + i * w)
+                    .wrapping_sub(ph * w + pw);
+                for (j, &m) in m.iter().enumerate() {
+                    let x = _mm512_maskz_loadu_ps(m, row.wrapping_add(j));
+                    sum[i * 3 + j] = _mm512_fmadd_ps(d, x, sum[i * 3 + j]);
+                }
+            }
+        }
+        sum
+    }
+
     /// Taps `t0..t0 + TB` (`TB = acc.len()`, at most [`DIRECT_TAPS`]) of
-    /// [`plane_weight_grad_f32`]: a constant count, so that the accumulators stay in
+    /// [`plane_weight_grad_f32`] over the runs of `ranges` (within `0..⌈HO·WO/16⌉`), their
+    /// sums starting from `sum`: a constant count, so that the accumulators stay in
     /// registers (with a count known only at run time they went through memory).
     ///
     /// # Safety
@@ -845,19 +906,18 @@ mod simd {
         dy: &[f32],
         acc: &mut [f32],
         t0: usize,
+        (mut sum, ranges): ([__m512; TB], &[(usize, usize)]),
     ) {
         let (ph, pw) = g.p.padding;
         let n = g.positions();
         let runs = n.div_ceil(16);
-        let zero = _mm512_setzero_ps();
-        let mut sum = [zero; TB];
         let mut src = [img.as_ptr(); TB];
         for (k, s) in src.iter_mut().enumerate() {
             let (i, j) = ((t0 + k) / g.kw, (t0 + k) % g.kw);
             let off = (i * g.w + j) as isize - (ph * g.w + pw) as isize;
             *s = img.as_ptr().wrapping_offset(off);
         }
-        for v in 0..runs {
+        for v in ranges.iter().flat_map(|&(a, b)| a..b) {
             let d = _mm512_maskz_loadu_ps(lanes(0, (n - 16 * v).min(16)), dy.as_ptr().add(16 * v));
             for (k, (s, p)) in sum.iter_mut().zip(&src).enumerate() {
                 let m = *masks.get_unchecked((t0 + k) * runs + v);

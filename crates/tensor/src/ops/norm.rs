@@ -1117,11 +1117,17 @@ mod tests {
             padding: (1, 2),
             ..Default::default()
         };
-        // the plane kernel's shapes (one channel, "same" padding: 3×3 on 28 columns, 5×5,
-        // planes shorter than a vector), then the portable loop's (no padding, strides,
-        // two input channels)
+        let rows_cols = |ph: usize, pw: usize| Conv2dParams {
+            padding: (ph, pw),
+            ..Default::default()
+        };
+        // the plane kernel's shapes (one channel, as wide out as in: 3×3 on 28 columns,
+        // rows padded by none or two, 5×5, planes shorter than a vector), then the portable
+        // loop's (no padding, strides, two input channels)
         for (x_shape, w_shape, cp) in [
             ([4, 1, 28, 28], [5, 1, 3, 3], pad(1)),
+            ([3, 1, 9, 20], [2, 1, 3, 3], rows_cols(0, 1)),
+            ([2, 1, 6, 19], [2, 1, 3, 3], rows_cols(2, 1)),
             ([3, 1, 12, 12], [3, 1, 5, 5], pad(2)),
             ([5, 1, 3, 6], [2, 1, 3, 3], pad(1)),
             ([3, 1, 9, 9], [3, 1, 3, 3], pad(0)),
