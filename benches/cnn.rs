@@ -6,7 +6,10 @@
 //! of the two sides may fall in different phases of a host whose speed moves).
 //!
 //! The products are derived from the library's own rules by walking the built network on the
-//! step's input (`common::Setup::products`), not written out by hand: each convolution
+//! step's input (`common::Setup::products`), not written out by hand (the library runs
+//! conv1's forward pass on its direct kernel and, batch norm, ReLU and max pooling following
+//! it, its weight gradient inside batch norm's backward pass on the plane kernel; the raw
+//! step makes both as GEMMs of the unfolded images): each convolution
 //! unfolds chunks of images side by side (1 image for conv1's 784 positions, 4 for conv2's
 //! 196, 8 for conv3's 49) and makes one GEMM per chunk for the forward pass
 //! (`[16×9]·[9×784]`, `[32×144]·[144×784]`, `[64×288]·[288×392]`), one for the transposed

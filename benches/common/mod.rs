@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use backprop::autograd::Var;
 use backprop::nn::{loss, Activation, BatchNorm, Linear, MaxPool2d, Mode, Module, Sequential};
-use backprop::tensor::ops::conv::runs_direct;
+use backprop::tensor::ops::conv::{runs_direct, runs_plane_weight_grad};
 use backprop::tensor::ops::sparse;
 use backprop::tensor::{conv2d_output_shape, profile, Rng, Tensor};
 use rayon::prelude::*;
@@ -91,7 +91,7 @@ impl Product {
 
     /// Whether the library hands this product to the GEMM crate.
     pub fn on_gemm(&self) -> bool {
-        !self.sparse && !self.direct
+        !self.sparse && !self.direct && !self.fused
     }
 
     /// Multiply-adds.
@@ -324,8 +324,11 @@ impl Setup {
                 // channel that needs no gradient, then batch norm, ReLU and max pooling
                 let next = |k: usize| layers.get(i + k).and_then(|l| l.1.as_any());
                 let fused = !h.requires_grad()
-                    && input.shape()[1] == 1
-                    && conv.params.groups == 1
+                    && runs_plane_weight_grad::<f32>(
+                        input.shape(),
+                        &conv.weight.shape(),
+                        conv.params,
+                    )
                     && next(1).is_some_and(|l| l.is::<BatchNorm<f32>>())
                     && layers.get(i + 2).and_then(|l| l.1.activation()) == Some(Activation::Relu)
                     && next(3).is_some_and(|l| l.is::<MaxPool2d>());

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use backprop_autograd::{Var, VarId};
 use backprop_tensor::{
-    conv2d_output_shape, pool2d_output_shape, try_conv2d_forward_relu,
+    conv2d_output_shape, pool2d_output_shape, runs_plane_weight_grad, try_conv2d_forward_relu,
     try_conv2d_forward_relu_maxpool, Element, Tensor,
 };
 
@@ -56,9 +56,11 @@ pub(crate) fn conv_bn<E: Element>(
 /// If `layers` starts with a convolution, a batch norm, a ReLU and a max pooling, and `x`
 /// needs no gradient (a network's first layer, on its data), runs the four in training as
 /// one op ([`BatchNorm::forward_conv_relu_max_pool`]): the output and how many layers it
-/// used (4). Only for one input channel and one group, where the convolution's weight
-/// gradient by output channel costs what the direct kernel's does; anything the layers would
-/// refuse goes through them one by one, which report it as they always have.
+/// used (4). Only where the convolution's weight gradient by output channel runs on its plane
+/// kernel (`backprop_tensor::runs_plane_weight_grad`: one input channel, unit steps, as
+/// wide out as in, `f32` on AVX-512F); elsewhere its plain loop would cost more than the
+/// layers' own kernels, and anything the layers would refuse goes through them one by one,
+/// which report it as they always have.
 pub(crate) fn conv_bn_relu_pool<E: Element>(
     layers: &[(String, Box<dyn Module<E>>)],
     x: &Var<E>,
@@ -76,8 +78,7 @@ pub(crate) fn conv_bn_relu_pool<E: Element>(
     let shape = x.shape();
     let out = conv2d_output_shape(&shape, &conv.weight.shape(), conv.params).ok()?;
     let fits = shape.len() == 4
-        && shape[1] == 1
-        && conv.params.groups == 1
+        && runs_plane_weight_grad::<E>(&shape, &conv.weight.shape(), conv.params)
         && bn.takes_images()
         && out[1] == bn.weight.shape()[0]
         && pool2d_output_shape(&out, pool.0).is_ok();
@@ -491,13 +492,33 @@ mod tests {
         let x = Tensor::<E>::rand_normal(&[5, 1, 28, 28], 0.0, 1.0, &mut rng);
         for bias in [false, true] {
             let net = first_layer::<E>(bias, &mut rng);
-            let r0 = net.buffers()[0].1.value().to_vec();
+            // the running mean and variance
+            let stats = || -> Vec<Vec<E>> {
+                net.buffers()
+                    .iter()
+                    .take(2)
+                    .map(|b| b.1.value().to_vec())
+                    .collect()
+            };
+            let r0 = stats();
             let (y1, g1, op1) = first_layer_step(&net, &x, false, false);
-            let r1 = net.buffers()[0].1.value().to_vec();
+            let r1 = stats();
             let (y2, g2, op2) = first_layer_step(&net, &x, true, false);
-            let r2 = net.buffers()[0].1.value().to_vec();
+            let r2 = stats();
             assert_eq!(op1, Some("max_pool2d"));
-            assert_eq!(op2, Some("conv2d_batch_norm_relu_max_pool"));
+            // fused where the weight gradient by channel runs on its plane kernel (`f32` on
+            // AVX-512F), else batch norm, ReLU and max pooling as one op after the convolution
+            let fuses = runs_plane_weight_grad::<E>(
+                &x.shape(),
+                &[4, 1, 3, 3],
+                net.layers[0].1.as_conv2d().unwrap().params,
+            );
+            let want = if fuses {
+                "conv2d_batch_norm_relu_max_pool"
+            } else {
+                "batch_norm_relu_max_pool"
+            };
+            assert_eq!(op2, Some(want));
             // the forward pass is the same arithmetic; the weight's gradient is summed in
             // another order
             assert_eq!(y1, y2, "bias {bias}");
@@ -508,11 +529,15 @@ mod tests {
                     assert!((p.to_f64() - q.to_f64()).abs() <= tol * scale, "{p} {q}");
                 }
             }
-            // the running mean moved by the same batch mean m both times (momentum 0.1):
-            // r1 = 0.9·r0 + 0.1·m and r2 = 0.9·r1 + 0.1·m, so r2 = 1.9·r1 − 0.9·r0
-            for ((a, b), c) in r2.iter().zip(&r1).zip(&r0) {
-                let want = 1.9 * b.to_f64() - 0.9 * c.to_f64();
-                assert!((a.to_f64() - want).abs() < 1e-5 && b != c, "{a} {b} {c}");
+            // the running mean and variance moved by the same batch statistic m both times
+            // (momentum 0.1): r1 = 0.9·r0 + 0.1·m and r2 = 0.9·r1 + 0.1·m, so
+            // r2 = 1.9·r1 − 0.9·r0
+            assert_eq!(r0.len(), 2);
+            for ((r2, r1), r0) in r2.iter().zip(&r1).zip(&r0) {
+                for ((a, b), c) in r2.iter().zip(r1).zip(r0) {
+                    let want = 1.9 * b.to_f64() - 0.9 * c.to_f64();
+                    assert!((a.to_f64() - want).abs() < 1e-5 && b != c, "{a} {b} {c}");
+                }
             }
             // an input that needs its gradient runs the layers as two ops, with the same
             // values
@@ -520,6 +545,12 @@ mod tests {
             assert_eq!(op3, Some("batch_norm_relu_max_pool"));
             assert_eq!(y3, y1);
             assert_eq!(g3.len(), g1.len());
+            for (a, b) in g1.iter().zip(&g3) {
+                let scale = a.iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+                for (p, q) in a.iter().zip(b) {
+                    assert!((p.to_f64() - q.to_f64()).abs() <= tol * scale, "{p} {q}");
+                }
+            }
         }
     }
 
@@ -528,17 +559,41 @@ mod tests {
         first_layer_fused_matches::<f64>(31, 1e-12);
         first_layer_fused_matches::<f32>(32, 1e-5);
         let mut rng = Rng::seed(33);
-        let net = first_layer::<f64>(false, &mut rng);
+        let net = first_layer::<f32>(false, &mut rng);
         let data = Var::constant(Tensor::zeros(&[1, 1, 4, 4]));
-        let (_, used) = conv_bn_relu_pool(&net.layers, &data, Mode::Train).expect("fused");
-        assert_eq!(used, 4);
-        // not in evaluation, not for an input that needs its gradient, not for two input
-        // channels, nor for a pooling window the convolution's output does not fit
+        let pad = net.layers[0].1.as_conv2d().unwrap().params;
+        if runs_plane_weight_grad::<f32>(&[1, 1, 4, 4], &[4, 1, 3, 3], pad) {
+            let (_, used) = conv_bn_relu_pool(&net.layers, &data, Mode::Train).expect("fused");
+            assert_eq!(used, 4);
+        }
+        // never in f64 (the plain loop), in evaluation, for an input that needs its
+        // gradient, for two input channels, nor for a pooling window the convolution's
+        // output does not fit
+        let net64 = first_layer::<f64>(false, &mut rng);
+        let data64 = Var::constant(Tensor::<f64>::zeros(&[1, 1, 4, 4]));
+        assert!(conv_bn_relu_pool(&net64.layers, &data64, Mode::Train).is_none());
         assert!(conv_bn_relu_pool(&net.layers, &data, Mode::Eval).is_none());
         let param = Var::parameter(Tensor::zeros(&[1, 1, 4, 4]));
         assert!(conv_bn_relu_pool(&net.layers, &param, Mode::Train).is_none());
+        let two_in = Sequential::<f32>::new()
+            .add(
+                "conv1",
+                Conv2d::<f32>::with_groups(
+                    2,
+                    4,
+                    (3, 3),
+                    1,
+                    crate::Init::HeUniform,
+                    false,
+                    &mut rng,
+                )
+                .padding(1, 1),
+            )
+            .add("bn1", BatchNorm::<f32>::for_images(4))
+            .add("relu1", Activation::Relu)
+            .add("pool1", MaxPool2d::new(2));
         let two = Var::constant(Tensor::zeros(&[1, 2, 4, 4]));
-        assert!(conv_bn_relu_pool(&net.layers, &two, Mode::Train).is_none());
+        assert!(conv_bn_relu_pool(&two_in.layers, &two, Mode::Train).is_none());
         let tiny = Var::constant(Tensor::zeros(&[1, 1, 1, 1]));
         assert!(conv_bn_relu_pool(&net.layers, &tiny, Mode::Train).is_none());
         assert!(conv_bn_relu_pool(&net.layers[..3], &data, Mode::Train).is_none());

@@ -37,7 +37,7 @@ pub use element::Element;
 pub use error::{Result, TensorError};
 pub use ops::conv::{
     conv2d_backward, conv2d_backward_unfolded, conv2d_direct, conv2d_forward, conv2d_output_shape,
-    try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu,
+    runs_plane_weight_grad, try_conv2d_forward, try_conv2d_forward_keep, try_conv2d_forward_relu,
     try_conv2d_forward_relu_maxpool, ChannelWeightGrad, Conv2dParams, Unfolded,
 };
 pub use ops::matmul::{

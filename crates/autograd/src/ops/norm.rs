@@ -129,8 +129,9 @@ impl<E: Element> Var<E> {
     /// convolution's output gradient in cache and adds it straight into the weight's
     /// gradient, instead of writing the whole gradient out for the convolution to read back
     /// (`backprop_tensor::conv2d_batch_norm_relu_max_pool_backward`). The same values as the
-    /// two ops in a row, which is what an input that needs its gradient (or a convolution of
-    /// several groups) gets. Returns the pooled output and the batch mean and biased
+    /// two ops in a row (the weight's gradient up to rounding: it is summed in another
+    /// order), which is what an input that needs its gradient (or a convolution of several
+    /// groups) gets. Returns the pooled output and the batch mean and biased
     /// variance.
     ///
     /// ```

@@ -22,7 +22,10 @@
 //! A convolution of one input channel with unit steps and output rows of at most 32 (a
 //! first layer on grey images) does not unfold at all on CPUs with AVX-512F, in `f32`: its
 //! forward pass and weight gradient run on direct kernels that read each tap's shifted row
-//! from the image (see `direct_applies`). One image of several input channels on a "same"
+//! from the image (see `direct_applies`); in training, when batch norm, ReLU and max pooling
+//! follow it on a "same" padding, its weight gradient runs instead inside batch norm's
+//! backward pass, plane by plane (see `ChannelWeightGrad`). One image of several input
+//! channels on a "same"
 //! convolution of small planes (the `cnn` preset's second and third layers) does not unfold
 //! either: a direct kernel reads each tap's shifted plane (see `plane_direct`). One image
 //! inside [`team::scope`] splits its products with the partner thread: by bands of output
@@ -1434,6 +1437,14 @@ pub fn runs_direct<E: Element>(x: &[usize], w: &[usize], p: Conv2dParams) -> boo
     Geom::new(x, w, p).is_ok_and(|g| direct_applies::<E>(&g))
 }
 
+/// Whether [`ChannelWeightGrad`] runs on its plane kernel for a convolution of input shape
+/// `x` and weight shape `w` with `p` (one input channel, unit steps, as wide out as in, `f32`
+/// on AVX-512F), rather than its plain loop: where fusing a first layer's weight gradient
+/// into batch norm's backward pass pays. False for shapes that do not fit.
+pub fn runs_plane_weight_grad<E: Element>(x: &[usize], w: &[usize], p: Conv2dParams) -> bool {
+    Geom::new(x, w, p).is_ok_and(|g| plane_grad_masks_apply::<E>(&g))
+}
+
 /// The output channels of one image that `w` holds rows of, written to `y` by the direct
 /// kernel (no bias). Only where [`direct_applies`].
 fn direct_forward<E: Element>(g: &Geom, img: &[E], w: &[E], y: &mut [MaybeUninit<E>]) {
@@ -1580,6 +1591,19 @@ fn plane_grad_masks<E: Element>(g: &Geom) -> Option<Vec<u16>> {
     {
         let _ = g;
         None
+    }
+}
+
+/// Whether [`plane_grad_masks`] gives masks for `g` (the plane kernel takes it).
+fn plane_grad_masks_apply<E: Element>(g: &Geom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::plane_grad_applies::<E>(g)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
     }
 }
 

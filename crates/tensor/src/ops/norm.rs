@@ -878,8 +878,8 @@ fn first_pass<E: Element>(
 /// gradient is never written out: each of its planes is made in a buffer that stays in
 /// cache and goes at once into its channel's weight gradient ([`ChannelWeightGrad`]), where
 /// the two backward passes one after the other write `N·O·HO·WO` elements and read them
-/// back. The values are those two passes' (to the bit where the convolution runs on the
-/// direct kernel, see [`ChannelWeightGrad`]).
+/// back. The values are those two passes': `dγ`, `dβ` and the bias's gradient to the bit,
+/// the weight's up to rounding (summed in another order, see [`ChannelWeightGrad`]).
 ///
 /// # Panics
 /// If the shapes do not fit each other, or the convolution has more than one group.
