@@ -236,21 +236,8 @@ mod tests {
         x: &Tensor<f64>,
         fused: bool,
     ) -> (Vec<f64>, Vec<Vec<f64>>) {
-        let x = Var::constant(x.clone());
-        let y = if fused {
-            net.forward(&x, Mode::Train)
-        } else {
-            net.layers
-                .iter()
-                .fold(x, |h, (_, l)| l.forward(&h, Mode::Train))
-        };
-        let grads = y.mul(&y).mean().backward();
-        let g = net
-            .params()
-            .iter()
-            .map(|(_, p)| grads.get(p).expect("a gradient").to_vec())
-            .collect();
-        (y.value().to_vec(), g)
+        let (y, g, _) = first_layer_step(net, x, fused, false);
+        (y, g)
     }
 
     #[test]
@@ -457,8 +444,10 @@ mod tests {
             .add("pool1", MaxPool2d::new(2))
     }
 
-    /// [`train_step`] for any element type, with the input a constant (data) or a
-    /// parameter (needing its gradient); also the output's op.
+    /// A training-mode forward pass of `net` on `x` (fused, or the layers one by one), with
+    /// the input a constant (data) or a parameter (needing its gradient), and the gradient of
+    /// the mean square of its output: the output, each parameter's gradient and the output's
+    /// op.
     fn first_layer_step<E: Element>(
         net: &Sequential<E>,
         x: &Tensor<E>,
