@@ -42,9 +42,26 @@ fn json_of(o: &Output) -> Value {
 
 /// A failed run: non-zero exit, an `error:` line mentioning every `needle`, no panic.
 #[track_caller]
+/// Runs the binary in an empty temporary directory (a run with no `--out` would otherwise
+/// go to `runs/` beside the sources) and checks that it fails with every needle in its
+/// message, does not panic and leaves nothing behind there.
 fn fails_with(args: &[&str], needles: &[&str]) {
-    let o = run(args);
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cwd = tmpdir(&format!("fails-{n}"));
+    let o = bin()
+        .current_dir(&cwd)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let left: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let _ = std::fs::remove_dir_all(&cwd);
     let err = String::from_utf8_lossy(&o.stderr);
+    assert!(left.is_empty(), "{args:?} left {left:?} behind");
     assert!(!o.status.success(), "{args:?} succeeded; stderr: {err}");
     for n in needles {
         assert!(err.contains(n), "{args:?}: stderr lacks {n:?}:\n{err}");

@@ -65,6 +65,14 @@ fn ensure_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directories `dirs` (innermost first) where they are empty: what a run that
+/// did not start had created.
+fn remove_empty(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
 /// Where the run goes without replacing an earlier one: `--resume` and `--overwrite` use
 /// `--out` as it is; an explicit `--out` holding a model is refused; the default directory
 /// (e.g. runs/mnist-mlp) moves on to the first free `-2`, `-3`, ... and says so.
@@ -106,28 +114,34 @@ fn start(a: &TrainArgs, root: bool) -> Result<PreparedRun> {
     set_threads(a.threads)?;
     let mut config = run_config(a)?;
     config.validate().map_err(flag_error)?;
-    let mut created = false;
+    // the directories this run creates (the output directory and any missing parents, e.g.
+    // `runs/`), innermost first
+    let mut created = Vec::new();
     if root {
         fresh_out(&mut config, a)?;
-        created = !config.out_dir().exists();
-        ensure_writable(&config.out_dir())?;
+        let out = config.out_dir();
+        created = out
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        if let Err(e) = ensure_writable(&out) {
+            remove_empty(&created);
+            return Err(e);
+        }
     }
-    let out = config.out_dir();
+    // a run that never started leaves no empty directory behind
+    let remove_created = || remove_empty(&created);
     let run = match config.prepare().map_err(flag_error) {
         Ok(run) => run,
         Err(e) => {
-            // a run that never started leaves no empty directory behind
-            if created {
-                let _ = std::fs::remove_dir(&out);
-            }
+            remove_created();
             return Err(e);
         }
     };
     if let Some(w) = &a.init_from {
         let r = import_state_dict(run.module(), w).map_err(|e| {
-            if created {
-                let _ = std::fs::remove_dir(&out);
-            }
+            remove_created();
             anyhow!("--init-from {e}")
         })?;
         if !a.json && root {
