@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use backprop::autograd::Var;
 use backprop::nn::{loss, Activation, BatchNorm, Linear, MaxPool2d, Mode, Module, Sequential};
-use backprop::tensor::ops::conv::{runs_direct, runs_plane_weight_grad};
+use backprop::tensor::ops::conv::{runs_direct, runs_implicit, runs_plane_weight_grad};
 use backprop::tensor::ops::sparse;
 use backprop::tensor::{conv2d_output_shape, profile, Rng, Tensor};
 use rayon::prelude::*;
@@ -40,6 +40,7 @@ pub fn gemm_once(s: Shape, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Paral
         sparse: false,
         direct: false,
         fused: false,
+        implicit: false,
     };
     p.run(a, b, c, par);
 }
@@ -72,6 +73,12 @@ pub struct Product {
     /// pooling: `crates/nn/src/fuse.rs`, `conv_bn_relu_pool`), plane by plane on its plane
     /// kernel; the raw step runs it as the GEMM of the unfolded images.
     pub fused: bool,
+    /// The library computes this product (a convolution's forward pass over a chunk of
+    /// several images, or its input gradient) with its implicit kernel
+    /// (`crates/tensor/src/ops/conv.rs`, `runs_implicit`), reading the images or `dY` where
+    /// they lie instead of unfolding them; the raw step runs it as the GEMM of the unfolded
+    /// images (the input gradient: `Wᵀ·dY`, as before col2im).
+    pub implicit: bool,
 }
 
 impl Product {
@@ -86,12 +93,13 @@ impl Product {
             sparse: false,
             direct: false,
             fused: false,
+            implicit: false,
         }
     }
 
     /// Whether the library hands this product to the GEMM crate.
     pub fn on_gemm(&self) -> bool {
-        !self.sparse && !self.direct && !self.fused
+        !self.sparse && !self.direct && !self.fused && !self.implicit
     }
 
     /// Multiply-adds.
@@ -256,6 +264,8 @@ impl StepProducts {
                             " (library: plane kernel inside batch norm's backward pass)"
                         } else if p.direct {
                             " (library: direct kernel)"
+                        } else if p.implicit {
+                            " (library: implicit kernel)"
                         } else if p.routed() {
                             " (as its transpose)"
                         } else {
@@ -374,11 +384,15 @@ fn conv_phases(
     let sizes: Vec<usize> = (0..n.div_ceil(cb)).map(|c| cb.min(n - c * cb)).collect();
     // a one-channel convolution's forward pass and weight gradient skip the GEMM crate
     let direct = runs_direct::<f32>(xs, ws, p);
+    // chunks of several images (a forward pass) and the input gradient skip it where the
+    // output is as large as the input
+    let implicit = runs_implicit::<f32>(xs, ws, p);
     let forward = sizes
         .iter()
         .map(|&nb| {
             let y = Product {
                 direct,
+                implicit: implicit && !direct && nb > 1,
                 ..Product::plain(og, nb * pp, ckkg)
             };
             vec![y; p.groups]
@@ -416,6 +430,7 @@ fn conv_phases(
                 // dcol = Wᵀ·dY, W read transposed
                 let dx = Product {
                     ta: true,
+                    implicit,
                     ..Product::plain(ckkg, nb * pp, og)
                 };
                 t.extend(vec![dx; p.groups]);
@@ -705,7 +720,7 @@ pub fn report(
     println!("ratio library/raw (throughput): {:.3}", raw / ours);
     let own_kernels = raw_flops - products.gemm_flops();
     println!(
-        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M (of which {:.2} M the library runs on its sparse and direct kernels)",
+        "GEMM FLOPs per step: library {:.2} M, raw list {:.2} M (of which {:.2} M the library runs on its own kernels: sparse, direct, implicit)",
         lib_flops * 1e-6,
         raw_flops * 1e-6,
         own_kernels * 1e-6

@@ -742,6 +742,221 @@ mod simd {
         }
     }
 
+    /// Output channels one block of [`implicit_chunk_f32`] computes.
+    pub(super) const IMPLICIT_ROWS: usize = 8;
+
+    /// The shape [`implicit_chunk_f32`] works on: planes of `H×W` positions, input and output
+    /// alike (unit steps, a "same" padding), a `KH×KW` kernel with padding `(PH, PW)`.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Implicit {
+        pub h: usize,
+        pub w: usize,
+        pub kh: usize,
+        pub kw: usize,
+        pub ph: usize,
+        pub pw: usize,
+    }
+
+    /// Per tap `t = i·KW + j` and run `v` of sixteen of a chunk's `ld` positions (image
+    /// `q / (H·W)`, row and column from `q mod H·W`), the lanes whose position is below `ld`
+    /// and whose input row `oy + i − PH` and column `ox + j − PW` lie inside the image, at
+    /// `masks[t·runs + v]`.
+    pub(super) fn implicit_masks(k: &Implicit, ld: usize, masks: &mut Vec<u16>) {
+        let (runs, taps) = (ld.div_ceil(16), k.kh * k.kw);
+        masks.clear();
+        masks.resize(taps * runs, 0);
+        // the taps' rows and columns that lie inside the image for an output row or column
+        let inside =
+            |o: usize, pad: usize, len: usize, tap: usize| (o + tap).wrapping_sub(pad) < len;
+        let mut q = 0;
+        while q < ld {
+            for oy in 0..k.h {
+                for ox in 0..k.w {
+                    if q == ld {
+                        return;
+                    }
+                    let (run, bit) = (q / 16, 1u16 << (q % 16));
+                    for i in (0..k.kh).filter(|&i| inside(oy, k.ph, k.h, i)) {
+                        for j in (0..k.kw).filter(|&j| inside(ox, k.pw, k.w, j)) {
+                            masks[(i * k.kw + j) * runs + run] |= bit;
+                        }
+                    }
+                    q += 1;
+                }
+            }
+        }
+    }
+
+    /// `rows` output channels of a chunk of `nb` images, computed straight from the chunk's
+    /// input laid out channel by channel (`src[c·ld + q]`, `ld = nb·H·W`, the images side by
+    /// side) with no unfolding: `y[img][o][p] = Σ_c Σ_(i,j) w[o][c][i][j] · x[img][c][p +
+    /// (i − PH)·W + j − PW]`, the input zero where its row or column falls outside the
+    /// image. `packed` holds the weights in blocks of [`IMPLICIT_ROWS`] rows (see
+    /// `pack_implicit`), `masks` is [`implicit_masks`]'s for `ld`. The output is written to
+    /// `y` image by image (`y[(img·rows + o)·H·W + p]`, every element), with `bias[o]` added
+    /// and the ReLU applied if asked, as it is stored.
+    ///
+    /// A block of eight channels and two runs of sixteen positions accumulates in sixteen
+    /// registers over every input channel and tap: per step two masked loads of the input
+    /// and eight broadcast weights for sixteen multiply-adds, as a GEMM's micro-kernel, but
+    /// reading the input where it lies instead of an unfolded copy. On the `cnn` preset's
+    /// chunks (one thread) it ran at 225–240 GFLOP/s where the GEMM crate ran the unfolded
+    /// product at 180–220, and the unfolding itself (7–18 µs a chunk) is gone. Three runs
+    /// (24 accumulators) had the compiler store every accumulator to the stack after each
+    /// multiply-add: 75–84 GFLOP/s.
+    ///
+    /// # Panics
+    /// If the lengths do not fit, a plane has fewer than 16 positions or the CPU lacks
+    /// AVX-512F.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn implicit_chunk_f32(
+        k: &Implicit,
+        src: &[f32],
+        (cin, nb): (usize, usize),
+        packed: &[f32],
+        rows: usize,
+        masks: &[u16],
+        y: &mut [std::mem::MaybeUninit<f32>],
+        (bias, relu): (Option<&[f32]>, bool),
+    ) {
+        let (pp, taps) = (k.h * k.w, k.kh * k.kw);
+        let ld = nb * pp;
+        let runs = ld.div_ceil(16);
+        let blocks = rows.div_ceil(IMPLICIT_ROWS);
+        assert!(
+            std::arch::is_x86_feature_detected!("avx512f")
+                && pp >= 16
+                && src.len() >= cin * ld
+                && packed.len() == blocks * IMPLICIT_ROWS * cin * taps
+                && masks.len() == taps * runs
+                && y.len() == nb * rows * pp
+                && bias.is_none_or(|b| b.len() >= rows)
+                && k.ph < k.kh.max(1)
+                && k.pw < k.kw.max(1),
+            "conv2d: implicit kernel lengths"
+        );
+        let offs: Vec<isize> = (0..taps)
+            .map(|t| {
+                let (i, j) = (t / k.kw, t % k.kw);
+                (i * k.w + j) as isize - (k.ph * k.w + k.pw) as isize
+            })
+            .collect();
+        let out = Out {
+            y: y.as_mut_ptr().cast::<f32>(),
+            rows,
+            pp,
+            ld,
+            bias,
+            relu,
+        };
+        for b in 0..blocks {
+            let wp = &packed[b * IMPLICIT_ROWS * cin * taps..][..IMPLICIT_ROWS * cin * taps];
+            let mut v0 = 0;
+            while v0 < runs {
+                let vb = (runs - v0).min(2);
+                let at = (b * IMPLICIT_ROWS, v0);
+                // SAFETY: AVX-512F was detected and the lengths checked above (see
+                // `implicit_block`).
+                unsafe {
+                    match vb {
+                        2 => implicit_block::<2>(src, (cin, runs), &offs, masks, wp, &out, at),
+                        _ => implicit_block::<1>(src, (cin, runs), &offs, masks, wp, &out, at),
+                    }
+                }
+                v0 += vb;
+            }
+        }
+    }
+
+    /// Where [`implicit_block`] stores: the output of `rows` channels of `pp` positions per
+    /// image, the chunk's `ld` positions, the bias and the ReLU.
+    struct Out<'a> {
+        y: *mut f32,
+        rows: usize,
+        pp: usize,
+        ld: usize,
+        bias: Option<&'a [f32]>,
+        relu: bool,
+    }
+
+    /// Rows `o0..o0 + 8` (those below `rows`) and runs `v0..v0 + VB` of
+    /// [`implicit_chunk_f32`]. The rows' loop at the end runs all eight (skipping those past
+    /// `rows`) so that it unrolls and the accumulators stay in registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and [`implicit_chunk_f32`]'s checks hold; `v0 + VB ≤ runs`.
+    /// Lane `l` of run `v` is chunk position `q = 16·v + l`; for tap `t` it is loaded only
+    /// when its mask has it, so `q < ld` and its input row and column lie inside its image,
+    /// i.e. from `src[c·ld + q + offs[t]]`, in the same image's plane, in bounds; other
+    /// lanes' addresses are formed by wrapping arithmetic and neither read nor faulted on.
+    /// Stores write lanes `q < ld` of rows `o < rows`: position `q` is image `q / pp`'s
+    /// position `q mod pp`, at `(img·rows + o)·pp + q mod pp < nb·rows·pp`; a run that
+    /// crosses into the next image stores its two parts separately.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn implicit_block<const VB: usize>(
+        src: &[f32],
+        (cin, runs): (usize, usize),
+        offs: &[isize],
+        masks: &[u16],
+        wp: &[f32],
+        out: &Out,
+        (o0, v0): (usize, usize),
+    ) {
+        let zero = _mm512_setzero_ps();
+        let mut acc = [[zero; VB]; IMPLICIT_ROWS];
+        let mut wq = wp.as_ptr();
+        for c in 0..cin {
+            let base = src.as_ptr().wrapping_add(c * out.ld + 16 * v0);
+            for (t, &off) in offs.iter().enumerate() {
+                let s = base.wrapping_offset(off);
+                let mut xv = [zero; VB];
+                for (v, xv) in xv.iter_mut().enumerate() {
+                    *xv = _mm512_maskz_loadu_ps(
+                        *masks.get_unchecked(t * runs + v0 + v),
+                        s.wrapping_add(16 * v),
+                    );
+                }
+                for acc in acc.iter_mut() {
+                    let wv = _mm512_set1_ps(*wq);
+                    wq = wq.add(1);
+                    for (a, &x) in acc.iter_mut().zip(&xv) {
+                        *a = _mm512_fmadd_ps(x, wv, *a);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let o = o0 + r;
+            if o >= out.rows {
+                continue;
+            }
+            let b = _mm512_set1_ps(out.bias.map_or(0.0, |b| *b.get_unchecked(o)));
+            for (v, &a) in acc.iter().enumerate() {
+                let q = 16 * (v0 + v);
+                let valid = (out.ld - q).min(16);
+                let (img, pos) = (q / out.pp, q % out.pp);
+                let first = (out.pp - pos).min(valid);
+                let a = if out.bias.is_some() {
+                    _mm512_add_ps(a, b)
+                } else {
+                    a
+                };
+                // `max(a, 0)` is 0 for NaN as `relu_of` is (the maximum takes its second
+                // operand when either is NaN)
+                let a = if out.relu { _mm512_max_ps(a, zero) } else { a };
+                let at = out.y.add((img * out.rows + o) * out.pp + pos);
+                _mm512_mask_storeu_ps(at, lanes(0, first), a);
+                if valid > first {
+                    let next = out
+                        .y
+                        .add(((img + 1) * out.rows + o) * out.pp)
+                        .wrapping_sub(first);
+                    _mm512_mask_storeu_ps(next, lanes(first, valid), a);
+                }
+            }
+        }
+    }
+
     /// The longest output row the direct kernels take: two vectors.
     pub(super) const DIRECT_MAX_WO: usize = 32;
 
@@ -1428,6 +1643,149 @@ fn plane_forward<E: Element>(
         y.len(),
         bias.map(|b| b.len())
     );
+}
+
+/// Whether a chunk of several images runs its forward pass and input gradient on the implicit
+/// kernel (`simd::implicit_chunk_f32`) rather than unfolding and GEMM: one group, unit steps,
+/// an output as large as the input (a "same" padding, so that each tap reads the input at a
+/// fixed offset from the output position), more than one input channel, planes of at least
+/// 16 positions, `f32` on AVX-512F.
+fn implicit_applies<E: Element>(g: &Geom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        g.p.groups == 1
+            && g.unit_steps()
+            && g.ho == g.h
+            && g.wo == g.w
+            && g.h * g.w >= 16
+            && g.c > 1
+            && g.kh * g.kw > 0
+            && simd::usable::<E>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// Whether a convolution of input shape `x` and weight shape `w` with `p` runs the forward
+/// pass and input gradient of its chunks of several images on the implicit kernel rather
+/// than im2col + GEMM (for benchmarks that list the step's GEMM calls). False for shapes
+/// that do not fit.
+pub fn runs_implicit<E: Element>(x: &[usize], w: &[usize], p: Conv2dParams) -> bool {
+    Geom::new(x, w, p).is_ok_and(|g| implicit_applies::<E>(&g))
+}
+
+/// The weights and geometry of the implicit kernel for the forward pass (`flip` false: the
+/// rows are the output channels, `w[o][c][t]`) or for the input gradient (`flip`: the rows
+/// are the input channels and the taps turned around, `w[o][c][taps − 1 − t]` for row `c`
+/// and channel `o`, with the padding `K − 1 − P`: the convolution that takes `dY` to `dX`).
+/// Blocks of [`simd::IMPLICIT_ROWS`] rows, in each the rows' weights for one channel and tap
+/// side by side, zero for rows past the last. Only where [`implicit_applies`].
+#[cfg(target_arch = "x86_64")]
+fn implicit_weights(g: &Geom, w: &[f32], flip: bool) -> (simd::Implicit, Vec<f32>) {
+    const R: usize = simd::IMPLICIT_ROWS;
+    let taps = g.kh * g.kw;
+    let (rows, cin) = if flip { (g.c, g.o) } else { (g.o, g.c) };
+    let mut packed = vec![0.0f32; rows.div_ceil(R) * R * cin * taps];
+    for r in 0..rows {
+        for c in 0..cin {
+            for t in 0..taps {
+                let v = if flip {
+                    w[(c * g.c + r) * taps + taps - 1 - t]
+                } else {
+                    w[(r * g.c + c) * taps + t]
+                };
+                packed[((r / R * cin + c) * taps + t) * R + r % R] = v;
+            }
+        }
+    }
+    let (ph, pw) = g.p.padding;
+    let k = simd::Implicit {
+        h: g.h,
+        w: g.w,
+        kh: g.kh,
+        kw: g.kw,
+        ph: if flip { g.kh - 1 - ph } else { ph },
+        pw: if flip { g.kw - 1 - pw } else { pw },
+    };
+    (k, packed)
+}
+
+/// The implicit kernel's weights for `E` (only `f32` takes it; `None` for others).
+struct ImplicitWeights {
+    #[cfg(target_arch = "x86_64")]
+    k: simd::Implicit,
+    #[cfg(target_arch = "x86_64")]
+    packed: Vec<f32>,
+    /// The masks of a chunk of `full` images, shared by every chunk of that many.
+    #[cfg(target_arch = "x86_64")]
+    masks: (usize, Vec<u16>),
+}
+
+impl ImplicitWeights {
+    /// [`implicit_weights`] where [`implicit_applies`], else `None`.
+    fn new<E: Element>(g: &Geom, w: &[E], flip: bool) -> Option<ImplicitWeights> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            implicit_applies::<E>(g).then(|| {
+                let (k, packed) = implicit_weights(g, as_f32(w), flip);
+                let full = g.chunk_images().min(g.n);
+                let mut masks = Vec::new();
+                simd::implicit_masks(&k, full * g.h * g.w, &mut masks);
+                ImplicitWeights {
+                    k,
+                    packed,
+                    masks: (full, masks),
+                }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (g, w, flip);
+            None
+        }
+    }
+
+    /// `rows` channels of a chunk of `nb` images from `src` (its `cin` channels, each the
+    /// images' planes side by side) into `y` (image by image), with the bias and ReLU.
+    fn chunk<E: Element>(
+        &self,
+        src: &[E],
+        (cin, nb): (usize, usize),
+        rows: usize,
+        y: &mut [MaybeUninit<E>],
+        (bias, relu): (Option<&[E]>, bool),
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut own = Vec::new();
+            let masks = if nb == self.masks.0 {
+                &self.masks.1
+            } else {
+                simd::implicit_masks(&self.k, nb * self.k.h * self.k.w, &mut own);
+                &own
+            };
+            simd::implicit_chunk_f32(
+                &self.k,
+                as_f32(src),
+                (cin, nb),
+                &self.packed,
+                rows,
+                masks,
+                uninit_f32(y),
+                (bias.map(as_f32), relu),
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "conv2d: no implicit kernel ({}, {cin}, {nb}, {rows}, {}, {:?}, {relu})",
+            src.len(),
+            y.len(),
+            bias.map(|b| b.len())
+        );
+    }
 }
 
 /// Whether a convolution of input shape `x` and weight shape `w` with `p` runs its forward
@@ -2137,6 +2495,9 @@ fn forward<E: Element>(
     // the kept columns are the unfolded images, so a kept forward pass unfolds them
     let direct = !keep && direct_applies::<E>(&g);
     let plane = !keep && plane_direct::<E>(&g);
+    let implicit = (!keep && !direct && g.n > 1)
+        .then(|| ImplicitWeights::new(&g, wd, false))
+        .flatten();
     // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
     // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
     // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
@@ -2230,6 +2591,18 @@ fn forward<E: Element>(
                 let yi = unsafe { &mut *(yi as *mut [MaybeUninit<E>] as *mut [E]) };
                 bias_relu_rows(yi, pp, bias, relu);
             }
+            return;
+        }
+        if let Some(iw) = &implicit {
+            // the chunk's images channel by channel, each channel's planes side by side
+            let src = &mut col[..g.c * ld];
+            for c in 0..g.c {
+                for k in 0..nb {
+                    src[c * ld + k * pp..][..pp]
+                        .copy_from_slice(&xd[(i0 + k) * img_len + c * pp..][..pp]);
+                }
+            }
+            iw.chunk(src, (g.c, nb), g.o, yc, (bias, relu));
             return;
         }
         unfold(col);
@@ -2407,7 +2780,9 @@ fn backward<E: Element>(
         }
     }
     let direct = want.1 && kept.is_none() && direct_applies::<E>(&g);
-    let one_chunk = |scratch: &mut Scratch<E>, (c, dxc): (usize, Option<&mut [MaybeUninit<E>]>)| {
+    let implicit = want.0.then(|| ImplicitWeights::new(&g, wd, true)).flatten();
+    let one_chunk = |scratch: &mut Scratch<E>,
+                     (c, mut dxc): (usize, Option<&mut [MaybeUninit<E>]>)| {
         let i0 = c * cb;
         let nb = cb.min(g.n - i0);
         let ld = nb * pp;
@@ -2467,6 +2842,10 @@ fn backward<E: Element>(
                 acc
             })
         });
+        if let (Some(dxc), Some(iw)) = (dxc.as_deref_mut(), &implicit) {
+            iw.chunk(dyc, (g.o, nb), g.c, dxc, (None, false));
+            return acc;
+        }
         if let Some(dxc) = dxc {
             let dcol = scratch.dcol.get(ckk * ld);
             for k in 0..groups {
@@ -3028,6 +3407,60 @@ mod tests {
             .zip(b.to_vec())
             .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         diff / scale
+    }
+
+    #[test]
+    fn chunks_of_images_on_the_implicit_kernel_match_f64() {
+        // (batch, input [C, H, W], weight [O, KH, KW], padding): the `cnn` preset's second and
+        // third layers (chunks of four and eight images, runs of sixteen positions crossing
+        // from image to image; a last chunk of three images, and of one, which the forward
+        // pass runs on the one-image path), a 4×4 plane (a run is one image), odd sizes and
+        // channel counts off the block of eight, 5×5, 1×1 and a 3×1 kernel
+        type Case = (usize, [usize; 3], [usize; 3], (usize, usize));
+        let cases: &[Case] = &[
+            (11, [16, 14, 14], [32, 3, 3], (1, 1)),
+            (17, [32, 7, 7], [64, 3, 3], (1, 1)),
+            (5, [3, 4, 4], [5, 3, 3], (1, 1)),
+            (7, [2, 5, 7], [11, 3, 3], (1, 1)),
+            (3, [9, 6, 6], [3, 5, 5], (2, 2)),
+            (4, [6, 5, 5], [10, 1, 1], (0, 0)),
+            (6, [4, 6, 5], [7, 3, 1], (1, 0)),
+        ];
+        let mut rng = Rng::seed(41);
+        for &(n, [c, h, w], [o, kh, kw], padding) in cases {
+            let p = Conv2dParams {
+                padding,
+                ..Default::default()
+            };
+            assert!(
+                runs_implicit::<f32>(&[n, c, h, w], &[o, c, kh, kw], p)
+                    == std::arch::is_x86_feature_detected!("avx512f"),
+                "{n} {c} {h} {w} {o} {kh} {kw}"
+            );
+            let x = Tensor::<f64>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
+            let wt = Tensor::<f64>::rand_normal(&[o, c, kh, kw], 0.0, 1.0, &mut rng);
+            let b = Tensor::<f64>::rand_normal(&[o], 0.0, 1.0, &mut rng);
+            let dy = Tensor::<f64>::rand_normal(&[n, o, h, w], 0.0, 1.0, &mut rng);
+            let (x32, w32, b32, dy32) = (
+                x.cast::<f32>(),
+                wt.cast::<f32>(),
+                b.cast::<f32>(),
+                dy.cast::<f32>(),
+            );
+            let want = conv2d_direct(&x, &wt, Some(&b), p);
+            let got = conv2d_forward(&x32, &w32, Some(&b32), p);
+            let e = rel_err(&got, &want);
+            assert!(e < 1e-5, "forward {n} {c} {h} {w} {o} {kh} {kw}: {e}");
+            let relu = try_conv2d_forward_relu(&x32, &w32, Some(&b32), p, true).unwrap();
+            let want_relu = want.map(|v| v.max(0.0));
+            let e = rel_err(&relu, &want_relu);
+            assert!(e < 1e-5, "relu {n} {c} {h} {w} {o} {kh} {kw}: {e}");
+            let (dx_want, _, _) = conv2d_backward(&x, &wt, &dy, p, (true, false, false));
+            let (dx, dw, _) = conv2d_backward(&x32, &w32, &dy32, p, (true, true, false));
+            let e = rel_err(&dx.unwrap(), &dx_want.unwrap());
+            assert!(e < 1e-5, "dx {n} {c} {h} {w} {o} {kh} {kw}: {e}");
+            assert_eq!(dw.unwrap().shape(), [o, c, kh, kw]);
+        }
     }
 
     #[test]
