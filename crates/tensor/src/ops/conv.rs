@@ -2297,6 +2297,8 @@ fn batch_relu_maxpool<E: Element>(
     let img_len = g.c * g.h * g.w;
     let (per, pwo) = (shape[2] * shape[3], shape[3]);
     let out_img = g.o * per;
+    // the implicit kernel's weights, made once for every chunk
+    let implicit = ImplicitWeights::new(g, w.data(), false);
     let mut y = vec![E::ZERO; g.n * out_img];
     y.par_chunks_mut(cb * out_img)
         .enumerate()
@@ -2307,7 +2309,7 @@ fn batch_relu_maxpool<E: Element>(
                 vec![nb, g.c, g.h, g.w],
             );
             // one chunk: `forward` runs it on this thread, without handing it to the pool
-            let conv = forward(&xs, w, b, g.p, false, relu)?.0;
+            let conv = forward_sharing(&xs, w, b, g.p, (false, relu), implicit.as_ref())?.0;
             with_scratch(|s: &mut Scratch<E>| {
                 s.idx.resize(per, 0);
                 max_pool_planes(pool, conv.data(), (g.ho, g.wo, pwo), yc, &mut s.idx);
@@ -2470,6 +2472,19 @@ fn forward<E: Element>(
     keep: bool,
     relu: bool,
 ) -> Result<(Tensor<E>, Option<Vec<E>>)> {
+    forward_sharing(x, w, b, p, (keep, relu), None)
+}
+
+/// [`forward`], with the implicit kernel's weights already made for `w` (by a caller that
+/// runs a batch chunk by chunk, so that each chunk does not pack them again).
+fn forward_sharing<E: Element>(
+    x: &Tensor<E>,
+    w: &Tensor<E>,
+    b: Option<&Tensor<E>>,
+    p: Conv2dParams,
+    (keep, relu): (bool, bool),
+    shared: Option<&ImplicitWeights>,
+) -> Result<(Tensor<E>, Option<Vec<E>>)> {
     let g = Geom::new(x.shape(), w.shape(), p)?;
     check_bias(&g, w, b)?;
     let (pp, ckk, groups) = (g.positions(), g.ckk(), p.groups);
@@ -2495,9 +2510,15 @@ fn forward<E: Element>(
     // the kept columns are the unfolded images, so a kept forward pass unfolds them
     let direct = !keep && direct_applies::<E>(&g);
     let plane = !keep && plane_direct::<E>(&g);
-    let implicit = (!keep && !direct && g.n > 1)
-        .then(|| ImplicitWeights::new(&g, wd, false))
-        .flatten();
+    let own;
+    let implicit = match shared {
+        _ if keep || direct || g.n < 2 => None,
+        Some(iw) => Some(iw),
+        None => {
+            own = ImplicitWeights::new(&g, wd, false);
+            own.as_ref()
+        }
+    };
     // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
     // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
     // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
@@ -2593,7 +2614,7 @@ fn forward<E: Element>(
             }
             return;
         }
-        if let Some(iw) = &implicit {
+        if let Some(iw) = implicit {
             // the chunk's images channel by channel, each channel's planes side by side
             let src = &mut col[..g.c * ld];
             for c in 0..g.c {
