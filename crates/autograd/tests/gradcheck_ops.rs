@@ -445,6 +445,35 @@ fn fused_batch_norm_and_channel_affine() {
 }
 
 #[test]
+fn a_frozen_first_layer_weight_takes_the_two_ops_and_gets_no_gradient() {
+    use backprop_tensor::Conv2dParams;
+    let cp = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let p = Pool2dParams::square(2);
+    let x = Var::constant(normal(&[3, 1, 6, 6], 70));
+    let (g, b) = (
+        Var::parameter(normal(&[2], 71)),
+        Var::parameter(normal(&[2], 72)),
+    );
+    let w = normal(&[2, 1, 3, 3], 73);
+    let (trained, frozen) = (Var::parameter(w.clone()), Var::constant(w));
+    let (y1, m1, v1) = x.conv2d_batch_norm_relu_max_pool(&trained, None, &g, &b, 1e-5, (cp, p));
+    let (y2, m2, v2) = x.conv2d_batch_norm_relu_max_pool(&frozen, None, &g, &b, 1e-5, (cp, p));
+    assert_eq!(y1.op_name(), Some("conv2d_batch_norm_relu_max_pool"));
+    // the two ops: batch norm, ReLU and max pooling after the convolution
+    assert_eq!(y2.op_name(), Some("batch_norm_relu_max_pool"));
+    assert_eq!(y1.value().to_vec(), y2.value().to_vec());
+    assert_eq!((m1.to_vec(), v1.to_vec()), (m2.to_vec(), v2.to_vec()));
+    let (g1, g2) = (y1.mul(&y1).sum().backward(), y2.mul(&y2).sum().backward());
+    assert!(g1.get(&trained).is_some() && g2.get(&frozen).is_none());
+    for v in [&g, &b] {
+        assert_eq!(g1.get(v).unwrap().to_vec(), g2.get(v).unwrap().to_vec());
+    }
+}
+
+#[test]
 fn the_first_layers_fused_convolution_batch_norm_relu_and_max_pool() {
     use backprop_tensor::Conv2dParams;
     // the input is data (needs no gradient): the fused backward pass; one input channel on

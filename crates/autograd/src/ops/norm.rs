@@ -125,7 +125,9 @@ impl<E: Element> Var<E> {
 
     /// [`Var::conv2d`] (weight `w`, bias `b`, parameters `cp`) followed by
     /// [`Var::batch_norm_relu_max_pool`], as one op when this input needs no gradient (a
-    /// network's first layer, on its data): the backward pass then makes each plane of the
+    /// network's first layer, on its data) and the weight does (a frozen weight takes the
+    /// two ops, whose backward pass then skips the weight's gradient): the backward pass
+    /// then makes each plane of the
     /// convolution's output gradient in cache and adds it straight into the weight's
     /// gradient, instead of writing the whole gradient out for the convolution to read back
     /// (`backprop_tensor::conv2d_batch_norm_relu_max_pool_backward`). The same values as the
@@ -161,7 +163,7 @@ impl<E: Element> Var<E> {
         eps: f64,
         (cp, p): (Conv2dParams, Pool2dParams),
     ) -> (Var<E>, Tensor<E>, Tensor<E>) {
-        if self.requires_grad() || cp.groups != 1 {
+        if self.requires_grad() || !w.requires_grad() || cp.groups != 1 {
             return self
                 .conv2d(w, b, cp)
                 .batch_norm_relu_max_pool(gamma, beta, eps, p);
