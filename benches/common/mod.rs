@@ -75,8 +75,8 @@ pub struct Product {
     pub fused: bool,
     /// The library computes this product (a convolution's forward pass over a chunk of
     /// several images, or its input gradient) with its implicit kernel
-    /// (`crates/tensor/src/ops/conv.rs`, `runs_implicit`), reading the images or `dY` where
-    /// they lie instead of unfolding them; the raw step runs it as the GEMM of the unfolded
+    /// (`crates/tensor/src/ops/conv.rs`, `runs_implicit`), reading a channel-major copy of
+    /// the images (or the gathered `dY`) at each tap's offset instead of unfolding them; the raw step runs it as the GEMM of the unfolded
     /// images (the input gradient: `Wᵀ·dY`, as before col2im).
     pub implicit: bool,
 }

@@ -1,8 +1,10 @@
 //! Convolution and pooling.
 //!
 //! Gradients (kernels in `backprop_tensor::ops::conv` and `::pool`): for `y = conv(x, w) + b`,
-//! `dw = Σ_images dY·colᵀ`, `dx = col2im(Wᵀ·dY)`, `db = Σ dY` (the backward pass unfolds
-//! the images again, chunk by chunk in cache); max pooling sends each
+//! `dw = Σ_images dY·colᵀ`, `dx = col2im(Wᵀ·dY)` (for a "same" convolution with unit steps
+//! on AVX-512F, in `f32`, the convolution of `dY` with the weights turned around, without
+//! unfolding), `db = Σ dY` (the backward pass unfolds the images again, chunk by chunk in
+//! cache); max pooling sends each
 //! output's gradient to its window's first maximum; average pooling spreads `dy/(KH·KW)`
 //! over the window.
 

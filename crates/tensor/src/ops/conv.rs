@@ -27,7 +27,12 @@
 //! backward pass, plane by plane (see `ChannelWeightGrad`). One image of several input
 //! channels on a "same"
 //! convolution of small planes (the `cnn` preset's second and third layers) does not unfold
-//! either: a direct kernel reads each tap's shifted plane (see `plane_direct`). One image
+//! either: a direct kernel reads each tap's shifted plane (see `plane_direct`). Chunks of
+//! several such images, in `f32` on AVX-512F, go to the implicit kernel (see
+//! `implicit_applies`), which reads a channel-major copy of the chunk (a ninth of what
+//! unfolding writes) at each tap's fixed offset; so does the input gradient of any chunk, as
+//! the convolution of `dY` with the weights turned around, with no `Wᵀ·dY` product and no
+//! col2im. Only the weight gradient still unfolds there. One image
 //! inside [`team::scope`] splits its products with the partner thread: by bands of output
 //! rows when max pooling follows and the image unfolds (each thread unfolding only its
 //! band), else by output channels.
@@ -747,7 +752,7 @@ mod simd {
 
     /// The shape [`implicit_chunk_f32`] works on: planes of `H×W` positions, input and output
     /// alike (unit steps, a "same" padding), a `KH×KW` kernel with padding `(PH, PW)`.
-    #[derive(Debug, Clone, Copy)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(super) struct Implicit {
         pub h: usize,
         pub w: usize,
@@ -757,14 +762,30 @@ mod simd {
         pub pw: usize,
     }
 
+    /// The lanes [`implicit_chunk_f32`] loads for the shape `k` and a chunk of `ld`
+    /// positions: made only by [`implicit_masks`], which records both, so that the kernel
+    /// can check it was given the masks of its own shape (its loads stay in bounds only
+    /// with those).
+    pub(super) struct ImplicitMasks {
+        k: Implicit,
+        ld: usize,
+        bits: Vec<u16>,
+    }
+
+    impl ImplicitMasks {
+        /// The chunk's positions these masks were made for.
+        pub(super) fn positions(&self) -> usize {
+            self.ld
+        }
+    }
+
     /// Per tap `t = i·KW + j` and run `v` of sixteen of a chunk's `ld` positions (image
     /// `q / (H·W)`, row and column from `q mod H·W`), the lanes whose position is below `ld`
     /// and whose input row `oy + i − PH` and column `ox + j − PW` lie inside the image, at
-    /// `masks[t·runs + v]`.
-    pub(super) fn implicit_masks(k: &Implicit, ld: usize, masks: &mut Vec<u16>) {
+    /// `bits[t·runs + v]`.
+    pub(super) fn implicit_masks(k: &Implicit, ld: usize) -> ImplicitMasks {
         let (runs, taps) = (ld.div_ceil(16), k.kh * k.kw);
-        masks.clear();
-        masks.resize(taps * runs, 0);
+        let mut masks = vec![0u16; taps * runs];
         // the taps' rows and columns that lie inside the image for an output row or column
         let inside =
             |o: usize, pad: usize, len: usize, tap: usize| (o + tap).wrapping_sub(pad) < len;
@@ -773,7 +794,7 @@ mod simd {
             for oy in 0..k.h {
                 for ox in 0..k.w {
                     if q == ld {
-                        return;
+                        break;
                     }
                     let (run, bit) = (q / 16, 1u16 << (q % 16));
                     for i in (0..k.kh).filter(|&i| inside(oy, k.ph, k.h, i)) {
@@ -785,6 +806,11 @@ mod simd {
                 }
             }
         }
+        ImplicitMasks {
+            k: *k,
+            ld,
+            bits: masks,
+        }
     }
 
     /// `rows` output channels of a chunk of `nb` images, computed straight from the chunk's
@@ -792,7 +818,7 @@ mod simd {
     /// side) with no unfolding: `y[img][o][p] = Σ_c Σ_(i,j) w[o][c][i][j] · x[img][c][p +
     /// (i − PH)·W + j − PW]`, the input zero where its row or column falls outside the
     /// image. `packed` holds the weights in blocks of [`IMPLICIT_ROWS`] rows (see
-    /// `pack_implicit`), `masks` is [`implicit_masks`]'s for `ld`. The output is written to
+    /// `implicit_weights`), `masks` is [`implicit_masks`]'s for `k` and `ld`. The output is written to
     /// `y` image by image (`y[(img·rows + o)·H·W + p]`, every element), with `bias[o]` added
     /// and the ReLU applied if asked, as it is stored.
     ///
@@ -815,7 +841,7 @@ mod simd {
         (cin, nb): (usize, usize),
         packed: &[f32],
         rows: usize,
-        masks: &[u16],
+        masks: &ImplicitMasks,
         y: &mut [std::mem::MaybeUninit<f32>],
         (bias, relu): (Option<&[f32]>, bool),
     ) {
@@ -823,16 +849,17 @@ mod simd {
         let ld = nb * pp;
         let runs = ld.div_ceil(16);
         let blocks = rows.div_ceil(IMPLICIT_ROWS);
+        let bits = &masks.bits;
         assert!(
             std::arch::is_x86_feature_detected!("avx512f")
                 && pp >= 16
                 && src.len() >= cin * ld
                 && packed.len() == blocks * IMPLICIT_ROWS * cin * taps
-                && masks.len() == taps * runs
+                && masks.k == *k
+                && masks.ld == ld
+                && masks.bits.len() == taps * runs
                 && y.len() == nb * rows * pp
-                && bias.is_none_or(|b| b.len() >= rows)
-                && k.ph < k.kh.max(1)
-                && k.pw < k.kw.max(1),
+                && bias.is_none_or(|b| b.len() >= rows),
             "conv2d: implicit kernel lengths"
         );
         let offs: Vec<isize> = (0..taps)
@@ -859,8 +886,8 @@ mod simd {
                 // `implicit_block`).
                 unsafe {
                     match vb {
-                        2 => implicit_block::<2>(src, (cin, runs), &offs, masks, wp, &out, at),
-                        _ => implicit_block::<1>(src, (cin, runs), &offs, masks, wp, &out, at),
+                        2 => implicit_block::<2>(src, (cin, runs), &offs, bits, wp, &out, at),
+                        _ => implicit_block::<1>(src, (cin, runs), &offs, bits, wp, &out, at),
                     }
                 }
                 v0 += vb;
@@ -1719,9 +1746,9 @@ struct ImplicitWeights {
     k: simd::Implicit,
     #[cfg(target_arch = "x86_64")]
     packed: Vec<f32>,
-    /// The masks of a chunk of `full` images, shared by every chunk of that many.
+    /// The masks of a full chunk's positions, shared by every chunk of that many images.
     #[cfg(target_arch = "x86_64")]
-    masks: (usize, Vec<u16>),
+    masks: simd::ImplicitMasks,
 }
 
 impl ImplicitWeights {
@@ -1732,13 +1759,8 @@ impl ImplicitWeights {
             implicit_applies::<E>(g).then(|| {
                 let (k, packed) = implicit_weights(g, as_f32(w), flip);
                 let full = g.chunk_images().min(g.n);
-                let mut masks = Vec::new();
-                simd::implicit_masks(&k, full * g.h * g.w, &mut masks);
-                ImplicitWeights {
-                    k,
-                    packed,
-                    masks: (full, masks),
-                }
+                let masks = simd::implicit_masks(&k, full * g.h * g.w);
+                ImplicitWeights { k, packed, masks }
             })
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -1760,11 +1782,12 @@ impl ImplicitWeights {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            let mut own = Vec::new();
-            let masks = if nb == self.masks.0 {
-                &self.masks.1
+            let ld = nb * self.k.h * self.k.w;
+            let own;
+            let masks = if ld == self.masks.positions() {
+                &self.masks
             } else {
-                simd::implicit_masks(&self.k, nb * self.k.h * self.k.w, &mut own);
+                own = simd::implicit_masks(&self.k, ld);
                 &own
             };
             simd::implicit_chunk_f32(
@@ -2132,7 +2155,8 @@ impl Geom {
     }
 }
 
-/// The forward convolution, `y = conv(x, w) + b`, through im2col + GEMM.
+/// The forward convolution, `y = conv(x, w) + b`, through im2col + GEMM (or the direct,
+/// plane and implicit kernels where they apply; see the module's documentation).
 ///
 /// # Panics
 /// If the shapes do not fit (the message names `conv2d` and both shapes).
@@ -2278,8 +2302,8 @@ pub fn try_conv2d_forward_relu_maxpool<E: Element>(
     Ok(Tensor::from_parts(y, shape))
 }
 
-/// [`try_conv2d_forward_relu_maxpool`] of a batch: the images in chunks (as many as one GEMM
-/// of the forward pass takes, [`Geom::chunk_images`]) spread over the pool, each chunk
+/// [`try_conv2d_forward_relu_maxpool`] of a batch: the images in chunks (as many as one
+/// chunk of the forward pass holds, [`Geom::chunk_images`]) spread over the pool, each chunk
 /// convolved into a buffer that stays in the core's cache and pooled from there, so the
 /// full-size output is never written out and read back (for the `cnn` preset's first layer
 /// at batch 256, 12.8 MB). The values are those of the convolution and the pooling one
@@ -2297,8 +2321,10 @@ fn batch_relu_maxpool<E: Element>(
     let img_len = g.c * g.h * g.w;
     let (per, pwo) = (shape[2] * shape[3], shape[3]);
     let out_img = g.o * per;
-    // the implicit kernel's weights, made once for every chunk
-    let implicit = ImplicitWeights::new(g, w.data(), false);
+    // the implicit kernel's weights, made once for every chunk (of several images)
+    let implicit = (cb > 1)
+        .then(|| ImplicitWeights::new(g, w.data(), false))
+        .flatten();
     let mut y = vec![E::ZERO; g.n * out_img];
     y.par_chunks_mut(cb * out_img)
         .enumerate()
@@ -2500,7 +2526,7 @@ fn forward_sharing<E: Element>(
         }
         return Ok((Tensor::from_parts(y, vec![g.n, g.o, g.ho, g.wo]), cols));
     }
-    // written in full by the GEMMs below, so not zero-filled first
+    // written in full by the GEMMs or kernels below, so not zero-filled first
     let mut y: Vec<E> = Vec::with_capacity(len);
     let yu = &mut y.spare_capacity_mut()[..len];
     let (xd, wd) = (x.data(), w.data());
@@ -2512,7 +2538,7 @@ fn forward_sharing<E: Element>(
     let plane = !keep && plane_direct::<E>(&g);
     let own;
     let implicit = match shared {
-        _ if keep || direct || g.n < 2 => None,
+        _ if keep || direct || g.chunk_images().min(g.n) < 2 => None,
         Some(iw) => Some(iw),
         None => {
             own = ImplicitWeights::new(&g, wd, false);
@@ -2522,6 +2548,8 @@ fn forward_sharing<E: Element>(
     // One chunk: the images from i0 that `yc` holds, unfolded side by side into `col`
     // ([C·KH·KW, nb·HO·WO]), multiplied by W in one GEMM per group; with several images the
     // product goes to `tmp` ([O, nb·HO·WO]) and each image's planes are copied out of it.
+    // Several images on the implicit kernel are instead copied channel by channel into
+    // `col` ([C, nb·H·W]) and convolved from there straight into `yc`.
     let one_chunk = |i0: usize, yc: &mut [MaybeUninit<E>], col: &mut [E], tmp: &mut Vec<E>| {
         let nb = yc.len() / (g.o * pp);
         let ld = nb * pp;
@@ -2783,7 +2811,8 @@ fn backward<E: Element>(
     }
     // The images in the forward pass's chunks (fixed by the shapes, so the sums do not
     // depend on the thread count), each chunk's dY gathered side by side ([O, nb·HO·WO]):
-    // one GEMM per group for the chunk's share of dWᵀ, one for its unfolded dX.
+    // one GEMM per group for the chunk's share of dWᵀ, one for its unfolded dX (or, where
+    // the implicit kernel applies, dX straight from the gathered dY).
     let cb = g.chunk_images();
     let chunks = g.n.div_ceil(cb);
     let dx_len = if want.0 { g.n * img_len } else { 0 };
@@ -2896,7 +2925,8 @@ fn backward<E: Element>(
         .collect();
     let dx = want.0.then(|| {
         // SAFETY: the chunks' parts tile the `n·img_len` elements, and each part's images
-        // were zeroed in full before col2im added to them.
+        // were either written in full by the implicit kernel or zeroed in full before
+        // col2im added to them.
         unsafe { dx.set_len(dx_len) };
         Tensor::from_parts(dx, x.shape().to_vec())
     });
@@ -3431,6 +3461,53 @@ mod tests {
     }
 
     #[test]
+    fn the_implicit_kernel_writes_every_element_of_its_chunk_and_nothing_past_it() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            let mut rng = Rng::seed(43);
+            let same = Conv2dParams {
+                padding: (1, 1),
+                ..Default::default()
+            };
+            // (images, channels, plane, output channels): runs crossing from image to image,
+            // a last run cut short, one image, rows off the block of eight
+            for (nb, c, h, o) in [
+                (3usize, 5usize, 7usize, 11usize),
+                (4, 2, 5, 8),
+                (1, 3, 6, 3),
+            ] {
+                let x = Tensor::<f64>::rand_normal(&[nb, c, h, h], 0.0, 1.0, &mut rng);
+                let w = Tensor::<f64>::rand_normal(&[o, c, 3, 3], 0.0, 1.0, &mut rng);
+                let g = Geom::new(x.shape(), w.shape(), same).unwrap();
+                let iw = ImplicitWeights::new(&g, w.cast::<f32>().data(), false).unwrap();
+                let (pp, xs) = (h * h, x.cast::<f32>());
+                // the chunk channel by channel, each channel's planes side by side
+                let mut src = vec![0.0f32; c * nb * pp];
+                for ci in 0..c {
+                    for k in 0..nb {
+                        src[(ci * nb + k) * pp..][..pp]
+                            .copy_from_slice(&xs.data()[(k * c + ci) * pp..][..pp]);
+                    }
+                }
+                let want = conv2d_direct(&x, &w, None, same).map(|v| v.max(0.0));
+                let len = nb * o * pp;
+                let mut y = vec![MaybeUninit::new(f32::NAN); len + 16];
+                iw.chunk(&src, (c, nb), o, &mut y[..len], (None, true));
+                // SAFETY: every element was initialised (to NaN) before the call.
+                let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
+                assert!(y[len..].iter().all(|v| v.is_nan()), "written past the end");
+                assert!(
+                    y[..len].iter().all(|v| v.is_finite()),
+                    "an element left unwritten"
+                );
+                let got = Tensor::from_parts(y[..len].to_vec(), vec![nb, o, h, h]);
+                let e = rel_err(&got, &want);
+                assert!(e < 1e-5, "{nb} {c} {h} {o}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn chunks_of_images_on_the_implicit_kernel_match_f64() {
         // (batch, input [C, H, W], weight [O, KH, KW], padding): the `cnn` preset's second and
         // third layers (chunks of four and eight images, runs of sixteen positions crossing
@@ -3453,9 +3530,12 @@ mod tests {
                 padding,
                 ..Default::default()
             };
+            #[cfg(target_arch = "x86_64")]
+            let has = std::arch::is_x86_feature_detected!("avx512f");
+            #[cfg(not(target_arch = "x86_64"))]
+            let has = false;
             assert!(
-                runs_implicit::<f32>(&[n, c, h, w], &[o, c, kh, kw], p)
-                    == std::arch::is_x86_feature_detected!("avx512f"),
+                runs_implicit::<f32>(&[n, c, h, w], &[o, c, kh, kw], p) == has,
                 "{n} {c} {h} {w} {o} {kh} {kw}"
             );
             let x = Tensor::<f64>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
